@@ -1,0 +1,209 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BoxKeyPair } from '../crypto/nacl.ts';
+import { formatFlagHelp } from './cli-args.ts';
+import { CliError, type CliIo, type Command, EXIT_OK } from './cli.ts';
+import { SERVE_FLAGS, type ServeConfig, parseServeConfig } from './config.ts';
+import { createHttpHandler, securityHeaders } from './http.ts';
+import { KeyFileError, loadOrCreateKeyFile } from './keyfile.ts';
+import { SignalingMetrics } from './metrics.ts';
+import { attachSignalingServer } from './server.ts';
+import { type StaticSite, openStaticSite } from './static-files.ts';
+import { type IceServer, turnCredentials } from './turn-credentials.ts';
+
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BUILT_APP = path.join(PACKAGE_ROOT, 'web', 'dist');
+const PLACEHOLDER = path.join(PACKAGE_ROOT, 'signaling', 'placeholder');
+
+export const command: Command = {
+  help: () =>
+    [
+      'usage: zeroroom serve [options]',
+      '',
+      'Runs the SaltyRTC 1.0 signaling server on ws(s)://HOST:PORT/<64 hex> and, on the same port, the web app,',
+      'GET /healthz, GET /metrics (Prometheus) and GET /config.json (ICE servers for the app).',
+      'Every option can also be set with the ZEROROOM_* variable named next to it; options win.',
+      '',
+      formatFlagHelp(SERVE_FLAGS),
+    ].join('\n'),
+  run: async (args, io) => {
+    const config = parseServeConfig(args, io.env);
+    const running = await startServer(config, io);
+    await waitForSignal(io);
+    // A stuck close must not keep a stopping service alive forever.
+    setTimeout(() => {
+      io.err('zeroroom: shutdown took longer than 10 s, exiting');
+      process.exit(1);
+    }, 10_000).unref();
+    await running.close();
+    io.out('zeroroom: stopped');
+    return EXIT_OK;
+  },
+};
+
+export interface RunningServer {
+  readonly url: string;
+  readonly publicKeyHex: string;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServeConfig, io: CliIo): Promise<RunningServer> {
+  const keys: BoxKeyPair[] = [];
+  for (const file of config.keyFiles) keys.push(await loadKey(file));
+  const primary = keys[0] as BoxKeyPair;
+  const publicKeyHex = Buffer.from(primary.publicKey).toString('hex');
+  const turnSecret = config.turn === undefined ? undefined : await readTurnSecret(config.turn.secret);
+  const site = await openSite(config);
+
+  const tlsOptions = config.tls === undefined ? undefined : await readTls(config.tls);
+  const metrics = new SignalingMetrics();
+  const scheme = tlsOptions === undefined ? 'http' : 'https';
+  // Filled in once the port is known (port 0 picks a free one).
+  let listenOrigin = '';
+  const headers: Record<string, string> = {};
+  const handler = createHttpHandler({
+    site,
+    metrics,
+    headers,
+    configJson: () => {
+      const iceServers: IceServer[] = config.iceServerUrls.map((urls) => ({ urls }));
+      let iceServersExpireAt: number | undefined;
+      if (config.turn !== undefined && turnSecret !== undefined) {
+        const turn = turnCredentials({ secret: turnSecret, urls: config.turn.urls, ttlSeconds: config.turn.ttlSeconds, nowMs: Date.now() });
+        iceServers.push(turn.server);
+        iceServersExpireAt = turn.expiresAt;
+      }
+      return {
+        iceServers,
+        ...(iceServersExpireAt !== undefined ? { iceServersExpireAt } : {}),
+        appUrl: config.appUrl ?? listenOrigin,
+        signalingUrl: config.signalingUrl ?? wsOf(listenOrigin),
+        serverKey: publicKeyHex,
+      };
+    },
+    onError: (what, e) => io.err(`zeroroom: ${what} error: ${e instanceof Error ? e.message : String(e)}`),
+  });
+  const server = tlsOptions === undefined ? http.createServer(handler) : https.createServer(tlsOptions, handler);
+
+  const signaling = attachSignalingServer({
+    server,
+    permanentKeys: keys,
+    limits: config.limits,
+    observer: metrics,
+    log: config.quiet ? () => {} : (event, fields) => io.err(formatLog(event, fields)),
+  });
+
+  await listen(server, config.host, config.port).catch(async (e: unknown) => {
+    await signaling.close();
+    throw new CliError(`cannot listen on ${config.host}:${config.port}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  });
+  const port = (server.address() as AddressInfo).port;
+  listenOrigin = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const connectOrigins = [wsOf(listenOrigin), ...(config.signalingUrl !== undefined ? [new URL(config.signalingUrl).origin] : []), ...config.connectOrigins];
+  Object.assign(headers, securityHeaders({ connectOrigins: [...new Set(connectOrigins)], tls: tlsOptions !== undefined }));
+
+  io.out(`zeroroom: listening on ${listenOrigin}`);
+  io.out(`zeroroom: server public key ${publicKeyHex}`);
+  for (const extra of keys.slice(1)) io.out(`zeroroom: also accepting server key ${Buffer.from(extra.publicKey).toString('hex')}`);
+  io.out(`zeroroom: serving ${site.root === PLACEHOLDER ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`);
+
+  return {
+    url: listenOrigin,
+    publicKeyHex,
+    close: async () => {
+      // Signaling first: it closes every client with 1001 (going away); then the HTTP side.
+      await signaling.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function wsOf(httpOrigin: string): string {
+  return httpOrigin.replace(/^http/, 'ws');
+}
+
+async function loadKey(file: string): Promise<BoxKeyPair> {
+  try {
+    // The default key file lives in ./.zeroroom/, which a fresh checkout does not have.
+    if (!existsSync(file)) await mkdir(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+    return loadOrCreateKeyFile(file);
+  } catch (e) {
+    // KeyFileError messages already name the file and the fix.
+    if (e instanceof KeyFileError) throw new CliError(`key file ${e.message}`, { cause: e });
+    throw new CliError(`key file ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+async function readTurnSecret(secret: { value: string } | { file: string }): Promise<string> {
+  if ('value' in secret) return secret.value;
+  let text: string;
+  try {
+    text = await readFile(secret.file, 'utf8');
+  } catch (e) {
+    throw new CliError(`--turn-secret-file ${secret.file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  const value = text.replace(/\r?\n$/, '');
+  if (value.length < 16) throw new CliError(`--turn-secret-file ${secret.file}: the secret must be at least 16 characters`);
+  return value;
+}
+
+async function readTls(tls: { certPath: string; keyPath: string }): Promise<{ cert: Buffer; key: Buffer }> {
+  try {
+    return { cert: await readFile(tls.certPath), key: await readFile(tls.keyPath) };
+  } catch (e) {
+    throw new CliError(`TLS files: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+async function openSite(config: ServeConfig): Promise<StaticSite> {
+  const dir = config.webRoot ?? (existsSync(path.join(BUILT_APP, 'index.html')) ? BUILT_APP : PLACEHOLDER);
+  try {
+    return await openStaticSite(dir);
+  } catch (e) {
+    throw new CliError(`--web ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** `zeroroom: event key=value ...`; values with spaces or quotes are JSON-quoted. */
+function formatLog(event: string, fields: Record<string, string | number | boolean>): string {
+  const parts = Object.entries(fields).map(([k, v]) => {
+    const s = String(v);
+    return `${k}=${/^[\w.:/-]*$/.test(s) ? s : JSON.stringify(s)}`;
+  });
+  return [`zeroroom: ${event}`, ...parts].join(' ');
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one while shutting down exits at once. */
+function waitForSignal(io: CliIo): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      io.out(`zeroroom: ${signal}, shutting down`);
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      const force = () => process.exit(1);
+      process.once('SIGTERM', force);
+      process.once('SIGINT', force);
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
