@@ -1,0 +1,48 @@
+/**
+ * Node-only WebRTC for simple-peer: node-datachannel's polyfill with the two fixes simple-peer needs
+ * (see /work/shared/notes/platform.md). Never imported by browser code.
+ *
+ * - simple-peer assigns `offer.sdp`; the polyfill's descriptions are read-only, so createOffer and
+ *   createAnswer return plain {type, sdp} objects.
+ * - libdatachannel gathers no loopback candidates unless `bindAddress` is set; `loopback: true`
+ *   binds to 127.0.0.1 (tests, benchmarks).
+ */
+import ndc from 'node-datachannel';
+import polyfill from 'node-datachannel/polyfill';
+
+export interface NodeWrtcOptions {
+  /** Bind ICE to 127.0.0.1 (tests and benchmarks on one machine). */
+  readonly loopback?: boolean;
+}
+
+/** The object to pass as simple-peer's `wrtc` option (and as `wrtc` to startOwner/joinRoom). */
+export function nodeWrtc(opts: NodeWrtcOptions = {}): {
+  RTCPeerConnection: typeof RTCPeerConnection;
+  RTCSessionDescription: typeof RTCSessionDescription;
+  RTCIceCandidate: typeof RTCIceCandidate;
+} {
+  const Base = polyfill.RTCPeerConnection;
+  class ShimPeerConnection extends Base {
+    constructor(config?: RTCConfiguration) {
+      super(opts.loopback === true ? ({ ...config, bindAddress: '127.0.0.1' } as RTCConfiguration) : config);
+    }
+    override async createOffer(): Promise<RTCSessionDescriptionInit> {
+      const d = await super.createOffer();
+      return { type: d.type, sdp: d.sdp ?? '' };
+    }
+    override async createAnswer(): Promise<RTCSessionDescriptionInit> {
+      const d = await super.createAnswer();
+      return { type: d.type, sdp: d.sdp ?? '' };
+    }
+  }
+  return {
+    RTCPeerConnection: ShimPeerConnection as unknown as typeof RTCPeerConnection,
+    RTCSessionDescription: polyfill.RTCSessionDescription as unknown as typeof RTCSessionDescription,
+    RTCIceCandidate: polyfill.RTCIceCandidate as unknown as typeof RTCIceCandidate,
+  };
+}
+
+/** Release libdatachannel's threads; call after every peer connection is closed (or the process hangs). */
+export function cleanupNodeWrtc(): void {
+  ndc.cleanup();
+}

@@ -1,0 +1,201 @@
+/**
+ * Inner frames of the peer link (docs/PROTOCOL.md section 4, "Inner frames"), chunking, link-level
+ * acks and de-duplication. Message ids survive reconnects (a new session has new keys, cookies and
+ * CSNs but the same ids), so nothing queued on a link is lost and nothing is delivered twice.
+ *
+ *   DATA   0x01 | msgId u32 | index u32 | count u32 | payload      (one chunk of message msgId)
+ *   ACK    0x02 | msgId u32                                         (every id <= msgId arrived)
+ *   RESUME 0x03 | nextId u32                                        (first frame of a session)
+ *   CLOSE  0x04 | reason u16                                        (application closed the link)
+ *
+ * No I/O and no clock: the peer link driver decides when frames are sealed and sent.
+ */
+import { ZeroRoomError } from '../errors.ts';
+import { MAC_LEN, MAX_FRAME, NONCE_LEN } from './frame.ts';
+
+export const KIND_DATA = 0x01;
+export const KIND_ACK = 0x02;
+export const KIND_RESUME = 0x03;
+export const KIND_CLOSE = 0x04;
+const DATA_HEADER = 13;
+/** Largest chunk payload so a sealed DATA frame is exactly MAX_FRAME bytes. */
+export const CHUNK_PAYLOAD = MAX_FRAME - NONCE_LEN - MAC_LEN - DATA_HEADER;
+/** Largest message the link carries (a bound on reassembly memory). */
+export const MAX_MESSAGE = 64 * 1024 * 1024;
+const MAX_CHUNKS = Math.ceil(MAX_MESSAGE / CHUNK_PAYLOAD);
+/** Ack after this many complete messages or bytes, whichever comes first (driver also acks when idle). */
+export const ACK_EVERY_MESSAGES = 32;
+export const ACK_EVERY_BYTES = 256 * 1024;
+
+export class LinkProtocolError extends ZeroRoomError {
+  constructor(message: string) {
+    super('link.protocol', message);
+  }
+}
+
+export type Inner =
+  | { readonly kind: 'data'; readonly msgId: number; readonly index: number; readonly count: number; readonly payload: Uint8Array }
+  | { readonly kind: 'ack'; readonly msgId: number }
+  | { readonly kind: 'resume'; readonly nextId: number }
+  | { readonly kind: 'close'; readonly reason: number };
+
+export function encodeInner(f: Inner): Uint8Array {
+  switch (f.kind) {
+    case 'data': {
+      const out = new Uint8Array(DATA_HEADER + f.payload.length);
+      const v = new DataView(out.buffer);
+      out[0] = KIND_DATA;
+      v.setUint32(1, f.msgId);
+      v.setUint32(5, f.index);
+      v.setUint32(9, f.count);
+      out.set(f.payload, DATA_HEADER);
+      return out;
+    }
+    case 'ack':
+    case 'resume': {
+      const out = new Uint8Array(5);
+      out[0] = f.kind === 'ack' ? KIND_ACK : KIND_RESUME;
+      new DataView(out.buffer).setUint32(1, f.kind === 'ack' ? f.msgId : f.nextId);
+      return out;
+    }
+    case 'close': {
+      const out = new Uint8Array(3);
+      out[0] = KIND_CLOSE;
+      new DataView(out.buffer).setUint16(1, f.reason);
+      return out;
+    }
+  }
+}
+
+export function decodeInner(b: Uint8Array): Inner {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const exact = (n: number, what: string): void => {
+    if (b.length !== n) throw new LinkProtocolError(`${what} frame must be ${n} bytes, got ${b.length}`);
+  };
+  switch (b[0]) {
+    case KIND_DATA: {
+      if (b.length < DATA_HEADER + 1) throw new LinkProtocolError('DATA frame too short');
+      const count = v.getUint32(9);
+      const index = v.getUint32(5);
+      if (count < 1 || count > MAX_CHUNKS) throw new LinkProtocolError(`DATA chunk count ${count} out of range`);
+      if (index >= count) throw new LinkProtocolError('DATA chunk index >= count');
+      if (b.length - DATA_HEADER > CHUNK_PAYLOAD) throw new LinkProtocolError('DATA chunk too large');
+      return { kind: 'data', msgId: v.getUint32(1), index, count, payload: b.subarray(DATA_HEADER) };
+    }
+    case KIND_ACK:
+      exact(5, 'ACK');
+      return { kind: 'ack', msgId: v.getUint32(1) };
+    case KIND_RESUME:
+      exact(5, 'RESUME');
+      return { kind: 'resume', nextId: v.getUint32(1) };
+    case KIND_CLOSE:
+      exact(3, 'CLOSE');
+      return { kind: 'close', reason: v.getUint16(1) };
+    default:
+      throw new LinkProtocolError(`unknown inner frame kind ${String(b[0])}`);
+  }
+}
+
+/** Split one message into DATA frames (an empty message is one empty chunk... of 1 byte minimum). */
+export function chunkMessage(msgId: number, bytes: Uint8Array): Inner[] {
+  const count = Math.max(1, Math.ceil(bytes.length / CHUNK_PAYLOAD));
+  const out: Inner[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push({ kind: 'data', msgId, index: i, count, payload: bytes.subarray(i * CHUNK_PAYLOAD, (i + 1) * CHUNK_PAYLOAD) });
+  }
+  return out;
+}
+
+/** Sender side: ids and the messages the peer has not acknowledged yet. */
+export class Outbox {
+  private nextId = 1;
+  private readonly unacked: { id: number; bytes: Uint8Array }[] = [];
+  private unackedBytes = 0;
+
+  /** Register a message; returns its DATA frames to send now. */
+  add(bytes: Uint8Array): Inner[] {
+    if (bytes.length > MAX_MESSAGE) throw new LinkProtocolError(`message larger than ${MAX_MESSAGE} bytes`);
+    const id = this.nextId++;
+    this.unacked.push({ id, bytes });
+    this.unackedBytes += bytes.length;
+    return chunkMessage(id, bytes);
+  }
+
+  ack(msgId: number): void {
+    if (msgId >= this.nextId) throw new LinkProtocolError(`ack for message ${msgId} never sent`);
+    while (this.unacked.length > 0 && (this.unacked[0]?.id ?? Infinity) <= msgId) {
+      this.unackedBytes -= this.unacked.shift()?.bytes.length ?? 0;
+    }
+  }
+
+  /** New session: the peer has every id below `nextId`; returns the frames to re-send. */
+  resume(nextId: number): Inner[] {
+    if (nextId > this.nextId) throw new LinkProtocolError(`resume at ${nextId} beyond last sent ${this.nextId - 1}`);
+    this.ack(nextId - 1);
+    return this.unacked.flatMap((m) => chunkMessage(m.id, m.bytes));
+  }
+
+  get pending(): number {
+    return this.unacked.length;
+  }
+
+  /** Bytes of messages not yet acknowledged (what a reconnect would re-send). */
+  get pendingBytes(): number {
+    return this.unackedBytes;
+  }
+}
+
+/** Receiver side: reassembly, de-duplication across sessions, ack bookkeeping. */
+export class Inbox {
+  private nextId = 1;
+  private partial: { id: number; count: number; chunks: Uint8Array[]; size: number } | null = null;
+  private unackedMessages = 0;
+  private unackedBytes = 0;
+
+  /** Returns a complete message, or null (more chunks needed, or a duplicate that was dropped). */
+  receive(f: Extract<Inner, { kind: 'data' }>): Uint8Array | null {
+    if (f.msgId < this.nextId) return null; // re-sent after a reconnect: already delivered
+    if (f.msgId > this.nextId) throw new LinkProtocolError(`message ${f.msgId} skips ${this.nextId}`);
+    const p = this.partial ?? { id: f.msgId, count: f.count, chunks: [], size: 0 };
+    if (p.count !== f.count || p.chunks.length !== f.index) throw new LinkProtocolError(`chunk ${f.index}/${f.count} out of order`);
+    p.chunks.push(f.payload.slice());
+    p.size += f.payload.length;
+    if (p.chunks.length < p.count) {
+      this.partial = p;
+      return null;
+    }
+    this.partial = null;
+    this.nextId++;
+    this.unackedMessages++;
+    this.unackedBytes += p.size;
+    if (p.chunks.length === 1) return p.chunks[0] ?? new Uint8Array(0);
+    const out = new Uint8Array(p.size);
+    let off = 0;
+    for (const c of p.chunks) {
+      out.set(c, off);
+      off += c.length;
+    }
+    return out;
+  }
+
+  /** New session: a half-received message will be re-sent whole. */
+  resumePoint(): number {
+    this.partial = null;
+    return this.nextId;
+  }
+
+  get ackDue(): boolean {
+    return this.unackedMessages >= ACK_EVERY_MESSAGES || this.unackedBytes >= ACK_EVERY_BYTES;
+  }
+
+  get hasUnacked(): boolean {
+    return this.unackedMessages > 0;
+  }
+
+  /** The ACK frame covering everything delivered so far. */
+  takeAck(): Inner {
+    this.unackedMessages = 0;
+    this.unackedBytes = 0;
+    return { kind: 'ack', msgId: this.nextId - 1 };
+  }
+}

@@ -1,0 +1,119 @@
+// Inner frames, chunking, acks and de-duplication (protocol/link/reliable.ts), exact bytes.
+import { describe, expect, it } from 'vitest';
+import { CHUNK_PAYLOAD, decodeInner, encodeInner, Inbox, LinkProtocolError, Outbox, type Inner } from '../../protocol/link/reliable.ts';
+import { MAX_FRAME } from '../../protocol/link/frame.ts';
+
+const data = (f: Inner): Extract<Inner, { kind: 'data' }> => {
+  if (f.kind !== 'data') throw new Error('not data');
+  return f;
+};
+
+describe('inner frame bytes', () => {
+  it('encodes each kind exactly', () => {
+    expect([...encodeInner({ kind: 'data', msgId: 0x01020304, index: 1, count: 2, payload: Uint8Array.of(0xaa) })]).toEqual([
+      1, 1, 2, 3, 4, 0, 0, 0, 1, 0, 0, 0, 2, 0xaa,
+    ]);
+    expect([...encodeInner({ kind: 'ack', msgId: 258 })]).toEqual([2, 0, 0, 1, 2]);
+    expect([...encodeInner({ kind: 'resume', nextId: 1 })]).toEqual([3, 0, 0, 0, 1]);
+    expect([...encodeInner({ kind: 'close', reason: 1000 })]).toEqual([4, 0x03, 0xe8]);
+  });
+
+  it('round-trips', () => {
+    for (const f of [
+      { kind: 'data', msgId: 9, index: 0, count: 1, payload: Uint8Array.of(1, 2) },
+      { kind: 'ack', msgId: 7 },
+      { kind: 'resume', nextId: 3 },
+      { kind: 'close', reason: 1000 },
+    ] as Inner[]) {
+      expect(decodeInner(encodeInner(f))).toEqual(f);
+    }
+  });
+
+  it('a full chunk makes a frame of exactly MAX_FRAME bytes once sealed', () => {
+    const f = encodeInner({ kind: 'data', msgId: 1, index: 0, count: 1, payload: new Uint8Array(CHUNK_PAYLOAD) });
+    expect(f.length + 24 + 16).toBe(MAX_FRAME);
+  });
+
+  it('refuses malformed frames', () => {
+    const bad = [
+      [],
+      [9],
+      [2, 0, 0, 1],
+      [2, 0, 0, 0, 1, 0],
+      [3, 0, 0, 1],
+      [4, 0],
+      [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1], // no payload byte
+      [1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 5], // index >= count
+      [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 5], // count 0
+      [1, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 5], // count beyond MAX_MESSAGE
+    ];
+    for (const b of bad) expect(() => decodeInner(Uint8Array.from(b)), JSON.stringify(b)).toThrow(LinkProtocolError);
+    const big = new Uint8Array(13 + CHUNK_PAYLOAD + 1);
+    big.set([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
+    expect(() => decodeInner(big)).toThrow(LinkProtocolError);
+  });
+});
+
+describe('Outbox and Inbox', () => {
+  it('chunks a 5 MB message and reassembles it', () => {
+    const msg = Uint8Array.from({ length: 5 * 1024 * 1024 }, (_, i) => (i * 31) & 0xff);
+    const frames = new Outbox().add(msg);
+    expect(frames.length).toBe(Math.ceil(msg.length / CHUNK_PAYLOAD));
+    const inbox = new Inbox();
+    let out: Uint8Array | null = null;
+    for (const f of frames) out = inbox.receive(data(decodeInner(encodeInner(f))));
+    expect(out).not.toBeNull();
+    expect(Buffer.from(out!).equals(Buffer.from(msg))).toBe(true);
+  });
+
+  it('sends an empty message as one empty chunk', () => {
+    const frames = new Outbox().add(new Uint8Array(0));
+    expect(frames.length).toBe(1);
+    expect(new Inbox().receive(data(frames[0]!))?.length).toBe(0);
+  });
+
+  it('re-sends unacked messages after a resume and drops duplicates', () => {
+    const out = new Outbox();
+    const inbox = new Inbox();
+    const m1 = out.add(Uint8Array.of(1));
+    const m2 = out.add(Uint8Array.of(2));
+    const m3 = out.add(Uint8Array.of(3));
+    expect(inbox.receive(data(m1[0]!))).toEqual(Uint8Array.of(1));
+    expect(inbox.receive(data(m2[0]!))).toEqual(Uint8Array.of(2));
+    out.ack(1); // the ack for 2 was lost with the session
+    void m3; // never arrived
+    const again = out.resume(inbox.resumePoint());
+    expect(again.map((f) => data(f).msgId)).toEqual([3]);
+    // A resume from an older point re-sends 2 as well: the inbox drops it.
+    const older = new Outbox();
+    older.add(Uint8Array.of(1));
+    const fr = older.add(Uint8Array.of(2));
+    expect(inbox.receive(data(fr[0]!))).toBeNull();
+    expect(inbox.receive(data(again[0]!))).toEqual(Uint8Array.of(3));
+    expect(out.pending).toBe(1);
+    out.ack(3);
+    expect(out.pending).toBe(0);
+    expect(out.pendingBytes).toBe(0);
+  });
+
+  it('refuses gaps, chunks out of order, acks and resumes for unsent ids', () => {
+    const out = new Outbox();
+    const a = out.add(new Uint8Array(CHUNK_PAYLOAD * 2));
+    const b = out.add(Uint8Array.of(1));
+    expect(() => new Inbox().receive(data(b[0]!))).toThrow(LinkProtocolError);
+    expect(() => new Inbox().receive(data(a[1]!))).toThrow(LinkProtocolError);
+    expect(() => out.ack(5)).toThrow(LinkProtocolError);
+    expect(() => out.resume(10)).toThrow(LinkProtocolError);
+  });
+
+  it('asks for an ack after 32 messages', () => {
+    const out = new Outbox();
+    const inbox = new Inbox();
+    for (let i = 0; i < 31; i++) inbox.receive(data(out.add(Uint8Array.of(i))[0]!));
+    expect(inbox.ackDue).toBe(false);
+    inbox.receive(data(out.add(Uint8Array.of(0))[0]!));
+    expect(inbox.ackDue).toBe(true);
+    expect(inbox.takeAck()).toEqual({ kind: 'ack', msgId: 32 });
+    expect(inbox.hasUnacked).toBe(false);
+  });
+});
