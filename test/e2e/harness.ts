@@ -1,0 +1,169 @@
+/**
+ * Browser-test harness: builds the app once per source state (cached by a hash of web/, shared by
+ * parallel test files through an atomic mkdir lock), starts `zeroroom serve --web <build>` as a child
+ * on port 0, and launches Debian's Chromium with the flags from shared/notes/platform.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type LaunchOptions, type Page } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const CHROMIUM = '/usr/bin/chromium';
+export const PASSWORD = 'correct horse battery';
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--allow-loopback-in-peer-connection',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+];
+
+function hashTree(dir: string, hash = createHash('sha256')): ReturnType<typeof createHash> {
+  for (const name of readdirSync(dir).sort()) {
+    if (name === 'dist' || name === 'node_modules') continue;
+    const full = path.join(dir, name);
+    if (statSync(full).isDirectory()) hashTree(full, hash);
+    else hash.update(full).update(readFileSync(full));
+  }
+  return hash;
+}
+
+async function sleepUntil(deadline: number, what: string): Promise<void> {
+  if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+  // Polling is the only option here: another process holds the build lock and emits no event we can await.
+  await new Promise((r) => setTimeout(r, 200));
+}
+
+/** Builds web/ into a cache directory keyed by the source hash and returns the directory. */
+export async function buildApp(): Promise<string> {
+  const sources = hashTree(path.join(ROOT, 'web'));
+  for (const dep of ['crypto', 'protocol']) hashTree(path.join(ROOT, dep), sources);
+  const key = sources.digest('hex').slice(0, 16);
+  const cache = path.join(ROOT, 'node_modules/.cache/zeroroom-e2e');
+  const out = path.join(cache, key);
+  const lock = `${out}.lock`;
+  mkdirSync(cache, { recursive: true });
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (existsSync(path.join(out, 'index.html'))) return out;
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      await sleepUntil(deadline, 'another test file building the app');
+    }
+  }
+  try {
+    const { build } = await import('vite');
+    await build({ configFile: path.join(ROOT, 'web/vite.config.ts'), logLevel: 'error', build: { outDir: out, emptyOutDir: true } });
+    return out;
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+export interface ServerHandle {
+  readonly url: string;
+  readonly publicKeyHex: string;
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Starts `zeroroom serve` on 127.0.0.1 (port 0 unless given) and waits for its "listening" line. */
+export async function startServer(webDir: string, extraArgs: string[] = [], port = 0): Promise<ServerHandle> {
+  const keyDir = await mkdtemp(path.join(tmpdir(), 'zr-e2e-key-'));
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, 'bin/zeroroom.js'), 'serve', '--web', webDir, '--host', '127.0.0.1', '--port', String(port), '--ice-server', 'none', '--key-file', path.join(keyDir, 'server.key'), ...extraArgs],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ZEROROOM_QUIET: '' } },
+  );
+  let out = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<{ url: string; key: string }>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      out += chunk.toString();
+      const url = /listening on (http:\/\/[0-9.:]+)/.exec(out)?.[1];
+      const key = /server public key ([0-9a-f]{64})/.exec(out)?.[1];
+      if (url !== undefined && key !== undefined) resolve({ url, key });
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`zeroroom serve exited with ${code}:\n${out}`)));
+  });
+  const { url, key } = await ready;
+  return {
+    url,
+    publicKeyHex: key,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+      rmSync(keyDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
+  const opts: LaunchOptions = { executablePath: CHROMIUM, args: [...CHROMIUM_ARGS, ...extraArgs], headless: true };
+  return chromium.launch(opts);
+}
+
+export async function newContext(browser: Browser): Promise<BrowserContext> {
+  return browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 900, height: 900 } });
+}
+
+/** Collects page errors and console errors so a test can assert the page stayed clean. */
+export function watchErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
+  return errors;
+}
+
+/** First run or unlock, whichever the page shows, then wait for the home screen. */
+export async function unlock(page: Page, password = PASSWORD): Promise<void> {
+  const input = page.getByTestId('password-input');
+  await input.fill(password);
+  const confirm = page.getByTestId('password-confirm-input');
+  if ((await confirm.count()) > 0) await confirm.fill(password);
+  await page.getByTestId('unlock-button').click();
+  await page.getByTestId('nav-home').waitFor();
+}
+
+export async function openApp(page: Page, url: string, password = PASSWORD): Promise<void> {
+  await page.goto(url);
+  await unlock(page, password);
+}
+
+export async function createRoom(page: Page, roomName: string, displayName: string): Promise<void> {
+  await page.getByTestId('display-name-input').fill(displayName);
+  await page.getByTestId('room-name-input').fill(roomName);
+  await page.getByTestId('create-room').click();
+  await page.getByTestId('room-name').waitFor();
+}
+
+export async function sendMessage(page: Page, text: string): Promise<void> {
+  await page.getByTestId('message-input').fill(text);
+  await page.getByTestId('send-button').click();
+}
+
+/** Texts of all messages in the list, in order. */
+export async function messageTexts(page: Page): Promise<string[]> {
+  return page.getByTestId('message-text').allTextContents();
+}

@@ -1,0 +1,40 @@
+/**
+ * The lazily loaded part of the app: Themis (wasm), the vault, the session and every view after
+ * unlock. main.ts imports this with a dynamic import after first paint.
+ */
+import wasmUrl from 'wasm-themis/src/libthemis.wasm?url';
+import { initCrypto } from '../crypto/index.ts';
+import { describeError } from './dom.ts';
+import { Session } from './session/session.ts';
+import type { ServerConfig } from './session/types.ts';
+import { parseServerConfig } from './session/server-config.ts';
+import { Vault } from './storage/vault.ts';
+import type { Store } from './store.ts';
+import { mountShell } from './views/shell.ts';
+
+let config: ServerConfig | null = null;
+
+/** Loads Themis and the server's /config.json; called right after first paint. */
+export async function prepare(): Promise<void> {
+  const [, cfg] = await Promise.all([initCrypto({ wasmUrl }), fetchConfig()]);
+  config = cfg;
+}
+
+async function fetchConfig(): Promise<ServerConfig | null> {
+  try {
+    const res = await fetch('/config.json', { cache: 'no-store' });
+    if (!res.ok) return null;
+    return parseServerConfig(await res.json());
+  } catch (e) {
+    // Offline (service worker shell) or served without /config.json: settings keep their stored values.
+    console.warn('no /config.json:', describeError(e));
+    return null;
+  }
+}
+
+export async function unlock(store: Store, root: HTMLElement, password: string, firstRun: boolean): Promise<void> {
+  const vault = firstRun ? await Vault.create(password) : await Vault.unlock(password);
+  const session = await Session.open(vault, config);
+  store.update({ phase: 'ready' });
+  mountShell(root, store, session);
+}

@@ -1,0 +1,84 @@
+/**
+ * What the views see of a room: plain, already-decrypted view models produced by the session
+ * (web/session/session.ts), which wires the room machine, peer links and storage together.
+ * Every string here may come from a peer; views put them in the DOM only via textContent.
+ */
+export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'offline' | 'closed';
+
+export interface MemberView {
+  readonly id: string;
+  readonly name: string;
+  /** Hex fingerprint of the member's identity key, grouped for reading aloud. */
+  readonly fingerprint: string;
+  readonly isOwner: boolean;
+  readonly isSelf: boolean;
+  /** Link to this member from our side; 'self' for our own entry. */
+  readonly connection: ConnectionState | 'self';
+}
+
+export interface MessageView {
+  /** Stable across reloads: sender id + sender sequence number. */
+  readonly key: string;
+  readonly senderId: string;
+  readonly senderName: string;
+  readonly text: string;
+  readonly at: number;
+  /** Ours and not yet acknowledged by the owner (still in the outbox). */
+  readonly pending: boolean;
+  /** Not a chat line: joins, leaves, rotations. */
+  readonly system: boolean;
+}
+
+export interface InviteView {
+  readonly id: string;
+  readonly url: string;
+  readonly expiresAt: number;
+}
+
+export interface RoomView {
+  readonly id: string;
+  readonly name: string;
+  readonly role: 'owner' | 'member';
+  readonly selfId: string;
+  readonly epoch: number;
+  readonly safetyCode: string;
+  readonly members: readonly MemberView[];
+  readonly messages: readonly MessageView[];
+  readonly invites: readonly InviteView[];
+  /** We were removed from the room (kicked); nothing new arrives. */
+  readonly removed: boolean;
+  /** Our link towards the room (members: to the owner; owner: signaling path state). */
+  readonly connection: ConnectionState;
+}
+
+export interface RotationPolicy {
+  /** Rotate after this many messages in one epoch (0 = never by count). */
+  readonly everyMessages: number;
+  /** Rotate after this many minutes (0 = never by time). */
+  readonly everyMinutes: number;
+}
+
+export interface IceServerSetting {
+  readonly urls: readonly string[];
+  readonly username?: string;
+  readonly credential?: string;
+}
+
+export interface Settings {
+  readonly displayName: string;
+  readonly signalingUrl: string;
+  /** Hex of the signaling server's permanent public key (pinned); empty = not pinned. */
+  readonly serverKey: string;
+  readonly iceServers: readonly IceServerSetting[];
+  /** Relay-only ICE (iceTransportPolicy 'relay'). */
+  readonly relayOnly: boolean;
+  readonly rotation: RotationPolicy;
+}
+
+/** The server's /config.json (defaults for Settings). */
+export interface ServerConfig {
+  readonly iceServers: readonly IceServerSetting[];
+  readonly appUrl: string;
+  readonly signalingUrl: string;
+  readonly serverKey: string;
+}

@@ -1,0 +1,50 @@
+/**
+ * The IndexedDB schema (docs/PROTOCOL.md section 6). Only `meta` is in clear (KDF parameters and the
+ * check record); every other store holds Secure Cell sealed bytes (web/storage/vault.ts).
+ * This module has no crypto import: the lock screen reads `meta` before Themis is loaded.
+ */
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+
+export const DB_NAME = 'zeroroom';
+export const DB_VERSION = 1;
+
+/** Encrypted stores; the record key is part of each record's Secure Cell context. */
+export const SEALED_STORES = ['identities', 'rooms', 'keys', 'history', 'outbox', 'settings'] as const;
+export type SealedStore = (typeof SEALED_STORES)[number];
+
+/** KDF parameters as stored (structured clone, in clear). */
+export interface StoredKdfParams {
+  readonly alg: string;
+  readonly iterations: number;
+  readonly salt: Uint8Array;
+}
+
+interface ZeroRoomDb extends DBSchema {
+  meta: { key: 'kdf' | 'check'; value: StoredKdfParams | Uint8Array };
+  identities: { key: string; value: Uint8Array };
+  rooms: { key: string; value: Uint8Array };
+  keys: { key: string; value: Uint8Array };
+  history: { key: string; value: Uint8Array };
+  outbox: { key: string; value: Uint8Array };
+  settings: { key: string; value: Uint8Array };
+}
+
+export type Db = IDBPDatabase<ZeroRoomDb>;
+
+let opened: Promise<Db> | undefined;
+
+export function openDb(): Promise<Db> {
+  opened ??= openDB<ZeroRoomDb>(DB_NAME, DB_VERSION, {
+    upgrade(db) {
+      db.createObjectStore('meta');
+      for (const name of SEALED_STORES) db.createObjectStore(name);
+    },
+  });
+  return opened;
+}
+
+/** True once a password has been chosen (the KDF parameters exist). */
+export async function hasVault(): Promise<boolean> {
+  const db = await openDb();
+  return (await db.get('meta', 'kdf')) !== undefined;
+}

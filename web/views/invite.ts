@@ -1,0 +1,66 @@
+/** Owner's invite panel: create a one-time invite, show it as QR code and link, copy, expiry, revoke. */
+import QRCode from 'qrcode';
+import { h } from '../dom.ts';
+import type { InviteView, RoomView } from '../session/types.ts';
+import type { Ctx } from './shell.ts';
+
+const EXPIRY_CHOICES: ReadonlyArray<readonly [string, number]> = [
+  ['10 minutes', 10],
+  ['1 hour', 60],
+  ['1 day', 24 * 60],
+];
+
+export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update(room: RoomView): void } {
+  const expiry = h('select', { testid: 'invite-expiry', attrs: { 'aria-label': 'Invite expires after' } });
+  for (const [label, minutes] of EXPIRY_CHOICES) expiry.append(h('option', { text: label, attrs: { value: String(minutes) } }));
+  const canvas = h('canvas', { className: 'qr', testid: 'invite-qr', attrs: { 'aria-label': 'Invite QR code', role: 'img' } });
+  const link = h('code', { className: 'invite-link', testid: 'invite-link' });
+  const expires = h('p', { className: 'muted', testid: 'invite-expires' });
+  const copy = h('button', { text: 'Copy link', testid: 'copy-invite', attrs: { type: 'button' } });
+  const revoke = h('button', { text: 'Revoke', testid: 'revoke-invite', attrs: { type: 'button' } });
+  const shown = h('div', { className: 'invite' }, [canvas, link, expires, h('div', { className: 'row' }, [copy, revoke])]);
+  shown.hidden = true;
+  let current: InviteView | null = null;
+
+  copy.addEventListener('click', () => {
+    if (current === null) return;
+    const url = current.url;
+    ctx.run(async () => {
+      await navigator.clipboard.writeText(url);
+      copy.textContent = 'Copied';
+    });
+  });
+  revoke.addEventListener('click', () => {
+    if (current === null) return;
+    const id = current.id;
+    ctx.run(() => ctx.session.revokeInvite(roomId, id));
+  });
+  const create = h('button', {
+    text: 'New invite',
+    testid: 'new-invite',
+    attrs: { type: 'button' },
+    on: { click: () => ctx.run(() => ctx.session.createInvite(roomId, Number(expiry.value))) },
+  });
+
+  const el = h('div', { className: 'card invite-panel' }, [
+    h('h2', { text: 'Invite' }),
+    h('p', { className: 'muted', text: 'Each invite admits one person. Show the QR code or send the link over a channel you trust.' }),
+    h('div', { className: 'row' }, [expiry, create]),
+    shown,
+  ]);
+
+  return {
+    el,
+    update(room) {
+      const latest = room.invites[room.invites.length - 1] ?? null;
+      if (latest?.id === current?.id) return;
+      current = latest;
+      shown.hidden = latest === null;
+      if (latest === null) return;
+      link.textContent = latest.url;
+      expires.textContent = `expires ${new Date(latest.expiresAt).toLocaleString()}`;
+      copy.textContent = 'Copy link';
+      ctx.run(() => QRCode.toCanvas(canvas, latest.url, { errorCorrectionLevel: 'M', margin: 4, scale: 5 }));
+    },
+  };
+}
