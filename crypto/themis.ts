@@ -97,12 +97,32 @@ export function sign(privateKey: EcPrivateKey, message: Uint8Array): Bytes {
   return copyBytes(new th.SecureMessageSign(priv).sign(message));
 }
 
+/**
+ * Signed Secure Message layout: tag(4) | message length(4, LE) | signature length(4, LE) | message |
+ * DER signature. Themis itself accepts trailing bytes after the signature; we require the lengths
+ * to cover the input exactly, so one signed message has one byte form per signature.
+ */
+const SIGNED_HEADER_BYTES = 12;
+const MAX_EC_SIGNATURE_BYTES = 72; // DER ECDSA P-256: 2 + 2 * (2 + 33)
+
+function checkSignedFraming(signed: Uint8Array): void {
+  if (signed.length < SIGNED_HEADER_BYTES) throw new AuthError('signed: truncated header');
+  const view = new DataView(signed.buffer, signed.byteOffset, signed.byteLength);
+  const messageLength = view.getUint32(4, true);
+  const signatureLength = view.getUint32(8, true);
+  if (signatureLength === 0 || signatureLength > MAX_EC_SIGNATURE_BYTES) throw new AuthError('signed: bad signature length');
+  if (SIGNED_HEADER_BYTES + messageLength + signatureLength !== signed.length) {
+    throw new AuthError('signed: lengths do not match the input (truncated or trailing bytes)');
+  }
+}
+
 /** Checks a signed Secure Message and returns the embedded message, or throws AuthError. */
 export function verify(publicKey: EcPublicKey, signed: Uint8Array): Bytes {
   const th = themisReady();
   const pub = ecPublic(th, publicKey, 'publicKey');
   requireBytes(signed, 'signed');
   if (!hasTag(signed, SM_EC_SIGNED_TAG)) throw new AuthError('signed: not an EC-signed Secure Message');
+  checkSignedFraming(signed);
   try {
     return copyBytes(new th.SecureMessageVerify(pub).verify(signed));
   } catch (e) {
