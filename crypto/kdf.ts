@@ -15,11 +15,13 @@ export interface KdfParams {
 }
 
 /**
- * Measured on the reference machine (2 cores, Node 20, docs/PROTOCOL.md section 1): 2,000,000
- * iterations take ~300-400 ms, inside the 250-500 ms unlock budget. MIN refuses params a peer or a
- * corrupted store could use to weaken the key; MAX refuses params that would hang the unlock.
+ * Measured on the reference machine (2-core AMD EPYC VM, Node 20, WebCrypto PBKDF2): 170-200 ns per
+ * iteration when idle, 270-310 ns when the other core is busy, so 1,500,000 iterations cost ~260 ms
+ * idle to ~450 ms loaded: inside the 250-500 ms unlock budget (docs/PROTOCOL.md section 1).
+ * MIN refuses params a corrupted or hostile store could use to weaken the key; MAX refuses params
+ * that would hang the unlock.
  */
-export const DEFAULT_ITERATIONS = 2_000_000;
+export const DEFAULT_ITERATIONS = 1_500_000;
 export const MIN_ITERATIONS = 600_000; // OWASP 2023 floor for PBKDF2-HMAC-SHA256
 export const MAX_ITERATIONS = 100_000_000;
 export const SALT_LENGTH = 16;
