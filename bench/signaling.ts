@@ -1,0 +1,428 @@
+// npm run bench:signaling — the signaling server on loopback, in one run (< ~60 s):
+//   1. completed server handshakes per second (many concurrent clients);
+//   2. relay throughput initiator -> responder (frames/s, MB/s), ratio to a bare `ws` relay;
+//   3. memory per idle connection at 5,000 connections, ratio to bare `ws`.
+// The server (ours or the bare ws baseline) runs in a child process, so client work and client memory
+// do not count; the child is started with --expose-gc and reports process.memoryUsage() after gc.
+// Targets (issue 3): relay >= 0.8x bare ws; memory/conn <= 1.5x bare ws; no errors at 5,000 connections.
+import { type ChildProcess, fork } from 'node:child_process';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import msgpack from 'msgpack-lite';
+import nacl from 'tweetnacl';
+import WebSocket, { WebSocketServer } from 'ws';
+
+const SUBPROTOCOL = 'v1.saltyrtc.org';
+const IDLE_CONNECTIONS = 5000;
+const HANDSHAKE_SECONDS = 5;
+const HANDSHAKE_CONCURRENCY = 64;
+const RELAY_SECONDS = 3;
+const RELAY_FRAME_SIZES = [1024, 16 * 1024];
+const SEND_HIGH_WATER = 1 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// Child process: the server under test.
+// ---------------------------------------------------------------------------------------------
+
+type ChildRequest = { cmd: 'memory' } | { cmd: 'stop' };
+type ChildReport =
+  | { kind: 'ready'; port: number; serverKeyHex: string }
+  | { kind: 'memory'; rss: number; heapUsed: number; external: number; arrayBuffers: number; connections: number; rejects: number };
+
+async function runChild(kind: 'ours' | 'bare'): Promise<void> {
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  let connections: () => number;
+  let rejects: () => number = () => 0;
+  let close: () => Promise<void>;
+  let serverKeyHex = '';
+  if (kind === 'ours') {
+    const { generateBoxKeyPair } = await import('../crypto/index.ts');
+    const { attachSignalingServer } = await import('../signaling/server.ts');
+    const { SignalingMetrics } = await import('../signaling/metrics.ts');
+    const keys = generateBoxKeyPair();
+    serverKeyHex = Buffer.from(keys.publicKey).toString('hex');
+    const metrics = new SignalingMetrics();
+    const signaling = attachSignalingServer({
+      server,
+      permanentKeys: [keys],
+      observer: metrics,
+      // Everything comes from 127.0.0.1 here: lift the per-IP limits, keep the code paths.
+      limits: { maxConnections: 50_000, maxConnectionsPerIp: 50_000, newConnectionsPerSecondPerIp: 1_000_000, handshakeTimeoutMs: 60_000 },
+    });
+    connections = () => signaling.connectionCount;
+    rejects = () => [...metrics.rejectsByReason.values()].reduce((a, b) => a + b, 0);
+    close = () => signaling.close();
+  } else {
+    // The baseline: only the WebSocket part. Same path pairing, verbatim forwarding, no parsing, no crypto.
+    const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
+    const paths = new Map<string, Set<WebSocket>>();
+    wss.on('connection', (ws, req) => {
+      const path = req.url ?? '/';
+      let peers = paths.get(path);
+      if (peers === undefined) paths.set(path, (peers = new Set()));
+      peers.add(ws);
+      ws.on('message', (data, isBinary) => {
+        for (const other of peers) if (other !== ws) other.send(data, { binary: isBinary });
+      });
+      ws.on('close', () => {
+        peers.delete(ws);
+        if (peers.size === 0) paths.delete(path);
+      });
+    });
+    connections = () => wss.clients.size;
+    close = async () => {
+      for (const c of wss.clients) c.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+    };
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const send = (r: ChildReport) => process.send?.(r);
+  process.on('message', (m: ChildRequest) => {
+    if (m.cmd === 'memory') {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      const u = process.memoryUsage();
+      send({ kind: 'memory', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, connections: connections(), rejects: rejects() });
+    } else {
+      void close().then(() => {
+        server.close();
+        server.closeAllConnections();
+        process.exit(0);
+      });
+    }
+  });
+  send({ kind: 'ready', port: (server.address() as AddressInfo).port, serverKeyHex });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: clients and measurements.
+// ---------------------------------------------------------------------------------------------
+
+interface ServerChild {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly serverKey: Buffer;
+  memory(): Promise<Extract<ChildReport, { kind: 'memory' }>>;
+  stop(): Promise<void>;
+}
+
+function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
+  const child = fork(fileURLToPath(import.meta.url), ['--child', kind], {
+    execArgv: ['--expose-gc', '--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code} before it was ready`)));
+    child.once('message', (m: ChildReport) => {
+      if (m.kind !== 'ready') return reject(new Error('unexpected first message'));
+      resolve({
+        child,
+        url: `ws://127.0.0.1:${m.port}`,
+        serverKey: Buffer.from(m.serverKeyHex, 'hex'),
+        memory: () =>
+          new Promise((res) => {
+            child.once('message', (r: ChildReport) => {
+              if (r.kind === 'memory') res(r);
+            });
+            child.send({ cmd: 'memory' } satisfies ChildRequest);
+          }),
+        stop: async () => {
+          child.send({ cmd: 'stop' } satisfies ChildRequest);
+          await exited;
+        },
+      });
+    });
+  });
+}
+
+// --- NaCl box with native X25519: box.before = HSalsa20(X25519(sk, pk)); verified against tweetnacl below.
+const SIGMA = new Uint8Array(Buffer.from('expand 32-byte k', 'latin1'));
+const ZERO16 = new Uint8Array(16);
+const PKCS8_X25519_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const SPKI_X25519_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+
+interface ClientKeys {
+  readonly publicKey: Buffer;
+  readonly secretKey: Buffer;
+}
+
+function newClientKeys(): ClientKeys {
+  const { publicKey, privateKey } = generateKeyPairSync('x25519');
+  return {
+    publicKey: publicKey.export({ format: 'der', type: 'spki' }).subarray(SPKI_X25519_PREFIX.length),
+    secretKey: privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(PKCS8_X25519_PREFIX.length),
+  };
+}
+
+function boxBeforeNative(theirPublic: Uint8Array, mySecret: Uint8Array): Uint8Array {
+  const dh = diffieHellman({
+    privateKey: createPrivateKey({ key: Buffer.concat([PKCS8_X25519_PREFIX, mySecret]), format: 'der', type: 'pkcs8' }),
+    publicKey: createPublicKey({ key: Buffer.concat([SPKI_X25519_PREFIX, theirPublic]), format: 'der', type: 'spki' }),
+  });
+  const k = new Uint8Array(32);
+  (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(o: Uint8Array, i: Uint8Array, k: Uint8Array, c: Uint8Array): void } }).lowlevel.crypto_core_hsalsa20(k, ZERO16, new Uint8Array(dh), SIGMA);
+  return k;
+}
+
+function checkNativeBox(): void {
+  const a = newClientKeys();
+  const b = nacl.box.keyPair();
+  const ours = boxBeforeNative(b.publicKey, a.secretKey);
+  const theirs = nacl.box.before(b.publicKey, new Uint8Array(a.secretKey));
+  if (Buffer.compare(Buffer.from(ours), Buffer.from(theirs)) !== 0) throw new Error('native box.before differs from tweetnacl');
+}
+
+// --- a minimal SaltyRTC client: only the client-to-server handshake (Protocol.md), then raw frames.
+
+function nonce(cookie: Buffer, source: number, destination: number, seq: number): Buffer {
+  const n = Buffer.alloc(24);
+  cookie.copy(n, 0);
+  n[16] = source;
+  n[17] = destination;
+  n.writeUInt32BE(seq >>> 0, 20);
+  return n;
+}
+
+interface SaltyConn {
+  readonly ws: WebSocket;
+  readonly id: number;
+  readonly cookie: Buffer;
+  seq: number;
+}
+
+function firstMessage(ws: WebSocket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (data: Buffer) => {
+      ws.off('close', onClose);
+      ws.off('error', reject);
+      resolve(data);
+    };
+    const onClose = (code: number) => {
+      ws.off('message', onMessage);
+      reject(new Error(`closed with ${code} during the handshake`));
+    };
+    ws.once('message', onMessage);
+    ws.once('close', onClose);
+    ws.once('error', reject);
+  });
+}
+
+/** Connects as initiator (path = own key) or responder and completes the server handshake. */
+async function saltyConnect(url: string, serverKey: Buffer, role: 'initiator' | 'responder', path: string, keys: ClientKeys): Promise<SaltyConn> {
+  const ws = new WebSocket(`${url}/${path}`, SUBPROTOCOL, { perMessageDeflate: false });
+  const helloBytes = await firstMessage(ws);
+  const serverCookie = helloBytes.subarray(0, 16);
+  const hello = msgpack.decode(helloBytes.subarray(24)) as { type: string; key: Buffer };
+  if (hello.type !== 'server-hello') throw new Error(`expected server-hello, got ${hello.type}`);
+  const shared = boxBeforeNative(hello.key, keys.secretKey);
+  let cookie = randomBytes(16);
+  while (cookie.equals(serverCookie)) cookie = randomBytes(16);
+  let seq = randomBytes(4).readUInt32BE(0) >>> 1;
+  if (role === 'responder') {
+    ws.send(Buffer.concat([nonce(cookie, 0, 0, seq++), msgpack.encode({ type: 'client-hello', key: keys.publicKey })]));
+  }
+  const authNonce = nonce(cookie, 0, 0, seq++);
+  const auth = msgpack.encode({ type: 'client-auth', your_cookie: serverCookie, subprotocols: [SUBPROTOCOL], ping_interval: 0, your_key: serverKey });
+  const reply = firstMessage(ws);
+  ws.send(Buffer.concat([authNonce, nacl.box.after(auth, authNonce, shared)]));
+  const serverAuth = await reply;
+  const opened = nacl.box.open.after(serverAuth.subarray(24), serverAuth.subarray(0, 24), shared);
+  if (opened === null) throw new Error('server-auth does not decrypt');
+  const msg = msgpack.decode(opened) as { type: string };
+  if (msg.type !== 'server-auth') throw new Error(`expected server-auth, got ${msg.type}`);
+  return { ws, id: serverAuth[17] as number, cookie, seq };
+}
+
+function openBare(url: string, path: string): Promise<SaltyConn> {
+  const ws = new WebSocket(`${url}/${path}`, SUBPROTOCOL, { perMessageDeflate: false });
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve({ ws, id: 0, cookie: randomBytes(16), seq: 0 }));
+    ws.once('error', reject);
+  });
+}
+
+function closeAll(conns: readonly SaltyConn[]): Promise<void> {
+  return Promise.all(
+    conns.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
+          c.ws.once('close', () => resolve());
+          c.ws.terminate();
+        }),
+    ),
+  ).then(() => undefined);
+}
+
+// --- 1. handshakes per second
+
+async function benchHandshakes(server: ServerChild): Promise<{ perSecond: number; errors: number; total: number }> {
+  let done = 0;
+  let errors = 0;
+  let firstError = '';
+  const deadline = performance.now() + HANDSHAKE_SECONDS * 1000;
+  const start = performance.now();
+  const worker = async (w: number) => {
+    for (let i = 0; performance.now() < deadline; i++) {
+      const keys = newClientKeys();
+      const role = (w + i) % 2 === 0 ? 'initiator' : 'responder';
+      try {
+        const conn = await saltyConnect(server.url, server.serverKey, role, role === 'initiator' ? keys.publicKey.toString('hex') : randomBytes(32).toString('hex'), keys);
+        done++;
+        await closeAll([conn]);
+      } catch (e) {
+        errors++;
+        firstError ||= String(e);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: HANDSHAKE_CONCURRENCY }, (_, w) => worker(w)));
+  const elapsed = (performance.now() - start) / 1000;
+  if (errors > 0) console.log(`  handshake errors: ${errors} (first: ${firstError})`);
+  return { perSecond: done / elapsed, errors, total: done };
+}
+
+// --- 2. relay throughput
+
+async function relayPair(server: ServerChild, kind: 'ours' | 'bare'): Promise<{ initiator: SaltyConn; responder: SaltyConn }> {
+  const keys = newClientKeys();
+  const path = keys.publicKey.toString('hex');
+  if (kind === 'bare') {
+    const initiator = await openBare(server.url, path);
+    return { initiator, responder: await openBare(server.url, path) };
+  }
+  const initiator = await saltyConnect(server.url, server.serverKey, 'initiator', path, keys);
+  const responder = await saltyConnect(server.url, server.serverKey, 'responder', path, newClientKeys());
+  return { initiator, responder };
+}
+
+async function benchRelay(server: ServerChild, kind: 'ours' | 'bare', frameSize: number): Promise<{ framesPerSecond: number; mbPerSecond: number }> {
+  const { initiator, responder } = await relayPair(server, kind);
+  const payload = randomBytes(frameSize - 24);
+  let received = 0;
+  let receivedBytes = 0;
+  let lastReceived = 0;
+  let sent = 0;
+  const start = performance.now();
+  const sendUntil = start + RELAY_SECONDS * 1000;
+  responder.ws.on('message', (data: Buffer) => {
+    // Frames from the server itself (source 0x00, e.g. new-initiator) are not relayed data.
+    if (data[16] !== 0x01) return;
+    received++;
+    receivedBytes += data.length;
+    lastReceived = performance.now();
+  });
+  await new Promise<void>((resolve) => {
+    const pump = () => {
+      if (performance.now() >= sendUntil) return resolve();
+      while (initiator.ws.bufferedAmount < SEND_HIGH_WATER) {
+        // A fresh nonce per frame, as a real client would send (sequence number counts up).
+        const n = nonce(initiator.cookie, 0x01, responder.id, initiator.seq++);
+        initiator.ws.send(Buffer.concat([n, payload]));
+        sent++;
+      }
+      setImmediate(pump);
+    };
+    pump();
+  });
+  // Let what is in flight arrive (relay is in order; wait until all sent frames are counted).
+  const drainDeadline = performance.now() + 10_000;
+  while (received < sent && performance.now() < drainDeadline) await new Promise((r) => setTimeout(r, 5));
+  const seconds = (lastReceived - start) / 1000;
+  await closeAll([initiator, responder]);
+  if (received < sent) console.log(`  ${kind}: only ${received} of ${sent} frames arrived`);
+  return { framesPerSecond: received / seconds, mbPerSecond: receivedBytes / seconds / 1e6 };
+}
+
+// --- 3. memory per idle connection
+
+async function benchMemory(kind: 'ours' | 'bare'): Promise<{ perConnection: number; heapPerConnection: number; errors: number; serverConnections: number; rejects: number }> {
+  const server = await startChild(kind);
+  try {
+    // Warm up the code paths (and JIT) so the baseline is not measured before the first connection.
+    const warm = await relayPair(server, kind);
+    await closeAll([warm.initiator, warm.responder]);
+    const before = await server.memory();
+    const conns: SaltyConn[] = [];
+    let errors = 0;
+    let firstError = '';
+    const pairs = IDLE_CONNECTIONS / 2;
+    let next = 0;
+    const worker = async () => {
+      while (next < pairs) {
+        next++;
+        try {
+          const pair = await relayPair(server, kind);
+          conns.push(pair.initiator, pair.responder);
+        } catch (e) {
+          errors++;
+          firstError ||= String(e);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, worker));
+    for (const c of conns) c.ws.on('close', () => errors++); // an idle connection must stay open
+    const after = await server.memory();
+    if (errors > 0) console.log(`  ${kind}: ${errors} connection errors (first: ${firstError})`);
+    await closeAll(conns);
+    return {
+      perConnection: (after.rss - before.rss) / IDLE_CONNECTIONS,
+      heapPerConnection: (after.heapUsed + after.external - before.heapUsed - before.external) / IDLE_CONNECTIONS,
+      errors,
+      serverConnections: after.connections,
+      rejects: after.rejects,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+
+async function main(): Promise<void> {
+  checkNativeBox();
+  const t0 = performance.now();
+  console.log(`bench:signaling  node ${process.version}, loopback, server in a child process`);
+
+  const ours = await startChild('ours');
+  const hs = await benchHandshakes(ours);
+  console.log(`handshakes: ${fmt(hs.perSecond)}/s completed server handshakes (${HANDSHAKE_CONCURRENCY} concurrent clients, ${hs.total} in ${HANDSHAKE_SECONDS} s, ${hs.errors} errors; half initiators, half responders; new WebSocket each)`);
+  const bare = await startChild('bare');
+  let relayOk = true;
+  for (const size of RELAY_FRAME_SIZES) {
+    const o = await benchRelay(ours, 'ours', size);
+    const b = await benchRelay(bare, 'bare', size);
+    const ratio = o.mbPerSecond / b.mbPerSecond;
+    relayOk &&= ratio >= 0.8;
+    console.log(
+      `relay ${fmt(size / 1024)} KiB frames: ours ${fmt(o.framesPerSecond)} frames/s ${fmt(o.mbPerSecond, 1)} MB/s | bare ws ${fmt(b.framesPerSecond)} frames/s ${fmt(b.mbPerSecond, 1)} MB/s | ratio ${fmt(ratio, 2)}x (target >= 0.8x) ${verdict(ratio >= 0.8)}`,
+    );
+  }
+  await ours.stop();
+  await bare.stop();
+
+  const mo = await benchMemory('ours');
+  const mb = await benchMemory('bare');
+  const memRatio = mo.perConnection / mb.perConnection;
+  const noErrors = mo.errors === 0 && mo.serverConnections === IDLE_CONNECTIONS && mo.rejects === 0;
+  console.log(
+    `memory at ${IDLE_CONNECTIONS} idle connections (${IDLE_CONNECTIONS / 2} paths, handshakes done): ours ${fmt(mo.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mo.heapPerConnection / 1024, 1)} KiB heap+external) | bare ws ${fmt(mb.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mb.heapPerConnection / 1024, 1)} KiB heap+external) | ratio ${fmt(memRatio, 2)}x (target <= 1.5x) ${verdict(memRatio <= 1.5)}`,
+  );
+  console.log(`errors at ${IDLE_CONNECTIONS} connections: ${mo.errors} client errors, server holds ${mo.serverConnections} connections, ${mo.rejects} rejects ${verdict(noErrors)}`);
+  console.log(`summary: relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`);
+}
+
+const childIndex = process.argv.indexOf('--child');
+if (childIndex !== -1) {
+  await runChild(process.argv[childIndex + 1] === 'ours' ? 'ours' : 'bare');
+} else {
+  await main();
+}
