@@ -86,15 +86,15 @@ describe('openFrame', () => {
   it('refuses a tampered ciphertext, a tampered header and the wrong key', () => {
     const { frames, recv } = pair();
     const body = frames[0]!.slice();
-    body[30] ^= 1;
+    body[30] = body[30]! ^ 1;
     expect(code(() => openFrame(recv, key, body))).toBe('link.auth');
     const cookie = frames[0]!.slice();
-    cookie[0] ^= 1; // first frame: cookie is learnt, but the MAC covers it through the nonce
+    cookie[0] = cookie[0]! ^ 1; // first frame: cookie is learnt, but the MAC covers it through the nonce
     expect(code(() => openFrame(recv, key, cookie))).toBe('link.auth');
     expect(code(() => openFrame(recv, otherKey, frames[0]!))).toBe('link.auth');
     const a = openFrame(recv, key, frames[0]!);
     const seq = frames[1]!.slice();
-    seq[23] ^= 1; // csn no longer the expected one
+    seq[23] = seq[23]! ^ 1; // csn no longer the expected one
     expect(code(() => openFrame(a.state, key, seq))).toMatch(/link\.(replay|reorder)/);
   });
 
@@ -123,7 +123,7 @@ describe('openFrame', () => {
     const f = frames[0]!;
     for (let i = 0; i < f.length; i++) {
       const bad = f.slice();
-      bad[i] ^= 0x80;
+      bad[i] = bad[i]! ^ 0x80;
       expect(() => openFrame(recv, key, bad)).toThrow(FrameError);
     }
   });
