@@ -1,0 +1,489 @@
+/**
+ * The SaltyRTC 1.0 server side of one signalling path as a pure state machine:
+ * `step(ctx, state, event) -> {state, effects}`. No sockets, timers or clock: the driver
+ * (signaling/server.ts) feeds WebSocket events in and carries the effects out.
+ *
+ * Spec sections (Protocol.md): "Receiving a Signalling Message" (address, cookie and combined
+ * sequence number checks on messages to the server), "'server-hello'" to "'disconnected'" (the
+ * handshake and notices), "Client-to-Client Messages" (verbatim relay, send-error).
+ *
+ * Relayed frames do not change the state: `step` then returns the same state object, so the hot
+ * path allocates only the effect list.
+ */
+import { boxAfter, boxOpenAfter, concatBytes, equalBytes, type BoxKeyPair, type BoxPublicKey, type BoxSecretKey, type RandomBytes, type SharedKey } from '../../crypto/index.ts';
+import { DecodeError, ZeroRoomError } from '../errors.ts';
+import { CloseCode } from './close-codes.ts';
+import {
+  COOKIE_LENGTH,
+  CSN_LIMIT,
+  FIRST_RESPONDER,
+  INITIATOR_ADDRESS,
+  LAST_RESPONDER,
+  NONCE_LENGTH,
+  SERVER_ADDRESS,
+  csnOverflow,
+  decodeNonce,
+  encodeNonce,
+  initialCsn,
+  isResponderAddress,
+  messageIdOf,
+  type Nonce,
+} from './nonce.ts';
+import * as sm from './server-messages.ts';
+
+export const SUBPROTOCOL = 'v1.saltyrtc.org';
+/** The subprotocols this server speaks, in preference order (only one). */
+export const SERVER_SUBPROTOCOLS: readonly string[] = [SUBPROTOCOL];
+
+/** A connection, numbered by the driver. */
+export type ConnId = number;
+export type Role = sm.Role;
+
+/** Why the machine refused a client (a subset of the observer's RejectReason). */
+export type MachineRejectReason = 'bad-message' | 'bad-auth' | 'path-full' | 'handshake-timeout';
+
+export interface ServerContext {
+  /** The path: the initiator's permanent public key. */
+  readonly initiatorKey: BoxPublicKey;
+  /** Server permanent keys; the first is used unless the client pins another with `your_key`. */
+  readonly permanentKeys: readonly BoxKeyPair[];
+  readonly random: RandomBytes;
+  /** A fresh session key pair for one client (Protocol.md "Server's Session Key"). */
+  readonly generateSessionKey: () => BoxKeyPair;
+  /** NaCl box.before(theirPublic, mySecret); the driver may memoise it. */
+  readonly sharedKey: (theirPublic: BoxPublicKey, mySecret: BoxSecretKey) => SharedKey;
+}
+
+export type Phase = 'await-hello-or-auth' | 'await-auth' | 'authenticated';
+
+export interface ClientRecord {
+  readonly conn: ConnId;
+  readonly phase: Phase;
+  readonly role: Role | null;
+  /** 0x00 until authenticated, then 0x01 or 0x02..0xff. */
+  readonly address: number;
+  readonly session: BoxKeyPair;
+  /** The client's permanent key: the path key (initiator) or the client-hello key (responder). */
+  readonly clientKey: BoxPublicKey | null;
+  /** box.before(clientKey, session.secretKey). */
+  readonly shared: SharedKey | null;
+  readonly ourCookie: Uint8Array;
+  /** Next combined sequence number we send. */
+  readonly ourCsn: number;
+  readonly theirCookie: Uint8Array | null;
+  /** Next combined sequence number we expect; CSN_LIMIT once exhausted. */
+  readonly theirCsn: number | null;
+}
+
+export interface PathState {
+  readonly clients: ReadonlyMap<ConnId, ClientRecord>;
+  readonly initiator: ConnId | null;
+  /** Authenticated responders by address. */
+  readonly responders: ReadonlyMap<number, ConnId>;
+}
+
+export type ServerEvent =
+  | { readonly type: 'connected'; readonly conn: ConnId }
+  | { readonly type: 'frame'; readonly conn: ConnId; readonly bytes: Uint8Array }
+  /** The socket is gone (closed by the client or the network). */
+  | { readonly type: 'closed'; readonly conn: ConnId }
+  | { readonly type: 'timeout'; readonly conn: ConnId; readonly kind: 'handshake' | 'ping' }
+  /** The driver saw a frame it cannot hand in (a text frame). */
+  | { readonly type: 'invalid-frame'; readonly conn: ConnId; readonly why: string }
+  /** The driver could not write a relayed frame to its destination socket. */
+  | { readonly type: 'relay-failed'; readonly conn: ConnId; readonly nonce: Uint8Array };
+
+export type LogFields = Record<string, string | number | boolean>;
+
+export type ServerEffect =
+  | { readonly type: 'send'; readonly conn: ConnId; readonly bytes: Uint8Array }
+  /** Verbatim relay of a client-to-client frame; on failure feed back 'relay-failed' for `from`. */
+  | { readonly type: 'relay'; readonly from: ConnId; readonly to: ConnId; readonly bytes: Uint8Array }
+  /** Close the socket. The client is already off the path; ignore its further frames. */
+  | { readonly type: 'close'; readonly conn: ConnId; readonly code: number; readonly reject?: MachineRejectReason }
+  | { readonly type: 'authenticated'; readonly conn: ConnId; readonly role: Role; readonly address: number; readonly pingIntervalSeconds: number }
+  | { readonly type: 'log'; readonly event: string; readonly fields: LogFields };
+
+export interface StepResult {
+  readonly state: PathState;
+  readonly effects: readonly ServerEffect[];
+}
+
+export const emptyPath: PathState = Object.freeze({ clients: new Map(), initiator: null, responders: new Map() });
+
+/** A refusal with the close code the spec assigns; `why` is fixed text (never peer data). */
+export class ServerRefusal extends ZeroRoomError {
+  constructor(
+    readonly closeCode: number,
+    readonly reject: MachineRejectReason,
+    readonly why: string,
+  ) {
+    super('saltyrtc.server-refusal', why);
+  }
+}
+
+const protocolError = (why: string): ServerRefusal => new ServerRefusal(CloseCode.ProtocolError, 'bad-message', why);
+const authError = (why: string): ServerRefusal => new ServerRefusal(CloseCode.ProtocolError, 'bad-auth', why);
+
+/** Lowest responder address not held by an authenticated responder, or null when the path is full. */
+export function lowestFreeResponder(responders: ReadonlyMap<number, ConnId>): number | null {
+  for (let a = FIRST_RESPONDER; a <= LAST_RESPONDER; a++) if (!responders.has(a)) return a;
+  return null;
+}
+
+// --- transaction: copy-on-write view of the state for one step ----------------------------------
+
+class Tx {
+  readonly effects: ServerEffect[] = [];
+  private clients: Map<ConnId, ClientRecord> | null = null;
+  private responders: Map<number, ConnId> | null = null;
+  initiator: ConnId | null;
+
+  constructor(
+    readonly ctx: ServerContext,
+    private readonly s: PathState,
+  ) {
+    this.initiator = s.initiator;
+  }
+
+  client(conn: ConnId): ClientRecord | undefined {
+    return (this.clients ?? this.s.clients).get(conn);
+  }
+  put(rec: ClientRecord): void {
+    this.clients ??= new Map(this.s.clients);
+    this.clients.set(rec.conn, rec);
+  }
+  responderAt(address: number): ConnId | undefined {
+    return (this.responders ?? this.s.responders).get(address);
+  }
+  responderMap(): ReadonlyMap<number, ConnId> {
+    return this.responders ?? this.s.responders;
+  }
+  setResponder(address: number, conn: ConnId | null): void {
+    this.responders ??= new Map(this.s.responders);
+    if (conn === null) this.responders.delete(address);
+    else this.responders.set(address, conn);
+  }
+  /** Take a client off the path (no notices). */
+  remove(conn: ConnId): ClientRecord | undefined {
+    const rec = this.client(conn);
+    if (rec === undefined) return undefined;
+    this.clients ??= new Map(this.s.clients);
+    this.clients.delete(conn);
+    if (rec.phase === 'authenticated') {
+      if (rec.role === 'initiator' && this.initiator === conn) this.initiator = null;
+      if (rec.role === 'responder' && this.responderAt(rec.address) === conn) this.setResponder(rec.address, null);
+    }
+    return rec;
+  }
+  emit(e: ServerEffect): void {
+    this.effects.push(e);
+  }
+  log(event: string, fields: LogFields): void {
+    this.effects.push({ type: 'log', event, fields });
+  }
+  result(): StepResult {
+    const changed = this.clients !== null || this.responders !== null || this.initiator !== this.s.initiator;
+    const state: PathState = changed
+      ? { clients: this.clients ?? this.s.clients, initiator: this.initiator, responders: this.responders ?? this.s.responders }
+      : this.s;
+    return { state, effects: this.effects };
+  }
+}
+
+// --- step -----------------------------------------------------------------------------------------
+
+export function step(ctx: ServerContext, state: PathState, event: ServerEvent): StepResult {
+  const tx = new Tx(ctx, state);
+  switch (event.type) {
+    case 'connected':
+      onConnected(tx, event.conn);
+      break;
+    case 'frame':
+      onFrame(tx, event.conn, event.bytes);
+      break;
+    case 'closed':
+      departed(tx, event.conn);
+      break;
+    case 'timeout':
+      onTimeout(tx, event.conn, event.kind);
+      break;
+    case 'invalid-frame':
+      if (tx.client(event.conn) !== undefined) refuse(tx, event.conn, protocolError(event.why));
+      break;
+    case 'relay-failed':
+      sendError(tx, event.conn, event.nonce);
+      break;
+  }
+  return tx.result();
+}
+
+function onConnected(tx: Tx, conn: ConnId): void {
+  if (tx.client(conn) !== undefined) throw new RangeError(`connection ${conn} already on the path`);
+  const rec: ClientRecord = {
+    conn,
+    phase: 'await-hello-or-auth',
+    role: null,
+    address: SERVER_ADDRESS,
+    session: tx.ctx.generateSessionKey(),
+    clientKey: null,
+    shared: null,
+    ourCookie: tx.ctx.random(COOKIE_LENGTH).slice(),
+    ourCsn: initialCsn(tx.ctx.random),
+    theirCookie: null,
+    theirCsn: null,
+  };
+  if (rec.ourCookie.length !== COOKIE_LENGTH) throw new RangeError('random source returned the wrong length');
+  sendToClient(tx, rec, sm.encodeServerHello({ key: rec.session.publicKey }), false);
+}
+
+function onTimeout(tx: Tx, conn: ConnId, kind: 'handshake' | 'ping'): void {
+  const rec = tx.client(conn);
+  if (rec === undefined) return;
+  if (kind === 'handshake') {
+    if (rec.phase !== 'authenticated') refuse(tx, conn, new ServerRefusal(CloseCode.Timeout, 'handshake-timeout', 'handshake not finished in time'));
+    return;
+  }
+  tx.log('ping-timeout', { conn });
+  closeClient(tx, conn, CloseCode.Timeout, true);
+}
+
+/** Close `conn` with the refusal's code and tell the other side if it was authenticated. */
+function refuse(tx: Tx, conn: ConnId, r: ServerRefusal): void {
+  tx.log('refused', { conn, code: r.closeCode, reason: r.reject, why: r.why });
+  closeClient(tx, conn, r.closeCode, true, r.reject);
+}
+
+function closeClient(tx: Tx, conn: ConnId, code: number, notify: boolean, reject?: MachineRejectReason): void {
+  const rec = notify ? departed(tx, conn) : tx.remove(conn);
+  if (rec === undefined) return;
+  tx.emit(reject === undefined ? { type: 'close', conn, code } : { type: 'close', conn, code, reject });
+}
+
+/**
+ * Remove a client that left or was closed for its own fault, and send 'disconnected' to the other
+ * side if it was authenticated (clients dropped by someone else get no notice: Protocol.md
+ * 'drop-responder', 'server-auth').
+ */
+function departed(tx: Tx, conn: ConnId): ClientRecord | undefined {
+  const rec = tx.remove(conn);
+  if (rec === undefined || rec.phase !== 'authenticated') return rec;
+  const notice = sm.encodeDisconnected({ id: rec.address });
+  if (rec.role === 'initiator') {
+    for (const rconn of tx.responderMap().values()) notify(tx, rconn, notice);
+  } else if (tx.initiator !== null) {
+    notify(tx, tx.initiator, notice);
+  }
+  return rec;
+}
+
+function notify(tx: Tx, conn: ConnId, plaintext: Uint8Array): void {
+  const rec = tx.client(conn);
+  if (rec !== undefined) sendToClient(tx, rec, plaintext, true);
+}
+
+/** Encode the nonce, encrypt if asked, emit the frame and advance our csn. */
+function sendToClient(tx: Tx, rec: ClientRecord, plaintext: Uint8Array, encrypt: boolean): ClientRecord {
+  if (rec.ourCsn >= CSN_LIMIT - 1) {
+    // Unreachable in practice (2^48 messages); the spec makes it a hard stop.
+    closeClient(tx, rec.conn, CloseCode.InternalError, true);
+    return rec;
+  }
+  const nonce = encodeNonce({ cookie: rec.ourCookie, source: SERVER_ADDRESS, destination: rec.address, csn: rec.ourCsn });
+  const data = encrypt ? boxAfter(plaintext, nonce, requireShared(rec)) : plaintext;
+  const next = { ...rec, ourCsn: rec.ourCsn + 1 };
+  tx.put(next);
+  tx.emit({ type: 'send', conn: rec.conn, bytes: concatBytes(nonce, data) });
+  return next;
+}
+
+function requireShared(rec: ClientRecord): SharedKey {
+  if (rec.shared === null) throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'no session key yet');
+  return rec.shared;
+}
+
+function sendError(tx: Tx, conn: ConnId, nonce: Uint8Array): void {
+  const rec = tx.client(conn);
+  if (rec === undefined || rec.phase !== 'authenticated') return;
+  sendToClient(tx, rec, sm.encodeSendError({ id: messageIdOf(nonce) }), true);
+}
+
+// --- frames ---------------------------------------------------------------------------------------
+
+function onFrame(tx: Tx, conn: ConnId, bytes: Uint8Array): void {
+  const rec = tx.client(conn);
+  if (rec === undefined) return; // closed by us already: late frames are dropped
+  try {
+    // "it first checks that the message contains more than 24 byte"
+    if (bytes.length <= NONCE_LENGTH) throw protocolError('frame without data');
+    const nonceBytes = bytes.subarray(0, NONCE_LENGTH);
+    const nonce = decodeNonce(nonceBytes);
+    if (nonce.source !== rec.address) throw protocolError('source address does not match');
+    if (nonce.destination === SERVER_ADDRESS) {
+      const checked = checkIncoming(rec, nonce);
+      tx.put(checked);
+      onServerMessage(tx, checked, nonceBytes, bytes.subarray(NONCE_LENGTH));
+    } else {
+      relay(tx, rec, nonce, bytes);
+    }
+  } catch (e) {
+    if (e instanceof ServerRefusal) return refuse(tx, conn, e);
+    if (e instanceof ZeroRoomError) return refuse(tx, conn, protocolError(`bad message (${e.code})`));
+    throw e;
+  }
+}
+
+/** Cookie and combined-sequence-number checks (Protocol.md "Receiving a Signalling Message"). */
+function checkIncoming(rec: ClientRecord, nonce: Nonce): ClientRecord {
+  if (rec.theirCookie === null) {
+    if (equalBytes(nonce.cookie, rec.ourCookie)) throw protocolError('client uses the server cookie');
+    if (csnOverflow(nonce.csn) !== 0) throw protocolError('first message with a non-zero overflow number');
+  } else {
+    if (!equalBytes(nonce.cookie, rec.theirCookie)) throw protocolError('cookie changed');
+    if (rec.theirCsn === null || rec.theirCsn >= CSN_LIMIT) throw protocolError('sequence number exhausted');
+    if (nonce.csn !== rec.theirCsn) throw protocolError('unexpected sequence number (repeated or skipped)');
+  }
+  return { ...rec, theirCookie: rec.theirCookie ?? nonce.cookie, theirCsn: nonce.csn + 1 };
+}
+
+function relay(tx: Tx, rec: ClientRecord, nonce: Nonce, bytes: Uint8Array): void {
+  // "relaying is ONLY allowed between an initiator (0x01) and a responder (0x02..0xff)"
+  if (rec.phase !== 'authenticated') throw protocolError('relay before authentication');
+  const ok = rec.role === 'initiator' ? isResponderAddress(nonce.destination) : nonce.destination === INITIATOR_ADDRESS;
+  if (!ok) throw protocolError('relay to an address of the same role');
+  const to = rec.role === 'initiator' ? tx.responderAt(nonce.destination) : (tx.initiator ?? undefined);
+  if (to === undefined) return sendError(tx, rec.conn, bytes.subarray(0, NONCE_LENGTH));
+  tx.emit({ type: 'relay', from: rec.conn, to, bytes });
+}
+
+function onServerMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): void {
+  switch (rec.phase) {
+    case 'await-hello-or-auth':
+      return onFirstMessage(tx, rec, nonce, data);
+    case 'await-auth': {
+      const auth = decodeClientAuthBox(rec, nonce, data);
+      return authenticate(tx, rec, 'responder', auth);
+    }
+    case 'authenticated':
+      return onAuthenticatedMessage(tx, rec, nonce, data);
+  }
+}
+
+/**
+ * The server cannot know the role yet: a responder sends an unencrypted client-hello, an initiator
+ * a client-auth encrypted to the path key (Protocol.md "'client-hello' Message"). We try the
+ * plaintext client-hello first (no Diffie-Hellman needed for responders).
+ */
+function onFirstMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): void {
+  let hello: sm.ClientHello | null = null;
+  try {
+    hello = sm.decodeClientHello(data);
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+  }
+  if (hello !== null) {
+    const shared = tx.ctx.sharedKey(hello.key, rec.session.secretKey);
+    tx.put({ ...rec, phase: 'await-auth', role: 'responder', clientKey: hello.key, shared });
+    return;
+  }
+  const asInitiator: ClientRecord = { ...rec, clientKey: tx.ctx.initiatorKey, shared: tx.ctx.sharedKey(tx.ctx.initiatorKey, rec.session.secretKey) };
+  const auth = decodeClientAuthBox(asInitiator, nonce, data);
+  authenticate(tx, asInitiator, 'initiator', auth);
+}
+
+function decodeClientAuthBox(rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): sm.ClientAuth {
+  let plain: Uint8Array;
+  try {
+    plain = boxOpenAfter(data, nonce, requireShared(rec));
+  } catch (e) {
+    if (e instanceof ZeroRoomError) throw authError('client-auth does not decrypt (unencrypted, wrong key or tampered)');
+    throw e;
+  }
+  try {
+    return sm.decodeClientAuth(plain);
+  } catch (e) {
+    if (e instanceof DecodeError) throw protocolError('malformed client-auth');
+    throw e;
+  }
+}
+
+function authenticate(tx: Tx, rec: ClientRecord, role: Role, auth: sm.ClientAuth): void {
+  if (!equalBytes(auth.yourCookie, rec.ourCookie)) throw authError('client-auth your_cookie is not our cookie');
+  // "The first common subprotocol found ... MUST be equal to the initially negotiated subprotocol"
+  const common = auth.subprotocols.find((p) => SERVER_SUBPROTOCOLS.includes(p));
+  if (common !== SUBPROTOCOL) throw authError('subprotocol downgrade');
+  let signer: BoxKeyPair | undefined = tx.ctx.permanentKeys[0];
+  if (auth.yourKey !== undefined) {
+    const pinned = auth.yourKey;
+    signer = tx.ctx.permanentKeys.find((k) => equalBytes(k.publicKey, pinned));
+    if (signer === undefined) throw new ServerRefusal(CloseCode.InvalidKey, 'bad-auth', 'pinned server key unknown');
+  }
+  const pingIntervalSeconds = auth.pingInterval ?? 0;
+  if (role === 'initiator') authenticateInitiator(tx, rec, signer, pingIntervalSeconds);
+  else authenticateResponder(tx, rec, signer, pingIntervalSeconds);
+}
+
+function authenticateInitiator(tx: Tx, rec: ClientRecord, signer: BoxKeyPair | undefined, ping: number): void {
+  // "a previous initiator on the same path SHALL be dropped ... 3004"
+  if (tx.initiator !== null) {
+    const previous = tx.initiator;
+    tx.log('initiator-replaced', { conn: previous, by: rec.conn });
+    closeClient(tx, previous, CloseCode.DroppedByInitiator, false);
+  }
+  const authed: ClientRecord = { ...rec, phase: 'authenticated', role: 'initiator', address: INITIATOR_ADDRESS };
+  tx.put(authed);
+  tx.initiator = rec.conn;
+  const responders = [...tx.responderMap().keys()].sort((a, b) => a - b);
+  for (const rconn of tx.responderMap().values()) notify(tx, rconn, sm.encodeNewInitiator());
+  sendServerAuth(tx, authed, signer, { responders });
+  tx.emit({ type: 'authenticated', conn: rec.conn, role: 'initiator', address: INITIATOR_ADDRESS, pingIntervalSeconds: ping });
+}
+
+function authenticateResponder(tx: Tx, rec: ClientRecord, signer: BoxKeyPair | undefined, ping: number): void {
+  const address = lowestFreeResponder(tx.responderMap());
+  if (address === null) throw new ServerRefusal(CloseCode.PathFull, 'path-full', 'path full (254 responders)');
+  const authed: ClientRecord = { ...rec, phase: 'authenticated', role: 'responder', address };
+  tx.put(authed);
+  tx.setResponder(address, rec.conn);
+  if (tx.initiator !== null) notify(tx, tx.initiator, sm.encodeNewResponder({ id: address }));
+  sendServerAuth(tx, authed, signer, { initiatorConnected: tx.initiator !== null });
+  tx.emit({ type: 'authenticated', conn: rec.conn, role: 'responder', address, pingIntervalSeconds: ping });
+}
+
+function sendServerAuth(
+  tx: Tx,
+  rec: ClientRecord,
+  signer: BoxKeyPair | undefined,
+  roleFields: { responders: number[] } | { initiatorConnected: boolean },
+): void {
+  if (rec.theirCookie === null || rec.clientKey === null) throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'server-auth before client-auth');
+  const nonce = encodeNonce({ cookie: rec.ourCookie, source: SERVER_ADDRESS, destination: rec.address, csn: rec.ourCsn });
+  // signed_keys: box(session public || client permanent public) from our permanent key, same nonce.
+  const signedKeys =
+    signer === undefined
+      ? undefined
+      : boxAfter(concatBytes(rec.session.publicKey, rec.clientKey), nonce, tx.ctx.sharedKey(rec.clientKey, signer.secretKey));
+  const plain = sm.encodeServerAuth({ yourCookie: rec.theirCookie, signedKeys, ...roleFields });
+  sendToClient(tx, rec, plain, true);
+}
+
+function onAuthenticatedMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): void {
+  // After authentication only an initiator talks to the server, and only with 'drop-responder'.
+  if (rec.role !== 'initiator') throw protocolError('responder sent a message to the server after authentication');
+  let plain: Uint8Array;
+  try {
+    plain = boxOpenAfter(data, nonce, requireShared(rec));
+  } catch (e) {
+    if (e instanceof ZeroRoomError) throw protocolError('server message does not decrypt');
+    throw e;
+  }
+  const drop = sm.decodeDropResponder(plain);
+  const target = tx.responderAt(drop.id);
+  if (target === undefined) {
+    tx.log('drop-responder-unknown', { conn: rec.conn, id: drop.id });
+    return;
+  }
+  const code = sm.dropReasonOf(drop);
+  tx.log('drop-responder', { conn: rec.conn, id: drop.id, code });
+  closeClient(tx, target, code, false);
+}
