@@ -33,8 +33,10 @@ export const command: Command = {
     ].join('\n'),
   run: async (args, io) => {
     const config = parseServeConfig(args, io.env);
+    // Handlers go in before the start lines are printed: a supervisor may signal right after them.
+    const signalled = waitForSignal(io);
     const running = await startServer(config, io);
-    await waitForSignal(io);
+    await signalled;
     // A stuck close must not keep a stopping service alive forever.
     setTimeout(() => {
       io.err('zeroroom: shutdown took longer than 10 s, exiting');
