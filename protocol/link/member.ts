@@ -1,0 +1,123 @@
+/**
+ * Member side of the peer link: a SaltyRTC responder on the owner's path. The first join uses the
+ * invite's one-time token; every reconnect uses the trusted-key path (the owner knows our key),
+ * with exponential backoff and jitter. The signaling connection is closed (3003) after handover.
+ */
+import { systemRandom, type BoxKeyPair, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
+import { SignalingClient, systemTimers, type Timers, type WebSocketCtor } from '../saltyrtc/client-driver.ts';
+import type { SaltyClientError } from '../saltyrtc/client-errors.ts';
+import { backoffDelay } from './backoff.ts';
+import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
+import type { LinkSession } from './session.ts';
+
+export interface JoinOptions {
+  readonly signalingUrl: string;
+  readonly serverKey?: BoxPublicKey;
+  /** The owner's SaltyRTC permanent public key (from the invite): path and initiator identity. */
+  readonly ownerKey: BoxPublicKey;
+  /** The invite's 32-byte one-time token; leave out when the owner already trusts our key. */
+  readonly token?: Uint8Array;
+  readonly permanentKeys: BoxKeyPair;
+  readonly iceServers: readonly RTCIceServer[];
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
+  readonly wrtc?: object;
+  readonly WebSocket?: WebSocketCtor;
+  readonly timers?: Timers;
+  readonly random?: RandomBytes;
+}
+
+/** Errors after which retrying cannot help: the owner refused or dropped us, or the server is not the pinned one. */
+const FATAL = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
+
+/**
+ * Join the owner's room. Resolves with the link once its data channel is open for the first time;
+ * rejects with the first failure (SaltyClientError 'saltyrtc.refused' for a wrong or reused token).
+ * Afterwards drops are repaired by reconnecting until close() or a fatal refusal (link 'close' event).
+ */
+export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
+  const timers = opts.timers ?? systemTimers;
+  const random = opts.random ?? systemRandom;
+  const WS = opts.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketCtor }).WebSocket;
+  const link = new PeerLinkImpl(opts.ownerKey, {
+    random,
+    timers,
+    rtc: { iceServers: opts.iceServers, ...(opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: opts.iceTransportPolicy } : {}), ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}) },
+  });
+  let token = opts.token;
+  let attempt = 0;
+  let opened = false;
+  let client: SignalingClient | null = null;
+  let retryTimer: unknown = null;
+
+  return new Promise<PeerLink>((resolve, reject) => {
+    const giveUp = (error: Error): void => {
+      if (!opened) reject(error);
+      link.fail(error);
+    };
+    const retry = (error: Error | null): void => {
+      if (link.state === 'closed' || retryTimer !== null) return;
+      if (!opened) return giveUp(error ?? new Error('link dropped before it opened'));
+      retryTimer = timers.setTimeout(() => {
+        retryTimer = null;
+        connect();
+      }, backoffDelay(attempt++, random));
+    };
+    const connect = (): void => {
+      if (link.state === 'closed') return;
+      client?.close();
+      const c = new SignalingClient({
+        url: opts.signalingUrl,
+        WebSocket: WS,
+        timers,
+        pathKey: opts.ownerKey,
+        context: {
+          role: 'responder',
+          permanent: opts.permanentKeys,
+          ...(opts.serverKey !== undefined ? { serverKey: opts.serverKey } : {}),
+          random,
+          taskData: { exclude: [], handover: true },
+          initiatorKey: opts.ownerKey,
+          ...(token !== undefined ? { token } : {}),
+        },
+      });
+      client = c;
+      let session: LinkSession | null = null;
+      c.on('peer-authenticated', (peer, _key, shared) => {
+        token = undefined; // spent: reconnects use the trusted-key path
+        session = link.attach(shared, false, { send: (p) => c.send(peer, p), handoverDone: () => c.handoverDone(peer) });
+      });
+      c.on('peer-message', (_peer, msg) => {
+        if (session !== null && msg.type !== 'application' && msg.type !== 'close') session.onTaskMessage(msg);
+      });
+      c.on('closed', (error: SaltyClientError) => {
+        if (client === c) client = null;
+        const s: LinkSession | null = session;
+        if (s !== null) {
+          s.detachPort();
+          // Closed before the data channel opened (not a handover): this session cannot finish.
+          if (!s.isOpen) s.end(error);
+          return;
+        }
+        if (link.state === 'closed') return;
+        if (FATAL.has(error.code)) return giveUp(error);
+        retry(error);
+      });
+      c.start();
+    };
+    link.onOpened = () => {
+      attempt = 0;
+      if (!opened) {
+        opened = true;
+        resolve(link);
+      }
+    };
+    link.onDropped = (error) => retry(error);
+    link.onClosed = () => {
+      if (retryTimer !== null) timers.clearTimeout(retryTimer);
+      retryTimer = null;
+      client?.close();
+      client = null;
+    };
+    connect();
+  });
+}

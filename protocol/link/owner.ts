@@ -1,0 +1,183 @@
+/**
+ * Owner side of the peer link: the SaltyRTC initiator of the path hex(owner key). It keeps its
+ * signaling connection open to admit members, runs one client handshake per responder
+ * concurrently, and recognises returning members by their permanent key (trusted-key path): the
+ * existing PeerLink gets a new session, so nothing queued on it is lost. If the signaling
+ * connection drops (server restart), established links keep working and the owner reconnects to
+ * the server with backoff.
+ */
+import { systemRandom, toHex, type BoxKeyPair, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
+import { SignalingClient, systemTimers, type Timers, type WebSocketCtor } from '../saltyrtc/client-driver.ts';
+import type { PostAuthMessage } from '../saltyrtc/peer-messages.ts';
+import { backoffDelay } from './backoff.ts';
+import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
+import type { LinkSession } from './session.ts';
+
+export interface OwnerOptions {
+  /** Signaling server base URL (ws:// or wss://); the path hex(owner key) is appended. */
+  readonly signalingUrl: string;
+  /** Pin the server's permanent key (server-auth MUST then carry valid signed_keys). */
+  readonly serverKey?: BoxPublicKey;
+  /** The owner's SaltyRTC permanent key pair (its public key is in every invite). */
+  readonly permanentKeys: BoxKeyPair;
+  readonly iceServers: readonly RTCIceServer[];
+  readonly iceTransportPolicy?: RTCIceTransportPolicy;
+  /** WebRTC implementation for simple-peer (Node: nodeWrtc()); browsers leave it out. */
+  readonly wrtc?: object;
+  /** WebSocket constructor (default globalThis.WebSocket; Node 20 passes `ws`). */
+  readonly WebSocket?: WebSocketCtor;
+  readonly timers?: Timers;
+  readonly random?: RandomBytes;
+  /** Tokens of all currently pending invites; each responder's first message is tried against them. */
+  readonly pendingTokens: () => Iterable<Uint8Array>;
+  /** A token opened a joiner's 'token' message: return true to admit (and mark it used), false to refuse. */
+  readonly acceptToken: (token: Uint8Array, memberKey: BoxPublicKey) => boolean;
+  /** Keys admitted without a token, in addition to members with a live (not closed) link. */
+  readonly trustedKeys?: () => Iterable<BoxPublicKey>;
+  /** A member's link opened for the first time in this owner session. */
+  readonly onLink: (link: PeerLink) => void;
+  /** The signaling connection became ready (true) or dropped (false; the owner reconnects). */
+  readonly onSignalingState?: (ready: boolean) => void;
+  /** Signaling trouble the owner recovers from by itself (for logs). */
+  readonly onWarning?: (message: string) => void;
+}
+
+export interface OwnerHandle {
+  /** Links by hex of the member's key (including offline ones waiting for their member). */
+  readonly links: ReadonlyMap<string, PeerLink>;
+  /** True while the signaling connection is authenticated towards the server. */
+  readonly signalingReady: boolean;
+  /** Close every link and leave the server. */
+  close(): void;
+}
+
+export function startOwner(opts: OwnerOptions): OwnerHandle {
+  const owner = new Owner(opts);
+  owner.connect();
+  return owner;
+}
+
+class Owner implements OwnerHandle {
+  readonly links = new Map<string, PeerLinkImpl>();
+  private readonly pending = new Map<number, LinkSession>();
+  private client: SignalingClient | null = null;
+  private attempt = 0;
+  private reconnectTimer: unknown = null;
+  private closed = false;
+  signalingReady = false;
+  private readonly timers: Timers;
+  private readonly random: RandomBytes;
+
+  constructor(private readonly opts: OwnerOptions) {
+    this.timers = opts.timers ?? systemTimers;
+    this.random = opts.random ?? systemRandom;
+  }
+
+  connect(): void {
+    this.reconnectTimer = null;
+    if (this.closed) return;
+    const opts = this.opts;
+    const WS = opts.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketCtor }).WebSocket;
+    const client = new SignalingClient({
+      url: opts.signalingUrl,
+      WebSocket: WS,
+      timers: this.timers,
+      pathKey: opts.permanentKeys.publicKey,
+      context: {
+        role: 'initiator',
+        permanent: opts.permanentKeys,
+        ...(opts.serverKey !== undefined ? { serverKey: opts.serverKey } : {}),
+        random: this.random,
+        taskData: { exclude: [], handover: true },
+        pendingTokens: opts.pendingTokens,
+        acceptToken: opts.acceptToken,
+        trustedKeys: () => this.trusted(),
+      },
+    });
+    this.client = client;
+    client.on('server-ready', () => {
+      this.attempt = 0;
+      this.signalingReady = true;
+      opts.onSignalingState?.(true);
+    });
+    client.on('peer-authenticated', (peer, key, shared) => {
+      const link = this.linkFor(key);
+      const session = link.attach(shared, true, {
+        send: (payload) => client.send(peer, payload),
+        handoverDone: () => {
+          this.pending.delete(peer);
+          client.handoverDone(peer);
+        },
+      });
+      this.pending.set(peer, session);
+    });
+    client.on('peer-message', (peer, msg) => this.onPeerMessage(peer, msg));
+    client.on('peer-lost', (peer, error) => {
+      const s = this.pending.get(peer);
+      this.pending.delete(peer);
+      if (s !== undefined && !s.isOpen) s.end(error);
+    });
+    client.on('warning', (m) => opts.onWarning?.(m));
+    client.on('closed', (error) => {
+      if (this.signalingReady) opts.onSignalingState?.(false);
+      this.signalingReady = false;
+      if (this.client === client) this.client = null;
+      // Sessions still signaling lose their path; open ones continue on their data channels.
+      for (const s of this.pending.values()) s.detachPort();
+      this.pending.clear();
+      if (this.closed) return;
+      opts.onWarning?.(`signaling closed: ${error.message}; reconnecting`);
+      const delay = backoffDelay(this.attempt++, this.random);
+      this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delay);
+    });
+    client.start();
+  }
+
+  private *trusted(): Iterable<BoxPublicKey> {
+    for (const link of this.links.values()) if (link.state !== 'closed') yield link.peerKey;
+    yield* this.opts.trustedKeys?.() ?? [];
+  }
+
+  private linkFor(key: BoxPublicKey): PeerLinkImpl {
+    const id = toHex(key);
+    const existing = this.links.get(id);
+    if (existing !== undefined && existing.state !== 'closed') return existing;
+    const link = new PeerLinkImpl(key, {
+      random: this.random,
+      timers: this.timers,
+      rtc: { iceServers: this.opts.iceServers, ...(this.opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: this.opts.iceTransportPolicy } : {}), ...(this.opts.wrtc !== undefined ? { wrtc: this.opts.wrtc } : {}) },
+    });
+    let announced = false;
+    link.onOpened = () => {
+      if (announced) return;
+      announced = true;
+      this.opts.onLink(link);
+    };
+    link.onClosed = () => {
+      if (this.links.get(id) === link) this.links.delete(id);
+    };
+    this.links.set(id, link);
+    return link;
+  }
+
+  private onPeerMessage(peer: number, msg: PostAuthMessage): void {
+    const s = this.pending.get(peer);
+    if (s === undefined) return;
+    if (msg.type === 'application') {
+      this.opts.onWarning?.(`ignored 'application' message from responder ${peer}`);
+      return;
+    }
+    if (msg.type === 'close') return; // handled by the machine (peer-lost)
+    s.onTaskMessage(msg);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reconnectTimer !== null) this.timers.clearTimeout(this.reconnectTimer);
+    for (const link of [...this.links.values()]) link.close();
+    for (const s of this.pending.values()) s.end(null);
+    this.pending.clear();
+    this.client?.close();
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * PeerLink: an authenticated, end-to-end encrypted, ordered, reliable byte channel between the
+ * room owner and one member (docs/PROTOCOL.md section 4). The room layer and the web app use
+ * only this interface plus `startOwner` (owner side) and `joinRoom` (member side).
+ *
+ * Guarantees:
+ * - `peerKey` is the other side's SaltyRTC permanent public key, authenticated by the client
+ *   handshake (token path or trusted-key path). It is the peer's identity.
+ * - Messages arrive whole, in order, exactly once, across reconnects: each message has a link-level
+ *   id, is kept until the peer acks it, is re-sent on the next session and de-duplicated there.
+ * - Every data-channel frame is encrypted and authenticated with the session key of the SaltyRTC
+ *   handshake that created the peer connection; replayed, reordered or tampered frames end the
+ *   session with a typed error (`FrameError`), never with plaintext.
+ * - Backpressure: `send` never throws for a full channel; watch `bufferedAmount` and wait for
+ *   'drain' (emitted once it falls below LINK_LOW_WATERMARK after having reached LINK_HIGH_WATERMARK).
+ *
+ * States: 'connecting' (before the first data channel opens), 'direct' / 'relayed' (open; relayed
+ * when the selected ICE candidate pair is a TURN relay), 'offline' (dropped; the member is
+ * reconnecting, the owner waits for it), 'closed' (final: close() on either side, or refused).
+ */
+import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts';
+import { ZeroRoomError } from '../errors.ts';
+import type { Timers } from '../saltyrtc/client-driver.ts';
+import { Emitter } from './emitter.ts';
+import { Inbox, Outbox, type Inner } from './reliable.ts';
+import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
+
+export type LinkState = 'connecting' | 'direct' | 'relayed' | 'offline' | 'closed';
+
+export const LINK_HIGH_WATERMARK = 4 * 1024 * 1024;
+export const LINK_LOW_WATERMARK = 1024 * 1024;
+/** How long close() waits for queued frames to leave before tearing the channel down. */
+export const CLOSE_FLUSH_MS = 2000;
+/** Reason carried by the CLOSE frame when the application closes a link. */
+export const CLOSE_NORMAL = 1000;
+
+export interface PeerLinkEvents {
+  message: (bytes: Uint8Array) => void;
+  state: (state: LinkState) => void;
+  drain: () => void;
+  close: (error: Error | null) => void;
+  /** A session ended with an error (the link itself may reconnect). */
+  error: (error: Error) => void;
+}
+
+export interface PeerLink {
+  readonly peerKey: BoxPublicKey;
+  readonly state: LinkState;
+  /** Bytes accepted by send() and not yet handed to the data channel, plus the channel's own buffer. */
+  readonly bufferedAmount: number;
+  /** Queue one message (any size up to MAX_MESSAGE). Throws LinkClosedError after close. */
+  send(bytes: Uint8Array): void;
+  on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
+  /** Deliver what is queued, tell the peer, and close for good (no reconnect). */
+  close(): void;
+}
+
+export class LinkClosedError extends ZeroRoomError {
+  constructor() {
+    super('link.closed', 'the peer link is closed');
+  }
+}
+
+export interface LinkDeps {
+  readonly random: RandomBytes;
+  readonly timers: Timers;
+  readonly rtc: WebRtcConfig;
+}
+
+/** Shared by the owner and member sides; they attach sessions and react to drops. */
+export class PeerLinkImpl implements PeerLink {
+  private current: LinkSession | null = null;
+  private readonly events = new Emitter<PeerLinkEvents>();
+  private readonly outbox = new Outbox();
+  private readonly inbox = new Inbox();
+  private wantDrain = false;
+  private stateValue: LinkState = 'connecting';
+  /** Called when a session drops and the link is not closed (member: schedule a reconnect). */
+  onDropped: ((error: Error | null) => void) | null = null;
+  /** Called once when the link is closed (owner: forget it). */
+  onClosed: (() => void) | null = null;
+  /** Called on every open (member: reset the backoff; owner: announce new links). */
+  onOpened: (() => void) | null = null;
+
+  constructor(
+    readonly peerKey: BoxPublicKey,
+    private readonly deps: LinkDeps,
+  ) {}
+
+  get state(): LinkState {
+    return this.stateValue;
+  }
+
+  get bufferedAmount(): number {
+    return this.current?.bufferedAmount ?? this.outbox.pendingBytes;
+  }
+
+  on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void {
+    return this.events.on(ev, f);
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.stateValue === 'closed') throw new LinkClosedError();
+    const frames = this.outbox.add(bytes.slice());
+    // Before the peer's RESUME the frames wait in the outbox; resume() re-chunks them.
+    if (this.current !== null && this.current.peerResumed) this.current.enqueueAll(frames);
+    if (this.bufferedAmount >= LINK_HIGH_WATERMARK) this.wantDrain = true;
+  }
+
+  close(): void {
+    if (this.stateValue === 'closed') return;
+    const s = this.current;
+    this.setState('closed');
+    if (s !== null) s.finish({ kind: 'close', reason: CLOSE_NORMAL }, CLOSE_FLUSH_MS);
+    this.finalClose(null);
+  }
+
+  /** Start a new session on this link (after a successful SaltyRTC handshake). */
+  attach(key: SharedKey, initiator: boolean, port: TaskPort): LinkSession {
+    const old = this.current;
+    this.current = null;
+    old?.end(null);
+    const resume: Inner = { kind: 'resume', nextId: this.inbox.resumePoint() };
+    const session = new LinkSession(
+      {
+        random: this.deps.random,
+        timers: this.deps.timers,
+        onOpen: (s, relayed) => {
+          if (s !== this.current || this.stateValue === 'closed') return;
+          this.setState(relayed ? 'relayed' : 'direct');
+          this.onOpened?.();
+        },
+        onInner: (s, f) => this.onInner(s, f),
+        onEnded: (s, error) => this.onSessionEnded(s, error),
+        onBufferLow: (s) => {
+          if (s === this.current) this.checkDrain();
+        },
+      },
+      key,
+      initiator,
+      this.deps.rtc,
+      port,
+      resume,
+    );
+    this.current = session;
+    return session;
+  }
+
+  get session(): LinkSession | null {
+    return this.current;
+  }
+
+  private onInner(s: LinkSession, f: Inner): void {
+    if (s !== this.current) return;
+    switch (f.kind) {
+      case 'resume':
+        s.enqueueAll(this.outbox.resume(f.nextId));
+        return;
+      case 'ack':
+        this.outbox.ack(f.msgId);
+        this.checkDrain();
+        return;
+      case 'data': {
+        const msg = this.inbox.receive(f);
+        if (msg === null) return;
+        if (this.inbox.ackDue) s.sendAck(this.inbox.takeAck());
+        else s.scheduleAck(() => (this.inbox.hasUnacked ? this.inbox.takeAck() : null));
+        if (this.stateValue !== 'closed') this.events.emit('message', msg);
+        return;
+      }
+      case 'close':
+        this.current = null;
+        s.end(null);
+        if (this.stateValue !== 'closed') {
+          this.setState('closed');
+          this.finalClose(null);
+        }
+        return;
+    }
+  }
+
+  private onSessionEnded(s: LinkSession, error: Error | null): void {
+    if (s !== this.current) return;
+    this.current = null;
+    if (error !== null) this.events.emit('error', error);
+    if (this.stateValue === 'closed') return;
+    this.setState('offline');
+    this.onDropped?.(error);
+  }
+
+  private checkDrain(): void {
+    if (this.wantDrain && this.bufferedAmount < LINK_LOW_WATERMARK) {
+      this.wantDrain = false;
+      this.events.emit('drain');
+    }
+  }
+
+  /** Close for good without a session (refused on reconnect, owner shutting down). */
+  fail(error: Error | null): void {
+    if (this.stateValue === 'closed') return;
+    const s = this.current;
+    this.current = null;
+    s?.end(null);
+    this.setState('closed');
+    this.finalClose(error);
+  }
+
+  private finalClose(error: Error | null): void {
+    this.events.emit('close', error);
+    this.onClosed?.();
+  }
+
+  private setState(next: LinkState): void {
+    if (next === this.stateValue) return;
+    this.stateValue = next;
+    this.events.emit('state', next);
+  }
+}
+
+export { startOwner, type OwnerOptions, type OwnerHandle } from './owner.ts';
+export { joinRoom, type JoinOptions } from './member.ts';

@@ -1,0 +1,223 @@
+// Peer links end to end: our signaling server on 127.0.0.1, real WebRTC (node-datachannel).
+import { createHash } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateBoxKeyPair, systemRandom, toHex, type BoxKeyPair, type BoxPublicKey } from '../../crypto/index.ts';
+import { startOwner, joinRoom, type OwnerHandle, type PeerLink } from '../../protocol/link/peer-link.ts';
+import { cleanupNodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { SignalingClient } from '../../protocol/saltyrtc/client-driver.ts';
+import { collect, nextEvent, pattern, TestServer, until, untilState, wrtc, WS } from './harness.ts';
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+let server: TestServer;
+const owners: OwnerHandle[] = [];
+const members: PeerLink[] = [];
+
+beforeAll(async () => {
+  server = await new TestServer().start();
+});
+
+afterAll(async () => {
+  for (const m of members) m.close();
+  for (const o of owners) o.close();
+  await server.stop();
+  // Let close frames and SCTP teardown finish before releasing libdatachannel.
+  await new Promise((r) => setTimeout(r, 300));
+  cleanupNodeWrtc();
+});
+
+interface Room {
+  owner: OwnerHandle;
+  ownerKeys: BoxKeyPair;
+  tokens: Set<string>;
+  links: PeerLink[];
+  nextLink: () => Promise<PeerLink>;
+  newToken: () => Uint8Array;
+}
+
+function openRoom(): Promise<Room> {
+  const ownerKeys = generateBoxKeyPair();
+  const tokens = new Set<string>();
+  const links: PeerLink[] = [];
+  const waiters: ((l: PeerLink) => void)[] = [];
+  return new Promise((resolve) => {
+    const owner = startOwner({
+      signalingUrl: server.url,
+      serverKey: server.keys.publicKey,
+      permanentKeys: ownerKeys,
+      iceServers: [],
+      wrtc,
+      WebSocket: WS,
+      pendingTokens: () => [...tokens].map((t) => Buffer.from(t, 'hex')),
+      acceptToken: (t) => tokens.delete(toHex(t)), // single use
+      onLink: (l) => {
+        links.push(l);
+        waiters.shift()?.(l);
+      },
+      onSignalingState: (ready) => {
+        if (ready) resolve(room);
+      },
+    });
+    owners.push(owner);
+    const room: Room = {
+      owner,
+      ownerKeys,
+      tokens,
+      links,
+      nextLink: () => new Promise((r) => waiters.push(r)),
+      newToken: () => {
+        const t = systemRandom(32);
+        tokens.add(toHex(t));
+        return t;
+      },
+    };
+  });
+}
+
+function join(room: Room, token: Uint8Array | undefined, keys: BoxKeyPair = generateBoxKeyPair()): Promise<PeerLink> {
+  return joinRoom({
+    signalingUrl: server.url,
+    serverKey: server.keys.publicKey,
+    ownerKey: room.ownerKeys.publicKey,
+    ...(token !== undefined ? { token } : {}),
+    permanentKeys: keys,
+    iceServers: [],
+    wrtc,
+    WebSocket: WS,
+  }).then((l) => {
+    members.push(l);
+    return l;
+  });
+}
+
+const ownerSide = (room: Room, key: BoxPublicKey): PeerLink => {
+  const l = room.owner.links.get(toHex(key));
+  if (l === undefined) throw new Error('owner has no link for that key');
+  return l;
+};
+
+describe('owner and members', () => {
+  it('owner + 3 members connect concurrently and exchange messages both ways, including 5 MB', async () => {
+    const room = await openRoom();
+    const keys = [generateBoxKeyPair(), generateBoxKeyPair(), generateBoxKeyPair()];
+    const tokens = keys.map(() => room.newToken());
+    const ownerLinks = Promise.all(keys.map(() => room.nextLink()));
+    const memberLinks = await Promise.all(keys.map((k, i) => join(room, tokens[i], k)));
+    await ownerLinks;
+    expect(room.tokens.size).toBe(0);
+    for (const [i, m] of memberLinks.entries()) {
+      expect(m.peerKey).toEqual(room.ownerKeys.publicKey);
+      expect(['direct', 'relayed']).toContain(m.state);
+      expect(ownerSide(room, keys[i]!.publicKey).peerKey).toEqual(keys[i]!.publicKey);
+    }
+    // Members leave the signaling server after handover: only the owner stays.
+    await until(() => server.connectionCount === 1, 'members closed their signaling connections');
+
+    const big = (seed: number): Uint8Array => pattern(5 * 1024 * 1024, seed);
+    await Promise.all(
+      memberLinks.map(async (m, i) => {
+        const o = ownerSide(room, keys[i]!.publicKey);
+        const atOwner = collect(o, 2, 60_000);
+        const atMember = collect(m, 2, 60_000);
+        m.send(new TextEncoder().encode(`hello from ${i}`));
+        m.send(big(100 + i));
+        o.send(big(200 + i));
+        o.send(new TextEncoder().encode(`welcome ${i}`));
+        const [fromMember, fromOwner] = await Promise.all([atOwner, atMember]);
+        expect(new TextDecoder().decode(fromMember[0])).toBe(`hello from ${i}`);
+        expect(sha(fromMember[1]!)).toBe(sha(big(100 + i)));
+        expect(sha(fromOwner[0]!)).toBe(sha(big(200 + i)));
+        expect(new TextDecoder().decode(fromOwner[1])).toBe(`welcome ${i}`);
+      }),
+    );
+  });
+
+  it('a wrong token and a reused token are refused; the joiner learns nothing', async () => {
+    const room = await openRoom();
+    const good = room.newToken();
+    const first = room.nextLink();
+    await join(room, good);
+    await first;
+    const intruder = generateBoxKeyPair();
+    await expect(join(room, good, intruder)).rejects.toMatchObject({ code: 'saltyrtc.refused' });
+    await expect(join(room, systemRandom(32), intruder)).rejects.toMatchObject({ code: 'saltyrtc.refused' });
+    expect(room.owner.links.has(toHex(intruder.publicKey))).toBe(false);
+    expect(room.links).toHaveLength(1);
+  });
+
+  it('a third client on the path without a token reads nothing', async () => {
+    const room = await openRoom();
+    const t = room.newToken();
+    const ol = room.nextLink();
+    const member = await join(room, t);
+    const ownerLink = await ol;
+    // A raw SaltyRTC responder with an untrusted key on the owner's path: it may connect to the
+    // server but never gets a peer message and is dropped with 3005.
+    const seen: unknown[] = [];
+    const eavesdropper = new SignalingClient({
+      url: server.url,
+      WebSocket: WS,
+      pathKey: room.ownerKeys.publicKey,
+      context: { role: 'responder', permanent: generateBoxKeyPair(), random: systemRandom, taskData: { exclude: [], handover: true }, initiatorKey: room.ownerKeys.publicKey },
+    });
+    eavesdropper.on('peer-message', (_p, m) => seen.push(m));
+    eavesdropper.on('peer-authenticated', (...a) => seen.push(a));
+    const closed = new Promise<{ code: string }>((r) => eavesdropper.on('closed', (e) => r(e)));
+    eavesdropper.start();
+    const got = collect(member, 1);
+    ownerLink.send(new TextEncoder().encode('secret'));
+    expect(new TextDecoder().decode((await got)[0])).toBe('secret');
+    expect((await closed).code).toBe('saltyrtc.refused');
+    expect(seen).toEqual([]);
+  });
+});
+
+describe('reconnect', () => {
+  it('survives a killed and restarted signaling server, then re-forms after the data channel closes', async () => {
+    const room = await openRoom();
+    const keys = generateBoxKeyPair();
+    const ol = room.nextLink();
+    const member = await join(room, room.newToken(), keys);
+    const ownerLink = await ol;
+
+    const port = server.port;
+    const down = new Promise<void>((r) => {
+      const off = setInterval(() => {
+        if (!room.owner.signalingReady) {
+          clearInterval(off);
+          r();
+        }
+      }, 10);
+    });
+    await server.stop();
+    await down;
+    // Established data channels keep working without the server.
+    const a = collect(ownerLink, 1);
+    member.send(Uint8Array.of(1));
+    expect([...(await a)[0]!]).toEqual([1]);
+    const b = collect(member, 1);
+    ownerLink.send(Uint8Array.of(2));
+    expect([...(await b)[0]!]).toEqual([2]);
+
+    // Server back on the same port; the owner reconnects by itself.
+    server = await new TestServer(server.keys).start(port);
+    await until(() => room.owner.signalingReady, 'owner back on the signaling server', 15_000);
+
+    // Close the data channel on the member side: both sides go offline, the member reconnects
+    // (trusted-key path, no invite) and messages queued meanwhile arrive exactly once.
+    const offline = untilState(ownerLink, ['offline']);
+    const session = (member as unknown as { session: { end(e: Error | null): void } | null }).session;
+    session?.end(null);
+    await offline;
+    const queued = Array.from({ length: 20 }, (_, i) => Uint8Array.of(i, 42));
+    const atOwner = collect(ownerLink, 20);
+    const atMember = collect(member, 1);
+    for (const q of queued) member.send(q);
+    ownerLink.send(Uint8Array.of(9, 9));
+    await untilState(member, ['direct', 'relayed'], 20_000);
+    await untilState(ownerLink, ['direct', 'relayed'], 20_000);
+    expect((await atOwner).map((m) => [...m])).toEqual(queued.map((q) => [...q]));
+    expect([...(await atMember)[0]!]).toEqual([9, 9]);
+    expect(room.links).toHaveLength(1); // the same link object, recognised by key
+  });
+});
