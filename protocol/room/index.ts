@@ -1,0 +1,18 @@
+// The room protocol (docs/PROTOCOL.md section 5): pure machines for the owner and members.
+export * from './types.ts';
+export * from './errors.ts';
+export { LABEL, memberIdOf, peerKeyHex, inviteIdOf, saltyAuthToken, safetyCode, fingerprint } from './ids.ts';
+export { type Invite, encodeInvite, decodeInvite, inviteUrl, decodeInviteUrl, checkInviteFresh } from './invite.ts';
+export { decodeToOwner, decodeToMember, encodeMessage, type ToOwner, type ToMember, MAX_TEXT, MAX_NAME, MAX_MEMBERS, MAX_LINK_MESSAGE } from './codec.ts';
+export {
+  createRoom,
+  ownerStep,
+  rotate,
+  currentEpoch,
+  pendingAuthTokens,
+  memberPeerKeys,
+  ownerSafetyCode,
+  inviteStatus,
+  type CreateRoomOptions,
+} from './owner.ts';
+export { startJoin, memberStep, memberSafetyCode, type StartJoinOptions } from './member.ts';

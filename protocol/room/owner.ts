@@ -1,0 +1,526 @@
+/**
+ * The owner's room machine (docs/PROTOCOL.md section 5): `ownerStep(ctx, state, event)` returns
+ * the next state and the effects (link sends, link closes, UI events). Pure: no clock (events
+ * carry `now`), randomness and identity keys come from `ctx`.
+ */
+import {
+  AuthError,
+  asSymmetricKey,
+  cellOpen,
+  cellSeal,
+  equalBytes,
+  openFrom,
+  sealTo,
+  sha256,
+  sign,
+  toHex,
+  type BoxPublicKey,
+} from '../../crypto/index.ts';
+import { DecodeError } from '../errors.ts';
+import {
+  MAX_HISTORY_ENTRIES,
+  MAX_NAME,
+  MAX_TEXT,
+  decodeJoinSecret,
+  decodeToOwner,
+  encodeAcceptBundle,
+  encodeAnnBody,
+  encodeMessage,
+  encodeRekeyKey,
+  type EnvelopeBody,
+  type RekeyWire,
+  type ToOwner,
+} from './codec.ts';
+import { InviteError, JoinError, MembershipError, FreshnessError, RoomError } from './errors.ts';
+import { LABEL, contextOf, inviteIdOf, memberIdOf, peerKeyHex, safetyCode, saltyAuthToken } from './ids.ts';
+import { inviteUrl, type Invite } from './invite.ts';
+import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
+import {
+  DEFAULT_CONFIG,
+  GRACE_MESSAGES,
+  type Effect,
+  type EpochRecord,
+  type InviteId,
+  type InviteRecord,
+  type MemberId,
+  type MemberInfo,
+  type OwnerCtx,
+  type OwnerEvent,
+  type OwnerMember,
+  type OwnerState,
+  type PeerKeyHex,
+  type RemovalReason,
+  type RoomConfig,
+  type RotationReason,
+  type Step,
+} from './types.ts';
+import { openBody, openEnvelope, sealEnvelope, signCert } from './verify.ts';
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const HISTORY_CHUNK_BYTES = 512 * 1024;
+
+export interface CreateRoomOptions {
+  readonly now: number;
+  readonly ownerName: string;
+  readonly name?: string;
+  readonly config?: Partial<RoomConfig>;
+}
+
+function checkConfig(c: RoomConfig): void {
+  const ints: (keyof RoomConfig)[] = ['rotateEveryMessages', 'rotateAfterMs', 'graceMs', 'inviteTtlMs', 'maxLogEntries'];
+  for (const k of ints) {
+    const v = c[k];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`room config: ${k} must be a non-negative integer`);
+  }
+  if (c.rotateEveryMessages < 1) throw new RangeError('room config: rotateEveryMessages must be at least 1');
+}
+
+function checkName(name: string, what: string): void {
+  if (name.length > MAX_NAME) throw new RangeError(`${what} longer than ${MAX_NAME} characters`);
+}
+
+/** Section 5.2: identity from ctx, room id and epoch-0 key from ctx.random, all on this device. */
+export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerState> {
+  const config: RoomConfig = { ...DEFAULT_CONFIG, ...opts.config };
+  checkConfig(config);
+  checkName(opts.ownerName, 'owner name');
+  if (opts.name !== undefined) checkName(opts.name, 'room name');
+  const room = ctx.random(16).slice();
+  const key = asSymmetricKey(ctx.random(32));
+  const self: MemberInfo = {
+    id: memberIdOf(ctx.identity.publicKey),
+    ipub: ctx.identity.publicKey,
+    npub: ctx.peerKey,
+    name: opts.ownerName,
+    owner: true,
+    epoch: 0,
+  };
+  const prev = new Uint8Array(32);
+  const ann = sign(
+    ctx.identity.privateKey,
+    encodeAnnBody({ room, epoch: 0, prev, members: [self], firstIdx: 0, reason: 'create', ts: opts.now }),
+  );
+  const state: OwnerState = {
+    role: 'owner',
+    config,
+    room,
+    name: opts.name ?? null,
+    selfId: self.id,
+    seq: 0,
+    epoch: 0,
+    epochStartedAt: opts.now,
+    epochMessages: 0,
+    epochs: [{ epoch: 0, key, firstIdx: 0, annHash: sha256(ann), prev, reason: 'create', ann }],
+    members: [{ info: self, lastSeq: 0, cert: signCert(ctx.identity.privateKey, room, self), peer: peerKeyHex(ctx.peerKey), viewFrom: 0 }],
+    invites: [],
+    nextIdx: 0,
+    log: [],
+  };
+  return { state, effects: [emit({ type: 'rotated', epoch: 0, reason: 'create' })] };
+}
+
+// ---- Queries for drivers and the peer-link layer ----
+
+export function currentEpoch(s: OwnerState): EpochRecord {
+  const rec = s.epochs.find((e) => e.epoch === s.epoch);
+  if (rec === undefined) throw new Error('owner state has no record of its current epoch');
+  return rec;
+}
+
+/** SaltyRTC auth tokens the link layer accepts for a first contact (section 5.3). */
+export function pendingAuthTokens(s: OwnerState, now: number): Uint8Array[] {
+  return s.invites
+    .filter((i) => (i.status === 'pending' || i.status === 'claimed') && i.token !== undefined && now <= i.expiresAt)
+    .map((i) => saltyAuthToken(i.token!));
+}
+
+/** Peer keys of the current members other than the owner (trusted-key reconnects). */
+export function memberPeerKeys(s: OwnerState): PeerKeyHex[] {
+  return s.members.filter((m) => !m.info.owner).map((m) => m.peer);
+}
+
+export function ownerSafetyCode(s: OwnerState): string {
+  return safetyCode(s.room, currentEpoch(s).annHash);
+}
+
+export function inviteStatus(s: OwnerState, id: InviteId, now: number): InviteRecord['status'] | 'expired' | 'unknown' {
+  const r = s.invites.find((i) => i.id === id);
+  if (r === undefined) return 'unknown';
+  if ((r.status === 'pending' || r.status === 'claimed') && now > r.expiresAt) return 'expired';
+  return r.status;
+}
+
+// ---- The step function ----
+
+export function ownerStep(ctx: OwnerCtx, state: OwnerState, event: OwnerEvent): Step<OwnerState> {
+  switch (event.kind) {
+    case 'received': {
+      const peer = typeof event.from === 'string' ? event.from : peerKeyHex(event.from as BoxPublicKey);
+      let type: ToOwner['type'] | null = null;
+      return guarded(
+        state,
+        () => {
+          const msg = decodeToOwner(event.bytes);
+          type = msg.type;
+          return onReceived(ctx, state, peer, msg, event.now);
+        },
+        (e) => refusalEffects(state, peer, type, e.code),
+      );
+    }
+    case 'invite':
+      return guarded(state, () => createInvite(ctx, state, event.now, event.ttlMs));
+    case 'revoke':
+      return guarded(state, () => revokeInvite(state, event.invite));
+    case 'send':
+      return guarded(state, () => sendOwn(ctx, state, event.text, event.now));
+    case 'kick':
+      return guarded(state, () => kick(ctx, state, event.member, event.now));
+    case 'rotate':
+      return guarded(state, () => rotate(ctx, state, 'manual', event.now));
+    case 'tick':
+      return guarded(state, () => tick(ctx, state, event.now));
+  }
+}
+
+function memberByPeer(s: OwnerState, peer: PeerKeyHex): OwnerMember | undefined {
+  return s.members.find((m) => m.peer === peer && !m.info.owner);
+}
+
+/** What a refused input gets back (section 5.4, 5.6, 5.8). */
+function refusalEffects(s: OwnerState, peer: PeerKeyHex, type: ToOwner['type'] | null, code: string): Effect[] {
+  if (memberByPeer(s, peer) !== undefined) return [sendTo(peer, encodeMessage({ type: 'refused', code }))];
+  if (type === null || type === 'join-request' || type === 'join-confirm') {
+    return [sendTo(peer, encodeMessage({ type: 'join-refused', code })), closeLink(peer, code)];
+  }
+  return [sendTo(peer, encodeMessage({ type: 'removed', reason: 'not-member' })), closeLink(peer, code)];
+}
+
+function onReceived(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, msg: ToOwner, now: number): Out<OwnerState> {
+  switch (msg.type) {
+    case 'join-request':
+      return onJoinRequest(ctx, s, peer, msg, now);
+    case 'join-confirm':
+      return onJoinConfirm(ctx, s, peer, msg, now);
+    case 'send':
+      return onSend(ctx, s, peer, msg.env, now);
+    case 'leave':
+      return removeMember(ctx, s, requireMember(s, peer).info.id, 'left', now);
+    case 'sync':
+      return onSync(ctx, s, requireMember(s, peer), msg.last_idx, msg.epoch);
+  }
+}
+
+function requireMember(s: OwnerState, peer: PeerKeyHex): OwnerMember {
+  const m = memberByPeer(s, peer);
+  if (m === undefined) throw new MembershipError('room.not-member', 'this peer is not a member of the room');
+  return m;
+}
+
+// ---- Invites (5.3) ----
+
+function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number): Out<OwnerState> {
+  const ttl = ttlMs ?? s.config.inviteTtlMs;
+  if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InviteError('room.invite-malformed', 'invite lifetime must be a positive integer');
+  const token = ctx.random(32).slice();
+  if (token.length !== 32) throw new RangeError('random source returned the wrong length');
+  const id = inviteIdOf(token);
+  const invite: Invite = {
+    v: 1,
+    room: s.room,
+    token,
+    opub: ctx.identity.publicKey,
+    npub: ctx.peerKey,
+    server: ctx.invites.server,
+    exp: now + ttl,
+    ...(ctx.invites.serverKey ? { spub: ctx.invites.serverKey } : {}),
+    ...(s.name !== null ? { name: s.name } : {}),
+  };
+  const url = inviteUrl(ctx.invites.appUrl, invite);
+  const record: InviteRecord = { id, token, createdAt: now, expiresAt: invite.exp, status: 'pending' };
+  return {
+    state: { ...s, invites: [...s.invites, record] },
+    effects: [emit({ type: 'invite', id, url, expiresAt: invite.exp })],
+  };
+}
+
+function retire(r: InviteRecord, status: 'used' | 'revoked', usedBy?: PeerKeyHex): InviteRecord {
+  return { id: r.id, createdAt: r.createdAt, expiresAt: r.expiresAt, status, ...(usedBy ? { usedBy } : {}) };
+}
+
+function replaceInvite(s: OwnerState, r: InviteRecord): OwnerState {
+  return { ...s, invites: s.invites.map((i) => (i.id === r.id ? r : i)) };
+}
+
+function revokeInvite(s: OwnerState, id: InviteId): Out<OwnerState> {
+  const r = s.invites.find((i) => i.id === id);
+  if (r === undefined) throw new InviteError('room.invite-unknown', 'no such invite');
+  if (r.status === 'used') throw new InviteError('room.invite-used', 'the invite was already used');
+  if (r.status === 'revoked') throw new InviteError('room.invite-revoked', 'the invite is already revoked');
+  const effects: Effect[] = [];
+  if (r.claim !== undefined) {
+    effects.push(sendTo(r.claim.peer, encodeMessage({ type: 'join-refused', code: 'room.invite-revoked' })), closeLink(r.claim.peer, 'room.invite-revoked'));
+  }
+  return { state: replaceInvite(s, retire(r, 'revoked')), effects };
+}
+
+/** Status checks of section 5.4, in the spec's order. */
+function usableInvite(s: OwnerState, inviteId: Uint8Array, now: number): InviteRecord {
+  const r = s.invites.find((i) => i.id === toHex(inviteId));
+  if (r === undefined) throw new InviteError('room.invite-unknown', 'unknown invite');
+  if (r.status === 'revoked') throw new InviteError('room.invite-revoked', 'the invite was revoked');
+  if (r.status === 'used') throw new InviteError('room.invite-used', 'the invite was already used');
+  if (now > r.expiresAt || r.token === undefined) throw new InviteError('room.invite-expired', 'the invite has expired');
+  return r;
+}
+
+// ---- Join (5.4) ----
+
+function onJoinRequest(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  peer: PeerKeyHex,
+  msg: Extract<ToOwner, { type: 'join-request' }>,
+  now: number,
+): Out<OwnerState> {
+  const r = usableInvite(s, msg.invite, now);
+  if (r.claim !== undefined && (r.claim.peer !== peer || !equalBytes(r.claim.info.ipub, msg.ipub))) {
+    throw new InviteError('room.invite-used', 'the invite is being used by someone else');
+  }
+  let secret;
+  try {
+    secret = decodeJoinSecret(openFrom(ctx.identity.privateKey, msg.ipub, msg.sealed));
+  } catch (e) {
+    if (e instanceof AuthError || e instanceof DecodeError) throw new JoinError('room.join-proof', 'join request does not open', { cause: e });
+    throw e;
+  }
+  const token = r.token!;
+  if (!equalBytes(secret.token, token) || !equalBytes(secret.room, s.room) || peerKeyHex(secret.npub) !== peer) {
+    throw new JoinError('room.join-proof', 'join request does not prove the invite, the room or the peer key');
+  }
+  const info: MemberInfo = { id: memberIdOf(msg.ipub), ipub: msg.ipub, npub: secret.npub, name: secret.name, owner: false, epoch: s.epoch };
+  if (s.members.some((m) => m.info.id === info.id)) throw new JoinError('room.already-member', 'this identity is already a member');
+  if (ctx.admit !== undefined && !ctx.admit(info)) throw new JoinError('room.not-admitted', 'the owner declined this joiner');
+  const cur = currentEpoch(s);
+  const bundle = encodeAcceptBundle({
+    room: s.room,
+    ...(s.name !== null ? { name: s.name } : {}),
+    epoch: s.epoch,
+    key: cur.key!,
+    ann: cur.ann,
+    certs: s.members.map((m) => m.cert),
+  });
+  const sealed = cellSeal(asSymmetricKey(secret.jkey), bundle, contextOf(LABEL.joinAccept, token, s.room));
+  const accept = encodeMessage({ type: 'join-accept', invite: msg.invite, sealed });
+  const claimed: InviteRecord = { ...r, status: 'claimed', claim: { peer, info, jkey: secret.jkey, acceptHash: sha256(accept) } };
+  return { state: replaceInvite(s, claimed), effects: [sendTo(peer, accept)] };
+}
+
+function onJoinConfirm(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  peer: PeerKeyHex,
+  msg: Extract<ToOwner, { type: 'join-confirm' }>,
+  now: number,
+): Out<OwnerState> {
+  const used = s.invites.find((i) => i.id === toHex(msg.invite));
+  if (used?.status === 'used' && used.usedBy === peer) {
+    // A repeated confirm after a reconnect: the welcome again, nothing else changes.
+    const m = memberByPeer(s, peer);
+    if (m !== undefined) return { state: s, effects: [sendTo(peer, encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom }))] };
+  }
+  const r = usableInvite(s, msg.invite, now);
+  const claim = r.claim;
+  if (claim === undefined) throw new JoinError('room.join-proof', 'confirm without a join request');
+  if (claim.peer !== peer) throw new InviteError('room.invite-used', 'the invite is being used by someone else');
+  let proof: Uint8Array;
+  try {
+    proof = cellOpen(asSymmetricKey(claim.jkey), msg.proof, contextOf(LABEL.joinConfirm, r.token!, s.room));
+  } catch (e) {
+    if (e instanceof AuthError) throw new JoinError('room.join-proof', 'join confirm does not open', { cause: e });
+    throw e;
+  }
+  if (!equalBytes(proof, claim.acceptHash)) throw new JoinError('room.join-proof', 'join confirm is not for the accept sent');
+  if (s.members.some((m) => m.info.id === claim.info.id)) throw new JoinError('room.already-member', 'this identity is already a member');
+
+  const info: MemberInfo = { ...claim.info, epoch: s.epoch };
+  const cert = signCert(ctx.identity.privateKey, s.room, info);
+  const viewFrom = s.config.history === 'none' ? s.nextIdx : Math.max(currentEpoch(s).firstIdx, s.log[0]?.idx ?? s.nextIdx);
+  const member: OwnerMember = { info, lastSeq: 0, cert, peer, viewFrom };
+  const others = s.members.filter((m) => !m.info.owner);
+  let next: OwnerState = replaceInvite({ ...s, members: [...s.members, member] }, retire(r, 'used', peer));
+  const rekey = claim.info.epoch !== s.epoch ? rekeyFor(ctx, next, member) : undefined;
+  const effects: Effect[] = [
+    sendTo(peer, encodeMessage({ type: 'welcome', cert, from_idx: viewFrom, ...(rekey ? { rekey } : {}) })),
+    ...historyEffects(next, peer, viewFrom),
+    ...others.map((m) => sendTo(m.peer, encodeMessage({ type: 'member-added', cert }))),
+    emit({ type: 'member-joined', member: { id: info.id, name: info.name, owner: false } }),
+  ];
+  if (s.config.rotateOnJoin) {
+    const rotated = rotate(ctx, next, 'join', now);
+    next = rotated.state;
+    effects.push(...rotated.effects);
+  }
+  return { state: next, effects };
+}
+
+// ---- Messages (5.6) ----
+
+function onSend(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, env: Uint8Array, now: number): Out<OwnerState> {
+  const m = requireMember(s, peer);
+  const inner = openEnvelope(m.info.ipub, env, m.info.id, s.room);
+  const cur = currentEpoch(s);
+  if (inner.epoch > s.epoch) throw new FreshnessError('room.epoch-unknown', `epoch ${inner.epoch} does not exist yet`);
+  const inGrace = inner.epoch === s.epoch - 1 && s.nextIdx < cur.firstIdx + GRACE_MESSAGES && now - s.epochStartedAt <= s.config.graceMs;
+  if ((inner.epoch !== s.epoch && !inGrace) || inner.epoch < m.info.epoch) {
+    throw new FreshnessError('room.epoch-expired', `epoch ${inner.epoch} is no longer accepted`);
+  }
+  if (inner.seq <= m.lastSeq) throw new FreshnessError('room.replay', `sequence ${inner.seq} from ${m.info.id} already seen`);
+  const key = s.epochs.find((e) => e.epoch === inner.epoch)?.key;
+  if (key == null) throw new FreshnessError('room.epoch-unknown', `no key for epoch ${inner.epoch}`);
+  const body = openBody(key, inner);
+  const withSeq: OwnerState = { ...s, members: s.members.map((x) => (x === m ? { ...x, lastSeq: inner.seq } : x)) };
+  return order(ctx, withSeq, m.info, inner, env, body.text, body.ts, now);
+}
+
+function sendOwn(ctx: OwnerCtx, s: OwnerState, text: string, now: number): Out<OwnerState> {
+  if (text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
+  const self = s.members.find((m) => m.info.owner)!;
+  const cur = currentEpoch(s);
+  const seq = s.seq + 1;
+  const ts = Math.max(0, Math.floor(now));
+  const env = sealEnvelope(ctx.identity.privateKey, { room: s.room, epoch: s.epoch, key: cur.key!, from: s.selfId, seq, body: { text, ts } });
+  const inner: EnvelopeBody = { room: s.room, epoch: s.epoch, from: s.selfId, seq, ct: new Uint8Array(0) };
+  const next: OwnerState = { ...s, seq, members: s.members.map((x) => (x === self ? { ...x, lastSeq: seq } : x)) };
+  return order(ctx, next, self.info, inner, env, text, ts, now);
+}
+
+/** Give the message its room index, log it, forward the same envelope to everyone (5.6). */
+function order(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  sender: MemberInfo,
+  inner: EnvelopeBody,
+  env: Uint8Array,
+  text: string,
+  ts: number,
+  now: number,
+): Out<OwnerState> {
+  const idx = s.nextIdx;
+  const log = [...s.log, { idx, from: sender.id, epoch: inner.epoch, env }];
+  const trimmed = log.length > s.config.maxLogEntries ? log.slice(log.length - s.config.maxLogEntries) : log;
+  const deliver = encodeMessage({ type: 'deliver', idx, from: sender.id, env });
+  const effects: Effect[] = s.members.filter((m) => !m.info.owner).map((m) => sendTo(m.peer, deliver));
+  effects.push(
+    emit({ type: 'message', idx, from: sender.id, name: sender.name, text, ts, epoch: inner.epoch, seq: inner.seq, history: false }),
+  );
+  const next: OwnerState = { ...s, log: trimmed, nextIdx: idx + 1, epochMessages: s.epochMessages + 1 };
+  if (next.epochMessages >= s.config.rotateEveryMessages) {
+    const r = rotate(ctx, next, 'count', now);
+    return { state: r.state, effects: [...effects, ...r.effects] };
+  }
+  return { state: next, effects };
+}
+
+// ---- Rotation (5.7) ----
+
+function rekeyFor(ctx: OwnerCtx, s: OwnerState, m: OwnerMember): RekeyWire {
+  const cur = currentEpoch(s);
+  const key = sealTo(
+    ctx.identity.privateKey,
+    m.info.ipub,
+    encodeRekeyKey({ room: s.room, epoch: cur.epoch, annHash: cur.annHash, key: cur.key! }),
+  );
+  return { ann: cur.ann, key };
+}
+
+export function rotate(ctx: OwnerCtx, s: OwnerState, reason: RotationReason, now: number): Out<OwnerState> {
+  const key = asSymmetricKey(ctx.random(32));
+  const cur = currentEpoch(s);
+  const epoch = s.epoch + 1;
+  const ann = sign(
+    ctx.identity.privateKey,
+    encodeAnnBody({ room: s.room, epoch, prev: cur.annHash, members: s.members.map((m) => m.info), firstIdx: s.nextIdx, reason, ts: Math.max(0, Math.floor(now)) }),
+  );
+  const rec: EpochRecord = { epoch, key, firstIdx: s.nextIdx, annHash: sha256(ann), prev: cur.annHash, reason, ann };
+  const next: OwnerState = { ...s, epoch, epochStartedAt: now, epochMessages: 0, epochs: [...s.epochs, rec] };
+  const effects: Effect[] = next.members
+    .filter((m) => !m.info.owner)
+    .map((m) => sendTo(m.peer, encodeMessage({ type: 'rekey', ...rekeyFor(ctx, next, m) })));
+  effects.push(emit({ type: 'rotated', epoch, reason }));
+  return { state: next, effects };
+}
+
+// ---- Membership (5.8) ----
+
+function kick(ctx: OwnerCtx, s: OwnerState, id: MemberId, now: number): Out<OwnerState> {
+  const m = s.members.find((x) => x.info.id === id);
+  if (m === undefined) throw new MembershipError('room.not-member', `${id} is not a member`);
+  if (m.info.owner) throw new MembershipError('room.forbidden', 'the owner cannot kick itself');
+  return removeMember(ctx, s, id, 'kicked', now);
+}
+
+function removeMember(ctx: OwnerCtx, s: OwnerState, id: MemberId, reason: RemovalReason, now: number): Out<OwnerState> {
+  const m = s.members.find((x) => x.info.id === id)!;
+  const next: OwnerState = { ...s, members: s.members.filter((x) => x !== m) };
+  const r = rotate(ctx, next, reason === 'left' ? 'leave' : 'kick', now);
+  return {
+    state: r.state,
+    effects: [
+      sendTo(m.peer, encodeMessage({ type: 'removed', reason })),
+      closeLink(m.peer, reason),
+      emit({ type: 'member-left', member: { id, name: m.info.name, owner: false }, reason }),
+      ...r.effects,
+    ],
+  };
+}
+
+// ---- History and reconnection (5.9, 5.10) ----
+
+function historyEffects(s: OwnerState, peer: PeerKeyHex, from: number): Effect[] {
+  const entries = s.log.filter((e) => e.idx >= from);
+  const logStart = s.log[0]?.idx ?? s.nextIdx;
+  const effects: Effect[] = [];
+  let chunk: { idx: number; from: MemberId; env: Uint8Array }[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (chunk.length === 0) return;
+    effects.push(sendTo(peer, encodeMessage({ type: 'history', from_idx: chunk[0]!.idx, log_start: logStart, entries: chunk })));
+    chunk = [];
+    bytes = 0;
+  };
+  for (const e of entries) {
+    if (chunk.length === MAX_HISTORY_ENTRIES || bytes + e.env.length > HISTORY_CHUNK_BYTES) flush();
+    chunk.push({ idx: e.idx, from: e.from, env: e.env });
+    bytes += e.env.length + 48;
+  }
+  flush();
+  return effects;
+}
+
+function onSync(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, lastIdx: number, epoch: number): Out<OwnerState> {
+  const rekey = epoch < s.epoch ? rekeyFor(ctx, s, m) : undefined;
+  const resync = encodeMessage({ type: 'resync', certs: s.members.map((x) => x.cert), ...(rekey ? { rekey } : {}) });
+  return { state: s, effects: [sendTo(m.peer, resync), ...historyEffects(s, m.peer, Math.max(lastIdx + 1, m.viewFrom))] };
+}
+
+// ---- Clock ticks: invite expiry and timed rotation ----
+
+function tick(ctx: OwnerCtx, s: OwnerState, now: number): Out<OwnerState> {
+  let changed = false;
+  const invites: InviteRecord[] = [];
+  for (const r of s.invites) {
+    if (now > r.expiresAt + DAY_MS) {
+      changed = true; // status record pruned (section 5.3)
+    } else if (now > r.expiresAt && r.token !== undefined) {
+      changed = true; // expired: delete the token, keep the record
+      invites.push({ id: r.id, createdAt: r.createdAt, expiresAt: r.expiresAt, status: r.status === 'claimed' ? 'pending' : r.status });
+    } else {
+      invites.push(r);
+    }
+  }
+  const next = changed ? { ...s, invites } : s;
+  if (s.config.rotateAfterMs > 0 && now - s.epochStartedAt >= s.config.rotateAfterMs) return rotate(ctx, next, 'timer', now);
+  return { state: next, effects: [] };
+}
+
+export { RoomError };

@@ -1,0 +1,253 @@
+/**
+ * Plain-data types of the room protocol (docs/PROTOCOL.md section 5). States hold only numbers,
+ * strings, booleans, arrays, plain objects and Uint8Array, so the storage layer can persist them
+ * (structured clone, or msgpack) and tests can deep-freeze them.
+ */
+import type { BoxPublicKey, EcPublicKey, IdentityKeyPair, RandomBytes } from '../../crypto/index.ts';
+import type { Brand } from '../brand.ts';
+import type { RoomError } from './errors.ts';
+import type { ZeroRoomError } from '../errors.ts';
+
+/** Lowercase hex of the first 16 bytes of H("zeroroom/v1/member-id" || ipub) (section 5.1). */
+export type MemberId = Brand<string, 'MemberId'>;
+/** Lowercase hex of a member's SaltyRTC permanent key: names its peer link. */
+export type PeerKeyHex = Brand<string, 'PeerKeyHex'>;
+/** Lowercase hex of H("zeroroom/v1/invite-id" || token). */
+export type InviteId = Brand<string, 'InviteId'>;
+
+export type RotationReason = 'create' | 'count' | 'timer' | 'manual' | 'kick' | 'leave' | 'join';
+export type RemovalReason = 'kicked' | 'left' | 'not-member';
+
+/**
+ * Previous-epoch messages are ordered only while fewer than this many room indices have passed
+ * since the rotation (section 5.6). A protocol constant, not a setting: every member applies the
+ * same rule to the same indices, so all reach the same verdict.
+ */
+export const GRACE_MESSAGES = 20;
+
+export interface RoomConfig {
+  readonly rotateEveryMessages: number;
+  readonly rotateAfterMs: number;
+  readonly graceMs: number;
+  readonly history: 'since-rotation' | 'none';
+  readonly rotateOnJoin: boolean;
+  readonly inviteTtlMs: number;
+  readonly maxLogEntries: number;
+}
+
+export const DEFAULT_CONFIG: RoomConfig = Object.freeze({
+  rotateEveryMessages: 100,
+  rotateAfterMs: 60 * 60 * 1000,
+  graceMs: 30_000,
+  history: 'since-rotation',
+  rotateOnJoin: false,
+  inviteTtlMs: 24 * 60 * 60 * 1000,
+  maxLogEntries: 10_000,
+});
+
+/** One member as certified by the owner (section 5.5). */
+export interface MemberInfo {
+  readonly id: MemberId;
+  readonly ipub: EcPublicKey;
+  readonly npub: BoxPublicKey;
+  readonly name: string;
+  readonly owner: boolean;
+  /** First epoch of this membership. */
+  readonly epoch: number;
+}
+
+/** What every member (and the owner) knows about one epoch. */
+export interface EpochRecord {
+  readonly epoch: number;
+  /** The room key; absent when only the announcement is known (never on the owner). */
+  readonly key: Uint8Array | null;
+  readonly firstIdx: number;
+  readonly annHash: Uint8Array;
+  readonly prev: Uint8Array;
+  readonly reason: RotationReason;
+  /** The owner-signed announcement bytes. */
+  readonly ann: Uint8Array;
+}
+
+/** A member as a receiver tracks it: its certificate data and the last sequence number seen. */
+export interface KnownMember {
+  readonly info: MemberInfo;
+  readonly lastSeq: number;
+  /** For former members: the first epoch they were no longer part of. */
+  readonly untilEpoch?: number;
+}
+
+export interface LogEntry {
+  readonly idx: number;
+  readonly from: MemberId;
+  readonly epoch: number;
+  readonly env: Uint8Array;
+}
+
+// ---- Owner ----
+
+export interface OwnerMember extends KnownMember {
+  readonly cert: Uint8Array;
+  readonly peer: PeerKeyHex;
+  /** First room index of this member's view (welcome.from_idx). */
+  readonly viewFrom: number;
+}
+
+export interface JoinClaim {
+  readonly peer: PeerKeyHex;
+  readonly info: MemberInfo;
+  readonly jkey: Uint8Array;
+  readonly acceptHash: Uint8Array;
+}
+
+export type InviteStatus = 'pending' | 'claimed' | 'used' | 'revoked';
+
+export interface InviteRecord {
+  readonly id: InviteId;
+  /** Deleted (absent) once the invite is used, revoked or expired. */
+  readonly token?: Uint8Array;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  readonly status: InviteStatus;
+  readonly claim?: JoinClaim;
+  /** The peer that used it (to answer a repeated confirm idempotently). */
+  readonly usedBy?: PeerKeyHex;
+}
+
+export interface OwnerState {
+  readonly role: 'owner';
+  readonly config: RoomConfig;
+  readonly room: Uint8Array;
+  readonly name: string | null;
+  readonly selfId: MemberId;
+  /** The owner's own sender sequence number (last used). */
+  readonly seq: number;
+  readonly epoch: number;
+  readonly epochStartedAt: number;
+  readonly epochMessages: number;
+  readonly epochs: readonly EpochRecord[];
+  readonly members: readonly OwnerMember[];
+  readonly invites: readonly InviteRecord[];
+  readonly nextIdx: number;
+  readonly log: readonly LogEntry[];
+}
+
+export interface InviteSettings {
+  /** Origin (and path) of the web app; the invite is its fragment. */
+  readonly appUrl: string;
+  /** Signaling server URL (ws: or wss:). */
+  readonly server: string;
+  /** The signaling server's permanent key, when pinned. */
+  readonly serverKey?: Uint8Array;
+}
+
+/** Everything the owner machine needs that is not plain data. */
+export interface OwnerCtx {
+  readonly random: RandomBytes;
+  readonly identity: IdentityKeyPair;
+  /** The owner's SaltyRTC permanent public key. */
+  readonly peerKey: BoxPublicKey;
+  readonly invites: InviteSettings;
+  /** Decision: admit this joiner? (called after the token proof checked out; default yes). */
+  readonly admit?: (candidate: MemberInfo) => boolean;
+}
+
+// ---- Member ----
+
+export type MemberPhase = 'joining' | 'accepted' | 'member' | 'refused' | 'removed' | 'left';
+
+export interface PendingJoin {
+  readonly inviteId: Uint8Array;
+  readonly token: Uint8Array;
+  readonly jkey: Uint8Array;
+  readonly acceptHash: Uint8Array | null;
+}
+
+export interface MemberState {
+  readonly role: 'member';
+  readonly phase: MemberPhase;
+  readonly room: Uint8Array;
+  readonly roomName: string | null;
+  readonly ownerIpub: EcPublicKey;
+  readonly ownerPeer: PeerKeyHex;
+  readonly selfId: MemberId;
+  readonly name: string;
+  /** Present only while joining; the token and joining key are deleted after the welcome. */
+  readonly join: PendingJoin | null;
+  readonly seq: number;
+  /** Current epoch, -1 before the accept. */
+  readonly epoch: number;
+  readonly epochs: readonly EpochRecord[];
+  readonly members: readonly KnownMember[];
+  readonly former: readonly KnownMember[];
+  /** Last room index processed; the room view starts at viewFrom. */
+  readonly lastIdx: number;
+  readonly viewFrom: number;
+  /** lastIdx at which a sync was sent and not yet answered (no repeated requests for one gap). */
+  readonly syncAt: number | null;
+}
+
+export interface MemberCtx {
+  readonly random: RandomBytes;
+  readonly identity: IdentityKeyPair;
+  readonly peerKey: BoxPublicKey;
+}
+
+// ---- Events in, effects out ----
+
+export type OwnerEvent =
+  | { readonly kind: 'received'; readonly from: PeerKeyHex | BoxPublicKey; readonly bytes: Uint8Array; readonly now: number }
+  | { readonly kind: 'invite'; readonly now: number; readonly ttlMs?: number }
+  | { readonly kind: 'revoke'; readonly invite: InviteId; readonly now: number }
+  | { readonly kind: 'send'; readonly text: string; readonly now: number }
+  | { readonly kind: 'kick'; readonly member: MemberId; readonly now: number }
+  | { readonly kind: 'rotate'; readonly now: number }
+  | { readonly kind: 'tick'; readonly now: number };
+
+export type MemberEvent =
+  | { readonly kind: 'received'; readonly bytes: Uint8Array; readonly now: number }
+  /** The link to the owner opened (again). */
+  | { readonly kind: 'connected'; readonly now: number }
+  | { readonly kind: 'send'; readonly text: string; readonly now: number }
+  | { readonly kind: 'leave'; readonly now: number };
+
+export interface MemberSummary {
+  readonly id: MemberId;
+  readonly name: string;
+  readonly owner: boolean;
+}
+
+export type RoomEvent =
+  | {
+      readonly type: 'message';
+      readonly idx: number;
+      readonly from: MemberId;
+      readonly name: string;
+      readonly text: string;
+      readonly ts: number;
+      readonly epoch: number;
+      readonly seq: number;
+      readonly history: boolean;
+    }
+  | { readonly type: 'member-joined'; readonly member: MemberSummary }
+  | { readonly type: 'member-left'; readonly member: MemberSummary; readonly reason: RemovalReason | 'removed' }
+  | { readonly type: 'rotated'; readonly epoch: number; readonly reason: RotationReason }
+  | { readonly type: 'joined'; readonly room: string; readonly epoch: number }
+  | { readonly type: 'join-refused'; readonly code: string }
+  | { readonly type: 'removed'; readonly reason: RemovalReason }
+  | { readonly type: 'left' }
+  | { readonly type: 'invite'; readonly id: InviteId; readonly url: string; readonly expiresAt: number }
+  | { readonly type: 'send-refused'; readonly code: string; readonly seq: number | null }
+  | { readonly type: 'history-skipped'; readonly count: number; readonly reason: 'no-key' | 'unknown-sender' | 'trimmed' };
+
+export type Effect =
+  | { readonly kind: 'send'; readonly to: PeerKeyHex; readonly bytes: Uint8Array }
+  | { readonly kind: 'close'; readonly to: PeerKeyHex; readonly reason: string }
+  | { readonly kind: 'event'; readonly event: RoomEvent };
+
+/** Result of one step. With `error` set the input was refused and `state` is the input state. */
+export interface Step<S> {
+  readonly state: S;
+  readonly effects: readonly Effect[];
+  readonly error?: RoomError | ZeroRoomError;
+}
