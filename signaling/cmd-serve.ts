@@ -90,7 +90,13 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     },
     onError: (what, e) => io.err(`zeroroom: ${what} error: ${e instanceof Error ? e.message : String(e)}`),
   });
-  const server = tlsOptions === undefined ? http.createServer(handler) : https.createServer(tlsOptions, handler);
+  let server: http.Server | https.Server;
+  try {
+    server = tlsOptions === undefined ? http.createServer(handler) : https.createServer(tlsOptions, handler);
+  } catch (e) {
+    // OpenSSL refuses a file that is not a PEM certificate/key, or a key that does not match.
+    throw new CliError(`--tls-cert/--tls-key: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
 
   const signaling = attachSignalingServer({
     server,
