@@ -72,7 +72,10 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     site,
     metrics,
     headers,
-    configJson: () => {
+    configJson: (host) => {
+      // Without configured public URLs, answer with the address the browser used (e.g. localhost vs
+      // 127.0.0.1, or the LAN name when listening on 0.0.0.0); the listening address is the fallback.
+      const origin = host !== undefined ? `${scheme}://${host}` : listenOrigin;
       const iceServers: IceServer[] = config.iceServerUrls.map((urls) => ({ urls }));
       let iceServersExpireAt: number | undefined;
       if (config.turn !== undefined && turnSecret !== undefined) {
@@ -83,8 +86,8 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
       return {
         iceServers,
         ...(iceServersExpireAt !== undefined ? { iceServersExpireAt } : {}),
-        appUrl: config.appUrl ?? listenOrigin,
-        signalingUrl: config.signalingUrl ?? wsOf(listenOrigin),
+        appUrl: config.appUrl ?? origin,
+        signalingUrl: config.signalingUrl ?? wsOf(origin),
         serverKey: publicKeyHex,
       };
     },

@@ -55,8 +55,8 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'turn-secret', kind: 'string', valueName: 'SECRET', help: "coturn's --static-auth-secret (prefer the variable or --turn-secret-file)" },
   { name: 'turn-secret-file', kind: 'string', valueName: 'PATH', help: 'file holding the TURN secret' },
   { name: 'turn-ttl', kind: 'int', valueName: 'SECONDS', min: 60, max: 7 * 24 * 3600, help: 'lifetime of TURN credentials', defaultText: String(DEFAULT_TURN_TTL_SECONDS) },
-  { name: 'app-url', kind: 'string', valueName: 'URL', help: 'public URL of the web app (used in invites)', defaultText: "this server's origin" },
-  { name: 'signaling-url', kind: 'string', valueName: 'URL', help: 'public ws(s) URL of this server, e.g. behind a proxy', defaultText: "this server's ws(s) origin" },
+  { name: 'app-url', kind: 'string', valueName: 'URL', help: 'public URL of the web app (used in invites)', defaultText: 'the origin the browser used' },
+  { name: 'signaling-url', kind: 'string', valueName: 'URL', help: 'public ws(s) URL of this server, e.g. behind a proxy', defaultText: 'ws(s) on the host the browser used' },
   { name: 'connect-origin', kind: 'list', valueName: 'ORIGIN', help: 'extra ws(s) origin the app may connect to (CSP connect-src)' },
   { name: 'quiet', kind: 'bool', help: 'log only start, stop and errors' },
 ];

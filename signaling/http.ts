@@ -44,8 +44,8 @@ export function securityHeaders(opts: { connectOrigins: readonly string[]; tls: 
 export interface HttpDeps {
   readonly site: StaticSite;
   readonly metrics: SignalingMetrics;
-  /** Built per request: TURN credentials are fresh for every fetch. */
-  readonly configJson: () => unknown;
+  /** Built per request: TURN credentials are fresh for every fetch; `host` is the checked Host header. */
+  readonly configJson: (host: string | undefined) => unknown;
   readonly headers: Readonly<Record<string, string>>;
   readonly onError: (what: string, e: unknown) => void;
 }
@@ -82,7 +82,7 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
       return;
     }
     case '/config.json':
-      sendBody(req, res, 200, 'application/json', JSON.stringify(deps.configJson()) + '\n', 'no-store');
+      sendBody(req, res, 200, 'application/json', JSON.stringify(deps.configJson(checkedHost(req.headers.host))) + '\n', 'no-store');
       return;
   }
   const found = await lookupStatic(deps.site, rawPath);
@@ -100,6 +100,15 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
     return;
   }
   await pipeline(createReadStream(found.file), res);
+}
+
+/**
+ * The Host header if it is a plain `name[:port]` or `[v6][:port]`, else undefined. It only shapes the
+ * URLs in the requester's own uncached /config.json answer, and is never reflected unchecked.
+ */
+export function checkedHost(host: string | undefined): string | undefined {
+  if (host === undefined || host.length > 260) return undefined;
+  return /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(host) ? host : undefined;
 }
 
 function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, cache: string): void {

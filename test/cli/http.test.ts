@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { contentSecurityPolicy, createHttpHandler, securityHeaders } from '../../signaling/http.ts';
+import { checkedHost, contentSecurityPolicy, createHttpHandler, securityHeaders } from '../../signaling/http.ts';
 import { SignalingMetrics } from '../../signaling/metrics.ts';
 import { type StaticSite, lookupStatic, openStaticSite } from '../../signaling/static-files.ts';
 
@@ -144,5 +144,10 @@ describe('HTTP responses', () => {
     expect(c.headers.get('cache-control')).toBe('no-store');
     expect(await c.json()).toEqual({ iceServers: [] });
     expect(errors).toEqual([]);
+  });
+
+  it('uses only a well-formed Host header for the URLs in /config.json', () => {
+    for (const ok of ['localhost:8765', 'chat.example.com', '127.0.0.1:1', '[::1]:8765', 'a-b.example.']) expect(checkedHost(ok), ok).toBe(ok);
+    for (const bad of [undefined, '', 'evil.example/path', 'a b', 'x"y', "x';", 'host:port', 'a..b', '[::1', 'user@host', 'x'.repeat(300)]) expect(checkedHost(bad), String(bad)).toBeUndefined();
   });
 });

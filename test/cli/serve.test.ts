@@ -2,6 +2,7 @@
 // the WebSocket side as seen through /metrics, and clean stops on SIGTERM and SIGINT.
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +76,22 @@ describe('zeroroom serve', () => {
       signalingUrl: main.wsUrl,
       serverKey: main.publicKeyHex,
     });
+  });
+
+  it('answers /config.json with the host name the browser used, and ignores a malformed Host', async () => {
+    const port = new URL(main.url).port;
+    const ask = (host: string) =>
+      new Promise<{ appUrl: string; signalingUrl: string }>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: '/config.json', headers: { host } }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (s: string) => (body += s));
+            res.on('end', () => resolve(JSON.parse(body) as { appUrl: string; signalingUrl: string }));
+          })
+          .on('error', reject);
+      });
+    expect(await ask(`localhost:${port}`)).toMatchObject({ appUrl: `http://localhost:${port}`, signalingUrl: `ws://localhost:${port}` });
+    expect(await ask('evil.example/"x')).toMatchObject({ appUrl: main.url, signalingUrl: main.wsUrl });
   });
 
   it('serves the built app or, without one, a real placeholder page with no inline script', async () => {
