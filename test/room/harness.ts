@@ -6,6 +6,7 @@
  */
 import { expect } from 'vitest';
 import {
+  equalBytes,
   generateBoxKeyPair,
   generateIdentity,
   sha256,
@@ -14,6 +15,7 @@ import {
   type RandomBytes,
 } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../../protocol/errors.ts';
+import { encode, type Encodable } from '../../protocol/msgpack.ts';
 import {
   createRoom,
   decodeInviteUrl,
@@ -67,15 +69,21 @@ export function deepFreeze<T>(value: T): T {
   return Object.freeze(value);
 }
 
+function snapshot(value: unknown): Uint8Array {
+  return encode(value as Encodable);
+}
+
 /** Runs one step and asserts it mutated neither its state nor its event. */
 export function checkedStep<S, E>(step: (state: S, event: E) => Step<S>, state: S, event: E): Step<S> {
-  const stateCopy = structuredClone(state);
-  const eventCopy = structuredClone(event);
+  // A byte snapshot (msgpack covers every field, typed arrays included) is much cheaper than a
+  // structural deep-equal and catches the same mutations.
+  const stateBefore = snapshot(state);
+  const eventBefore = snapshot(event);
   deepFreeze(state);
   deepFreeze(event);
   const out = step(state, event);
-  expect(state).toEqual(stateCopy);
-  expect(event).toEqual(eventCopy);
+  if (!equalBytes(snapshot(state), stateBefore)) expect.fail('the step mutated its input state');
+  if (!equalBytes(snapshot(event), eventBefore)) expect.fail('the step mutated its input event');
   if (out.error !== undefined) {
     expect(out.error).toBeInstanceOf(ZeroRoomError);
     expect(out.state).toBe(state);
@@ -240,6 +248,14 @@ export class Net {
       this.deliver(key, packet!.bytes);
     }
     throw new Error('network did not go quiet');
+  }
+
+  /** Remove and return what is in flight to a member (down) or from it to the owner (up). */
+  take(node: MemberNode, direction: 'down' | 'up'): Uint8Array[] {
+    const key = direction === 'down' ? node.peer : `up:${node.peer}`;
+    const q = this.queues.get(key) ?? [];
+    this.queues.delete(key);
+    return q.map((p) => p.bytes);
   }
 
   /** Deliver the oldest packet a member sent to the owner (for precise interleavings). */
