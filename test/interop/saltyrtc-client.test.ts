@@ -87,6 +87,46 @@ describe('official @saltyrtc/client against our server', () => {
     expect(metrics.relayedFrames).toBeGreaterThanOrEqual(4); // peer handshake (token/key/auth) + 2 task messages
   });
 
+  it('works when the responder is on the path before the initiator (new-initiator)', async () => {
+    const initiatorBuilder = build(serverKeys.publicKey).usingTasks([salty.newRelayedDataTask()]);
+    const initiator = useWs(initiatorBuilder.asInitiator());
+    const responder = useWs(
+      build(serverKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder(),
+    );
+    const responderDone = reach(responder, 'task', 'responder');
+    const responderWaiting = reach(responder, 'peer-handshake', 'responder');
+    responder.connect();
+    await responderWaiting; // authenticated towards the server, no initiator yet
+    const initiatorDone = reach(initiator, 'task', 'initiator');
+    initiator.connect();
+    await Promise.all([initiatorDone, responderDone]);
+    const atInitiator = nextData(initiator);
+    responder.getTask().sendMessage({ list: [1, 2, 3] });
+    expect(await atInitiator).toEqual({ list: [1, 2, 3] });
+  });
+
+  it('lets the initiator pick one of two responders and drop the other (drop-responder, 3004)', async () => {
+    const initiator = useWs(build(serverKeys.publicKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
+    const responderFor = () =>
+      useWs(build(serverKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder());
+    const first = responderFor();
+    const second = responderFor();
+    const firstDone = reach(first, 'task', 'first responder');
+    const secondWaiting = reach(second, 'peer-handshake', 'second responder');
+    first.connect();
+    const initiatorDone = reach(initiator, 'task', 'initiator');
+    initiator.connect();
+    await Promise.all([firstDone, initiatorDone]);
+    // The second responder arrives after the initiator chose: the initiator drops it via the server.
+    const secondClosed = new Promise<unknown>((resolve) => second.on('connection-closed', (ev: SaltyEvent) => resolve(ev.data)));
+    second.connect();
+    await secondWaiting;
+    expect(await secondClosed).toBe(3004); // Dropped by initiator
+    const atFirst = nextData(first);
+    initiator.getTask().sendMessage('still here');
+    expect(await atFirst).toBe('still here');
+  });
+
   it('is refused when the client pins a server key the server does not have', async () => {
     const wrongKey = generateBoxKeyPair().publicKey;
     const initiator = useWs(build(wrongKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
