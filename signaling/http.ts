@@ -99,7 +99,13 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
     res.end();
     return;
   }
-  await pipeline(createReadStream(found.file), res);
+  try {
+    await pipeline(createReadStream(found.file), res);
+  } catch (e) {
+    // The browser went away mid-file (navigation, closed tab): nothing to report.
+    if ((e as { code?: unknown }).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+    throw e;
+  }
 }
 
 /**
