@@ -1,0 +1,213 @@
+// Codecs of the room protocol (docs/PROTOCOL.md sections 5.3, 5.12): round trips, one test per
+// rule the invite decoder enforces, and malformed input that must end in a typed error.
+import fc from 'fast-check';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { generateIdentity, initCrypto, toBase64url, type EcPublicKey } from '../../crypto/index.ts';
+import { DecodeError, ZeroRoomError } from '../../protocol/errors.ts';
+import { encode } from '../../protocol/msgpack.ts';
+import {
+  InviteError,
+  decodeInvite,
+  decodeInviteUrl,
+  decodeToMember,
+  decodeToOwner,
+  encodeInvite,
+  encodeMessage,
+  inviteUrl,
+  memberStep,
+  ownerStep,
+  type Invite,
+  type MemberId,
+  type ToMember,
+  type ToOwner,
+} from '../../protocol/room/index.ts';
+import { Net, device, type MemberNode } from './harness.ts';
+
+let opub: EcPublicKey;
+beforeAll(async () => {
+  await initCrypto();
+  opub = generateIdentity().publicKey;
+});
+
+const bytes = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+
+const inviteArb = () =>
+  fc.record({
+    room: bytes(16),
+    token: bytes(32),
+    npub: bytes(32),
+    server: fc.constantFrom('ws://127.0.0.1:8765/', 'wss://signal.example.org/salty', 'ws://[::1]:9/'),
+    exp: fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+    spub: fc.option(bytes(32), { nil: undefined }),
+    name: fc.option(fc.string({ maxLength: 64 }), { nil: undefined }),
+  });
+
+type InviteFields = typeof inviteArb extends () => fc.Arbitrary<infer T> ? T : never;
+
+function toInvite(r: InviteFields): Invite {
+  const { spub, name, npub, ...rest } = r;
+  return { v: 1, ...rest, npub: npub as Invite['npub'], opub, ...(spub ? { spub } : {}), ...(name !== undefined ? { name } : {}) };
+}
+
+describe('invite codec', () => {
+  it('round-trips the map and the URL', () => {
+    fc.assert(
+      fc.property(inviteArb(), (r) => {
+        const inv = toInvite(r);
+        expect(decodeInvite(encodeInvite(inv))).toEqual(inv);
+        const url = inviteUrl('https://app.example.org/zr/', inv);
+        expect(url.startsWith('https://app.example.org/zr/#join=')).toBe(true);
+        expect(decodeInviteUrl(url)).toEqual(inv);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  const good = (): Record<string, unknown> => ({
+    v: 1,
+    room: new Uint8Array(16),
+    token: new Uint8Array(32),
+    opub,
+    npub: new Uint8Array(32),
+    server: 'ws://127.0.0.1:1/',
+    exp: 5,
+  });
+  const url = (m: Record<string, unknown>) => `https://a.example/#join=${toBase64url(encode(m as never))}`;
+  const malformed = (u: string) => expect(() => decodeInviteUrl(u)).toThrow(expect.objectContaining({ code: 'room.invite-malformed' }));
+
+  it('accepts the minimal invite', () => {
+    expect(decodeInviteUrl(url(good())).exp).toBe(5);
+  });
+  it('refuses a string that is not a URL, or not http(s)', () => {
+    malformed('not a url');
+    malformed(url(good()).replace('https:', 'ftp:'));
+  });
+  it('refuses a fragment other than #join=', () => {
+    malformed(url(good()).replace('#join=', '#jion='));
+    malformed('https://a.example/');
+    malformed(url(good()).replace('#join=', '?join=') + '#x');
+  });
+  it('refuses non-canonical or invalid base64url', () => {
+    malformed(url(good()) + '=');
+    malformed(url(good()) + '!');
+    malformed(url(good()).slice(0, -1));
+  });
+  it('refuses unknown fields, wrong types and lengths, other versions', () => {
+    malformed(url({ ...good(), extra: 1 }));
+    malformed(url({ ...good(), v: 2 }));
+    malformed(url({ ...good(), token: new Uint8Array(31) }));
+    malformed(url({ ...good(), room: 'room' }));
+    malformed(url({ ...good(), exp: 1.5 }));
+    malformed(url({ ...good(), opub: new Uint8Array(45) }));
+    malformed(url({ ...good(), name: 'x'.repeat(65) }));
+    const { token: _t, ...noToken } = good();
+    malformed(url(noToken));
+  });
+  it('refuses a server URL that is not ws: or wss:', () => {
+    malformed(url({ ...good(), server: 'https://127.0.0.1/' }));
+    malformed(url({ ...good(), server: 'nonsense' }));
+  });
+  it('refuses trailing bytes after the map', () => {
+    malformed(`https://a.example/#join=${toBase64url(new Uint8Array([...encode(good() as never), 0]))}`);
+  });
+  it('is an InviteError', () => {
+    expect(() => decodeInviteUrl('x')).toThrow(InviteError);
+  });
+});
+
+describe('link message codecs', () => {
+  const id = 'ab'.repeat(16) as MemberId;
+  const b = (n: number, v = 1) => new Uint8Array(n).fill(v);
+  const toOwner: ToOwner[] = [
+    { type: 'join-request', invite: b(32), ipub: null as never, sealed: b(10) },
+    { type: 'join-confirm', invite: b(32), proof: b(40) },
+    { type: 'send', env: b(100) },
+    { type: 'leave' },
+    { type: 'sync', last_idx: -1, epoch: 3 },
+  ];
+  const toMember: ToMember[] = [
+    { type: 'join-accept', invite: b(32), sealed: b(200) },
+    { type: 'join-refused', code: 'room.invite-used' },
+    { type: 'welcome', cert: b(100), from_idx: 4 },
+    { type: 'welcome', cert: b(100), from_idx: 4, rekey: { ann: b(50), key: b(60) } },
+    { type: 'refused', code: 'room.replay' },
+    { type: 'refused', code: 'room.replay', seq: 9 },
+    { type: 'deliver', idx: 0, from: id, env: b(90) },
+    { type: 'history', from_idx: 7, log_start: 2, entries: [{ idx: 7, from: id, env: b(5) }, { idx: 8, from: id, env: b(6) }] },
+    { type: 'member-added', cert: b(100) },
+    { type: 'rekey', ann: b(100), key: b(100) },
+    { type: 'removed', reason: 'kicked' },
+    { type: 'resync', certs: [b(10), b(11)] },
+  ];
+
+  it('round-trips every message type', () => {
+    (toOwner[0] as { ipub: unknown }).ipub = opub;
+    for (const m of toOwner) expect(decodeToOwner(encodeMessage(m))).toEqual(m);
+    for (const m of toMember) expect(decodeToMember(encodeMessage(m))).toEqual(m);
+  });
+
+  it('refuses extra fields (closed lists), unknown types, wrong directions', () => {
+    for (const m of toMember) {
+      expect(() => decodeToMember(encode({ ...(m as object), x: 1 } as never))).toThrow(DecodeError);
+      expect(() => decodeToOwner(encodeMessage(m))).toThrow(DecodeError);
+    }
+    expect(() => decodeToOwner(encode({ type: 'nope' }))).toThrow(DecodeError);
+  });
+
+  it('refuses bad member ids, non-contiguous history, bad reasons, oversized input', () => {
+    expect(() => decodeToMember(encode({ type: 'deliver', idx: 0, from: 'AB'.repeat(16), env: b(1) }))).toThrow(DecodeError);
+    expect(() =>
+      decodeToMember(encode({ type: 'history', from_idx: 1, log_start: 0, entries: [{ idx: 2, from: id, env: b(1) }] })),
+    ).toThrow(DecodeError);
+    expect(() => decodeToMember(encode({ type: 'removed', reason: 'bored' }))).toThrow(DecodeError);
+    expect(() => decodeToOwner(encode({ type: 'send', env: new Uint8Array(1024 * 1024 + 1) }))).toThrow(DecodeError);
+    expect(() => decodeToOwner(encode({ type: 'sync', last_idx: -2, epoch: 0 }))).toThrow(DecodeError);
+  });
+
+  it('turns arbitrary bytes into a typed error or a value, never anything else', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (data) => {
+        for (const dec of [decodeToOwner, decodeToMember]) {
+          try {
+            dec(data);
+          } catch (e) {
+            expect(e).toBeInstanceOf(ZeroRoomError);
+          }
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('machines fed malformed or hostile maps', () => {
+  // Well-formed msgpack maps with a real type and random field values: every outcome is either a
+  // typed refusal with the state unchanged or (rarely) a handled message.
+  const field = fc.oneof(fc.integer(), fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 80 }), fc.boolean(), fc.constant(null));
+  const types = ['join-request', 'join-confirm', 'send', 'leave', 'sync', 'join-accept', 'join-refused', 'welcome', 'refused', 'deliver', 'history', 'member-added', 'rekey', 'removed', 'resync'];
+  const hostile = fc.record({
+    type: fc.constantFrom(...types),
+    fields: fc.dictionary(fc.constantFrom('invite', 'ipub', 'sealed', 'proof', 'env', 'idx', 'from', 'cert', 'ann', 'key', 'code', 'last_idx', 'epoch', 'reason', 'certs', 'entries', 'from_idx', 'log_start'), field, { maxKeys: 4 }),
+  });
+
+  it('owner and member machines only refuse with typed errors', () => {
+    const net = new Net(device('o-fuzz'));
+    const a: MemberNode = net.join('a', net.invite());
+    net.run();
+    fc.assert(
+      fc.property(fc.oneof(hostile.map((h) => encode({ type: h.type, ...h.fields } as never)), fc.uint8Array({ maxLength: 200 })), (data) => {
+        const o = ownerStep(net.ctx, net.ownerState, { kind: 'received', from: a.peer, bytes: data, now: net.now });
+        if (o.error !== undefined) {
+          expect(o.error).toBeInstanceOf(ZeroRoomError);
+          expect(o.state).toBe(net.ownerState);
+        }
+        const m = memberStep(a.ctx, a.state!, { kind: 'received', bytes: data, now: net.now });
+        if (m.error !== undefined) {
+          expect(m.error).toBeInstanceOf(ZeroRoomError);
+          expect(m.state).toBe(a.state);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
