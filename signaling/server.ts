@@ -12,7 +12,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { asBoxPublicKey, systemRandom, toHex, type BoxKeyPair, type BoxPublicKey, type BoxSecretKey, type RandomBytes } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import { CloseCode, UpgradeRefusal } from '../protocol/saltyrtc/close-codes.ts';
-import { SUBPROTOCOL, emptyPath, step, type ConnId, type PathState, type ServerContext, type ServerEvent } from '../protocol/saltyrtc/server-machine.ts';
+import { SUBPROTOCOL, emptyPath, step, type ConnId, type PathState, type ServerContext, type ServerEvent, type StepResult } from '../protocol/saltyrtc/server-machine.ts';
 import { IpLimits } from './ip-limits.ts';
 import { SharedKeyCache, nativeBoxBefore, nativeGenerateKeyPair } from './nacl-native.ts';
 import { nullObserver, type RejectReason, type SignalingObserver } from './observer.ts';
@@ -72,6 +72,7 @@ export interface SignalingServerOptions {
   observer?: SignalingObserver;
   /** Structured events; fields never hold payloads, keys, paths or IP addresses. */
   log?: (event: string, fields: LogFields) => void;
+  /** Cookies and initial sequence numbers (session key pairs come from OpenSSL's CSPRNG). */
   random?: RandomBytes;
   now?: () => number;
 }
@@ -139,7 +140,8 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     const id = permanentIds.get(mySecret);
     return id === undefined ? nativeBoxBefore(theirPublic, mySecret) : signingKeys.get(theirPublic, mySecret, id);
   };
-  const generateSessionKey = () => nativeGenerateKeyPair(random);
+  // Session keys come from OpenSSL's CSPRNG (native generation keeps the key object); `random` feeds cookies and csns.
+  const generateSessionKey = nativeGenerateKeyPair;
 
   const wss = new WebSocketServer({
     noServer: true,
@@ -284,7 +286,25 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   function dispatch(path: PathEntry, first: ServerEvent): void {
     const queue: ServerEvent[] = [first];
     for (let event = queue.shift(); event !== undefined; event = queue.shift()) {
-      const { state, effects } = step(path.ctx, path.state, event);
+      let result: StepResult;
+      try {
+        result = step(path.ctx, path.state, event);
+      } catch (e) {
+        // A bug, not peer input (peer input ends in refusals): close that client with 3002 and take
+        // it off the path instead of letting one connection crash the server.
+        log('internal-error', { conn: event.conn, path: path.number, event: event.type, error: e instanceof Error ? e.name : typeof e });
+        const c = conns.get(event.conn);
+        if (c !== undefined && !c.closing) {
+          c.closing = true;
+          clearTimer(c, 'handshakeTimer');
+          clearTimer(c, 'pingTimer');
+          clearTimer(c, 'pongTimer');
+          c.ws.close(CloseCode.InternalError);
+        }
+        if (event.type !== 'closed') queue.push({ type: 'closed', conn: event.conn });
+        continue;
+      }
+      const { state, effects } = result;
       path.state = state;
       for (const e of effects) {
         switch (e.type) {

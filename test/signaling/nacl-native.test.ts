@@ -26,9 +26,15 @@ describe('native X25519 + tweetnacl HSalsa20', () => {
       { numRuns: 50 },
     );
   });
-  it('generated pairs agree with tweetnacl', () => {
-    const p = nativeGenerateKeyPair();
-    expect(p.publicKey).toEqual(nacl.box.keyPair.fromSecretKey(p.secretKey).publicKey);
+  it('generated pairs agree with tweetnacl, and their cached key objects give the same box.before', () => {
+    for (let n = 0; n < 20; n++) {
+      const p = nativeGenerateKeyPair();
+      expect(p.publicKey).toEqual(nacl.box.keyPair.fromSecretKey(p.secretKey).publicKey);
+      const other = nacl.box.keyPair();
+      expect(nativeBoxBefore(other.publicKey as BoxPublicKey, p.secretKey)).toEqual(nacl.box.before(other.publicKey, p.secretKey));
+      // a copy of the secret (no cached key object) takes the import path and agrees
+      expect(nativeBoxBefore(other.publicKey as BoxPublicKey, p.secretKey.slice() as BoxSecretKey)).toEqual(nacl.box.before(other.publicKey, p.secretKey));
+    }
   });
   it('refuses a low-order public key (all zeros) with KeyError', () => {
     expect(() => nativeBoxBefore(new Uint8Array(32) as BoxPublicKey, nacl.randomBytes(32) as BoxSecretKey)).toThrow(KeyError);
