@@ -326,7 +326,11 @@ function onJoinConfirm(
   if (used?.status === 'used' && used.usedBy === peer) {
     // A repeated confirm after a reconnect: the welcome again, nothing else changes.
     const m = memberByPeer(s, peer);
-    if (m !== undefined) return { state: s, effects: [sendTo(peer, encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom }))] };
+    if (m !== undefined) {
+      const rekey = m.info.epoch !== s.epoch ? rekeyFor(ctx, s, m) : undefined;
+      const welcome = encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom, ...(rekey ? { rekey } : {}) });
+      return { state: s, effects: [sendTo(peer, welcome), ...historyEffects(s, peer, m.viewFrom)] };
+    }
   }
   const r = usableInvite(s, msg.invite, now);
   const claim = r.claim;

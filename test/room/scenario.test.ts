@@ -255,3 +255,23 @@ describe('room under reordering inside links (the link guarantee broken on purpo
     );
   });
 });
+
+describe('join retries', () => {
+  it('a lost welcome is sent again (with the current key) when the joiner reconnects', () => {
+    const net = new Net(device('owner-retry'));
+    const y = net.join('y', net.invite());
+    net.deliverUp(y);
+    const accept = net.take(y, 'down');
+    net.member(y, { kind: 'received', bytes: accept[0]!, now: net.now });
+    net.deliverUp(y); // confirm: the owner admits y and sends welcome (+ history)
+    net.take(y, 'down'); // ... which is lost
+    net.owner({ kind: 'rotate', now: net.now });
+    net.take(y, 'down'); // the rekey too
+    expect(y.state!.phase).toBe('accepted');
+    net.reconnect(y); // y re-sends its confirm; the owner answers with welcome + rekey
+    net.run();
+    expect(y.state!.phase).toBe('member');
+    expect(y.state!.epoch).toBe(net.ownerState.epoch);
+    everyoneReadsEveryone(net, 'retry');
+  });
+});
