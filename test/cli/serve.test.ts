@@ -1,5 +1,6 @@
 // `zeroroom serve` as a child process: start lines, HTTP endpoints, options from flags and variables,
 // the WebSocket side as seen through /metrics, and clean stops on SIGTERM and SIGINT.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -7,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { type CliRun, type ServeRun, killAll, runCli, startServe } from './spawn-cli.ts';
+import { type CliRun, type ServeRun, REPO_ROOT, cleanEnv, killAll, runCli, startServe } from './spawn-cli.ts';
 
 const SUBPROTOCOL = 'v1.saltyrtc.org';
 const runs: CliRun[] = [];
@@ -221,6 +222,17 @@ describe('zeroroom command line errors', () => {
     runs.push(serveHelp);
     expect(await serveHelp.exited).toBe(0);
     expect(serveHelp.stdout()).toContain('--turn-secret');
+  });
+
+  it('runs as `npx zeroroom` from the checkout, with no build step', async () => {
+    // npm exec resolves the package's own `bin` entry when run inside the package (no install needed).
+    const child = spawn('npx', ['--no-install', 'zeroroom', '--help'], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    const exited = new Promise<number | string>((resolve) => child.once('exit', (c, sig) => resolve(c ?? sig ?? 'unknown')));
+    runs.push({ child, stdout: () => out, stderr: () => '', exited }); // killed in afterAll if it hangs
+    expect(await exited).toBe(0);
+    expect(out).toContain('usage: zeroroom <command>');
   });
 
   it('exits 2 with one line on stderr for a usage error', async () => {
