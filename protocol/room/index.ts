@@ -7,7 +7,6 @@ export { decodeToOwner, decodeToMember, encodeMessage, type ToOwner, type ToMemb
 export {
   createRoom,
   ownerStep,
-  rotate,
   currentEpoch,
   pendingAuthTokens,
   memberPeerKeys,
@@ -16,3 +15,4 @@ export {
   type CreateRoomOptions,
 } from './owner.ts';
 export { startJoin, memberStep, memberSafetyCode, type StartJoinOptions } from './member.ts';
+export { memberList, type MemberListEntry } from './roster.ts';

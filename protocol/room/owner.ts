@@ -156,15 +156,17 @@ export function ownerStep(ctx: OwnerCtx, state: OwnerState, event: OwnerEvent): 
   switch (event.kind) {
     case 'received': {
       const peer = typeof event.from === 'string' ? event.from : peerKeyHex(event.from as BoxPublicKey);
-      let type: ToOwner['type'] | null = null;
+      // What the refusal needs to know: the message type, and for 'send' the sender's sequence
+      // number once the envelope's signature checked out (so the member knows which one failed).
+      const seen: { type: ToOwner['type'] | null; seq: number | null } = { type: null, seq: null };
       return guarded(
         state,
         () => {
           const msg = decodeToOwner(event.bytes);
-          type = msg.type;
-          return onReceived(ctx, state, peer, msg, event.now);
+          seen.type = msg.type;
+          return onReceived(ctx, state, peer, msg, event.now, seen);
         },
-        (e) => refusalEffects(state, peer, type, e.code),
+        (e) => refusalEffects(state, peer, seen.type, e.code, seen.seq),
       );
     }
     case 'invite':
@@ -187,22 +189,24 @@ function memberByPeer(s: OwnerState, peer: PeerKeyHex): OwnerMember | undefined 
 }
 
 /** What a refused input gets back (section 5.4, 5.6, 5.8). */
-function refusalEffects(s: OwnerState, peer: PeerKeyHex, type: ToOwner['type'] | null, code: string): Effect[] {
-  if (memberByPeer(s, peer) !== undefined) return [sendTo(peer, encodeMessage({ type: 'refused', code }))];
+function refusalEffects(s: OwnerState, peer: PeerKeyHex, type: ToOwner['type'] | null, code: string, seq: number | null): Effect[] {
+  if (memberByPeer(s, peer) !== undefined) {
+    return [sendTo(peer, encodeMessage({ type: 'refused', code, ...(seq !== null ? { seq } : {}) }))];
+  }
   if (type === null || type === 'join-request' || type === 'join-confirm') {
     return [sendTo(peer, encodeMessage({ type: 'join-refused', code })), closeLink(peer, code)];
   }
   return [sendTo(peer, encodeMessage({ type: 'removed', reason: 'not-member' })), closeLink(peer, code)];
 }
 
-function onReceived(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, msg: ToOwner, now: number): Out<OwnerState> {
+function onReceived(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, msg: ToOwner, now: number, seen: { seq: number | null }): Out<OwnerState> {
   switch (msg.type) {
     case 'join-request':
       return onJoinRequest(ctx, s, peer, msg, now);
     case 'join-confirm':
       return onJoinConfirm(ctx, s, peer, msg, now);
     case 'send':
-      return onSend(ctx, s, peer, msg.env, now);
+      return onSend(ctx, s, peer, msg.env, now, seen);
     case 'leave':
       return removeMember(ctx, s, requireMember(s, peer).info.id, 'left', now);
     case 'sync':
@@ -369,9 +373,10 @@ function onJoinConfirm(
 
 // ---- Messages (5.6) ----
 
-function onSend(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, env: Uint8Array, now: number): Out<OwnerState> {
+function onSend(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, env: Uint8Array, now: number, seen: { seq: number | null }): Out<OwnerState> {
   const m = requireMember(s, peer);
   const inner = openEnvelope(m.info.ipub, env, m.info.id, s.room);
+  seen.seq = inner.seq;
   const cur = currentEpoch(s);
   if (inner.epoch > s.epoch) throw new FreshnessError('room.epoch-unknown', `epoch ${inner.epoch} does not exist yet`);
   const inGrace = inner.epoch === s.epoch - 1 && s.nextIdx < cur.firstIdx + GRACE_MESSAGES && now - s.epochStartedAt <= s.config.graceMs;

@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initCrypto } from '../../crypto/index.ts';
-import { memberSafetyCode, ownerSafetyCode, pendingAuthTokens, memberPeerKeys } from '../../protocol/room/index.ts';
+import { memberList, memberSafetyCode, ownerSafetyCode, pendingAuthTokens, memberPeerKeys } from '../../protocol/room/index.ts';
 import { Net, device, everyoneReadsEveryone, rng, type MemberNode } from './harness.ts';
 
 beforeAll(async () => {
@@ -33,6 +33,11 @@ describe('room scenario', () => {
     expect(a.events.filter((e) => e.type === 'member-joined').map((e) => (e.type === 'member-joined' ? e.member.name : ''))).toEqual(['bob', 'carol', 'dave']);
     everyoneReadsEveryone(net, 'joined');
     const code0 = safetyCodesAgree(net);
+    // Everyone sees the same member list with the same fingerprints, owner first.
+    const list = memberList(net.ownerState);
+    expect(list.map((m) => [m.name, m.owner])).toEqual([['owner', true], ['alice', false], ['bob', false], ['carol', false], ['dave', false]]);
+    for (const n of [a, b, c, d]) expect(memberList(n.state!)).toEqual(list);
+    expect(list[1]!.fingerprint).toMatch(/^[0-9a-f]{4}( [0-9a-f]{4}){7}$/);
 
     net.owner({ kind: 'rotate', now: net.now });
     net.run();

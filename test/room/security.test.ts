@@ -237,6 +237,17 @@ describe('messages', () => {
     const env = sealEnvelope(b.dev.identity.privateKey, { room: net.ownerState.room, epoch: epoch.epoch, key: epoch.key!, from: a.state!.selfId, seq: 1, body: { text: 'I am a', ts: 0 } });
     const out = ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env }), 'room.impersonation');
     expect(sentTypes(out.effects)).toEqual(['refused']);
+    const refusal = out.effects[0]!;
+    if (refusal.kind !== 'send') throw new Error('no refusal');
+    expect(decodeToMember(refusal.bytes)).toEqual({ type: 'refused', code: 'room.impersonation' });
+    // A replayed send names the refused sequence number; the member reports it.
+    net.member(b, { kind: 'send', text: 'one', now: net.now });
+    const [once] = net.take(b, 'up');
+    net.owner({ kind: 'received', from: b.peer, bytes: once!, now: net.now });
+    net.run();
+    net.owner({ kind: 'received', from: b.peer, bytes: once!, now: net.now });
+    net.run();
+    expect(b.events).toContainEqual({ type: 'send-refused', code: 'room.replay', seq: 1 });
     memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: b.state!.selfId, env }), 'room.impersonation');
   });
 
