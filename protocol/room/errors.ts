@@ -12,6 +12,7 @@ export type RoomErrorCode =
   | 'room.invite-malformed'
   | 'room.join-proof'
   | 'room.not-admitted'
+  | 'room.full'
   | 'room.already-member'
   | 'room.not-member'
   | 'room.forbidden'
@@ -49,7 +50,11 @@ export class InviteError extends RoomError {
 
 /** The joiner did not prove it holds the token (or opened the accept), or the owner declined it. */
 export class JoinError extends RoomError {
-  constructor(code: 'room.join-proof' | 'room.not-admitted' | 'room.already-member', message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: 'room.join-proof' | 'room.not-admitted' | 'room.already-member' | 'room.full',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }

@@ -19,6 +19,7 @@ import {
 import { DecodeError } from '../errors.ts';
 import {
   MAX_HISTORY_ENTRIES,
+  MAX_MEMBERS,
   MAX_NAME,
   MAX_TEXT,
   decodeJoinSecret,
@@ -303,6 +304,7 @@ function onJoinRequest(
   }
   const info: MemberInfo = { id: memberIdOf(msg.ipub), ipub: msg.ipub, npub: secret.npub, name: secret.name, owner: false, epoch: s.epoch };
   if (s.members.some((m) => m.info.id === info.id)) throw new JoinError('room.already-member', 'this identity is already a member');
+  if (s.members.length >= MAX_MEMBERS) throw new JoinError('room.full', `the room has ${MAX_MEMBERS} members`);
   if (ctx.admit !== undefined && !ctx.admit(info)) throw new JoinError('room.not-admitted', 'the owner declined this joiner');
   const cur = currentEpoch(s);
   const bundle = encodeAcceptBundle({

@@ -166,6 +166,14 @@ describe('invite tokens', () => {
     net.run();
     expect(x.state!.phase).toBe('member');
 
+    // A full room (MAX_MEMBERS, including the owner) refuses further joins.
+    const full = new Net(device('o-full'));
+    const filler = full.ownerState.members[0]!;
+    full.ownerState = { ...full.ownerState, members: Array.from({ length: 256 }, () => filler) };
+    const z = full.join('z', full.invite());
+    full.run();
+    expect(z.events).toContainEqual({ type: 'join-refused', code: 'room.full' });
+
     const picky = new Net(device('o-picky'));
     (picky as { ctx: unknown }).ctx = { ...picky.ctx, admit: () => false };
     const y = picky.join('y', picky.invite());
