@@ -34,7 +34,7 @@ async function fetchConfig(): Promise<ServerConfig | null> {
 
 export async function unlock(store: Store, root: HTMLElement, password: string, firstRun: boolean): Promise<void> {
   const vault = firstRun ? await Vault.create(password) : await Vault.unlock(password);
-  const session = await Session.open(vault, config);
+  const session = await Session.open(vault, config, (text) => store.update({ notice: { kind: 'error', text } }));
   store.update({ phase: 'ready' });
   mountShell(root, store, session);
 }

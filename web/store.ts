@@ -15,6 +15,8 @@ export interface AppState {
   readonly notice: { readonly kind: 'error' | 'info'; readonly text: string } | null;
   /** Invite URL read from the address bar's fragment, joined once unlocked. */
   readonly pendingJoin: string | null;
+  /** An invite waiting for the user to choose a display name (prefills the join form). */
+  readonly joinDraft: string | null;
 }
 
 export type Listener = (state: AppState, prev: AppState) => void;
@@ -49,4 +51,5 @@ export const initialState: AppState = {
   rooms: new Map(),
   notice: null,
   pendingJoin: null,
+  joinDraft: null,
 };

@@ -167,3 +167,59 @@ export async function sendMessage(page: Page, text: string): Promise<void> {
 export async function messageTexts(page: Page): Promise<string[]> {
   return page.getByTestId('message-text').allTextContents();
 }
+
+/** Points the app at another signaling server (Settings), e.g. a recording proxy. */
+export async function setSignalingUrl(page: Page, url: string): Promise<void> {
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('signaling-url-input').fill(url);
+  await page.getByTestId('save-settings').click();
+  await page.getByText('Saved.').waitFor();
+  await page.getByTestId('nav-home').click();
+}
+
+export async function setRelayOnly(page: Page): Promise<void> {
+  await page.getByTestId('nav-settings').click();
+  await page.getByTestId('relay-only-input').check();
+  await page.getByTestId('save-settings').click();
+  await page.getByText('Saved.').waitFor();
+  await page.getByTestId('nav-home').click();
+}
+
+/** Owner: a fresh one-time invite; returns its link once the panel shows it. */
+export async function newInvite(page: Page): Promise<string> {
+  const link = page.getByTestId('invite-link');
+  const before = (await link.count()) > 0 ? await link.textContent() : null;
+  await page.getByTestId('new-invite').click();
+  await page.waitForFunction(
+    (prev) => {
+      const el = document.querySelector('[data-testid="invite-link"]');
+      return el !== null && el.textContent !== '' && el.textContent !== prev;
+    },
+    before,
+  );
+  return (await link.textContent()) ?? '';
+}
+
+/** New device: open the invite link, choose a password, choose a name, join; waits for the room view. */
+export async function joinByLink(page: Page, invite: string, name: string): Promise<void> {
+  await page.goto(invite);
+  await unlock(page);
+  await page.getByTestId('display-name-input').fill(name);
+  await page.getByTestId('join-button').click();
+  await page.getByTestId('room-name').waitFor();
+}
+
+/** Waits until the page lists `n` members. */
+export async function waitMembers(page: Page, n: number): Promise<void> {
+  await page.waitForFunction((count) => document.querySelectorAll('[data-testid="member"]').length === count, n, { timeout: 30_000 });
+}
+
+/** Waits until a message with exactly this text is in the list. */
+export async function waitMessage(page: Page, text: string): Promise<void> {
+  await page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 });
+}
+
+export async function enterRoom(page: Page, roomName: string): Promise<void> {
+  await page.getByTestId('room-entry').filter({ hasText: roomName }).click();
+  await page.getByTestId('room-name').waitFor();
+}

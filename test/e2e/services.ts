@@ -71,6 +71,8 @@ export interface FrameRecorder {
   readonly origin: string;
   /** Every frame in either direction, as received. */
   readonly frames: Buffer[];
+  /** Where to forward (ws://host:port); set once the signaling server runs. */
+  setTarget(url: string): void;
   close(): Promise<void>;
 }
 
@@ -80,8 +82,9 @@ function toBuffer(data: RawData): Buffer {
   return Buffer.from(data);
 }
 
-/** A transparent WebSocket proxy to `target` (ws://host:port) that keeps a copy of every frame. */
-export async function startFrameRecorder(target: string): Promise<FrameRecorder> {
+/** A transparent WebSocket proxy to the target (ws://host:port) that keeps a copy of every frame. */
+export async function startFrameRecorder(): Promise<FrameRecorder> {
+  let target = '';
   const http = createHttpServer((_req, res) => {
     res.writeHead(404);
     res.end();
@@ -125,6 +128,9 @@ export async function startFrameRecorder(target: string): Promise<FrameRecorder>
     url: `ws://127.0.0.1:${port}`,
     origin: `ws://127.0.0.1:${port}`,
     frames,
+    setTarget(url) {
+      target = url;
+    },
     async close() {
       for (const s of sockets) s.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

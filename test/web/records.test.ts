@@ -16,34 +16,35 @@ const settings: Settings = {
   serverKey: 'ab'.repeat(32),
   iceServers: [{ urls: ['turn:127.0.0.1:3478'], username: 'u', credential: 'p' }, { urls: ['stun:127.0.0.1:3478'] }],
   relayOnly: true,
+  customIce: true,
   rotation: { everyMessages: 100, everyMinutes: 60 },
 };
 
 describe('storage record codecs', () => {
   it('round-trip settings, history and outbox records', () => {
     expect(decodeSettings(encodeSettings(settings))).toEqual(settings);
-    const h = { senderId: 'abc', senderName: 'n', seq: 7, text: '<script>x</script>', at: 1700000000000, system: false };
+    const h = { idx: 4, senderId: 'abc', senderName: 'n', seq: 7, text: '<script>x</script>', at: 1700000000000, system: false };
     expect(decodeHistory(encodeHistory(h))).toEqual(h);
-    const o = { seq: 3, text: 'pending', at: 5 };
+    const o = { seq: 3, text: 'pending', at: 5, wire: new Uint8Array([1, 2]) };
     expect(decodeOutbox(encodeOutbox(o))).toEqual(o);
   });
 
   it('refuse wrong field types, missing fields, unknown versions and trailing bytes', () => {
-    const good = { v: 1, seq: 3, text: 'x', at: 5 };
+    const good = { v: 1, seq: 3, text: 'x', at: 5, wire: new Uint8Array([1]) };
     expect(() => decodeOutbox(encode({ ...good, seq: '3' }))).toThrow(/seq/);
     expect(() => decodeOutbox(encode({ ...good, seq: 1.5 }))).toThrow(/seq/);
     expect(() => decodeOutbox(encode({ ...good, seq: -1 }))).toThrow(/seq/);
-    expect(() => decodeOutbox(encode({ v: 1, seq: 3, at: 5 }))).toThrow(/text/);
+    expect(() => decodeOutbox(encode({ v: 1, seq: 3, at: 5, wire: new Uint8Array([1]) }))).toThrow(/text/);
     expect(() => decodeOutbox(encode({ ...good, v: 2 }))).toThrow(/v/);
     expect(() => decodeOutbox(new Uint8Array([...encode(good), 0]))).toThrow();
-    expect(() => decodeHistory(encode({ v: 1, senderId: 'a', senderName: 'b', seq: 1, text: 't', at: 1, system: 1 }))).toThrow(/system/);
+    expect(() => decodeHistory(encode({ v: 1, idx: 1, senderId: 'a', senderName: 'b', seq: 1, text: 't', at: 1, system: 1 }))).toThrow(/system/);
     expect(() => decodeSettings(encode({ v: 1, displayName: 'x' }))).toThrow(/missing/);
   });
 
   it('refuse oversized texts and lists', () => {
-    expect(() => decodeOutbox(encode({ v: 1, seq: 1, text: 'x'.repeat(64 * 1024 + 1), at: 1 }))).toThrow(/text/);
+    expect(() => decodeOutbox(encode({ v: 1, seq: 1, text: 'x'.repeat(64 * 1024 + 1), at: 1, wire: new Uint8Array([1]) }))).toThrow(/text/);
     const many = Array.from({ length: 33 }, () => ({ urls: ['stun:a'] }));
-    const raw = encode({ v: 1, displayName: '', signalingUrl: '', serverKey: '', iceServers: many, relayOnly: false, everyMessages: 0, everyMinutes: 0 });
+    const raw = encode({ v: 1, displayName: '', signalingUrl: '', serverKey: '', iceServers: many, relayOnly: false, customIce: false, everyMessages: 0, everyMinutes: 0 });
     expect(() => decodeSettings(raw)).toThrow(/iceServers/);
   });
 

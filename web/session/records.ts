@@ -25,6 +25,7 @@ export function encodeSettings(s: Settings): Uint8Array {
     serverKey: s.serverKey,
     iceServers: s.iceServers.map((i) => ({ urls: [...i.urls], username: i.username, credential: i.credential })),
     relayOnly: s.relayOnly,
+    customIce: s.customIce,
     everyMessages: s.rotation.everyMessages,
     everyMinutes: s.rotation.everyMinutes,
   });
@@ -49,6 +50,7 @@ export function decodeSettings(bytes: Uint8Array): Settings {
     serverKey: f.str('serverKey', 128),
     iceServers,
     relayOnly: f.bool('relayOnly'),
+    customIce: f.bool('customIce'),
     rotation: { everyMessages: f.int('everyMessages', INT), everyMinutes: f.int('everyMinutes', INT) },
   };
 }
@@ -56,6 +58,8 @@ export function decodeSettings(bytes: Uint8Array): Settings {
 // ---- history ---------------------------------------------------------------------------------
 
 export interface HistoryRecord {
+  /** Room index (section 5.6): the record key and the display order. */
+  readonly idx: number;
   readonly senderId: string;
   readonly senderName: string;
   readonly seq: number;
@@ -72,6 +76,7 @@ export function decodeHistory(bytes: Uint8Array): HistoryRecord {
   const f = Fields.fromBytes(bytes, 'history record');
   f.int('v', { min: 1, max: 1 });
   return {
+    idx: f.int('idx', INT),
     senderId: f.str('senderId', 256),
     senderName: f.str('senderName', MAX_NAME),
     seq: f.int('seq', INT),
@@ -84,9 +89,12 @@ export function decodeHistory(bytes: Uint8Array): HistoryRecord {
 // ---- outbox ----------------------------------------------------------------------------------
 
 export interface OutboxRecord {
+  /** The sender sequence number the room machine gave this message (section 5.6). */
   readonly seq: number;
   readonly text: string;
   readonly at: number;
+  /** The exact `send` message bytes: re-sent unchanged, so the owner's replay check drops a copy. */
+  readonly wire: Uint8Array;
 }
 
 export function encodeOutbox(r: OutboxRecord): Uint8Array {
@@ -96,5 +104,5 @@ export function encodeOutbox(r: OutboxRecord): Uint8Array {
 export function decodeOutbox(bytes: Uint8Array): OutboxRecord {
   const f = Fields.fromBytes(bytes, 'outbox record');
   f.int('v', { min: 1, max: 1 });
-  return { seq: f.int('seq', INT), text: f.str('text', MAX_TEXT), at: f.int('at', INT) };
+  return { seq: f.int('seq', INT), text: f.str('text', MAX_TEXT), at: f.int('at', INT), wire: f.bin('wire', { min: 1, max: 1024 * 1024 }) };
 }

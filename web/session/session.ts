@@ -1,17 +1,23 @@
 /**
  * The adapter between the views and everything below them: it owns the vault (encrypted storage),
- * the settings and one RoomRuntime per room, and publishes RoomViews to the store.
- *
- * Until the room protocol and the peer link are wired in, rooms run locally (the owner's own
- * messages, invites and members are real records; nobody else can join).
+ * the settings and one RoomRuntime per room (room machine + peer links + sealed records), and
+ * publishes RoomViews to the store.
  */
-import { generateIdentity, systemRandom, toHex, sha256, utf8Encode } from '../../crypto/index.ts';
-import { encode, Fields } from '../../protocol/msgpack.ts';
+import { generateBoxKeyPair, generateIdentity, toHex } from '../../crypto/index.ts';
+import { saltyAuthToken } from '../../protocol/room/ids.ts';
+import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
+import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
-import { decodeHistory, decodeOutbox, decodeSettings, encodeHistory, encodeSettings, seqKey, type HistoryRecord, type OutboxRecord } from './records.ts';
-import type { InviteView, MemberView, RoomView, ServerConfig, Settings } from './types.ts';
+import { createRoom as createOwnerState, rotationCount, startJoin } from './machines.ts';
+import { MemberRuntime } from './member-runtime.ts';
+import { OwnerRuntime } from './owner-runtime.ts';
+import { decodeHistory, decodeOutbox, decodeSettings, encodeSettings } from './records.ts';
+import { decodeIdentity, decodeRoomRecord, encodeIdentity, encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
+import type { RuntimeDeps } from './runtime.ts';
+import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
 
 export type RoomsListener = (rooms: ReadonlyMap<string, RoomView>) => void;
+type Runtime = OwnerRuntime | MemberRuntime;
 
 export function defaultSettings(config: ServerConfig | null): Settings {
   return {
@@ -19,123 +25,75 @@ export function defaultSettings(config: ServerConfig | null): Settings {
     signalingUrl: config?.signalingUrl ?? '',
     serverKey: config?.serverKey ?? '',
     iceServers: config?.iceServers ?? [],
+    customIce: false,
     relayOnly: false,
-    rotation: { everyMessages: 100, everyMinutes: 60 },
+    rotation: { everyMessages: DEFAULT_CONFIG.rotateEveryMessages, everyMinutes: DEFAULT_CONFIG.rotateAfterMs / 60_000 },
   };
-}
-
-/** Groups hex into blocks of 4 for reading aloud. */
-export function groupHex(hex: string): string {
-  return (hex.match(/.{1,4}/g) ?? []).join(' ');
-}
-
-interface RoomRecord {
-  readonly id: string;
-  readonly name: string;
-  readonly role: 'owner' | 'member';
-  readonly selfId: string;
-  readonly selfName: string;
-  readonly epoch: number;
-  readonly createdAt: number;
-  readonly publicKey: Uint8Array;
-}
-
-function encodeRoom(r: RoomRecord): Uint8Array {
-  return encode({ v: 1, ...r });
-}
-
-function decodeRoom(bytes: Uint8Array): RoomRecord {
-  const f = Fields.fromBytes(bytes, 'room record');
-  f.int('v', { min: 1, max: 1 });
-  const role = f.str('role', 16);
-  if (role !== 'owner' && role !== 'member') throw new TypeError(`room record: bad role ${role}`);
-  return {
-    id: f.str('id', 64),
-    name: f.str('name', 256),
-    role,
-    selfId: f.str('selfId', 64),
-    selfName: f.str('selfName', 256),
-    epoch: f.int('epoch', { min: 0, max: 2 ** 32 }),
-    createdAt: f.int('createdAt', { min: 0, max: Number.MAX_SAFE_INTEGER }),
-    publicKey: f.bin('publicKey', { min: 1, max: 256 }),
-  };
-}
-
-class LocalRoom {
-  invites: InviteView[] = [];
-  constructor(
-    public record: RoomRecord,
-    public history: HistoryRecord[],
-    public outbox: OutboxRecord[],
-  ) {}
-
-  nextSeq(): number {
-    const last = Math.max(0, ...this.history.filter((m) => m.senderId === this.record.selfId).map((m) => m.seq), ...this.outbox.map((o) => o.seq));
-    return last + 1;
-  }
-
-  view(): RoomView {
-    const self: MemberView = {
-      id: this.record.selfId,
-      name: this.record.selfName,
-      fingerprint: groupHex(toHex(sha256(this.record.publicKey)).slice(0, 32)),
-      isOwner: this.record.role === 'owner',
-      isSelf: true,
-      connection: 'self',
-    };
-    return {
-      id: this.record.id,
-      name: this.record.name,
-      role: this.record.role,
-      selfId: this.record.selfId,
-      epoch: this.record.epoch,
-      safetyCode: safetyCode(this.record.id, [this.record.publicKey]),
-      members: [self],
-      messages: [
-        ...this.history.map((m) => ({ key: `${m.senderId}/${m.seq}`, senderId: m.senderId, senderName: m.senderName, text: m.text, at: m.at, pending: false, system: m.system })),
-        ...this.outbox.map((o) => ({ key: `${this.record.selfId}/${o.seq}`, senderId: this.record.selfId, senderName: this.record.selfName, text: o.text, at: o.at, pending: true, system: false })),
-      ],
-      invites: this.invites,
-      removed: false,
-      connection: 'offline',
-    };
-  }
-}
-
-/** Stand-in until protocol/room provides the spec's safety code: digits from a hash of the keys. */
-function safetyCode(roomId: string, keys: Uint8Array[]): string {
-  const digest = sha256(utf8Encode(roomId + keys.map((k) => toHex(k)).sort().join('')));
-  const groups: string[] = [];
-  for (let i = 0; i < 6; i++) groups.push((((digest[2 * i] ?? 0) << 8) | (digest[2 * i + 1] ?? 0)).toString().padStart(5, '0'));
-  return groups.join(' ');
 }
 
 export class Session {
-  private readonly rooms = new Map<string, LocalRoom>();
+  private readonly rooms = new Map<string, Runtime>();
   private listener: RoomsListener = () => undefined;
+  private publishQueued = false;
+  private readonly deps: RuntimeDeps;
 
   private constructor(
     readonly vault: Vault,
     public settings: Settings,
     readonly config: ServerConfig | null,
-  ) {}
+    report: (text: string) => void,
+  ) {
+    this.deps = {
+      vault,
+      iceServers: () => this.iceServers(),
+      iceTransportPolicy: () => (this.settings.relayOnly ? 'relay' : undefined),
+      appUrl: config?.appUrl ?? location.origin,
+      changed: () => this.schedulePublish(),
+      report,
+    };
+  }
 
-  static async open(vault: Vault, config: ServerConfig | null): Promise<Session> {
+  static async open(vault: Vault, config: ServerConfig | null, report: (text: string) => void): Promise<Session> {
     const stored = await vault.get('settings', 'settings');
-    const session = new Session(vault, stored === undefined ? defaultSettings(config) : decodeSettings(stored), config);
+    const session = new Session(vault, stored === undefined ? defaultSettings(config) : decodeSettings(stored), config, report);
     for (const { key, value } of await vault.list('rooms')) {
-      const record = decodeRoom(value);
+      const record = decodeRoomRecord(value);
       if (record.id !== key) throw new TypeError(`room record ${key} carries id ${record.id}`);
+      const identityBytes = await vault.get('identities', key);
+      if (identityBytes === undefined) throw new TypeError(`room ${key} has no identity record`);
+      const keys = decodeIdentity(identityBytes);
       const history = (await vault.list('history', `${key}/`)).map((r) => decodeHistory(r.value));
       const outbox = (await vault.list('outbox', `${key}/`)).map((r) => decodeOutbox(r.value));
-      session.rooms.set(key, new LocalRoom(record, history, outbox));
+      const runtime =
+        record.role === 'owner'
+          ? new OwnerRuntime(session.deps, record as RoomRecord & { state: OwnerState }, keys, history)
+          : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
+      if (runtime instanceof OwnerRuntime) runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
+      session.rooms.set(key, runtime);
     }
+    for (const runtime of session.rooms.values()) runtime.start();
     return session;
+  }
+
+  /** ICE servers: the server's current list (fresh TURN credentials) unless the user set their own. */
+  private iceServers(): RTCIceServer[] {
+    const list = this.settings.customIce || this.config === null ? this.settings.iceServers : this.config.iceServers;
+    return list.map((s) => ({ urls: [...s.urls], ...(s.username !== undefined ? { username: s.username } : {}), ...(s.credential !== undefined ? { credential: s.credential } : {}) }));
   }
 
   onChange(fn: RoomsListener): void {
     this.listener = fn;
     this.publish();
+  }
+
+  /** Coalesces bursts of changes (a history replay) into one render. */
+  private schedulePublish(): void {
+    if (this.publishQueued) return;
+    this.publishQueued = true;
+    queueMicrotask(() => {
+      this.publishQueued = false;
+      this.publish();
+    });
   }
 
   private publish(): void {
@@ -147,85 +105,116 @@ export class Session {
   async saveSettings(settings: Settings): Promise<void> {
     await this.vault.put('settings', 'settings', encodeSettings(settings));
     this.settings = settings;
+    for (const room of this.rooms.values()) if (room instanceof OwnerRuntime) room.setRotation(settings.rotation.everyMessages, settings.rotation.everyMinutes);
+  }
+
+  private signaling(): { server: string; serverKey: string } {
+    const server = this.settings.signalingUrl || this.config?.signalingUrl || '';
+    if (server === '') throw new Error('no signaling server configured (Settings)');
+    return { server, serverKey: this.settings.serverKey };
   }
 
   async createRoom(name: string): Promise<string> {
-    const id = toHex(systemRandom(16));
-    const identity = generateIdentity();
-    const record: RoomRecord = {
-      id,
-      name,
-      role: 'owner',
-      selfId: toHex(sha256(identity.publicKey)).slice(0, 16),
-      selfName: this.settings.displayName,
-      epoch: 0,
-      createdAt: Date.now(),
-      publicKey: identity.publicKey,
-    };
-    await this.vault.put('identities', id, encode({ v: 1, publicKey: identity.publicKey, privateKey: identity.privateKey }));
-    await this.vault.put('rooms', id, encodeRoom(record));
-    this.rooms.set(id, new LocalRoom(record, [], []));
-    this.publish();
+    const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+    const { server, serverKey } = this.signaling();
+    const now = Date.now();
+    const config = { ...DEFAULT_CONFIG, rotateEveryMessages: rotationCount(this.settings.rotation.everyMessages), rotateAfterMs: this.settings.rotation.everyMinutes * 60_000 };
+    const step = createOwnerState(
+      { random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl: this.deps.appUrl, server } },
+      { name, ownerName: this.settings.displayName, now, config },
+    );
+    if (step.error !== undefined) throw step.error;
+    const id = toHex(step.state.room);
+    const record: RoomRecord & { state: OwnerState } = { id, role: 'owner', server, serverKey, createdAt: now, state: step.state };
+    await this.vault.put('identities', id, encodeIdentity(keys));
+    await this.vault.put('rooms', id, encodeRoomRecord(record));
+    const runtime = new OwnerRuntime(this.deps, record, keys, []);
+    this.rooms.set(id, runtime);
+    runtime.start();
+    this.schedulePublish();
     return id;
   }
 
   async join(inviteUrl: string): Promise<string> {
-    throw new Error(`joining is not available yet (${inviteUrl.length} characters read)`);
+    const invite = decodeInviteUrl(inviteUrl);
+    checkInviteFresh(invite, Date.now());
+    const id = toHex(invite.room);
+    const existing = this.rooms.get(id);
+    if (existing !== undefined && !(existing instanceof MemberRuntime && existing.view().removed)) return id;
+    if (existing !== undefined) await this.forget(id);
+    const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+    const step = startJoin(
+      { random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey },
+      invite,
+      { name: this.settings.displayName, now: Date.now() },
+    );
+    if (step.error !== undefined) throw step.error;
+    const record: RoomRecord & { state: MemberState } = {
+      id,
+      role: 'member',
+      server: invite.server,
+      serverKey: invite.spub !== undefined ? toHex(invite.spub) : '',
+      createdAt: Date.now(),
+      state: step.state,
+    };
+    await this.vault.put('identities', id, encodeIdentity(keys));
+    await this.vault.put('rooms', id, encodeRoomRecord(record));
+    const runtime = new MemberRuntime(this.deps, record, keys, [], [], saltyAuthToken(invite.token));
+    // startJoin's join-request is sent by the 'connected' step once the link is open (5.4, 5.10).
+    this.rooms.set(id, runtime);
+    runtime.start();
+    this.schedulePublish();
+    return id;
   }
 
-  async send(roomId: string, text: string): Promise<void> {
-    const room = this.room(roomId);
-    const msg: HistoryRecord = { senderId: room.record.selfId, senderName: room.record.selfName, seq: room.nextSeq(), text, at: Date.now(), system: false };
-    await this.vault.put('history', seqKey(roomId, room.history.length + 1), encodeHistory(msg));
-    room.history.push(msg);
-    this.publish();
+  send(roomId: string, text: string): Promise<void> {
+    return this.room(roomId).send(text);
   }
 
-  async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView> {
-    const room = this.room(roomId);
-    const token = toHex(systemRandom(16));
-    const base = this.config?.appUrl ?? location.origin;
-    const invite: InviteView = { id: token, url: `${base}/#join=${token}`, expiresAt: Date.now() + ttlMinutes * 60_000 };
-    room.invites = [...room.invites, invite];
-    this.publish();
-    return invite;
+  async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView | undefined> {
+    const room = this.owned(roomId);
+    await room.createInvite(ttlMinutes);
+    return room.invites[room.invites.length - 1];
   }
 
-  async revokeInvite(roomId: string, inviteId: string): Promise<void> {
-    const room = this.room(roomId);
-    room.invites = room.invites.filter((i) => i.id !== inviteId);
-    this.publish();
+  revokeInvite(roomId: string, inviteId: string): Promise<void> {
+    return this.owned(roomId).revokeInvite(inviteId);
   }
 
-  async kick(roomId: string, memberId: string): Promise<void> {
-    throw new Error(`kick ${memberId} in ${roomId}: not available yet`);
+  kick(roomId: string, memberId: string): Promise<void> {
+    return this.owned(roomId).kick(memberId);
   }
 
-  async rotateNow(roomId: string): Promise<void> {
-    const room = this.room(roomId);
-    room.record = { ...room.record, epoch: room.record.epoch + 1 };
-    await this.vault.put('rooms', roomId, encodeRoom(room.record));
-    this.publish();
+  rotateNow(roomId: string): Promise<void> {
+    return this.owned(roomId).rotateNow();
   }
 
   async forget(roomId: string): Promise<void> {
-    this.room(roomId);
+    const room = this.room(roomId);
+    room.stop();
     await this.vault.delete('rooms', roomId);
     await this.vault.delete('identities', roomId);
     await this.vault.deletePrefix('history', `${roomId}/`);
     await this.vault.deletePrefix('outbox', `${roomId}/`);
     await this.vault.deletePrefix('keys', `${roomId}/`);
     this.rooms.delete(roomId);
-    this.publish();
+    this.schedulePublish();
   }
 
   close(): void {
+    for (const room of this.rooms.values()) room.stop();
     this.listener = () => undefined;
   }
 
-  private room(roomId: string): LocalRoom {
+  private room(roomId: string): Runtime {
     const room = this.rooms.get(roomId);
     if (room === undefined) throw new Error(`no room ${roomId}`);
+    return room;
+  }
+
+  private owned(roomId: string): OwnerRuntime {
+    const room = this.room(roomId);
+    if (!(room instanceof OwnerRuntime)) throw new Error('only the owner can do that');
     return room;
   }
 }

@@ -12,8 +12,8 @@ export interface MemberView {
   readonly fingerprint: string;
   readonly isOwner: boolean;
   readonly isSelf: boolean;
-  /** Link to this member from our side; 'self' for our own entry. */
-  readonly connection: ConnectionState | 'self';
+  /** Link to this member from our side; 'self' for our own entry; 'via-owner' for other members (star). */
+  readonly connection: ConnectionState | 'self' | 'via-owner';
 }
 
 export interface MessageView {
@@ -47,8 +47,8 @@ export interface RoomView {
   readonly invites: readonly InviteView[];
   /** We were removed from the room (kicked); nothing new arrives. */
   readonly removed: boolean;
-  /** Our link towards the room (members: to the owner; owner: signaling path state). */
-  readonly connection: ConnectionState;
+  /** Human-readable state of our side (members: link to the owner; owner: signaling). */
+  readonly status: string;
 }
 
 export interface RotationPolicy {
@@ -70,6 +70,8 @@ export interface Settings {
   /** Hex of the signaling server's permanent public key (pinned); empty = not pinned. */
   readonly serverKey: string;
   readonly iceServers: readonly IceServerSetting[];
+  /** false: use the server's /config.json ICE servers (fresh TURN credentials on every start). */
+  readonly customIce: boolean;
   /** Relay-only ICE (iceTransportPolicy 'relay'). */
   readonly relayOnly: boolean;
   readonly rotation: RotationPolicy;

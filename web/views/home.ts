@@ -30,6 +30,7 @@ export function homeView(ctx: Ctx): View {
   });
 
   const link = h('input', { testid: 'join-link-input', attrs: { type: 'url', placeholder: 'Paste an invite link', required: '' } });
+
   const scanArea = h('div', { className: 'scan-area' });
   const joinForm = h('form', { className: 'card', attrs: { 'aria-label': 'Join a room' } }, [
     h('h2', { text: 'Join a room' }),
@@ -58,6 +59,10 @@ export function homeView(ctx: Ctx): View {
   joinForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
     ctx.run(async () => {
+      if (displayName.value.trim() === '') {
+        displayName.focus();
+        throw new Error('choose your name first');
+      }
       await saveName();
       joinFromLink(ctx, link.value);
     });
@@ -74,6 +79,13 @@ export function homeView(ctx: Ctx): View {
   return {
     el,
     update(state) {
+      if (state.joinDraft !== null) {
+        link.value = state.joinDraft;
+        queueMicrotask(() => {
+          ctx.store.update({ joinDraft: null });
+          displayName.focus();
+        });
+      }
       if (state.rooms === lastRooms) return;
       lastRooms = state.rooms;
       const items = [...state.rooms.values()].map((room) =>

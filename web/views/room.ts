@@ -17,10 +17,10 @@ const BADGE_TEXT: Record<ConnectionState, string> = {
 
 function messageItem(m: MessageView): HTMLElement {
   const time = new Date(m.at);
-  return h('li', { className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}`, testid: 'message', attrs: { 'data-sender': m.senderId, 'data-key': m.key } }, [
+  return h('li', { className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}`, testid: m.system ? 'system-message' : 'message', attrs: { 'data-sender': m.senderId, 'data-key': m.key } }, [
     h('span', { className: 'sender', text: m.senderName || m.senderId.slice(0, 8) }),
     h('time', { className: 'at', text: time.toLocaleTimeString(), attrs: { datetime: time.toISOString() } }),
-    h('span', { className: 'text', testid: 'message-text', text: m.text }),
+    h('span', { className: 'text', testid: m.system ? 'system-text' : 'message-text', text: m.text }),
     m.pending ? h('span', { className: 'muted', text: ' (sending…)' }) : null,
   ]);
 }
@@ -29,7 +29,9 @@ function memberItem(ctx: Ctx, room: RoomView, m: MemberView): HTMLElement {
   const badge =
     m.connection === 'self'
       ? h('span', { className: 'badge self', text: 'you' })
-      : h('span', { className: `badge ${m.connection}`, testid: 'connection-status', text: BADGE_TEXT[m.connection], attrs: { 'data-state': m.connection, 'data-member-id': m.id } });
+      : m.connection === 'via-owner'
+        ? h('span', { className: 'badge via', text: 'via owner' })
+        : h('span', { className: `badge ${m.connection}`, testid: 'connection-status', text: BADGE_TEXT[m.connection], attrs: { 'data-state': m.connection, 'data-member-id': m.id } });
   return h('li', { className: 'member', testid: 'member', attrs: { 'data-member-id': m.id } }, [
     h('span', { className: 'name', text: m.name || m.id.slice(0, 8) }),
     m.isOwner ? h('span', { className: 'owner-mark', testid: 'owner-mark', text: ' ★ owner' }) : null,
@@ -53,7 +55,7 @@ function membersSignature(room: RoomView): string {
 export function roomView(ctx: Ctx, roomId: string): View {
   const title = h('h1', { testid: 'room-name' });
   const epoch = h('span', { testid: 'epoch' });
-  const status = h('span', { className: 'badge', testid: 'room-connection' });
+  const status = h('span', { className: 'badge', testid: 'room-status' });
   const safety = h('code', { testid: 'safety-code' });
   const removed = h('p', { className: 'error', testid: 'removed-notice', text: 'You were removed from this room. Nothing new will arrive.', attrs: { role: 'alert' } });
   removed.hidden = true;
@@ -123,8 +125,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
       }
       title.textContent = room.name;
       epoch.textContent = String(room.epoch);
-      status.textContent = BADGE_TEXT[room.connection];
-      status.dataset['state'] = room.connection;
+      status.textContent = room.status;
       safety.textContent = room.safetyCode;
       removed.hidden = !room.removed;
       input.disabled = room.removed;

@@ -39,7 +39,8 @@ export function settingsView(ctx: Ctx): View {
   const serverKey = h('input', { testid: 'server-key-input', attrs: { pattern: '[0-9a-fA-F]{64}|', spellcheck: 'false' } });
   serverKey.value = s.serverKey;
   const ice = h('textarea', { testid: 'ice-servers-input', attrs: { rows: '3', spellcheck: 'false' } });
-  ice.value = iceToText(s.iceServers);
+  const serverIce = ctx.session.config?.iceServers ?? [];
+  ice.value = iceToText(s.customIce ? s.iceServers : serverIce);
   const relayOnly = h('input', { testid: 'relay-only-input', attrs: { type: 'checkbox' } });
   relayOnly.checked = s.relayOnly;
   const everyMessages = numberInput('rotate-messages-input', s.rotation.everyMessages);
@@ -65,7 +66,7 @@ export function settingsView(ctx: Ctx): View {
             const d = defaultSettings(ctx.session.config);
             signaling.value = d.signalingUrl;
             serverKey.value = d.serverKey;
-            ice.value = iceToText(d.iceServers);
+            ice.value = iceToText(serverIce);
           },
         },
       }),
@@ -80,6 +81,8 @@ export function settingsView(ctx: Ctx): View {
         signalingUrl: signaling.value.trim(),
         serverKey: serverKey.value.trim().toLowerCase(),
         iceServers: parseIceText(ice.value),
+        // Unchanged server list: keep following /config.json (TURN credentials are short-lived).
+        customIce: iceToText(parseIceText(ice.value)) !== iceToText(serverIce),
         relayOnly: relayOnly.checked,
         rotation: { everyMessages: Math.max(0, Math.floor(Number(everyMessages.value))), everyMinutes: Math.max(0, Math.floor(Number(everyMinutes.value))) },
       };

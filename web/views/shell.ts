@@ -76,6 +76,11 @@ export function mountShell(root: HTMLElement, store: Store, session: Session): v
 /** Joins the room of an invite link (pasted, scanned, or opened as /#join=...). */
 export function joinFromLink(ctx: Ctx, url: string): void {
   ctx.store.update({ pendingJoin: null });
+  if (ctx.session.settings.displayName.trim() === '') {
+    // Members see this name: ask for it first, with the invite already in the join form.
+    ctx.store.update({ route: { view: 'home' }, joinDraft: url, notice: { kind: 'info', text: 'Choose your name, then press Join.' } });
+    return;
+  }
   ctx.run(async () => {
     const roomId = await ctx.session.join(url.trim());
     ctx.navigate({ view: 'room', roomId });
