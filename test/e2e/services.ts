@@ -30,7 +30,7 @@ export interface Coturn {
 export async function startCoturn(): Promise<Coturn> {
   const dir = await mkdtemp(path.join(tmpdir(), 'zr-coturn-'));
   const port = await freePort();
-  const secret = 'e2e-turn-secret';
+  const secret = 'e2e-turn-secret-0123456789';
   // A relay port range per run, away from the ephemeral range's busiest part.
   const minPort = 50_000 + (process.pid % 100) * 100;
   const child = spawn('turnserver', [
