@@ -135,7 +135,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   }
   const permanentIds = new Map<BoxSecretKey, string>(opts.permanentKeys.map((k, i) => [k.secretKey, `p${i}`]));
   // box.before(client permanent key, server permanent key) for signed_keys: clients reconnect often.
-  const signingKeys = new SharedKeyCache(4096);
+  const signingKeys = new SharedKeyCache(1024);
   const sharedKey = (theirPublic: BoxPublicKey, mySecret: BoxSecretKey) => {
     const id = permanentIds.get(mySecret);
     return id === undefined ? nativeBoxBefore(theirPublic, mySecret) : signingKeys.get(theirPublic, mySecret, id);
@@ -190,12 +190,11 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     const admitted = ipLimits.admit(ip);
     if (admitted !== 'ok') return refuseUpgrade(socket, admitted, admitted);
     const pathHex = match[1]!;
-    let accepted = false;
-    socket.once('close', () => {
-      if (!accepted) ipLimits.release(ip); // ws refused the handshake itself (bad headers)
-    });
+    // ws may refuse the handshake itself (bad headers): then the socket closes without a WebSocket.
+    const releaseIfRefused = (): void => ipLimits.release(ip);
+    socket.once('close', releaseIfRefused);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      accepted = true;
+      socket.off('close', releaseIfRefused);
       onConnection(ws, pathHex, ip);
     });
   }
@@ -284,8 +283,8 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
 
   /** Run one event (and the events its effects cause, in order) through the path's machine. */
   function dispatch(path: PathEntry, first: ServerEvent): void {
-    const queue: ServerEvent[] = [first];
-    for (let event = queue.shift(); event !== undefined; event = queue.shift()) {
+    let queue: ServerEvent[] | null = null; // only relay failures add events; most frames need none
+    for (let event: ServerEvent | undefined = first; event !== undefined; event = queue?.shift()) {
       let result: StepResult;
       try {
         result = step(path.ctx, path.state, event);
@@ -301,7 +300,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
           clearTimer(c, 'pongTimer');
           c.ws.close(CloseCode.InternalError);
         }
-        if (event.type !== 'closed') queue.push({ type: 'closed', conn: event.conn });
+        if (event.type !== 'closed') (queue ??= []).push({ type: 'closed', conn: event.conn });
         continue;
       }
       const { state, effects } = result;
@@ -316,7 +315,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
           case 'relay': {
             const to = conns.get(e.to);
             if (to === undefined || to.closing || to.ws.readyState !== WebSocket.OPEN || to.ws.bufferedAmount > MAX_BUFFERED_PER_CONNECTION) {
-              queue.push({ type: 'relay-failed', conn: e.from, nonce: e.bytes.subarray(0, 24) });
+              (queue ??= []).push({ type: 'relay-failed', conn: e.from, nonce: e.bytes.subarray(0, 24) });
               break;
             }
             to.ws.send(e.bytes);

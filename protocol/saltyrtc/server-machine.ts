@@ -62,10 +62,14 @@ export interface ClientRecord {
   readonly role: Role | null;
   /** 0x00 until authenticated, then 0x01 or 0x02..0xff. */
   readonly address: number;
-  readonly session: BoxKeyPair;
-  /** The client's permanent key: the path key (initiator) or the client-hello key (responder). */
+  /** Our session public key for this client (sent in server-hello, signed in server-auth); null after. */
+  readonly sessionPublic: BoxPublicKey | null;
+  /** Our session secret key: dropped (null) as soon as `shared` exists, so no secret outlives its use. */
+  readonly sessionSecret: BoxSecretKey | null;
+  /** The client's permanent key: the path key (initiator) or the client-hello key (responder);
+   * null again after server-auth (nothing needs it later; idle connections stay small). */
   readonly clientKey: BoxPublicKey | null;
-  /** box.before(clientKey, session.secretKey). */
+  /** box.before(clientKey, our session secret key). */
   readonly shared: SharedKey | null;
   readonly ourCookie: Uint8Array;
   /** Next combined sequence number we send. */
@@ -194,6 +198,10 @@ class Tx {
 // --- step -----------------------------------------------------------------------------------------
 
 export function step(ctx: ServerContext, state: PathState, event: ServerEvent): StepResult {
+  if (event.type === 'frame') {
+    const relayed = relayFastPath(state, event.conn, event.bytes);
+    if (relayed !== null) return relayed;
+  }
   const tx = new Tx(ctx, state);
   switch (event.type) {
     case 'connected':
@@ -218,14 +226,35 @@ export function step(ctx: ServerContext, state: PathState, event: ServerEvent): 
   return tx.result();
 }
 
+/**
+ * The common case without allocations beyond the effect: an authenticated client relaying to a
+ * present peer of the other role. Anything else (server messages, errors, send-error) takes the
+ * full path in onFrame, which applies the same rules.
+ */
+function relayFastPath(state: PathState, conn: ConnId, bytes: Uint8Array): StepResult | null {
+  if (bytes.length <= NONCE_LENGTH) return null;
+  const destination = bytes[17]!;
+  if (destination === SERVER_ADDRESS) return null;
+  const rec = state.clients.get(conn);
+  if (rec === undefined || rec.phase !== 'authenticated' || bytes[16] !== rec.address) return null;
+  let to: ConnId | undefined;
+  if (rec.role === 'initiator') to = isResponderAddress(destination) ? state.responders.get(destination) : undefined;
+  else to = destination === INITIATOR_ADDRESS ? (state.initiator ?? undefined) : undefined;
+  if (to === undefined) return null;
+  return { state, effects: [{ type: 'relay', from: conn, to, bytes }] };
+}
+
 function onConnected(tx: Tx, conn: ConnId): void {
   if (tx.client(conn) !== undefined) throw new RangeError(`connection ${conn} already on the path`);
+  const session = tx.ctx.generateSessionKey();
+  const hello = sm.encodeServerHello({ key: session.publicKey });
   const rec: ClientRecord = {
     conn,
     phase: 'await-hello-or-auth',
     role: null,
     address: SERVER_ADDRESS,
-    session: tx.ctx.generateSessionKey(),
+    sessionPublic: session.publicKey,
+    sessionSecret: session.secretKey,
     clientKey: null,
     shared: null,
     ourCookie: tx.ctx.random(COOKIE_LENGTH).slice(),
@@ -234,7 +263,7 @@ function onConnected(tx: Tx, conn: ConnId): void {
     theirCsn: null,
   };
   if (rec.ourCookie.length !== COOKIE_LENGTH) throw new RangeError('random source returned the wrong length');
-  sendToClient(tx, rec, sm.encodeServerHello({ key: rec.session.publicKey }), false);
+  sendToClient(tx, rec, hello, false);
 }
 
 function onTimeout(tx: Tx, conn: ConnId, kind: 'handshake' | 'ping'): void {
@@ -381,12 +410,16 @@ function onFirstMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint
   } catch (e) {
     if (!(e instanceof DecodeError)) throw e;
   }
+  const secret = rec.sessionSecret;
+  if (secret === null) throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'session secret already used');
   if (hello !== null) {
-    const shared = tx.ctx.sharedKey(hello.key, rec.session.secretKey);
-    tx.put({ ...rec, phase: 'await-auth', role: 'responder', clientKey: hello.key, shared });
+    const shared = tx.ctx.sharedKey(hello.key, secret);
+    tx.put({ ...rec, phase: 'await-auth', role: 'responder', clientKey: hello.key, shared, sessionSecret: null });
     return;
   }
-  const asInitiator: ClientRecord = { ...rec, clientKey: tx.ctx.initiatorKey, shared: tx.ctx.sharedKey(tx.ctx.initiatorKey, rec.session.secretKey) };
+  // The initiator's client-auth is the only use of the secret left: drop it whether or not it opens.
+  const asInitiator: ClientRecord = { ...rec, clientKey: tx.ctx.initiatorKey, shared: tx.ctx.sharedKey(tx.ctx.initiatorKey, secret), sessionSecret: null };
+  tx.put(asInitiator);
   const auth = decodeClientAuthBox(asInitiator, nonce, data);
   authenticate(tx, asInitiator, 'initiator', auth);
 }
@@ -456,15 +489,18 @@ function sendServerAuth(
   signer: BoxKeyPair | undefined,
   roleFields: { responders: number[] } | { initiatorConnected: boolean },
 ): void {
-  if (rec.theirCookie === null || rec.clientKey === null) throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'server-auth before client-auth');
+  if (rec.theirCookie === null || rec.clientKey === null || rec.sessionPublic === null) {
+    throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'server-auth before client-auth');
+  }
   const nonce = encodeNonce({ cookie: rec.ourCookie, source: SERVER_ADDRESS, destination: rec.address, csn: rec.ourCsn });
   // signed_keys: box(session public || client permanent public) from our permanent key, same nonce.
   const signedKeys =
     signer === undefined
       ? undefined
-      : boxAfter(concatBytes(rec.session.publicKey, rec.clientKey), nonce, tx.ctx.sharedKey(rec.clientKey, signer.secretKey));
+      : boxAfter(concatBytes(rec.sessionPublic, rec.clientKey), nonce, tx.ctx.sharedKey(rec.clientKey, signer.secretKey));
   const plain = sm.encodeServerAuth({ yourCookie: rec.theirCookie, signedKeys, ...roleFields });
-  sendToClient(tx, rec, plain, true);
+  const sent = sendToClient(tx, rec, plain, true);
+  if (tx.client(rec.conn) === sent) tx.put({ ...sent, sessionPublic: null, clientKey: null });
 }
 
 function onAuthenticatedMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): void {

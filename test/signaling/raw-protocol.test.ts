@@ -2,6 +2,7 @@
  * The server driven with hand-built frames over real sockets (checklist: the reference server's
  * tests/test_protocol.py). Every test awaits events (frames, closes, observer callbacks); none sleeps.
  */
+import net from 'node:net';
 import nacl from 'tweetnacl';
 import { WebSocket, WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -483,6 +484,22 @@ describe('limits and paths', () => {
     extra.push(await RawSocket.open(url), await RawSocket.open(url));
     expect(await refusedStatus(url)).toBe(429);
     expect(srv.observer.rejects).toEqual(['too-many-per-ip']);
+  });
+
+  it('an upgrade ws itself refuses (no Sec-WebSocket-Key) gives its per-IP slot back', async () => {
+    srv = await startServer({ limits: { maxConnectionsPerIp: 1 } });
+    const path = `/${hex(nacl.randomBytes(32))}`;
+    const reply = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect(srv.port, '127.0.0.1', () => {
+        sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`);
+      });
+      let got = '';
+      sock.on('data', (d) => (got += d.toString()));
+      sock.on('close', () => resolve(got));
+      sock.on('error', reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    extra.push(await RawSocket.open(`${srv.url}${path}`)); // the slot is free again
   });
 
   it('total connection limit: HTTP 503', async () => {

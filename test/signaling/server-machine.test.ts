@@ -114,7 +114,7 @@ describe('server machine', () => {
     const [hello] = sends(effects, 1);
     const n = decodeNonce(hello!.bytes.subarray(0, 24));
     expect([n.source, n.destination, n.csn < 2 ** 32]).toEqual([0, 0, true]);
-    expect(msgpack.decode(hello!.bytes.subarray(24))).toEqual({ type: 'server-hello', key: Buffer.from(state.clients.get(1)!.session.publicKey) });
+    expect(msgpack.decode(hello!.bytes.subarray(24))).toEqual({ type: 'server-hello', key: Buffer.from(state.clients.get(1)!.sessionPublic!) });
     expect(emptyPath.clients.size).toBe(0);
   });
 
@@ -126,6 +126,16 @@ describe('server machine', () => {
     expect(decodeNonce(auth.bytes.subarray(0, 24)).destination).toBe(1);
     expect(peer.open(auth.bytes).responders).toEqual([]);
     expect(state.initiator).toBe(1);
+  });
+
+  it('keeps no session secret once the shared key exists', () => {
+    const ctx = context(ikeys);
+    const a = connectInitiator(ctx, emptyPath, 1, ikeys);
+    expect(a.state.clients.get(1)!.sessionSecret).toBeNull();
+    const b = connectResponder(ctx, a.state, 2);
+    expect(b.state.clients.get(2)!.sessionSecret).toBeNull();
+    const c = step(ctx, b.state, { type: 'connected', conn: 3 });
+    expect(c.state.clients.get(3)!.sessionSecret).not.toBeNull();
   });
 
   it('does not mutate the state it is given', () => {
