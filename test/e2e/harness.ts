@@ -68,6 +68,10 @@ export async function buildApp(): Promise<string> {
   try {
     const { build } = await import('vite');
     await build({ configFile: path.join(ROOT, 'web/vite.config.ts'), logLevel: 'error', build: { outDir: out, emptyOutDir: true } });
+    // Older builds are never used again (their sources changed).
+    for (const name of readdirSync(cache)) {
+      if (name !== key && !name.endsWith('.lock')) rmSync(path.join(cache, name), { recursive: true, force: true });
+    }
     return out;
   } finally {
     rmSync(lock, { recursive: true, force: true });

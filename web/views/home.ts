@@ -2,7 +2,6 @@
 import { h } from '../dom.ts';
 import type { AppState } from '../store.ts';
 import { joinFromLink, type Ctx, type View } from './shell.ts';
-import { openScanner } from './scanner.ts';
 
 export function homeView(ctx: Ctx): View {
   const list = h('ul', { className: 'rooms', testid: 'room-list' });
@@ -44,6 +43,8 @@ export function homeView(ctx: Ctx): View {
         on: {
           click: () =>
             ctx.run(async () => {
+              // jsqr is only loaded when someone scans.
+              const { openScanner } = await import('./scanner.ts');
               const text = await openScanner(scanArea);
               if (text !== null) {
                 link.value = text; // shows what was scanned

@@ -1,5 +1,4 @@
 /** Owner's invite panel: create a one-time invite, show it as QR code and link, copy, expiry, revoke. */
-import QRCode from 'qrcode';
 import { h } from '../dom.ts';
 import type { InviteView, RoomView } from '../session/types.ts';
 import type { Ctx } from './shell.ts';
@@ -60,7 +59,11 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
       link.textContent = latest.url;
       expires.textContent = `expires ${new Date(latest.expiresAt).toLocaleString()}`;
       copy.textContent = 'Copy link';
-      ctx.run(() => QRCode.toCanvas(canvas, latest.url, { errorCorrectionLevel: 'M', margin: 4, scale: 5 }));
+      // qrcode is only loaded by owners who show an invite.
+      ctx.run(async () => {
+        const { default: QRCode } = await import('qrcode');
+        await QRCode.toCanvas(canvas, latest.url, { errorCorrectionLevel: 'M', margin: 4, scale: 5 });
+      });
     },
   };
 }
