@@ -72,6 +72,11 @@ export interface SignalingServerOptions {
   observer?: SignalingObserver;
   /** Structured events; fields never hold payloads, keys, paths or IP addresses. */
   log?: (event: string, fields: LogFields) => void;
+  /**
+   * The client address the per-IP limits count by. Default: the TCP peer address. Behind a reverse
+   * proxy use `behindProxy([...proxy addresses])`, or every client shares the proxy's budget.
+   */
+  clientAddress?: (req: http.IncomingMessage) => string;
   /** Cookies and initial sequence numbers (session key pairs come from OpenSSL's CSPRNG). */
   random?: RandomBytes;
   now?: () => number;
@@ -123,12 +128,39 @@ export function resolveLimits(partial: Partial<SignalingLimits> = {}): Signaling
   return limits;
 }
 
+function peerAddress(req: http.IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
+}
+
+/**
+ * Client addresses for a server behind reverse proxies: when the TCP peer is one of `trusted`,
+ * the address is the last X-Forwarded-For entry (the one that proxy appended); otherwise, and
+ * when the header is missing or empty, it is the TCP peer. Earlier entries are client-supplied
+ * and never trusted.
+ */
+export function behindProxy(trusted: readonly string[]): (req: http.IncomingMessage) => string {
+  const proxies = new Set(trusted.map(normalizeAddress));
+  return (req) => {
+    const peer = peerAddress(req);
+    if (!proxies.has(normalizeAddress(peer))) return peer;
+    const header = req.headers['x-forwarded-for'];
+    const value = Array.isArray(header) ? header.at(-1) : header;
+    const last = value?.split(',').at(-1)?.trim() ?? '';
+    return last === '' ? peer : last;
+  };
+}
+
+function normalizeAddress(a: string): string {
+  return a.toLowerCase().replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+}
+
 export function attachSignalingServer(opts: SignalingServerOptions): SignalingServer {
   const limits = resolveLimits(opts.limits);
   const observer = opts.observer ?? nullObserver;
   const log = opts.log ?? ((): void => undefined);
   const random = opts.random ?? systemRandom;
   const now = opts.now ?? Date.now;
+  const clientAddress = opts.clientAddress ?? peerAddress;
   const permanentKeys = opts.permanentKeys.map((k) => ({ publicKey: asBoxPublicKey(k.publicKey), secretKey: k.secretKey }));
   if (new Set(permanentKeys.map((k) => toHex(k.publicKey))).size !== permanentKeys.length) {
     throw new SignalingConfigError('permanent keys must not repeat');
@@ -186,7 +218,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     if (!offered.includes(SUBPROTOCOL)) return refuseUpgrade(socket, 'bad-subprotocol', 'bad-subprotocol');
     if (conns.size >= limits.maxConnections) return refuseUpgrade(socket, 'too-many-connections', 'too-many-connections');
-    const ip = req.socket.remoteAddress ?? 'unknown';
+    const ip = clientAddress(req);
     const admitted = ipLimits.admit(ip);
     if (admitted !== 'ok') return refuseUpgrade(socket, admitted, admitted);
     const pathHex = match[1]!;

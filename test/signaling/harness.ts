@@ -72,7 +72,9 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(o: { limits?: Partial<SignalingLimits>; keys?: BoxKeyPair[]; now?: () => number } = {}): Promise<TestServer> {
+export async function startServer(
+  o: { limits?: Partial<SignalingLimits>; keys?: BoxKeyPair[]; now?: () => number; clientAddress?: (req: http.IncomingMessage) => string } = {},
+): Promise<TestServer> {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const observer = new RecordingObserver();
   const keys = o.keys ?? [boxKeyPair()];
@@ -84,6 +86,7 @@ export async function startServer(o: { limits?: Partial<SignalingLimits>; keys?:
     observer,
     log: (event, fields) => logs.push({ event, fields }),
     ...(o.now !== undefined ? { now: o.now } : {}),
+    ...(o.clientAddress !== undefined ? { clientAddress: o.clientAddress } : {}),
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;

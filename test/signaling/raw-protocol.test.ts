@@ -6,6 +6,7 @@ import net from 'node:net';
 import nacl from 'tweetnacl';
 import { WebSocket, WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
+import { behindProxy } from '../../signaling/server.ts';
 import { boxKeyPair, startServer, type TestServer } from './harness.ts';
 import { RawSocket, SUBPROTOCOL, SaltyTestClient, bin, concat, nonce, pack, parseNonce } from './raw-client.ts';
 
@@ -500,6 +501,22 @@ describe('limits and paths', () => {
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400/);
     extra.push(await RawSocket.open(`${srv.url}${path}`)); // the slot is free again
+  });
+
+  it('behind a trusted proxy, per-IP limits count the X-Forwarded-For client', async () => {
+    srv = await startServer({ limits: { maxConnectionsPerIp: 1 }, clientAddress: behindProxy(['127.0.0.1']) });
+    const url = `${srv.url}/${hex(nacl.randomBytes(32))}`;
+    const via = (xff: string) => RawSocket.open(url, { headers: { 'X-Forwarded-For': xff } });
+    extra.push(await via('198.51.100.7'), await via('203.0.113.9, 198.51.100.8'));
+    // a client cannot dodge the limit by prepending addresses: only the proxy's entry counts
+    await expect(via('10.0.0.1, 198.51.100.7')).rejects.toMatchObject({ status: 429 });
+  });
+
+  it('X-Forwarded-For from an untrusted peer is ignored', async () => {
+    srv = await startServer({ limits: { maxConnectionsPerIp: 1 }, clientAddress: behindProxy(['192.0.2.1']) });
+    const url = `${srv.url}/${hex(nacl.randomBytes(32))}`;
+    extra.push(await RawSocket.open(url, { headers: { 'X-Forwarded-For': '198.51.100.7' } }));
+    await expect(RawSocket.open(url, { headers: { 'X-Forwarded-For': '198.51.100.8' } })).rejects.toMatchObject({ status: 429 });
   });
 
   it('total connection limit: HTTP 503', async () => {
