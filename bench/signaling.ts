@@ -8,6 +8,7 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { type KeyObject, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
+import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import msgpack from 'msgpack-lite';
@@ -415,7 +416,9 @@ const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
 async function main(): Promise<void> {
   checkNativeBox();
   const t0 = performance.now();
-  console.log(`bench:signaling  node ${process.version}, loopback, server in a child process`);
+  // The load average says how much the (shared) machine was doing besides this run.
+  const load = () => os.loadavg()[0]?.toFixed(1) ?? '?';
+  console.log(`bench:signaling  node ${process.version}, ${os.cpus().length} cores, load ${load()}, loopback, server in a child process`);
 
   const ours = await startChild('ours');
   const hs = await benchHandshakes(ours);
@@ -449,7 +452,7 @@ async function main(): Promise<void> {
     `memory at ${IDLE_CONNECTIONS} idle connections (${IDLE_CONNECTIONS / 2} paths, handshakes done): ours ${fmt(mo.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mo.heapPerConnection / 1024, 1)} KiB heap+external) | bare ws ${fmt(mb.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mb.heapPerConnection / 1024, 1)} KiB heap+external) | ratio ${fmt(memRatio, 2)}x (target <= 1.5x) ${verdict(memRatio <= 1.5)}`,
   );
   console.log(`errors at ${IDLE_CONNECTIONS} connections: ${mo.errors} client errors, server holds ${mo.serverConnections} connections, ${mo.rejects} rejects ${verdict(noErrors)}`);
-  console.log(`summary: relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  console.log(`summary (load ${load()}): relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`);
 }
 
 const childIndex = process.argv.indexOf('--child');
