@@ -561,7 +561,7 @@ describe('limits and paths', () => {
     expect(srv.signaling.pathCount).toBe(0);
   });
 
-  it('logs hold no keys, paths or payloads', async () => {
+  it('logs hold no keys, paths, payloads or addresses', async () => {
     srv = await startServer();
     const i = await initiator();
     const r = await responder(i);
@@ -575,6 +575,7 @@ describe('limits and paths', () => {
       expect(text).not.toContain(hex(secret));
       expect(text).not.toContain(Buffer.from(secret).toString('base64'));
     }
+    expect(text).not.toContain('127.0.0.1');
     expect(srv.logs.some((l) => l.event === 'refused')).toBe(true);
   });
 });
