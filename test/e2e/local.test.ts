@@ -182,6 +182,44 @@ describe('web app without peers', () => {
     await ctx.close();
   });
 
+  it('a tampered or moved record is refused on unlock and its plaintext never shown', async () => {
+    const { page } = await freshPage();
+    await openApp(page, server.url);
+    await createRoom(page, 'Tamper room', 'Eve');
+    for (const t of ['one', 'two', 'three']) await sendMessage(page, `message ${t}`);
+    await expect.poll(() => messageTexts(page)).toEqual(['message one', 'message two', 'message three']);
+    // Flip a byte in the first history record; swap the ciphertexts of the second and third.
+    await page.evaluate(async () => {
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const r = indexedDB.open('zeroroom');
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+      const store = db.transaction('history', 'readwrite').objectStore('history');
+      const keys = await new Promise<IDBValidKey[]>((resolve) => {
+        const r = store.getAllKeys();
+        r.onsuccess = () => resolve(r.result);
+      });
+      const values = await new Promise<Uint8Array[]>((resolve) => {
+        const r = store.getAll();
+        r.onsuccess = () => resolve(r.result as Uint8Array[]);
+      });
+      const flipped = values[0]!.slice();
+      flipped[flipped.length - 5] = (flipped[flipped.length - 5] ?? 0) ^ 1;
+      store.put(flipped, keys[0]!);
+      store.put(values[2]!, keys[1]!);
+      store.put(values[1]!, keys[2]!);
+      await new Promise<void>((resolve) => (store.transaction.oncomplete = () => resolve()));
+      db.close();
+    });
+    await page.reload();
+    await unlock(page);
+    await expect.poll(() => page.locator('.notice').textContent()).toContain('3 stored record(s) failed their integrity check');
+    await page.getByTestId('room-entry').filter({ hasText: 'Tamper room' }).click();
+    await page.getByTestId('room-name').waitFor();
+    expect(await messageTexts(page)).toEqual([]);
+  });
+
   it('change password re-encrypts everything: the old password stops working, the new one restores the rooms', async () => {
     const { page } = await freshPage();
     await openApp(page, server.url);

@@ -56,20 +56,31 @@ export class Session {
   static async open(vault: Vault, config: ServerConfig | null, report: (text: string) => void): Promise<Session> {
     const stored = await vault.get('settings', 'settings');
     const session = new Session(vault, stored === undefined ? defaultSettings(config) : decodeSettings(stored), config, report);
-    for (const { key, value } of await vault.list('rooms')) {
-      const record = decodeRoomRecord(value);
-      if (record.id !== key) throw new TypeError(`room record ${key} carries id ${record.id}`);
-      const identityBytes = await vault.get('identities', key);
-      if (identityBytes === undefined) throw new TypeError(`room ${key} has no identity record`);
-      const keys = decodeIdentity(identityBytes);
-      const history = (await vault.list('history', `${key}/`)).map((r) => decodeHistory(r.value));
-      const outbox = (await vault.list('outbox', `${key}/`)).map((r) => decodeOutbox(r.value));
-      const runtime =
-        record.role === 'owner'
-          ? new OwnerRuntime(session.deps, record as RoomRecord & { state: OwnerState }, keys, history)
-          : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
-      if (runtime instanceof OwnerRuntime) runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
-      session.rooms.set(key, runtime);
+    // Fail closed per record: a record that does not open is left out (never shown), and the user is told.
+    const refused: string[] = [];
+    const onRefused = (store: string) => (key: string) => refused.push(`${store}/${key}`);
+    for (const { key, value } of await vault.list('rooms', '', onRefused('rooms'))) {
+      try {
+        const record = decodeRoomRecord(value);
+        if (record.id !== key) throw new TypeError(`room record ${key} carries id ${record.id}`);
+        const identityBytes = await vault.get('identities', key);
+        if (identityBytes === undefined) throw new TypeError(`room ${key} has no identity record`);
+        const keys = decodeIdentity(identityBytes);
+        const history = (await vault.list('history', `${key}/`, onRefused('history'))).map((r) => decodeHistory(r.value));
+        const outbox = (await vault.list('outbox', `${key}/`, onRefused('outbox'))).map((r) => decodeOutbox(r.value));
+        const runtime =
+          record.role === 'owner'
+            ? new OwnerRuntime(session.deps, record as RoomRecord & { state: OwnerState }, keys, history)
+            : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
+        if (runtime instanceof OwnerRuntime) runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
+        session.rooms.set(key, runtime);
+      } catch (e) {
+        console.error(`room ${key} could not be restored`, e);
+        refused.push(`rooms/${key}`);
+      }
+    }
+    if (refused.length > 0) {
+      report(`${refused.length} stored record(s) failed their integrity check and were not loaded (${refused.slice(0, 3).join(', ')})`);
     }
     for (const runtime of session.rooms.values()) runtime.start();
     return session;

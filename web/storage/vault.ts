@@ -90,13 +90,25 @@ export class Vault {
     return cellOpen(this.key, sealed, recordContext(store, key));
   }
 
-  /** Every record whose key starts with `prefix`, in key order. */
-  async list(store: SealedStore, prefix = ''): Promise<Array<{ key: string; value: Uint8Array }>> {
+  /**
+   * Every record whose key starts with `prefix`, in key order. A record that does not open (tampered,
+   * moved to another key, corrupt) is never returned: it goes to `refused` if given, else throws.
+   */
+  async list(
+    store: SealedStore,
+    prefix = '',
+    refused?: (key: string, error: AuthError) => void,
+  ): Promise<Array<{ key: string; value: Uint8Array }>> {
     const range = prefix === '' ? undefined : IDBKeyRange.bound(prefix, prefix + '\uffff');
     const tx = this.db.transaction(store, 'readonly');
     const out: Array<{ key: string; value: Uint8Array }> = [];
     for (let cursor = await tx.store.openCursor(range); cursor; cursor = await cursor.continue()) {
-      out.push({ key: cursor.key, value: cellOpen(this.key, cursor.value, recordContext(store, cursor.key)) });
+      try {
+        out.push({ key: cursor.key, value: cellOpen(this.key, cursor.value, recordContext(store, cursor.key)) });
+      } catch (e) {
+        if (!(e instanceof AuthError) || refused === undefined) throw e;
+        refused(cursor.key, e);
+      }
     }
     await tx.done;
     return out;
