@@ -60,7 +60,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   const primary = keys[0] as BoxKeyPair;
   const publicKeyHex = Buffer.from(primary.publicKey).toString('hex');
   const turnSecret = config.turn === undefined ? undefined : await readTurnSecret(config.turn.secret);
-  const site = await openSite(config);
+  const { site, placeholder } = await openSite(config);
 
   const tlsOptions = config.tls === undefined ? undefined : await readTls(config.tls);
   const metrics = new SignalingMetrics();
@@ -121,7 +121,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   io.out(`zeroroom: listening on ${listenOrigin}`);
   io.out(`zeroroom: server public key ${publicKeyHex}`);
   for (const extra of keys.slice(1)) io.out(`zeroroom: also accepting server key ${Buffer.from(extra.publicKey).toString('hex')}`);
-  io.out(`zeroroom: serving ${site.root === PLACEHOLDER ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`);
+  io.out(`zeroroom: serving ${placeholder ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`);
 
   return {
     url: listenOrigin,
@@ -174,10 +174,10 @@ async function readTls(tls: { certPath: string; keyPath: string }): Promise<{ ce
   }
 }
 
-async function openSite(config: ServeConfig): Promise<StaticSite> {
+async function openSite(config: ServeConfig): Promise<{ site: StaticSite; placeholder: boolean }> {
   const dir = config.webRoot ?? (existsSync(path.join(BUILT_APP, 'index.html')) ? BUILT_APP : PLACEHOLDER);
   try {
-    return await openStaticSite(dir);
+    return { site: await openStaticSite(dir), placeholder: dir === PLACEHOLDER };
   } catch (e) {
     throw new CliError(`--web ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
