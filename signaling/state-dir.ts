@@ -1,0 +1,202 @@
+/**
+ * `--state DIR` of `zeroroom host` / `zeroroom join`: the room's identity keys and the room
+ * machine's state (for the owner that includes the room's log of signed envelopes, its history),
+ * each a file sealed with Secure Cell under a key derived from ZEROROOM_PASSWORD (the same KDF as the
+ * web app's storage, docs/PROTOCOL.md section 6). Files are mode 0600 in a 0700 directory and are
+ * replaced atomically (write a temporary file, fsync, rename), so a crash leaves the old or the new
+ * version, never half of one.
+ *
+ * Layout: kdf.json (KDF parameters and a sealed check value, in clear), identity.bin, room.bin.
+ * One room per directory; two processes must not share a directory.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  AuthError,
+  asBoxPublicKey,
+  asBoxSecretKey,
+  asEcPrivateKey,
+  asEcPublicKey,
+  cellOpen,
+  cellSeal,
+  checkKdfParams,
+  deriveStorageKey,
+  fromBase64url,
+  newKdfParams,
+  toBase64url,
+  utf8Decode,
+  utf8Encode,
+  type BoxKeyPair,
+  type IdentityKeyPair,
+  type KdfParams,
+  type SymmetricKey,
+} from '../crypto/index.ts';
+import { ZeroRoomError } from '../protocol/errors.ts';
+import { decode, encode, Fields, type Encodable, type MsgValue } from '../protocol/msgpack.ts';
+import type { MemberState, OwnerState } from '../protocol/room/types.ts';
+
+export class StateDirError extends ZeroRoomError {}
+
+const CHECK_TEXT = 'zeroroom cli state v1';
+const MAX_RECORD = 256 * 1024 * 1024;
+
+/** One room's persistent state. */
+export interface RoomFile {
+  readonly role: 'owner' | 'member';
+  /** Signaling server URL and its pinned key (hex, '' when not pinned). */
+  readonly server: string;
+  readonly serverKey: string;
+  /** Owner: the web app origin used in invites. */
+  readonly appUrl: string;
+  readonly state: OwnerState | MemberState;
+}
+
+export interface RoomKeys {
+  readonly identity: IdentityKeyPair;
+  readonly peer: BoxKeyPair;
+}
+
+export class StateDir {
+  private constructor(
+    readonly dir: string,
+    private readonly key: SymmetricKey,
+  ) {}
+
+  /** Opens (or creates) DIR; a wrong password fails on the check value with 'state.password'. */
+  static async open(dir: string, password: string | undefined): Promise<StateDir> {
+    if (password === undefined || password === '') {
+      throw new StateDirError('state.password', '--state needs the ZEROROOM_PASSWORD environment variable (the state is encrypted with a key derived from it)');
+    }
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const metaPath = path.join(dir, 'kdf.json');
+    const meta = await readOptional(metaPath);
+    if (meta === null) {
+      const params = newKdfParams();
+      const key = await deriveStorageKey(password, params);
+      const check = cellSeal(key, utf8Encode(CHECK_TEXT), utf8Encode('meta/check'));
+      const json = JSON.stringify({ alg: params.alg, iterations: params.iterations, salt: toBase64url(params.salt), check: toBase64url(check) });
+      await writeAtomic(metaPath, utf8Encode(json + '\n'));
+      return new StateDir(dir, key);
+    }
+    const { params, check } = parseMeta(utf8Decode(meta));
+    const key = await deriveStorageKey(password, params);
+    try {
+      if (utf8Decode(cellOpen(key, check, utf8Encode('meta/check'))) !== CHECK_TEXT) throw new StateDirError('state.corrupt', `${metaPath}: wrong check value`);
+    } catch (e) {
+      if (e instanceof AuthError) throw new StateDirError('state.password', `wrong ZEROROOM_PASSWORD for ${dir}`, { cause: e });
+      throw e;
+    }
+    return new StateDir(dir, key);
+  }
+
+  private async readSealed(name: string): Promise<Uint8Array | null> {
+    const sealed = await readOptional(path.join(this.dir, name));
+    if (sealed === null) return null;
+    try {
+      return cellOpen(this.key, sealed, utf8Encode(`zeroroom-cli/${name}`));
+    } catch (e) {
+      if (e instanceof AuthError) throw new StateDirError('state.corrupt', `${name} does not open (tampered, or from another directory)`, { cause: e });
+      throw e;
+    }
+  }
+
+  private async writeSealed(name: string, plain: Uint8Array): Promise<void> {
+    await writeAtomic(path.join(this.dir, name), cellSeal(this.key, plain, utf8Encode(`zeroroom-cli/${name}`)));
+  }
+
+  async readKeys(): Promise<RoomKeys | null> {
+    const bytes = await this.readSealed('identity.bin');
+    if (bytes === null) return null;
+    const f = Fields.fromBytes(bytes, 'identity.bin').only(['v', 'ipub', 'ipriv', 'npub', 'nsec']);
+    f.int('v', { min: 1, max: 1 });
+    return {
+      identity: { publicKey: asEcPublicKey(f.bin('ipub', 45)), privateKey: asEcPrivateKey(f.bin('ipriv', 45)) },
+      peer: { publicKey: asBoxPublicKey(f.bin('npub', 32)), secretKey: asBoxSecretKey(f.bin('nsec', 32)) },
+    };
+  }
+
+  writeKeys(k: RoomKeys): Promise<void> {
+    return this.writeSealed('identity.bin', encode({ v: 1, ipub: k.identity.publicKey, ipriv: k.identity.privateKey, npub: k.peer.publicKey, nsec: k.peer.secretKey }));
+  }
+
+  async readRoom(): Promise<RoomFile | null> {
+    const bytes = await this.readSealed('room.bin');
+    if (bytes === null) return null;
+    const f = Fields.fromBytes(bytes, 'room.bin').only(['v', 'role', 'server', 'serverKey', 'appUrl', 'state']);
+    f.int('v', { min: 1, max: 1 });
+    const role = f.str('role', 8);
+    if (role !== 'owner' && role !== 'member') throw new StateDirError('state.corrupt', `room.bin: bad role ${role}`);
+    // Sealed with our own key: this is our own earlier output, so the plain data is the machine
+    // state we wrote; the role is still checked against the record's.
+    const state = toPlain(decode(f.bin('state', { min: 1, max: MAX_RECORD })));
+    if (typeof state !== 'object' || state === null || (state as { role?: unknown }).role !== role) {
+      throw new StateDirError('state.corrupt', 'room.bin: machine state does not match the role');
+    }
+    return { role, server: f.str('server', 2048), serverKey: f.str('serverKey', 64), appUrl: f.str('appUrl', 2048), state: state as OwnerState | MemberState };
+  }
+
+  writeRoom(r: RoomFile): Promise<void> {
+    return this.writeSealed(
+      'room.bin',
+      encode({ v: 1, role: r.role, server: r.server, serverKey: r.serverKey, appUrl: r.appUrl, state: encode(r.state as unknown as Encodable) }),
+    );
+  }
+}
+
+function parseMeta(text: string): { params: KdfParams; check: Uint8Array } {
+  let o: unknown;
+  try {
+    o = JSON.parse(text);
+  } catch (e) {
+    throw new StateDirError('state.corrupt', 'kdf.json is not JSON', { cause: e });
+  }
+  if (typeof o !== 'object' || o === null) throw new StateDirError('state.corrupt', 'kdf.json is not an object');
+  const m = o as Record<string, unknown>;
+  if (typeof m.salt !== 'string' || typeof m.check !== 'string') throw new StateDirError('state.corrupt', 'kdf.json: salt/check missing');
+  const params = { alg: m.alg, iterations: m.iterations, salt: fromBase64url(m.salt) };
+  checkKdfParams(params); // refuses parameters weaker than the policy (a tampered file)
+  return { params, check: fromBase64url(m.check) };
+}
+
+/** Tagged msgpack back to plain data (Uint8Array stays Uint8Array, nil becomes null). */
+function toPlain(value: MsgValue): unknown {
+  switch (value.t) {
+    case 'nil':
+      return null;
+    case 'arr':
+      return value.v.map(toPlain);
+    case 'map': {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of value.v) out[k] = toPlain(v);
+      return out;
+    }
+    default:
+      return value.v;
+  }
+}
+
+async function readOptional(file: string): Promise<Uint8Array | null> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Write tmp (0600) + fsync + rename: readers and crashes see the old or the new file. */
+export async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  await rename(tmp, file);
+}

@@ -1,0 +1,156 @@
+// Integration through a real `zeroroom serve` (issue 5, item 10): one `zeroroom host` and five
+// `zeroroom join` processes with real WebRTC on 127.0.0.1. They exchange messages; the host rotates
+// by count and by timer and kicks one member, who receives nothing afterwards; a host restarted from
+// --state brings its members back without new invites (and a member restarted from its --state too).
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
+import { Client, isEvent, type Ev } from './clients.ts';
+
+const PASSWORD = { ZEROROOM_PASSWORD: 'integration test password' };
+const JOINERS = 5;
+
+let tmp: string;
+let serve: ServeRun;
+const clients: Client[] = [];
+
+function client(label: string, args: string[]): Client {
+  const c = new Client(label, args, PASSWORD);
+  clients.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-room-'));
+  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.kill()));
+  await killAll([serve]);
+  await rm(tmp, { recursive: true, force: true });
+});
+
+const isMessage = (text: string) => (e: Ev) => e.event === 'message' && e.text === text;
+
+async function everyoneGets(receivers: readonly Client[], text: string): Promise<void> {
+  await Promise.all(receivers.map((c) => c.waitFor(isMessage(text), `message "${text}"`)));
+}
+
+describe('zeroroom host + join through zeroroom serve', () => {
+  let host: Client;
+  let hostDir: string;
+  const members: Client[] = [];
+  const memberIds: string[] = [];
+  const memberDirs: string[] = [];
+
+  function startHost(): Client {
+    return client('host', ['host', '--server', serve.wsUrl, '--name', 'owner', '--state', hostDir, '--rotate-every', '5', '--rotate-after', '3']);
+  }
+
+  it('five joiners join through invites and everyone reads everyone', async () => {
+    hostDir = path.join(tmp, 'host');
+    host = startHost();
+    const ready = await host.waitFor(isEvent('ready'), 'host ready');
+    expect(ready.restored).toBe(false);
+
+    const urls: string[] = [];
+    for (let i = 0; i < JOINERS; i++) {
+      const inv = await host.request({ cmd: 'invite', ttl: 600 }, isEvent('invite'), 'invite');
+      expect(String(inv.url)).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#join=/);
+      urls.push(String(inv.url));
+    }
+    for (let i = 0; i < JOINERS; i++) {
+      memberDirs.push(path.join(tmp, `m${i}`));
+      members.push(client(`m${i}`, ['join', urls[i]!, '--name', `m${i}`, '--state', memberDirs[i]!]));
+    }
+    const joined = await Promise.all(members.map((m) => m.waitFor(isEvent('joined'), 'joined', 45_000)));
+    for (const j of joined) expect(j.room).toBe(ready.room);
+    for (const m of members) memberIds.push(String((await m.waitFor(isEvent('ready'), 'ready')).member));
+    await Promise.all(memberIds.map((id) => host.waitFor(isEvent('member-joined', { member: id }), `member-joined ${id}`)));
+
+    const list = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
+    expect((list.members as { id: string; owner: boolean }[]).map((m) => m.id).sort()).toEqual([String(ready.member), ...memberIds].sort());
+
+    // Everyone speaks once; every member and the host read all of it.
+    host.send({ cmd: 'send', text: 'hello from the host' });
+    members.forEach((m, i) => m.send({ cmd: 'send', text: `hello from m${i}` }));
+    const texts = ['hello from the host', ...members.map((_m, i) => `hello from m${i}`)];
+    for (const t of texts) await everyoneGets([host, ...members], t);
+    const fromM2 = host.events.find(isMessage('hello from m2'))!;
+    expect(fromM2.from).toBe(memberIds[2]);
+    expect(fromM2.name).toBe('m2');
+  }, 90_000);
+
+  it('rotates after every 5 messages and on the timer; members follow', async () => {
+    // Six messages above: at least one count rotation.
+    const byCount = await host.waitFor(isEvent('rotated', { reason: 'count' }), 'count rotation');
+    // Members joined while the timer (3 s) was already running: take a timer rotation after this one.
+    const byTimer = await host.waitFor(isEvent('rotated', { reason: 'timer' }), 'timer rotation', 20_000, host.events.indexOf(byCount));
+    for (const r of [byCount, byTimer]) {
+      await Promise.all(members.map((m) => m.waitFor(isEvent('rotated', { epoch: r.epoch }), `rotated to ${String(r.epoch)}`)));
+    }
+    const codes = await Promise.all([host, ...members].map((c) => c.request({ cmd: 'safety-code' }, isEvent('safety-code'), 'safety code')));
+    // Equal codes for the same epoch (a rotation may fall between two answers: compare per epoch).
+    const byEpoch = new Map<unknown, Set<unknown>>();
+    for (const c of codes) byEpoch.set(c.epoch, (byEpoch.get(c.epoch) ?? new Set()).add(c.code));
+    for (const set of byEpoch.values()) expect(set.size).toBe(1);
+  }, 60_000);
+
+  it('kicks a member, who receives nothing afterwards while the others do', async () => {
+    const kicked = members[4]!;
+    await host.request({ cmd: 'kick', member: memberIds[4] }, isEvent('member-left', { member: memberIds[4] }), 'member-left');
+    const removed = await kicked.waitFor(isEvent('removed'), 'removed');
+    expect(removed.reason).toBe('kicked');
+    const removedAt = kicked.events.indexOf(removed);
+
+    host.send({ cmd: 'send', text: 'after the kick (host)' });
+    members[0]!.send({ cmd: 'send', text: 'after the kick (m0)' });
+    const stay = [host, ...members.slice(0, 4)];
+    await everyoneGets(stay, 'after the kick (host)');
+    await everyoneGets(stay, 'after the kick (m0)');
+    await Promise.all(memberIds.slice(0, 4).map((_id, i) => members[i]!.waitFor(isEvent('rotated', { reason: 'kick' }), 'kick rotation')));
+
+    expect(kicked.events.slice(removedAt).filter((e) => e.event === 'message')).toEqual([]);
+    expect(kicked.child.exitCode).toBeNull(); // still running, just not in the room
+    const refused = await kicked.request({ cmd: 'send', text: 'let me back' }, isEvent('error'), 'refused send');
+    expect(refused.code).toBe('room.closed');
+  }, 60_000);
+
+  it('a host restarted from --state brings its members back without new invites', async () => {
+    const before = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
+    expect(await host.quit()).toBe(0);
+    for (const f of ['identity.bin', 'room.bin', 'kdf.json']) expect((await stat(path.join(hostDir, f))).mode & 0o777).toBe(0o600);
+
+    host = startHost();
+    const ready = await host.waitFor(isEvent('ready'), 'restored host ready');
+    expect(ready.restored).toBe(true);
+    const staying = members.slice(0, 4);
+    // The same member processes reconnect on the trusted-key path (no invite involved).
+    await Promise.all(memberIds.slice(0, 4).map((id) => host.waitFor(isEvent('link', { member: id, state: 'direct' }), `link back from ${id}`, 60_000)));
+    const after = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
+    expect(after.members).toEqual(before.members);
+
+    host.send({ cmd: 'send', text: 'after the restart (host)' });
+    await everyoneGets(staying, 'after the restart (host)');
+    staying[1]!.send({ cmd: 'send', text: 'after the restart (m1)' });
+    await everyoneGets([host, ...staying], 'after the restart (m1)');
+    expect(host.events.some(isEvent('invite'))).toBe(false);
+
+    // A member restarted from its --state resumes without its invite URL.
+    expect(await staying[3]!.quit()).toBe(0);
+    const m3 = client('m3-restarted', ['join', '--state', memberDirs[3]!, '--name', 'ignored']);
+    const m3ready = await m3.waitFor(isEvent('ready'), 'restarted m3 ready');
+    expect(m3ready.member).toBe(memberIds[3]);
+    expect(m3ready.phase).toBe('member');
+    await host.waitFor(isEvent('link', { member: memberIds[3], state: 'direct' }), 'm3 back', 60_000, host.events.length);
+    host.send({ cmd: 'send', text: 'welcome back m3' });
+    await everyoneGets([m3, ...staying.slice(0, 3)], 'welcome back m3');
+
+    const kicked = members[4]!;
+    const removedAt = kicked.events.findIndex(isEvent('removed'));
+    expect(kicked.events.slice(removedAt).filter((e) => e.event === 'message')).toEqual([]);
+  }, 90_000);
+});
