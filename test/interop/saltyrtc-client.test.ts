@@ -13,14 +13,17 @@ const salty = loadOfficialClient();
 let httpServer: http.Server;
 let signaling: ReturnType<typeof attachSignalingServer>;
 let serverKeys: BoxKeyPair;
+/** A second permanent key, as during a key rotation: still accepted from clients that pin it. */
+let previousKeys: BoxKeyPair;
 let port: number;
 const metrics = new SignalingMetrics();
 const clients: SaltyClient[] = [];
 
 beforeAll(async () => {
   serverKeys = generateBoxKeyPair();
+  previousKeys = generateBoxKeyPair();
   httpServer = http.createServer((_req, res) => res.writeHead(404).end());
-  signaling = attachSignalingServer({ server: httpServer, permanentKeys: [serverKeys], observer: metrics });
+  signaling = attachSignalingServer({ server: httpServer, permanentKeys: [serverKeys, previousKeys], observer: metrics });
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   port = (httpServer.address() as AddressInfo).port;
 });
@@ -125,6 +128,20 @@ describe('official @saltyrtc/client against our server', () => {
     const atFirst = nextData(first);
     initiator.getTask().sendMessage('still here');
     expect(await atFirst).toBe('still here');
+  });
+
+  it('completes with clients pinning the older of two server keys (rotation overlap)', async () => {
+    const initiator = useWs(build(previousKeys.publicKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
+    const responder = useWs(
+      build(previousKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder(),
+    );
+    const done = Promise.all([reach(initiator, 'task', 'initiator'), reach(responder, 'task', 'responder')]);
+    initiator.connect();
+    responder.connect();
+    await done;
+    const atResponder = nextData(responder);
+    initiator.getTask().sendMessage('signed with the old key');
+    expect(await atResponder).toBe('signed with the old key');
   });
 
   it('is refused when the client pins a server key the server does not have', async () => {
