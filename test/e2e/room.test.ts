@@ -38,6 +38,7 @@ let owner: Page;
 let ann: Page;
 let bob: Page;
 let ownerContext: BrowserContext;
+let annInvite = '';
 const pageErrors: string[][] = [];
 
 async function device(): Promise<{ context: BrowserContext; page: Page }> {
@@ -81,7 +82,8 @@ describe('a room with an owner and two members', () => {
     await setSignalingUrl(owner, recorder.url);
     await createRoom(owner, 'Team room', 'Olivia');
 
-    await joinByLink(ann, await newInvite(owner), 'Ann');
+    annInvite = await newInvite(owner);
+    await joinByLink(ann, annInvite, 'Ann');
     await waitMembers(ann, 2);
     await joinByLink(bob, await newInvite(owner), EVIL_NAME);
     for (const p of [owner, ann, bob]) await waitMembers(p, 3);
@@ -165,6 +167,22 @@ describe('a room with an owner and two members', () => {
     expect(await ann.locator('.message.pending').count()).toBe(0);
   }, 90_000);
 
+  it('a used invite and a revoked invite admit nobody', async () => {
+    const { page: mallory } = await device();
+    await joinByLink(mallory, annInvite, 'Mallory');
+    await mallory.getByTestId('system-text').filter({ hasText: 'did not let us in' }).waitFor({ timeout: 30_000 });
+
+    const revoked = await newInvite(owner);
+    await owner.getByTestId('revoke-invite').click();
+    await owner.getByTestId('invite-link').waitFor({ state: 'hidden' });
+    const { page: trudy } = await device();
+    await joinByLink(trudy, revoked, 'Trudy');
+    await trudy.getByTestId('system-text').filter({ hasText: 'did not let us in' }).waitFor({ timeout: 30_000 });
+
+    for (const p of [owner, ann, bob]) expect(await p.getByTestId('member').count()).toBe(3);
+    for (const p of [mallory, trudy]) expect(await messageTexts(p)).toEqual([]);
+  }, 90_000);
+
   it('kick: the removed member sees it was removed and receives nothing new; the key rotates', async () => {
     const epochBefore = Number(await owner.getByTestId('epoch').textContent());
     const bobId = await memberIdOf(owner, EVIL_NAME);
@@ -182,6 +200,15 @@ describe('a room with an owner and two members', () => {
     await waitMessage(owner, 'Ann also says something after the kick');
     expect(await messageTexts(bob)).toEqual(before);
     expect(await bob.getByTestId('message-input').isDisabled()).toBe(true);
+
+    // Rotate now: a fresh epoch on both remaining devices, and the room keeps working.
+    const epochAfterKick = Number(await owner.getByTestId('epoch').textContent());
+    await owner.getByTestId('rotate-button').click();
+    await expect.poll(async () => Number(await owner.getByTestId('epoch').textContent())).toBe(epochAfterKick + 1);
+    await expect.poll(async () => Number(await ann.getByTestId('epoch').textContent())).toBe(epochAfterKick + 1);
+    await sendMessage(ann, 'after a manual rotation');
+    await waitMessage(owner, 'after a manual rotation');
+    expect(await messageTexts(bob)).toEqual(before);
   }, 90_000);
 
   it('left no page errors', () => {
