@@ -189,6 +189,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   let nextPathNumber = 1;
   let closing = false;
   let closedResolve: (() => void) | null = null;
+  let closePromise: Promise<void> | null = null;
 
   function refuseUpgrade(socket: Duplex, reason: keyof typeof UpgradeRefusal, observed: RejectReason | null): void {
     const status = UpgradeRefusal[reason];
@@ -381,33 +382,37 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     }
   }
 
+  function shutDown(): Promise<void> {
+    closing = true;
+    opts.server.off('upgrade', onUpgrade);
+    if (conns.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      // Clients that do not answer the close frame are cut off after a grace period.
+      const grace = setTimeout(() => {
+        for (const c of conns.values()) c.ws.terminate();
+      }, SHUTDOWN_GRACE_MS);
+      closedResolve = () => {
+        clearTimeout(grace);
+        resolve();
+      };
+      for (const c of conns.values()) {
+        clearTimer(c, 'handshakeTimer');
+        clearTimer(c, 'pingTimer');
+        clearTimer(c, 'pongTimer');
+        if (!c.closing) {
+          c.closing = true;
+          c.ws.close(CloseCode.GoingAway);
+        }
+      }
+    });
+  }
+
   opts.server.on('upgrade', onUpgrade);
 
   return {
     close(): Promise<void> {
-      if (!closing) {
-        closing = true;
-        opts.server.off('upgrade', onUpgrade);
-      }
-      if (conns.size === 0) return Promise.resolve();
-      return new Promise<void>((resolve) => {
-        const grace = setTimeout(() => {
-          for (const c of conns.values()) c.ws.terminate();
-        }, SHUTDOWN_GRACE_MS);
-        closedResolve = () => {
-          clearTimeout(grace);
-          resolve();
-        };
-        for (const c of conns.values()) {
-          clearTimer(c, 'handshakeTimer');
-          clearTimer(c, 'pingTimer');
-          clearTimer(c, 'pongTimer');
-          if (!c.closing) {
-            c.closing = true;
-            c.ws.close(CloseCode.GoingAway);
-          }
-        }
-      });
+      closePromise ??= shutDown();
+      return closePromise;
     },
     get connectionCount() {
       return conns.size;

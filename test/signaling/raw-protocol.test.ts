@@ -554,7 +554,9 @@ describe('limits and paths', () => {
     srv = await startServer();
     const i = await initiator();
     const r = await responder(i);
-    await srv.signaling.close();
+    const [first, second] = [srv.signaling.close(), srv.signaling.close()];
+    await Promise.all([first, second]); // both calls settle
+    expect(await refusedStatus(`${srv.url}/${hex(i.keys.publicKey)}`)).not.toBe(101);
     expect((await i.sock.closed).code).toBe(1001);
     expect((await r.sock.closed).code).toBe(1001);
     expect(srv.signaling.connectionCount).toBe(0);
