@@ -187,6 +187,35 @@ describe('server handshake', () => {
     expect((await c.sock.closed).code).toBe(3001);
   });
 
+  it('unknown first message type: close 3001', async () => {
+    srv = await startServer();
+    const c = await initiator({ stopAfterHello: true });
+    c.sendToServer(pack({ type: 'meow-hello' }), false);
+    expect((await c.sock.closed).code).toBe(3001);
+  });
+
+  it('client-hello without key: close 3001', async () => {
+    srv = await startServer();
+    const c = await initiator({ stopAfterHello: true });
+    c.sendToServer(pack({ type: 'client-hello' }), false);
+    expect((await c.sock.closed).code).toBe(3001);
+  });
+
+  it('source 0x00 after authentication: close 3001', async () => {
+    srv = await startServer();
+    const i = await initiator();
+    i.sendToServer(pack({ type: 'drop-responder', id: 2 }), true, { source: 0 });
+    expect((await i.sock.closed).code).toBe(3001);
+  });
+
+  it('unencrypted drop-responder after authentication: close 3001 (the encrypted one before is fine)', async () => {
+    srv = await startServer();
+    const i = await initiator();
+    i.sendToServer(pack({ type: 'drop-responder', id: 2 }), true);
+    i.sendToServer(pack({ type: 'drop-responder', id: 2 }), false);
+    expect((await i.sock.closed).code).toBe(3001);
+  });
+
   it('a client-auth repeated after authentication: close 3001', async () => {
     srv = await startServer();
     const c = await initiator();
@@ -447,9 +476,12 @@ describe('timeouts', () => {
 
   it('pings answered: the client stays and pings continue', async () => {
     srv = await startServer({ limits: { pingTimeoutMs: 50 } });
+    const quiet = await initiator({ pingInterval: 0 });
     const i = await initiator({ pingInterval: 1 });
     await new Promise<void>((resolve) => i.sock.ws.once('ping', () => resolve()));
     expect(i.sock.ws.readyState).toBe(WebSocket.OPEN);
+    // ping_interval 0 asked for no pings: by now (>= 1 s later) the other client has none
+    expect(quiet.sock.pings).toBe(0);
     const r = await responder(i);
     expect(r.serverAuth.initiator_connected).toBe(true);
   });
