@@ -78,7 +78,7 @@ export class Client {
   }
 
   /** Send a command and wait for the first matching event it causes. */
-  request(cmd: object, pred: (e: Ev) => boolean, what: string, ms?: number): Promise<Ev> {
+  request(cmd: object | string, pred: (e: Ev) => boolean, what: string, ms?: number): Promise<Ev> {
     const from = this.events.length;
     this.send(cmd);
     return this.waitFor(pred, what, ms, from);

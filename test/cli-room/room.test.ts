@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
+import { MAX_LINE } from '../../signaling/json-lines.ts';
 import { Client, isEvent, type Ev } from './clients.ts';
 
 const PASSWORD = { ZEROROOM_PASSWORD: 'integration test password' };
@@ -55,6 +56,10 @@ describe('zeroroom host + join through zeroroom serve', () => {
     host = startHost();
     const ready = await host.waitFor(isEvent('ready'), 'host ready');
     expect(ready.restored).toBe(false);
+    // Bad stdin lines get error events; the host goes on.
+    expect((await host.request('{"cmd":"send", oops', isEvent('error'), 'malformed line error')).code).toBe('cli.command');
+    expect((await host.request('x'.repeat(MAX_LINE + 10), isEvent('error'), 'oversized line error')).code).toBe('cli.line-too-long');
+    expect((await host.request({ cmd: 'kick', member: '0'.repeat(32) }, isEvent('error'), 'kick of a stranger')).code).toBe('room.not-member');
 
     const urls: string[] = [];
     for (let i = 0; i < JOINERS; i++) {
