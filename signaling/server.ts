@@ -204,8 +204,10 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
       `Content-Length: ${Buffer.byteLength(body)}`,
       ...(reason === 'rate-limited' ? ['Retry-After: 1'] : []),
     ];
-    if (socket.writable) socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
-    socket.destroy();
+    if (!socket.writable) return void socket.destroy();
+    // Destroy only once the response is flushed (destroying right after end() can drop it).
+    socket.once('finish', () => socket.destroy());
+    socket.end(`${headers.join('\r\n')}\r\n\r\n${body}`);
   }
 
   function onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
