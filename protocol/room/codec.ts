@@ -16,8 +16,8 @@ export const MAX_NAME = 64;
 export const MAX_MEMBERS = 256;
 export const MAX_HISTORY_ENTRIES = 256;
 const MAX_SEALED = 512 * 1024;
-const MAX_CERT = 2048;
-const MAX_ANN = 256 * 1024;
+export const MAX_CERT = 2048;
+export const MAX_ANN = 256 * 1024;
 const MAX_CODE = 64;
 const IDX = { min: 0, max: Number.MAX_SAFE_INTEGER };
 
@@ -36,7 +36,8 @@ export type ToOwner =
   | { readonly type: 'join-confirm'; readonly invite: Uint8Array; readonly proof: Uint8Array }
   | { readonly type: 'send'; readonly env: Uint8Array }
   | { readonly type: 'leave' }
-  | { readonly type: 'sync'; readonly last_idx: number; readonly epoch: number };
+  /** `more`: the next history page of a catch-up, answered without `resync` (section 5.10). */
+  | { readonly type: 'sync'; readonly last_idx: number; readonly epoch: number; readonly more?: true };
 
 export type ToMember =
   | { readonly type: 'join-accept'; readonly invite: Uint8Array; readonly sealed: Uint8Array }
@@ -44,7 +45,8 @@ export type ToMember =
   | { readonly type: 'welcome'; readonly cert: Uint8Array; readonly from_idx: number; readonly rekey?: RekeyWire }
   | { readonly type: 'refused'; readonly code: string; readonly seq?: number }
   | { readonly type: 'deliver'; readonly idx: number; readonly from: MemberId; readonly env: Uint8Array }
-  | { readonly type: 'history'; readonly from_idx: number; readonly log_start: number; readonly entries: readonly HistoryEntryWire[] }
+  /** `more`: the owner holds entries after this page; ask with `sync {more: true}` (section 5.9). */
+  | { readonly type: 'history'; readonly from_idx: number; readonly log_start: number; readonly entries: readonly HistoryEntryWire[]; readonly more?: true }
   | { readonly type: 'member-added'; readonly cert: Uint8Array }
   | { readonly type: 'rekey'; readonly ann: Uint8Array; readonly key: Uint8Array }
   | { readonly type: 'removed'; readonly reason: RemovalReason }
@@ -83,6 +85,13 @@ function rekeyField(f: Fields, key: string, what: string): RekeyWire | undefined
   });
 }
 
+/** An optional flag that is only ever sent as `true` (one encoding per meaning). */
+function trueFlag(f: Fields, key: string, what: string): true | undefined {
+  if (!f.has(key)) return undefined;
+  if (!f.bool(key)) throw new DecodeError(`${what}: field "${key}" is only sent as true`);
+  return true;
+}
+
 function removalReason(s: string, what: string): RemovalReason {
   if (s !== 'kicked' && s !== 'left' && s !== 'not-member') throw new DecodeError(`${what}: unknown reason`);
   return s;
@@ -106,9 +115,16 @@ export function decodeToOwner(bytes: Uint8Array): ToOwner {
     case 'leave':
       f.only(['type']);
       return { type };
-    case 'sync':
-      f.only(['type', 'last_idx', 'epoch']);
-      return { type, last_idx: f.int('last_idx', { min: -1, max: Number.MAX_SAFE_INTEGER }), epoch: f.int('epoch', { min: -1, max: Number.MAX_SAFE_INTEGER }) };
+    case 'sync': {
+      f.only(['type', 'last_idx', 'epoch', 'more']);
+      const more = trueFlag(f, 'more', type);
+      return {
+        type,
+        last_idx: f.int('last_idx', { min: -1, max: Number.MAX_SAFE_INTEGER }),
+        epoch: f.int('epoch', { min: -1, max: Number.MAX_SAFE_INTEGER }),
+        ...(more ? { more } : {}),
+      };
+    }
     default:
       throw new DecodeError(`${what}: unknown type "${type}"`);
   }
@@ -140,7 +156,8 @@ export function decodeToMember(bytes: Uint8Array): ToMember {
       f.only(['type', 'idx', 'from', 'env']);
       return { type, idx: f.int('idx', IDX), from: memberIdField(f, 'from', type), env: f.bin('env', { min: 1, max: MAX_ENVELOPE }) };
     case 'history': {
-      f.only(['type', 'from_idx', 'log_start', 'entries']);
+      f.only(['type', 'from_idx', 'log_start', 'entries', 'more']);
+      const more = trueFlag(f, 'more', type);
       const fromIdx = f.int('from_idx', IDX);
       const entries = f.arr('entries', MAX_HISTORY_ENTRIES).map((v, i) => {
         const e = Fields.of(v, `history.entries[${i}]`).only(['idx', 'from', 'env']);
@@ -148,7 +165,7 @@ export function decodeToMember(bytes: Uint8Array): ToMember {
         if (idx !== fromIdx + i) throw new DecodeError('history: entries are not contiguous from from_idx');
         return { idx, from: memberIdField(e, 'from', 'history entry'), env: e.bin('env', { min: 1, max: MAX_ENVELOPE }) };
       });
-      return { type, from_idx: fromIdx, log_start: f.int('log_start', IDX), entries };
+      return { type, from_idx: fromIdx, log_start: f.int('log_start', IDX), entries, ...(more ? { more } : {}) };
     }
     case 'member-added':
       f.only(['type', 'cert']);

@@ -438,7 +438,19 @@ function onHistory(s: MemberState, msg: Extract<ToMember, { type: 'history' }>):
   for (const reason of ['no-key', 'unknown-sender'] as const) {
     if (skipped[reason] > 0) effects.push(emit({ type: 'history-skipped', count: skipped[reason], reason }));
   }
-  return { state: clearSync(next), effects };
+  const done = clearSync(next);
+  if (msg.more !== true) return { state: done, effects };
+  const ask = requestMore(done);
+  return { state: ask.state, effects: [...effects, ...ask.effects] };
+}
+
+/** 5.10: ask for the next history page, once per index reached (a repeated page asks nothing). */
+function requestMore(s: MemberState): Out<MemberState> {
+  if (s.syncAt === s.lastIdx) return { state: s, effects: [] };
+  return {
+    state: { ...s, syncAt: s.lastIdx },
+    effects: [sendTo(s.ownerPeer, encodeMessage({ type: 'sync', last_idx: s.lastIdx, epoch: s.epoch, more: true }))],
+  };
 }
 
 export { RoomError };

@@ -37,6 +37,7 @@ import { LABEL, contextOf, inviteIdOf, memberIdOf, peerKeyHex, safetyCode, salty
 import { inviteUrl, type Invite } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
 import {
+  CATCH_UP_INTERVAL_MS,
   DEFAULT_CONFIG,
   GRACE_MESSAGES,
   type Effect,
@@ -112,7 +113,7 @@ export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerSt
     epochStartedAt: opts.now,
     epochMessages: 0,
     epochs: [{ epoch: 0, key, firstIdx: 0, annHash: sha256(ann), prev, reason: 'create', ann }],
-    members: [{ info: self, lastSeq: 0, cert: signCert(ctx.identity.privateKey, room, self), peer: peerKeyHex(ctx.peerKey), viewFrom: 0 }],
+    members: [{ info: self, lastSeq: 0, cert: signCert(ctx.identity.privateKey, room, self), peer: peerKeyHex(ctx.peerKey), viewFrom: 0, catchUp: null }],
     invites: [],
     nextIdx: 0,
     log: [],
@@ -211,7 +212,7 @@ function onReceived(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, msg: ToOwner
     case 'leave':
       return removeMember(ctx, s, requireMember(s, peer).info.id, 'left', now);
     case 'sync':
-      return onSync(ctx, s, requireMember(s, peer), msg.last_idx, msg.epoch);
+      return onSync(ctx, s, requireMember(s, peer), msg, now);
   }
 }
 
@@ -335,7 +336,8 @@ function onJoinConfirm(
     if (m !== undefined) {
       const rekey = m.info.epoch !== s.epoch ? rekeyFor(ctx, s, m) : undefined;
       const welcome = encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom, ...(rekey ? { rekey } : {}) });
-      return { state: s, effects: [sendTo(peer, welcome), ...historyEffects(s, peer, m.viewFrom)] };
+      const page = historyPage(s, m, m.viewFrom, now);
+      return { state: replaceMember(s, m, page.member), effects: [sendTo(peer, welcome), ...page.effects] };
     }
   }
   const r = usableInvite(s, msg.invite, now);
@@ -355,13 +357,15 @@ function onJoinConfirm(
   const info: MemberInfo = { ...claim.info, epoch: s.epoch };
   const cert = signCert(ctx.identity.privateKey, s.room, info);
   const viewFrom = s.config.history === 'none' ? s.nextIdx : Math.max(currentEpoch(s).firstIdx, s.log[0]?.idx ?? s.nextIdx);
-  const member: OwnerMember = { info, lastSeq: 0, cert, peer, viewFrom };
+  const member: OwnerMember = { info, lastSeq: 0, cert, peer, viewFrom, catchUp: null };
   const others = s.members.filter((m) => !m.info.owner);
   let next: OwnerState = replaceInvite({ ...s, members: [...s.members, member] }, retire(r, 'used', peer));
   const rekey = claim.info.epoch !== s.epoch ? rekeyFor(ctx, next, member) : undefined;
+  const page = historyPage(next, member, viewFrom, now);
+  next = replaceMember(next, member, page.member);
   const effects: Effect[] = [
     sendTo(peer, encodeMessage({ type: 'welcome', cert, from_idx: viewFrom, ...(rekey ? { rekey } : {}) })),
-    ...historyEffects(next, peer, viewFrom),
+    ...page.effects,
     ...others.map((m) => sendTo(m.peer, encodeMessage({ type: 'member-added', cert }))),
     emit({ type: 'member-joined', member: { id: info.id, name: info.name, owner: false } }),
   ];
@@ -487,31 +491,53 @@ function removeMember(ctx: OwnerCtx, s: OwnerState, id: MemberId, reason: Remova
 
 // ---- History and reconnection (5.9, 5.10) ----
 
-function historyEffects(s: OwnerState, peer: PeerKeyHex, from: number): Effect[] {
-  const entries = s.log.filter((e) => e.idx >= from);
-  const logStart = s.log[0]?.idx ?? s.nextIdx;
-  const effects: Effect[] = [];
-  let chunk: { idx: number; from: MemberId; env: Uint8Array }[] = [];
-  let bytes = 0;
-  const flush = (): void => {
-    if (chunk.length === 0) return;
-    effects.push(sendTo(peer, encodeMessage({ type: 'history', from_idx: chunk[0]!.idx, log_start: logStart, entries: chunk })));
-    chunk = [];
-    bytes = 0;
-  };
-  for (const e of entries) {
-    if (chunk.length === MAX_HISTORY_ENTRIES || bytes + e.env.length > HISTORY_CHUNK_BYTES) flush();
-    chunk.push({ idx: e.idx, from: e.from, env: e.env });
-    bytes += e.env.length + 48;
-  }
-  flush();
-  return effects;
+function replaceMember(s: OwnerState, old: OwnerMember, updated: OwnerMember): OwnerState {
+  return updated === old ? s : { ...s, members: s.members.map((x) => (x === old ? updated : x)) };
 }
 
-function onSync(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, lastIdx: number, epoch: number): Out<OwnerState> {
-  const rekey = epoch < s.epoch ? rekeyFor(ctx, s, m) : undefined;
+/**
+ * One `history` page for `m` from room index `from` (5.9): at most MAX_HISTORY_ENTRIES entries
+ * and about HISTORY_CHUNK_BYTES, with `more` when the log goes on. The catch-up limit (5.10):
+ * inside a member's window no entry is sent twice, so a request that goes back gets no page.
+ */
+function historyPage(s: OwnerState, m: OwnerMember, from: number, now: number): { member: OwnerMember; effects: Effect[] } {
+  const current = m.catchUp;
+  const inWindow = current !== null && now >= current.at && now - current.at < CATCH_UP_INTERVAL_MS;
+  if (inWindow && from < current.next) return { member: m, effects: [] };
+  const start = s.log.findIndex((e) => e.idx >= from);
+  if (start < 0) return { member: m, effects: [] };
+  const entries: { idx: number; from: MemberId; env: Uint8Array }[] = [];
+  let bytes = 0;
+  for (let i = start; i < s.log.length && entries.length < MAX_HISTORY_ENTRIES; i++) {
+    const e = s.log[i]!;
+    if (entries.length > 0 && bytes + e.env.length > HISTORY_CHUNK_BYTES) break;
+    entries.push({ idx: e.idx, from: e.from, env: e.env });
+    bytes += e.env.length + 48;
+  }
+  const more = start + entries.length < s.log.length;
+  const page = encodeMessage({
+    type: 'history',
+    from_idx: entries[0]!.idx,
+    log_start: s.log[0]!.idx,
+    entries,
+    ...(more ? { more: true as const } : {}),
+  });
+  const next = entries[entries.length - 1]!.idx + 1;
+  return { member: { ...m, catchUp: { at: inWindow ? current.at : now, next } }, effects: [sendTo(m.peer, page)] };
+}
+
+/**
+ * 5.10: `resync` and the first page. A `more` request (the next page of a catch-up) from a member
+ * on the current epoch gets the page only: the member list cannot have changed unseen on a link
+ * that stayed up.
+ */
+function onSync(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, msg: Extract<ToOwner, { type: 'sync' }>, now: number): Out<OwnerState> {
+  const page = historyPage(s, m, Math.max(msg.last_idx + 1, m.viewFrom), now);
+  const state = replaceMember(s, m, page.member);
+  if (msg.more === true && msg.epoch >= s.epoch) return { state, effects: page.effects };
+  const rekey = msg.epoch < s.epoch ? rekeyFor(ctx, s, m) : undefined;
   const resync = encodeMessage({ type: 'resync', certs: s.members.map((x) => x.cert), ...(rekey ? { rekey } : {}) });
-  return { state: s, effects: [sendTo(m.peer, resync), ...historyEffects(s, m.peer, Math.max(lastIdx + 1, m.viewFrom))] };
+  return { state, effects: [sendTo(m.peer, resync), ...page.effects] };
 }
 
 // ---- Clock ticks: invite expiry and timed rotation ----

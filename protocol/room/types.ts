@@ -25,6 +25,13 @@ export type RemovalReason = 'kicked' | 'left' | 'not-member';
  */
 export const GRACE_MESSAGES = 20;
 
+/**
+ * Catch-up limit (section 5.10): within this many milliseconds after a catch-up started, the owner
+ * sends a member no history entry twice; a request that goes back to entries already sent then
+ * gets `resync` without history. Paging forward is never limited.
+ */
+export const CATCH_UP_INTERVAL_MS = 30_000;
+
 export interface RoomConfig {
   readonly rotateEveryMessages: number;
   readonly rotateAfterMs: number;
@@ -86,11 +93,21 @@ export interface LogEntry {
 
 // ---- Owner ----
 
+/** The current catch-up window of one member (section 5.10). */
+export interface CatchUp {
+  /** When the window started (the `now` of the event that sent its first page). */
+  readonly at: number;
+  /** The room index after the last history entry sent in this window. */
+  readonly next: number;
+}
+
 export interface OwnerMember extends KnownMember {
   readonly cert: Uint8Array;
   readonly peer: PeerKeyHex;
   /** First room index of this member's view (welcome.from_idx). */
   readonly viewFrom: number;
+  /** null until the first history page is sent to this member. */
+  readonly catchUp: CatchUp | null;
 }
 
 export interface JoinClaim {
