@@ -220,6 +220,73 @@ describe('web app without peers', () => {
     expect(await messageTexts(page)).toEqual([]);
   });
 
+  it('is usable with the keyboard alone: unlock, name, create a room, send', async () => {
+    const { page } = await freshPage();
+    await page.goto(server.url);
+    await page.getByTestId('password-input').waitFor();
+    const tabTo = async (testid: string): Promise<void> => {
+      for (let i = 0; i < 15; i++) {
+        if ((await page.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['testid'])) === testid) return;
+        await page.keyboard.press('Tab');
+      }
+      throw new Error(`Tab never reached ${testid}`);
+    };
+    await tabTo('password-input');
+    await page.keyboard.type(PASSWORD);
+    await tabTo('password-confirm-input');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.getByTestId('nav-home').waitFor();
+    await tabTo('display-name-input');
+    await page.keyboard.type('Keys');
+    await tabTo('room-name-input');
+    await page.keyboard.type('Keyboard room');
+    await page.keyboard.press('Enter');
+    await page.getByTestId('room-name').waitFor();
+    await tabTo('message-input');
+    await page.keyboard.type('sent with Enter');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => messageTexts(page)).toEqual(['sent with Enter']);
+  });
+
+  it('forget a room deletes its records; an open invite survives a reload', async () => {
+    const { page } = await freshPage();
+    page.on('dialog', (d) => void d.accept());
+    await openApp(page, server.url);
+    await createRoom(page, 'Keep room', 'Fay');
+    await page.getByTestId('new-invite').click();
+    const invite = await page.getByTestId('invite-link').textContent();
+    expect(invite).toContain('#join=');
+    await page.reload();
+    await unlock(page);
+    await page.getByTestId('room-entry').filter({ hasText: 'Keep room' }).click();
+    await expect.poll(() => page.getByTestId('invite-link').textContent()).toBe(invite);
+
+    await page.getByTestId('nav-home').click();
+    await createRoom(page, 'Doomed room', 'Fay');
+    await sendMessage(page, 'to be forgotten');
+    await expect.poll(() => messageTexts(page)).toEqual(['to be forgotten']);
+    await page.getByTestId('forget-room').click();
+    await page.getByTestId('create-room').waitFor();
+    expect(await page.getByTestId('room-entry').allTextContents()).toEqual([expect.stringContaining('Keep room')]);
+    const counts = await page.evaluate(async () => {
+      const db = await new Promise<IDBDatabase>((resolve, reject) => {
+        const r = indexedDB.open('zeroroom');
+        r.onsuccess = () => resolve(r.result);
+        r.onerror = () => reject(r.error);
+      });
+      const count = (name: string): Promise<number> =>
+        new Promise((resolve) => {
+          const r = db.transaction(name).objectStore(name).count();
+          r.onsuccess = () => resolve(r.result);
+        });
+      const out = { rooms: await count('rooms'), identities: await count('identities'), history: await count('history') };
+      db.close();
+      return out;
+    });
+    expect(counts).toEqual({ rooms: 1, identities: 1, history: 0 });
+  });
+
   it('change password re-encrypts everything: the old password stops working, the new one restores the rooms', async () => {
     const { page } = await freshPage();
     await openApp(page, server.url);

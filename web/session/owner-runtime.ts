@@ -7,13 +7,14 @@
 import { asBoxPublicKey, equalBytes, fromHex, toHex } from '../../crypto/index.ts';
 import { startOwner, type OwnerHandle } from '../../protocol/link/owner.ts';
 import type { PeerLink } from '../../protocol/link/peer-link.ts';
+import { inviteUrl } from '../../protocol/room/invite.ts';
 import type { OwnerState, PeerKeyHex } from '../../protocol/room/types.ts';
 import { memberPeerKeys, ownerStep, pendingAuthTokens, rotationCount, type OwnerCtx } from './machines.ts';
 import type { HistoryRecord } from './records.ts';
 import type { RoomIdentity, RoomRecord } from './room-record.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import { linkBadge, RoomRuntime, type RuntimeDeps } from './runtime.ts';
-import type { RoomView } from './types.ts';
+import type { InviteView, RoomView } from './types.ts';
 
 /** Rotation timer and invite expiry run on the owner's clock (section 5.7). */
 const TICK_MS = 15_000;
@@ -111,8 +112,6 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
   revokeInvite(inviteId: string): Promise<void> {
     return this.serial(async () => {
       await this.apply(ownerStep(this.ctx, this.state, { kind: 'revoke', invite: inviteId as never, now: Date.now() }));
-      this.invites = this.invites.filter((i) => i.id !== inviteId);
-      this.deps.changed();
     });
   }
 
@@ -130,6 +129,32 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
     this.record = { ...this.record, state: { ...this.state, config } };
   }
 
+  /**
+   * Invites that can still admit someone (pending, not expired), rebuilt from the machine state so
+   * they survive a reload; the URL is the one the machine issued (same fields, section 5.3).
+   */
+  private openInvites(now: number): InviteView[] {
+    const s = this.state;
+    const serverKey = this.ctx.invites.serverKey;
+    return s.invites
+      .filter((i) => i.status === 'pending' && i.token !== undefined && now <= i.expiresAt)
+      .map((i) => ({
+        id: i.id,
+        expiresAt: i.expiresAt,
+        url: inviteUrl(this.deps.appUrl, {
+          v: 1,
+          room: s.room,
+          token: i.token as Uint8Array,
+          opub: this.keys.identity.publicKey,
+          npub: this.keys.peer.publicKey,
+          server: this.record.server,
+          exp: i.expiresAt,
+          ...(serverKey !== undefined ? { spub: serverKey } : {}),
+          ...(s.name !== null ? { name: s.name } : {}),
+        }),
+      }));
+  }
+
   view(): RoomView {
     const s = this.state;
     const self = s.members.find((m) => m.info.id === s.selfId);
@@ -142,7 +167,7 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       safetyCode: this.safety(),
       members: s.members.map((m) => this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : linkBadge(this.handle?.links.get(m.peer)))),
       messages: this.messageViews(s.selfId, self?.info.name ?? ''),
-      invites: this.invites,
+      invites: this.openInvites(Date.now()),
       removed: false,
       status: this.handle?.signalingReady === true ? 'open for members' : 'connecting to the signaling server',
     };

@@ -11,7 +11,7 @@ import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../../pro
 import type { Vault } from '../storage/vault.ts';
 import { encodeHistory, seqKey, type HistoryRecord, type OutboxRecord } from './records.ts';
 import { encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
-import type { ConnectionState, InviteView, MemberView, MessageView, RoomView } from './types.ts';
+import type { ConnectionState, MemberView, MessageView, RoomView } from './types.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -29,7 +29,6 @@ let systemCounter = 0;
 export abstract class RoomRuntime<S extends OwnerState | MemberState> {
   protected queue: Promise<void> = Promise.resolve();
   protected readonly system: MessageView[] = [];
-  invites: InviteView[] = [];
   closed = false;
 
   constructor(
@@ -113,8 +112,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
         this.note('you left the room');
         return;
       case 'invite':
-        this.invites = [...this.invites, { id: ev.id, url: ev.url, expiresAt: ev.expiresAt }];
-        return;
+        return; // OwnerRuntime lists open invites from its state (they survive a reload)
       case 'send-refused':
         await this.onSendRefused(ev.code, ev.seq);
         return;

@@ -185,7 +185,7 @@ export class Session {
   async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView | undefined> {
     const room = this.owned(roomId);
     await room.createInvite(ttlMinutes);
-    return room.invites[room.invites.length - 1];
+    return room.view().invites.at(-1);
   }
 
   revokeInvite(roomId: string, inviteId: string): Promise<void> {
