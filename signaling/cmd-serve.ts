@@ -12,7 +12,7 @@ import { SERVE_FLAGS, type ServeConfig, parseServeConfig } from './config.ts';
 import { createHttpHandler, securityHeaders } from './http.ts';
 import { KeyFileError, loadOrCreateKeyFile } from './keyfile.ts';
 import { SignalingMetrics } from './metrics.ts';
-import { attachSignalingServer } from './server.ts';
+import { attachSignalingServer, behindProxy } from './server.ts';
 import { type StaticSite, openStaticSite } from './static-files.ts';
 import { type IceServer, turnCredentials } from './turn-credentials.ts';
 
@@ -106,6 +106,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     permanentKeys: keys,
     limits: config.limits,
     observer: metrics,
+    ...(config.trustedProxies.length > 0 ? { clientAddress: behindProxy(config.trustedProxies) } : {}),
     log: config.quiet ? () => {} : (event, fields) => io.err(formatLog(event, fields)),
   });
 

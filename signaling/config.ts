@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD, type SignalingLimits, defaultLimits } from './server.ts';
 import { type FlagSpec, UsageError, flagBool, flagInt, flagList, flagString, parseFlags } from './cli-args.ts';
 
@@ -18,6 +19,8 @@ export interface ServeConfig {
   readonly signalingUrl: string | undefined;
   /** Extra origins the app may open WebSockets to (CSP connect-src). */
   readonly connectOrigins: readonly string[];
+  /** Reverse proxies whose last X-Forwarded-For hop is taken as the client address (per-IP limits). */
+  readonly trustedProxies: readonly string[];
   readonly quiet: boolean;
 }
 
@@ -58,6 +61,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'app-url', kind: 'string', valueName: 'URL', help: 'public URL of the web app (used in invites)', defaultText: 'the origin the browser used' },
   { name: 'signaling-url', kind: 'string', valueName: 'URL', help: 'public ws(s) URL of this server, e.g. behind a proxy', defaultText: 'ws(s) on the host the browser used' },
   { name: 'connect-origin', kind: 'list', valueName: 'ORIGIN', help: 'extra ws(s) origin the app may connect to (CSP connect-src)' },
+  { name: 'trust-proxy', kind: 'list', valueName: 'IP', help: "reverse proxy address whose X-Forwarded-For (last hop) names the client, for the per-IP limits" },
   { name: 'quiet', kind: 'bool', help: 'log only start, stop and errors' },
 ];
 
@@ -126,6 +130,9 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (signalingUrl !== undefined) checkUrl('--signaling-url', signalingUrl, ['ws:', 'wss:']);
   const connectOrigins = (flagList(flags, 'connect-origin') ?? []).map((o) => checkOrigin('--connect-origin', o, ['ws:', 'wss:', 'http:', 'https:']));
 
+  const trustedProxies = flagList(flags, 'trust-proxy') ?? [];
+  for (const ip of trustedProxies) if (isIP(ip) === 0) throw new UsageError(`--trust-proxy: "${ip}" is not an IP address`);
+
   const keyFiles = flagList(flags, 'key-file') ?? [DEFAULT_KEY_FILE];
   if (keyFiles.length === 0) throw new UsageError('--key-file: give at least one key file');
 
@@ -141,6 +148,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     appUrl,
     signalingUrl,
     connectOrigins,
+    trustedProxies,
     quiet: flagBool(flags, 'quiet'),
   };
 }

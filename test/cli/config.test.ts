@@ -16,6 +16,13 @@ describe('serve options', () => {
     expect(c.iceServerUrls).toEqual([DEFAULT_ICE_SERVER]);
     expect(c.turn).toBeUndefined();
     expect(c.quiet).toBe(false);
+    expect(c.trustedProxies).toEqual([]);
+  });
+
+  it('takes trusted proxy addresses as IP literals only', () => {
+    expect(parseServeConfig(['--trust-proxy', '127.0.0.1', '--trust-proxy', '::1'], {}).trustedProxies).toEqual(['127.0.0.1', '::1']);
+    expect(parseServeConfig([], { ZEROROOM_TRUST_PROXY: '10.0.0.2,10.0.0.3' }).trustedProxies).toEqual(['10.0.0.2', '10.0.0.3']);
+    expect(usage(['--trust-proxy', 'proxy.example'])).toThrow(/--trust-proxy: "proxy.example" is not an IP address/);
   });
 
   it('reads every limit from flags and from ZEROROOM_* variables, flags winning', () => {

@@ -212,6 +212,25 @@ describe('zeroroom serve options', () => {
   });
 });
 
+describe('zeroroom serve behind a reverse proxy', () => {
+  it('counts per-IP limits by the last X-Forwarded-For hop when the peer is a trusted proxy', async () => {
+    const server = await serve(['--port', '0', '--quiet', '--key-file', path.join(tmp, 'proxy.key'), '--trust-proxy', '127.0.0.1', '--max-connections-per-ip', '1']);
+    const open = (forwardedFor: string) =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`${server.wsUrl}/${randomBytes(32).toString('hex')}`, SUBPROTOCOL, { headers: { 'X-Forwarded-For': forwardedFor } });
+        sockets.push(ws);
+        ws.once('message', () => resolve(ws));
+        ws.once('error', reject);
+      });
+    await open('198.51.100.1');
+    await open('203.0.113.9, 198.51.100.2'); // a different last hop: another client
+    await expect(open('198.51.100.2')).rejects.toThrow('Unexpected server response: 429');
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metricValue(metrics, 'zeroroom_rejects_total{reason="too-many-per-ip"}')).toBe(1);
+    expect(await server.stop()).toBe(0);
+  });
+});
+
 describe('zeroroom serve with several key files (rotation)', () => {
   it('presents the first key and announces the others as still accepted', async () => {
     const oldKey = path.join(tmp, 'rotate-old.key');
