@@ -38,6 +38,7 @@ let owner: Page;
 let ann: Page;
 let bob: Page;
 let ownerContext: BrowserContext;
+let bobContext: BrowserContext;
 let annInvite = '';
 const pageErrors: string[][] = [];
 
@@ -77,7 +78,7 @@ describe('a room with an owner and two members', () => {
   it('create, invite by link, join, and everyone exchanges messages in the same order', async () => {
     ({ context: ownerContext, page: owner } = await device());
     ({ page: ann } = await device());
-    ({ page: bob } = await device());
+    ({ context: bobContext, page: bob } = await device());
     await openApp(owner, server.url);
     await setSignalingUrl(owner, recorder.url);
     await createRoom(owner, 'Team room', 'Olivia');
@@ -130,14 +131,25 @@ describe('a room with an owner and two members', () => {
   }, 120_000);
 
   it('reload + unlock restores rooms, history and links on the owner and on a member', async () => {
+    // Bob is away while the owner writes and then restarts: he catches up from the owner's
+    // restored log when he comes back (sync + history, section 5.10).
+    await bob.close();
+    await sendMessage(owner, 'written while Bob was away');
+    await waitMessage(ann, 'written while Bob was away');
     await owner.reload();
     await unlock(owner);
     await enterRoom(owner, 'Team room');
-    expect((await messageTexts(owner)).length).toBe(3);
+    expect((await messageTexts(owner)).length).toBe(4);
     const annId = await memberIdOf(owner, 'Ann');
     await expect.poll(() => badgeOf(owner, annId), { timeout: 30_000 }).toBe('direct');
     await sendMessage(owner, 'owner is back after a reload');
-    for (const p of [ann, bob]) await waitMessage(p, 'owner is back after a reload');
+    await waitMessage(ann, 'owner is back after a reload');
+    bob = await bobContext.newPage();
+    pageErrors.push(watchErrors(bob));
+    await openApp(bob, server.url);
+    await enterRoom(bob, 'Team room');
+    await waitMessage(bob, 'owner is back after a reload');
+    expect((await messageTexts(bob)).slice(-2)).toEqual(['written while Bob was away', 'owner is back after a reload']);
 
     await ann.reload();
     await unlock(ann);

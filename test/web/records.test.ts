@@ -25,6 +25,8 @@ describe('storage record codecs', () => {
     expect(decodeSettings(encodeSettings(settings))).toEqual(settings);
     const h = { idx: 4, senderId: 'abc', senderName: 'n', seq: 7, text: '<script>x</script>', at: 1700000000000, system: false };
     expect(decodeHistory(encodeHistory(h))).toEqual(h);
+    const owned = { ...h, epoch: 2, env: new Uint8Array([9, 9, 9]) };
+    expect(decodeHistory(encodeHistory(owned))).toEqual(owned);
     const o = { seq: 3, text: 'pending', at: 5, wire: new Uint8Array([1, 2]) };
     expect(decodeOutbox(encodeOutbox(o))).toEqual(o);
   });

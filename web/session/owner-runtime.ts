@@ -91,6 +91,19 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
     this.deps.changed();
   }
 
+  /**
+   * The log (up to maxLogEntries signed envelopes) is not written with the room record after every
+   * step: each entry goes once into its message's history record, and `restoreLog` rebuilds it.
+   */
+  protected override persistable(): RoomRecord {
+    return { ...this.record, state: { ...this.state, log: [] } };
+  }
+
+  protected override logFields(idx: number): Partial<HistoryRecord> {
+    const entry = this.state.log.find((e) => e.idx === idx);
+    return entry === undefined ? {} : { epoch: entry.epoch, env: entry.env };
+  }
+
   protected sendTo(to: string, bytes: Uint8Array): void {
     const link = this.handle?.links.get(to);
     // A member without a live link catches up with sync/history when it reconnects (5.10).

@@ -66,6 +66,9 @@ export interface HistoryRecord {
   readonly text: string;
   readonly at: number;
   readonly system: boolean;
+  /** Owner rooms only: the signed envelope and its epoch, i.e. the owner's log entry (section 5.9). */
+  readonly epoch?: number;
+  readonly env?: Uint8Array;
 }
 
 export function encodeHistory(r: HistoryRecord): Uint8Array {
@@ -83,6 +86,7 @@ export function decodeHistory(bytes: Uint8Array): HistoryRecord {
     text: f.str('text', MAX_TEXT),
     at: f.int('at', INT),
     system: f.bool('system'),
+    ...(f.has('env') ? { epoch: f.int('epoch', INT), env: f.bin('env', { min: 1, max: 128 * 1024 }) } : {}),
   };
 }
 

@@ -62,7 +62,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     if (step.error !== undefined) throw step.error;
     this.record = { ...this.record, state: step.state };
     for (const effect of step.effects) await this.effect(effect);
-    await this.deps.vault.put('rooms', this.id, encodeRoomRecord(this.record));
+    await this.deps.vault.put('rooms', this.id, encodeRoomRecord(this.persistable()));
     this.deps.changed();
   }
 
@@ -79,6 +79,11 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     if (e.kind === 'send') this.sendTo(e.to, e.bytes);
     else if (e.kind === 'close') this.closeLink(e.to, e.reason);
     else await this.onEvent(e.event);
+  }
+
+  /** The room record as stored (the owner keeps its log in history records instead). */
+  protected persistable(): RoomRecord {
+    return this.record;
   }
 
   protected abstract sendTo(to: string, bytes: Uint8Array): void;
@@ -126,9 +131,14 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     this.note(`a message was refused by the owner: ${code}${seq === null ? '' : ` (#${seq})`}`);
   }
 
+  /** Extra fields stored with a history record (the owner adds its log entry). */
+  protected logFields(_idx: number): Partial<HistoryRecord> {
+    return {};
+  }
+
   protected async addMessage(ev: Extract<RoomEvent, { type: 'message' }>): Promise<void> {
     if (this.history.some((h) => h.idx === ev.idx)) return;
-    const rec: HistoryRecord = { idx: ev.idx, senderId: ev.from, senderName: ev.name, seq: ev.seq, text: ev.text, at: ev.ts, system: false };
+    const rec: HistoryRecord = { idx: ev.idx, senderId: ev.from, senderName: ev.name, seq: ev.seq, text: ev.text, at: ev.ts, system: false, ...this.logFields(ev.idx) };
     await this.deps.vault.put('history', seqKey(this.id, ev.idx), encodeHistory(rec));
     this.history.push(rec);
     this.history.sort((a, b) => a.idx - b.idx);

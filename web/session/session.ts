@@ -6,12 +6,12 @@
 import { generateBoxKeyPair, generateIdentity, toHex } from '../../crypto/index.ts';
 import { saltyAuthToken } from '../../protocol/room/ids.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
-import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
+import { DEFAULT_CONFIG, type MemberId, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
 import { createRoom as createOwnerState, rotationCount, startJoin } from './machines.ts';
 import { MemberRuntime } from './member-runtime.ts';
 import { OwnerRuntime } from './owner-runtime.ts';
-import { decodeHistory, decodeOutbox, decodeSettings, encodeSettings } from './records.ts';
+import { decodeHistory, decodeOutbox, decodeSettings, encodeSettings, type HistoryRecord } from './records.ts';
 import { decodeIdentity, decodeRoomRecord, encodeIdentity, encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
 import type { RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
@@ -29,6 +29,15 @@ export function defaultSettings(config: ServerConfig | null): Settings {
     relayOnly: false,
     rotation: { everyMessages: DEFAULT_CONFIG.rotateEveryMessages, everyMinutes: DEFAULT_CONFIG.rotateAfterMs / 60_000 },
   };
+}
+
+/** The owner's log from its history records (newest maxLogEntries entries, section 5.9). */
+function restoreLog(record: RoomRecord & { state: OwnerState }, history: readonly HistoryRecord[]): RoomRecord & { state: OwnerState } {
+  const log = history
+    .filter((h) => h.env !== undefined && h.epoch !== undefined)
+    .map((h) => ({ idx: h.idx, from: h.senderId as MemberId, epoch: h.epoch as number, env: h.env as Uint8Array }))
+    .slice(-record.state.config.maxLogEntries);
+  return { ...record, state: { ...record.state, log } };
 }
 
 export class Session {
@@ -70,7 +79,7 @@ export class Session {
         const outbox = (await vault.list('outbox', `${key}/`, onRefused('outbox'))).map((r) => decodeOutbox(r.value));
         const runtime =
           record.role === 'owner'
-            ? new OwnerRuntime(session.deps, record as RoomRecord & { state: OwnerState }, keys, history)
+            ? new OwnerRuntime(session.deps, restoreLog(record as RoomRecord & { state: OwnerState }, history), keys, history)
             : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
         if (runtime instanceof OwnerRuntime) runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
         session.rooms.set(key, runtime);
