@@ -26,6 +26,9 @@ export interface JoinOptions {
   readonly random?: RandomBytes;
 }
 
+/** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
+export const FIRST_JOIN_ATTEMPTS = 4;
+
 /** Errors after which retrying cannot help: the owner refused or dropped us, or the server is not the pinned one. */
 const FATAL = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
 
@@ -56,7 +59,8 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
     };
     const retry = (error: Error | null): void => {
       if (link.state === 'closed' || retryTimer !== null) return;
-      if (!opened) return giveUp(error ?? new Error('link dropped before it opened'));
+      // Before the first open, a few quick retries absorb WebRTC set-up failures; then give up.
+      if (!opened && attempt >= FIRST_JOIN_ATTEMPTS - 1) return giveUp(error ?? new Error('link dropped before it opened'));
       retryTimer = timers.setTimeout(() => {
         retryTimer = null;
         connect();

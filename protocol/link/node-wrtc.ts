@@ -4,6 +4,10 @@
  *
  * - simple-peer assigns `offer.sdp`; the polyfill's descriptions are read-only, so createOffer and
  *   createAnswer return plain {type, sdp} objects.
+ * - WebRTC chains addIceCandidate behind a pending setRemoteDescription (the "operations chain");
+ *   the polyfill does not, so a candidate that arrives while the answer is still being applied
+ *   fails with "Got a remote candidate without ICE transport" and simple-peer destroys the peer
+ *   (seen in ~1 of 15 connects). The shim chains them.
  * - libdatachannel gathers no loopback candidates unless `bindAddress` is set; `loopback: true`
  *   binds to 127.0.0.1 (tests, benchmarks).
  */
@@ -25,6 +29,20 @@ export function nodeWrtc(opts: NodeWrtcOptions = {}): {
   class ShimPeerConnection extends Base {
     constructor(config?: RTCConfiguration) {
       super(opts.loopback === true ? ({ ...config, bindAddress: '127.0.0.1' } as RTCConfiguration) : config);
+    }
+    private remoteApplied: Promise<void> = Promise.resolve();
+    override setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void> {
+      const applying = super.setRemoteDescription(description);
+      // Later candidates wait for this, whether it succeeds or not (the error goes to the caller).
+      this.remoteApplied = applying.then(
+        () => undefined,
+        () => undefined,
+      );
+      return applying;
+    }
+    override async addIceCandidate(candidate?: RTCIceCandidateInit | null): Promise<void> {
+      await this.remoteApplied;
+      return super.addIceCandidate(candidate);
     }
     override async createOffer(): Promise<RTCSessionDescriptionInit> {
       const d = await super.createOffer();

@@ -21,6 +21,12 @@ export const ACK_DELAY_MS = 50;
 /** A session whose data channel is not open after this long is torn down (and retried). */
 export const CONNECT_TIMEOUT_MS = 20_000;
 
+export class LinkConnectError extends ZeroRoomError {
+  constructor(state: string) {
+    super('link.connect', `peer connection ${state} before the data channel opened`);
+  }
+}
+
 export class LinkTimeoutError extends ZeroRoomError {
   constructor() {
     super('link.timeout', `data channel not open after ${CONNECT_TIMEOUT_MS} ms`);
@@ -61,6 +67,8 @@ export class LinkSession {
   private connected = false;
   private ended = false;
   private handoverSent = false;
+  private descriptionSent = false;
+  private descriptionReceived = false;
   private handoverReceived = false;
   private port: TaskPort | null;
   private ackTimer: unknown = null;
@@ -95,6 +103,13 @@ export class LinkSession {
     this.peer.on('data', (d: Uint8Array) => this.onData(d));
     this.peer.on('close', () => this.end(null));
     this.peer.on('error', (e: Error) => this.end(e));
+    // The other side gave up before the channel opened (its peer connection failed or was
+    // destroyed): end now rather than at the connect timeout, so the link retries at once.
+    const pc = (this.peer as unknown as { _pc: RTCPeerConnection | null })._pc;
+    pc?.addEventListener('connectionstatechange', () => {
+      const st = pc.connectionState;
+      if (!this.connected && (st === 'failed' || st === 'closed')) this.end(new LinkConnectError(st));
+    });
     this.connectTimer = host.timers.setTimeout(() => {
       if (!this.connected) this.end(new LinkTimeoutError());
     }, CONNECT_TIMEOUT_MS);
@@ -119,6 +134,11 @@ export class LinkSession {
     const port = this.port;
     if (port === null || this.handoverSent) return; // after handover no more signaling is needed
     if (d.type === 'offer' || d.type === 'answer') {
+      // One offer/answer per session: we never renegotiate (no media, one channel). simple-peer
+      // sometimes starts a redundant second negotiation (a 'stable' signaling state racing its
+      // constructor's); forwarding it made the other side answer twice and the offerer fail.
+      if (this.descriptionSent) return;
+      this.descriptionSent = true;
       const desc = { type: d.type, sdp: d.sdp ?? '' } as const;
       port.send(d.type === 'offer' ? pm.encodeOffer(desc) : pm.encodeAnswer(desc));
     } else if (d.type === 'candidate' && d.candidate !== undefined) {
@@ -133,10 +153,10 @@ export class LinkSession {
     if (this.ended) return;
     switch (msg.type) {
       case 'offer':
-        this.peer.signal({ type: 'offer', sdp: msg.offer.sdp });
-        return;
       case 'answer':
-        this.peer.signal({ type: 'answer', sdp: msg.answer.sdp });
+        if (this.descriptionReceived) return; // see onLocalSignal: one description each way
+        this.descriptionReceived = true;
+        this.peer.signal(msg.type === 'offer' ? { type: 'offer', sdp: msg.offer.sdp } : { type: 'answer', sdp: msg.answer.sdp });
         return;
       case 'candidates':
         for (const c of msg.candidates) {
