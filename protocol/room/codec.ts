@@ -193,7 +193,7 @@ export function memberToWire(m: MemberInfo): Encodable {
   return { id: m.id, ipub: m.ipub, npub: m.npub, name: m.name, owner: m.owner, epoch: m.epoch };
 }
 
-function memberFromFields(f: Fields, what: string): MemberInfo {
+export function memberFromFields(f: Fields, what: string): MemberInfo {
   f.only(['id', 'ipub', 'npub', 'name', 'owner', 'epoch']);
   return {
     id: memberIdField(f, 'id', what),
@@ -227,7 +227,7 @@ export interface AnnBody {
   readonly reason: RotationReason;
   readonly ts: number;
 }
-const ROTATION_REASONS: readonly RotationReason[] = ['create', 'count', 'timer', 'manual', 'kick', 'leave', 'join'];
+export const ROTATION_REASONS: readonly RotationReason[] = ['create', 'count', 'timer', 'manual', 'kick', 'leave', 'join'];
 
 export function encodeAnnBody(a: AnnBody): Uint8Array {
   return encode({

@@ -28,7 +28,8 @@ export type RoomErrorCode =
   | 'room.replay'
   | 'room.duplicate'
   | 'room.epoch-expired'
-  | 'room.epoch-unknown';
+  | 'room.epoch-unknown'
+  | 'room.bad-state';
 
 export class RoomError extends ZeroRoomError {
   declare readonly code: RoomErrorCode;
@@ -88,5 +89,25 @@ export class AuthenticityError extends RoomError {
 export class FreshnessError extends RoomError {
   constructor(code: 'room.replay' | 'room.duplicate' | 'room.epoch-expired' | 'room.epoch-unknown', message: string) {
     super(code, message);
+  }
+}
+
+/**
+ * A persisted machine state (protocol/room/state-codec.ts, section 6.3) that does not decode:
+ * wrong type, size, key length or enum value, broken invariant, or an unknown format version.
+ */
+export class StateError extends RoomError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('room.bad-state', message, options);
+  }
+}
+
+/** A state written by a format this code does not know (a newer app): `version` says which. */
+export class StateVersionError extends StateError {
+  constructor(
+    what: string,
+    readonly version: number,
+  ) {
+    super(`${what}: unknown format version ${version}`);
   }
 }

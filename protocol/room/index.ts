@@ -16,3 +16,13 @@ export {
 } from './owner.ts';
 export { startJoin, memberStep, memberSafetyCode, type StartJoinOptions } from './member.ts';
 export { memberList, type MemberListEntry } from './roster.ts';
+export {
+  encodeOwnerState,
+  decodeOwnerState,
+  encodeMemberState,
+  decodeMemberState,
+  decodeRoomState,
+  STATE_VERSION,
+  MAX_STATE_BYTES,
+  MAX_STORED_RECORDS,
+} from './state-codec.ts';

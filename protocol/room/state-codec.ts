@@ -1,0 +1,409 @@
+/**
+ * Persisted room-machine states (docs/PROTOCOL.md sections 5.15 and 6.3). Storage holds
+ * `encodeOwnerState` / `encodeMemberState` output; the decoders read it back as strictly as a wire
+ * message: every field's msgpack type, byte and key lengths (branded keys via the crypto layer's
+ * constructors), array sizes against the protocol's limits, enum values, and the invariants the
+ * machines rely on (current epoch key present, one owner, contiguous log). Anything else is a
+ * StateError ('room.bad-state'); a format version this code does not know is a StateVersionError.
+ * Key checks need initCrypto() first.
+ */
+import { asSymmetricKey, KeyError, type SymmetricKey } from '../../crypto/index.ts';
+import { DecodeError } from '../errors.ts';
+import { Fields, encode, type Encodable, type IntRange, type MsgValue } from '../msgpack.ts';
+import {
+  MAX_ANN,
+  MAX_CERT,
+  MAX_ENVELOPE,
+  MAX_MEMBERS,
+  MAX_NAME,
+  ROTATION_REASONS,
+  memberFromFields,
+  memberIdValue,
+  memberToWire,
+} from './codec.ts';
+import { StateError, StateVersionError } from './errors.ts';
+import { inviteIdOf, memberIdOf, peerKeyHex } from './ids.ts';
+import { ecPublicField } from './wire-keys.ts';
+import type {
+  EpochRecord,
+  InviteId,
+  InviteRecord,
+  InviteStatus,
+  JoinClaim,
+  KnownMember,
+  MemberInfo,
+  MemberPhase,
+  MemberState,
+  OwnerMember,
+  OwnerState,
+  PeerKeyHex,
+  RoomConfig,
+  RotationReason,
+} from './types.ts';
+
+export const STATE_VERSION = 1;
+/** Largest encoded state either side accepts (the web room record holds it in one sealed cell). */
+export const MAX_STATE_BYTES = 64 * 1024 * 1024;
+/**
+ * Cap for the lists the protocol does not bound itself (epochs, invites, former members). Each
+ * entry is one rotation, invite or removal; the byte cap binds long before this count.
+ */
+export const MAX_STORED_RECORDS = 100_000;
+
+const COUNT: IntRange = { min: 0, max: Number.MAX_SAFE_INTEGER };
+const IDX_OR_NONE: IntRange = { min: -1, max: Number.MAX_SAFE_INTEGER };
+/** Times are the events' `now` (integer milliseconds); any safe integer round-trips. */
+const TIME: IntRange = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER };
+const HEX_64 = /^[0-9a-f]{64}$/;
+const PHASES: readonly MemberPhase[] = ['joining', 'accepted', 'member', 'refused', 'removed', 'left'];
+const INVITE_STATUSES: readonly InviteStatus[] = ['pending', 'claimed', 'used', 'revoked'];
+
+// ---- Encoding: explicit field lists, so only what the decoder reads is written ----
+
+const epochWire = (e: EpochRecord): Encodable => ({
+  epoch: e.epoch,
+  key: e.key,
+  firstIdx: e.firstIdx,
+  annHash: e.annHash,
+  prev: e.prev,
+  reason: e.reason,
+  ann: e.ann,
+});
+const knownWire = (m: KnownMember): Encodable => ({ info: memberToWire(m.info), lastSeq: m.lastSeq, untilEpoch: m.untilEpoch });
+const claimWire = (c: JoinClaim): Encodable => ({ peer: c.peer, info: memberToWire(c.info), jkey: c.jkey, acceptHash: c.acceptHash });
+
+function time(v: number, what: string): number {
+  // The machines take `now` as given; a fractional clock would not read back as an integer.
+  if (!Number.isSafeInteger(v)) throw new StateError(`${what}: a time must be a safe integer, got ${v}`);
+  return v;
+}
+
+function sized(bytes: Uint8Array, what: string): Uint8Array {
+  if (bytes.length > MAX_STATE_BYTES) throw new StateError(`${what}: ${bytes.length} bytes, more than ${MAX_STATE_BYTES}`);
+  return bytes;
+}
+
+export function encodeOwnerState(s: OwnerState): Uint8Array {
+  const c = s.config;
+  return sized(
+    encode({
+      v: STATE_VERSION,
+      role: 'owner',
+      config: {
+        rotateEveryMessages: c.rotateEveryMessages,
+        rotateAfterMs: c.rotateAfterMs,
+        graceMs: c.graceMs,
+        history: c.history,
+        rotateOnJoin: c.rotateOnJoin,
+        inviteTtlMs: c.inviteTtlMs,
+        maxLogEntries: c.maxLogEntries,
+      },
+      room: s.room,
+      name: s.name,
+      selfId: s.selfId,
+      seq: s.seq,
+      epoch: s.epoch,
+      epochStartedAt: time(s.epochStartedAt, 'epochStartedAt'),
+      epochMessages: s.epochMessages,
+      epochs: s.epochs.map(epochWire),
+      members: s.members.map((m) => ({
+        info: memberToWire(m.info),
+        lastSeq: m.lastSeq,
+        cert: m.cert,
+        peer: m.peer,
+        viewFrom: m.viewFrom,
+        catchUp: m.catchUp === null ? null : { at: time(m.catchUp.at, 'catchUp.at'), next: m.catchUp.next },
+      })),
+      invites: s.invites.map((r) => ({
+        id: r.id,
+        token: r.token,
+        createdAt: time(r.createdAt, 'invite createdAt'),
+        expiresAt: time(r.expiresAt, 'invite expiresAt'),
+        status: r.status,
+        claim: r.claim === undefined ? undefined : claimWire(r.claim),
+        usedBy: r.usedBy,
+      })),
+      nextIdx: s.nextIdx,
+      log: s.log.map((e) => ({ idx: e.idx, from: e.from, epoch: e.epoch, env: e.env })),
+    }),
+    'owner state',
+  );
+}
+
+export function encodeMemberState(s: MemberState): Uint8Array {
+  const j = s.join;
+  return sized(
+    encode({
+      v: STATE_VERSION,
+      role: 'member',
+      phase: s.phase,
+      room: s.room,
+      roomName: s.roomName,
+      ownerIpub: s.ownerIpub,
+      ownerPeer: s.ownerPeer,
+      selfId: s.selfId,
+      name: s.name,
+      join: j === null ? null : { inviteId: j.inviteId, token: j.token, jkey: j.jkey, acceptHash: j.acceptHash },
+      seq: s.seq,
+      epoch: s.epoch,
+      epochs: s.epochs.map(epochWire),
+      members: s.members.map(knownWire),
+      former: s.former.map(knownWire),
+      lastIdx: s.lastIdx,
+      viewFrom: s.viewFrom,
+      syncAt: s.syncAt,
+    }),
+    'member state',
+  );
+}
+
+// ---- Decoding ----
+
+/** Decodes either role (dispatch on `role`), for stores that hold both. */
+export function decodeRoomState(bytes: Uint8Array): OwnerState | MemberState {
+  return parse(bytes, 'room state', (f, what) => {
+    const role = f.str('role', 16);
+    if (role === 'owner') return ownerFrom(f, what);
+    if (role === 'member') return memberFrom(f, what);
+    throw new DecodeError(`${what}: unknown role "${role}"`);
+  });
+}
+
+export function decodeOwnerState(bytes: Uint8Array): OwnerState {
+  return parse(bytes, 'owner state', ownerFrom);
+}
+
+export function decodeMemberState(bytes: Uint8Array): MemberState {
+  return parse(bytes, 'member state', memberFrom);
+}
+
+function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: string) => T): T {
+  if (!(bytes instanceof Uint8Array)) throw new StateError(`${what}: not a byte array`);
+  sized(bytes, what);
+  try {
+    const f = Fields.fromBytes(bytes, what);
+    // The version first: a newer format may have fields this one refuses.
+    const v = f.raw('v');
+    if (v.t !== 'int') throw new DecodeError(`${what}: field "v" must be int, got ${v.t}`);
+    if (v.v !== STATE_VERSION) throw new StateVersionError(what, v.v);
+    return body(f, what);
+  } catch (e) {
+    if (e instanceof StateError) throw e;
+    if (e instanceof DecodeError || e instanceof KeyError) throw new StateError(e.message, { cause: e });
+    throw e;
+  }
+}
+
+const OWNER_FIELDS = ['v', 'role', 'config', 'room', 'name', 'selfId', 'seq', 'epoch', 'epochStartedAt', 'epochMessages', 'epochs', 'members', 'invites', 'nextIdx', 'log'];
+
+function ownerFrom(f: Fields, what: string): OwnerState {
+  f.only(OWNER_FIELDS);
+  if (f.str('role', 16) !== 'owner') throw new DecodeError(`${what}: role must be "owner"`);
+  const config = configFrom(f.map_('config'), `${what}.config`);
+  const epoch = f.int('epoch', COUNT);
+  const epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, true));
+  // The owner never drops an epoch: records 0..epoch, in order, every one with its key.
+  if (epochs.length !== epoch + 1 || epochs.some((e, i) => e.epoch !== i)) throw new DecodeError(`${what}: epochs are not 0..${epoch}`);
+  const selfId = memberIdValue(f.str('selfId', 32), `${what}.selfId`);
+  const members = list(f, 'members', MAX_MEMBERS, what, ownerMemberFrom);
+  const owners = members.filter((m) => m.info.owner);
+  if (owners.length !== 1 || owners[0]!.info.id !== selfId) throw new DecodeError(`${what}: members must hold exactly one owner, selfId`);
+  distinct(members.map((m) => m.info.id), `${what}.members ids`);
+  distinct(members.map((m) => m.peer), `${what}.members peers`);
+  const invites = list(f, 'invites', MAX_STORED_RECORDS, what, inviteFrom);
+  distinct(invites.map((r) => r.id), `${what}.invites ids`);
+  const nextIdx = f.int('nextIdx', COUNT);
+  const log = list(f, 'log', config.maxLogEntries, what, (e) => {
+    e.only(['idx', 'from', 'epoch', 'env']);
+    return { idx: e.int('idx', COUNT), from: memberIdValue(e.str('from', 32), `${what}.log.from`), epoch: e.int('epoch', COUNT), env: e.bin('env', { min: 1, max: MAX_ENVELOPE }) };
+  });
+  // Appended at nextIdx, trimmed from the front: contiguous, ending just before nextIdx.
+  if (log.some((e, i) => e.idx !== nextIdx - log.length + i || e.epoch > epoch)) throw new DecodeError(`${what}: log is not contiguous up to nextIdx`);
+  return {
+    role: 'owner',
+    config,
+    room: f.bin('room', 16),
+    name: nullable(f, 'name', (k) => f.str(k, MAX_NAME)),
+    selfId,
+    seq: f.int('seq', COUNT),
+    epoch,
+    epochStartedAt: f.int('epochStartedAt', TIME),
+    epochMessages: f.int('epochMessages', COUNT),
+    epochs,
+    members,
+    invites,
+    nextIdx,
+    log,
+  };
+}
+
+const MEMBER_FIELDS = ['v', 'role', 'phase', 'room', 'roomName', 'ownerIpub', 'ownerPeer', 'selfId', 'name', 'join', 'seq', 'epoch', 'epochs', 'members', 'former', 'lastIdx', 'viewFrom', 'syncAt'];
+
+function memberFrom(f: Fields, what: string): MemberState {
+  f.only(MEMBER_FIELDS);
+  if (f.str('role', 16) !== 'member') throw new DecodeError(`${what}: role must be "member"`);
+  const phase = oneOf(f.str('phase', 16), PHASES, `${what}.phase`);
+  const join = nullable(f, 'join', (k) => {
+    const j = f.map_(k).only(['inviteId', 'token', 'jkey', 'acceptHash']);
+    return { inviteId: j.bin('inviteId', 32), token: j.bin('token', 32), jkey: symmetricKey(j, 'jkey'), acceptHash: nullable(j, 'acceptHash', (h) => j.bin(h, 32)) };
+  });
+  // While joining the token and joining key are needed (resent on reconnect); afterwards deleted.
+  const joining = phase === 'joining' || phase === 'accepted';
+  if (joining !== (join !== null)) throw new DecodeError(`${what}: join must be present exactly while joining`);
+  if (phase === 'accepted' && join?.acceptHash === null) throw new DecodeError(`${what}: accepted without the accept hash`);
+  const epoch = f.int('epoch', IDX_OR_NONE);
+  const epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, false));
+  if (epochs.some((e, i) => i > 0 && e.epoch <= epochs[i - 1]!.epoch)) throw new DecodeError(`${what}: epochs not in ascending order`);
+  const current = epochs.find((e) => e.epoch === epoch);
+  if (epoch >= 0 && (current === undefined || current.key === null) && (phase === 'accepted' || phase === 'member')) {
+    throw new DecodeError(`${what}: no key for the current epoch`);
+  }
+  if (epoch === -1 && phase !== 'joining' && phase !== 'refused') throw new DecodeError(`${what}: no epoch after the accept`);
+  const members = list(f, 'members', MAX_MEMBERS, what, knownFrom);
+  distinct(members.map((m) => m.info.id), `${what}.members ids`);
+  return {
+    role: 'member',
+    phase,
+    room: f.bin('room', 16),
+    roomName: nullable(f, 'roomName', (k) => f.str(k, MAX_NAME)),
+    ownerIpub: ecPublicField(f, 'ownerIpub', what),
+    ownerPeer: peerHex(f, 'ownerPeer', what),
+    selfId: memberIdValue(f.str('selfId', 32), `${what}.selfId`),
+    name: f.str('name', MAX_NAME),
+    join,
+    seq: f.int('seq', COUNT),
+    epoch,
+    epochs,
+    members,
+    former: list(f, 'former', MAX_STORED_RECORDS, what, knownFrom),
+    lastIdx: f.int('lastIdx', IDX_OR_NONE),
+    viewFrom: f.int('viewFrom', COUNT),
+    syncAt: nullable(f, 'syncAt', (k) => f.int(k, IDX_OR_NONE)),
+  };
+}
+
+// ---- Parts ----
+
+function configFrom(f: Fields, what: string): RoomConfig {
+  f.only(['rotateEveryMessages', 'rotateAfterMs', 'graceMs', 'history', 'rotateOnJoin', 'inviteTtlMs', 'maxLogEntries']);
+  return {
+    rotateEveryMessages: f.int('rotateEveryMessages', { min: 1, max: Number.MAX_SAFE_INTEGER }),
+    rotateAfterMs: f.int('rotateAfterMs', COUNT),
+    graceMs: f.int('graceMs', COUNT),
+    history: oneOf(f.str('history', 16), ['since-rotation', 'none'] as const, `${what}.history`),
+    rotateOnJoin: f.bool('rotateOnJoin'),
+    inviteTtlMs: f.int('inviteTtlMs', COUNT),
+    maxLogEntries: f.int('maxLogEntries', COUNT),
+  };
+}
+
+function epochFrom(f: Fields, what: string, keyRequired: boolean): EpochRecord {
+  f.only(['epoch', 'key', 'firstIdx', 'annHash', 'prev', 'reason', 'ann']);
+  return {
+    epoch: f.int('epoch', COUNT),
+    key: keyRequired ? symmetricKey(f, 'key') : nullable(f, 'key', (k) => symmetricKey(f, k)),
+    firstIdx: f.int('firstIdx', COUNT),
+    annHash: f.bin('annHash', 32),
+    prev: f.bin('prev', 32),
+    reason: oneOf(f.str('reason', 16), ROTATION_REASONS, `${what}.reason`) as RotationReason,
+    ann: f.bin('ann', { min: 1, max: MAX_ANN }),
+  };
+}
+
+/** MemberInfo as in certificates, plus: the id is the one its identity key names (5.1). */
+function infoFrom(f: Fields, what: string): MemberInfo {
+  const info = memberFromFields(f, what);
+  if (memberIdOf(info.ipub) !== info.id) throw new DecodeError(`${what}: member id does not match its key`);
+  return info;
+}
+
+function knownFrom(f: Fields, what: string): KnownMember {
+  f.only(['info', 'lastSeq', 'untilEpoch']);
+  const untilEpoch = absentOr(f, 'untilEpoch', (k) => f.int(k, COUNT));
+  return { info: infoFrom(f.map_('info'), `${what}.info`), lastSeq: f.int('lastSeq', COUNT), ...(untilEpoch === undefined ? {} : { untilEpoch }) };
+}
+
+function ownerMemberFrom(f: Fields, what: string): OwnerMember {
+  f.only(['info', 'lastSeq', 'cert', 'peer', 'viewFrom', 'catchUp']);
+  const info = infoFrom(f.map_('info'), `${what}.info`);
+  const peer = peerHex(f, 'peer', what);
+  if (peer !== peerKeyHex(info.npub)) throw new DecodeError(`${what}: peer is not the member's peer key`);
+  return {
+    info,
+    lastSeq: f.int('lastSeq', COUNT),
+    cert: f.bin('cert', { min: 1, max: MAX_CERT }),
+    peer,
+    viewFrom: f.int('viewFrom', COUNT),
+    catchUp: nullable(f, 'catchUp', (k) => {
+      const c = f.map_(k).only(['at', 'next']);
+      return { at: c.int('at', TIME), next: c.int('next', COUNT) };
+    }),
+  };
+}
+
+function inviteFrom(f: Fields, what: string): InviteRecord {
+  f.only(['id', 'token', 'createdAt', 'expiresAt', 'status', 'claim', 'usedBy']);
+  const id = f.str('id', 64);
+  if (!HEX_64.test(id)) throw new DecodeError(`${what}: id is not 64 lowercase hex digits`);
+  const token = absentOr(f, 'token', (k) => f.bin(k, 32));
+  if (token !== undefined && inviteIdOf(token) !== id) throw new DecodeError(`${what}: id is not the token's invite id`);
+  const status = oneOf(f.str('status', 16), INVITE_STATUSES, `${what}.status`);
+  const claim = absentOr(f, 'claim', (k) => {
+    const c = f.map_(k).only(['peer', 'info', 'jkey', 'acceptHash']);
+    return { peer: peerHex(c, 'peer', `${what}.claim`), info: infoFrom(c.map_('info'), `${what}.claim.info`), jkey: symmetricKey(c, 'jkey'), acceptHash: c.bin('acceptHash', 32) };
+  });
+  const usedBy = absentOr(f, 'usedBy', (k) => peerHex(f, k, what));
+  // A claim exists only while claimed (and needs the token); only a used invite names its user.
+  if ((claim !== undefined) !== (status === 'claimed') || (status === 'claimed' && token === undefined)) {
+    throw new DecodeError(`${what}: claim and status disagree`);
+  }
+  if (usedBy !== undefined && status !== 'used') throw new DecodeError(`${what}: usedBy on an invite that is not used`);
+  return {
+    id: id as InviteId,
+    ...(token === undefined ? {} : { token }),
+    createdAt: f.int('createdAt', TIME),
+    expiresAt: f.int('expiresAt', TIME),
+    status,
+    ...(claim === undefined ? {} : { claim }),
+    ...(usedBy === undefined ? {} : { usedBy }),
+  };
+}
+
+// ---- Field helpers ----
+
+function list<T>(f: Fields, key: string, max: number, what: string, item: (f: Fields, what: string) => T): T[] {
+  return f.arr(key, max).map((v: MsgValue, i) => {
+    const w = `${what}.${key}[${i}]`;
+    return item(Fields.of(v, w), w);
+  });
+}
+
+/** A field that MUST be present and is nil or a value (the encoder writes null, never omits). */
+function nullable<T>(f: Fields, key: string, get: (key: string) => T): T | null {
+  return f.raw(key).t === 'nil' ? null : get(key);
+}
+
+/** A field the encoder omits when undefined; present, it must be the value (nil is refused). */
+function absentOr<T>(f: Fields, key: string, get: (key: string) => T): T | undefined {
+  return f.has(key) ? get(key) : undefined;
+}
+
+function oneOf<T extends string>(v: string, allowed: readonly T[], what: string): T {
+  const found = allowed.find((a) => a === v);
+  if (found === undefined) throw new DecodeError(`${what}: unknown value "${v}"`);
+  return found;
+}
+
+function distinct(values: readonly string[], what: string): void {
+  if (new Set(values).size !== values.length) throw new DecodeError(`${what}: duplicate`);
+}
+
+function symmetricKey(f: Fields, key: string): SymmetricKey {
+  return asSymmetricKey(f.bin(key, 32), key);
+}
+
+function peerHex(f: Fields, key: string, what: string): PeerKeyHex {
+  const v = f.str(key, 64);
+  if (!HEX_64.test(v)) throw new DecodeError(`${what}: field "${key}" is not 64 lowercase hex digits`);
+  return v as PeerKeyHex;
+}
