@@ -46,6 +46,7 @@ export function loadOfficialClient(): OfficialSaltyRtc {
   g.nacl = nacl;
   g.msgpack = msgpack;
   g.WebSocket = WebSocket;
+  g.window ??= globalThis; // it reads window.crypto.getRandomValues
   const client = runInThisContext(
     `${readFileSync(require.resolve('@saltyrtc/client/dist/saltyrtc-client.es5.js'), 'utf8')}\n;saltyrtcClient`,
   ) as Record<string, unknown>;
