@@ -27,16 +27,6 @@ export function h<K extends keyof HTMLElementTagNameMap>(
   return el;
 }
 
-/** Replaces all children of `parent` (text-safe: only nodes are appended). */
-export function replaceChildren(parent: Element, children: ReadonlyArray<Node>): void {
-  parent.replaceChildren(...children);
-}
-
-/** A labelled input; the label wraps it so no ids are needed. */
-export function field(label: string, input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement): HTMLLabelElement {
-  return h('label', { className: 'field' }, [h('span', { text: label }), input]);
-}
-
 /** Reports an error from an async UI action to the notice area instead of dropping it. */
 export function describeError(e: unknown): string {
   if (e instanceof Error) return e.message;
