@@ -364,3 +364,16 @@ describe('decoded states are the caller\'s own', () => {
     expect(s.room).toEqual(room);
   });
 });
+
+describe('the web room record reads the state through the codec', () => {
+  it('round-trips both roles, and refuses a state stored by the old loose format', async () => {
+    const { decodeRoomRecord, encodeRoomRecord } = await import('../../web/session/room-record.ts');
+    const base = { id: 'r1', server: 'ws://127.0.0.1:1/', serverKey: '', createdAt: 5 };
+    const owner = { ...base, role: 'owner' as const, state: w.net.ownerState };
+    expect(decodeRoomRecord(encodeRoomRecord(owner))).toEqual(owner);
+    const member = { ...base, role: 'member' as const, state: w.nodes.y.state! };
+    expect(decodeRoomRecord(encodeRoomRecord(member))).toEqual(member);
+    const loose = encode({ ...base, v: 1, role: 'member', state: encode(w.nodes.y.state! as unknown as Encodable) });
+    expect(() => decodeRoomRecord(loose)).toThrow(expect.objectContaining({ code: 'room.bad-state' }));
+  });
+});

@@ -3,9 +3,9 @@
  * its signaling server is, the room machine's state) and the room's identity (key pairs).
  */
 import { asBoxPublicKey, asBoxSecretKey, asEcPrivateKey, asEcPublicKey, type BoxKeyPair, type IdentityKeyPair } from '../../crypto/index.ts';
-import { decode, encode, Fields, type Encodable } from '../../protocol/msgpack.ts';
+import { encode, Fields } from '../../protocol/msgpack.ts';
+import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../../protocol/room/state-codec.ts';
 import type { MemberState, OwnerState } from '../../protocol/room/types.ts';
-import { toPlain } from './plain.ts';
 
 export interface RoomRecord {
   readonly id: string;
@@ -19,7 +19,7 @@ export interface RoomRecord {
 }
 
 export function encodeRoomRecord(r: RoomRecord): Uint8Array {
-  return encode({ v: 1, id: r.id, role: r.role, server: r.server, serverKey: r.serverKey, createdAt: r.createdAt, state: encode(r.state as unknown as Encodable) });
+  return encode({ v: 1, id: r.id, role: r.role, server: r.server, serverKey: r.serverKey, createdAt: r.createdAt, state: r.state.role === 'owner' ? encodeOwnerState(r.state) : encodeMemberState(r.state) });
 }
 
 export function decodeRoomRecord(bytes: Uint8Array): RoomRecord {
@@ -27,17 +27,16 @@ export function decodeRoomRecord(bytes: Uint8Array): RoomRecord {
   f.int('v', { min: 1, max: 1 });
   const role = f.str('role', 16);
   if (role !== 'owner' && role !== 'member') throw new TypeError(`room record: bad role ${role}`);
-  const state = toPlain(decode(f.bin('state', { min: 1, max: 64 * 1024 * 1024 })));
-  if (typeof state !== 'object' || state === null || (state as { role?: unknown }).role !== role) {
-    throw new TypeError('room record: machine state does not match the role');
-  }
+  // The machine state's own strict decoder (docs/PROTOCOL.md 5.15): StateError on anything malformed.
+  const state = decodeRoomState(f.bin('state', { min: 1, max: MAX_STATE_BYTES }));
+  if (state.role !== role) throw new TypeError('room record: machine state does not match the role');
   return {
     id: f.str('id', 64),
     role,
     server: f.str('server', 2048),
     serverKey: f.str('serverKey', 128),
     createdAt: f.int('createdAt', { min: 0, max: Number.MAX_SAFE_INTEGER }),
-    state: state as OwnerState | MemberState,
+    state,
   };
 }
 
