@@ -182,6 +182,24 @@ describe('catch-up limit', () => {
   });
 });
 
+describe('page requests and epochs', () => {
+  it('a page request from an older epoch gets resync (with the rekey) before its page', () => {
+    const net = new Net(device('owner-more-epoch'), BIG_ROOM);
+    const a = joinOne(net, 'a');
+    net.owner({ kind: 'rotate', now: net.now });
+    ownerSends(net, 2);
+    net.take(a, 'down'); // the rekey and both delivers are lost
+    const answer = sentTo(a, syncFrom(net, a, true).effects);
+    expect(answer.map((m) => m.type)).toEqual(['resync', 'history']);
+    expect(answer[0]?.type === 'resync' && answer[0].rekey !== undefined).toBe(true);
+    // On the current epoch the same request gets the page alone.
+    ownerSends(net, 1);
+    net.take(a, 'down');
+    const current = encodeMessage({ type: 'sync', last_idx: 1, epoch: net.ownerState.epoch, more: true });
+    expect(sentTo(a, net.owner({ kind: 'received', from: a.peer, bytes: current, now: net.now }).effects).map((m) => m.type)).toEqual(['history']);
+  });
+});
+
 describe('wire: the more flags', () => {
   const id = '0123456789abcdef0123456789abcdef';
   it('round-trips sync.more and history.more', () => {
