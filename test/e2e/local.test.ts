@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, CHROMIUM, CHROMIUM_ARGS, createRoom, launchChromium, messageTexts, newContext, openApp, PASSWORD, sendMessage, startServer, unlock, watchErrors, type ServerHandle } from './harness.ts';
+import { buildApp, CHROMIUM, CHROMIUM_ARGS, createRoom, launchChromium, messageTexts, newContext, newInvite, openApp, PASSWORD, sendMessage, startServer, unlock, watchErrors, type ServerHandle } from './harness.ts';
 import { decodeQrPng, writeY4m } from './qr.ts';
 
 const XSS = [
@@ -51,7 +51,8 @@ async function freshPage(): Promise<{ context: BrowserContext; page: Page; error
   return { context, page, errors: watchErrors(page) };
 }
 
-describe('web app without peers', () => {
+// Browser steps under a loaded 2-core machine: generous per-test limits (no timed assertions).
+describe('web app without peers', { timeout: 60_000 }, () => {
   it('first run asks for a password twice, refuses a mismatch, then shows home', async () => {
     const { page, errors } = await freshPage();
     await page.goto(server.url);
@@ -254,8 +255,7 @@ describe('web app without peers', () => {
     page.on('dialog', (d) => void d.accept());
     await openApp(page, server.url);
     await createRoom(page, 'Keep room', 'Fay');
-    await page.getByTestId('new-invite').click();
-    const invite = await page.getByTestId('invite-link').textContent();
+    const invite = await newInvite(page);
     expect(invite).toContain('#join=');
     await page.reload();
     await unlock(page);
