@@ -86,6 +86,9 @@ describe('a room with an owner and two members', () => {
     annInvite = await newInvite(owner);
     await joinByLink(ann, annInvite, 'Ann');
     await waitMembers(ann, 2);
+    // The invite's secret left the address bar (and the history entry) once read.
+    expect(ann.url()).not.toContain('#join=');
+    expect(await ann.evaluate(() => location.hash)).toBe('');
     await joinByLink(bob, await newInvite(owner), EVIL_NAME);
     for (const p of [owner, ann, bob]) await waitMembers(p, 3);
 
