@@ -60,6 +60,8 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
   /** Applies one step: refuses nothing silently (an error is returned to the caller). */
   protected async apply(step: Step<S>): Promise<void> {
     if (step.error !== undefined) throw step.error;
+    // A tick that changed nothing (the common case) costs no storage write.
+    if (step.state === this.record.state && step.effects.length === 0) return;
     this.record = { ...this.record, state: step.state };
     for (const effect of step.effects) await this.effect(effect);
     await this.deps.vault.put('rooms', this.id, encodeRoomRecord(this.persistable()));
