@@ -110,6 +110,24 @@ describe('zeroroom serve', () => {
     }
   });
 
+  it('refuses path traversal on the real server, with the security headers', async () => {
+    const port = new URL(main.url).port;
+    for (const rawPath of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/%2e%2e/etc/passwd', '/assets/..%2f..%2f..%2fetc%2fpasswd']) {
+      const r = await new Promise<{ status: number; csp: unknown; body: string }>((resolve, reject) => {
+        http
+          .get({ host: '127.0.0.1', port, path: rawPath }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (s: string) => (body += s));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, csp: res.headers['content-security-policy'], body }));
+          })
+          .on('error', reject);
+      });
+      expect(r.status, rawPath).toBe(400);
+      expect(r.body).not.toContain('root:');
+      expect(r.csp).toContain("default-src 'self'");
+    }
+  });
+
   it('counts connections and rejects in /metrics without IPs or keys', async () => {
     const before = await (await fetch(`${main.url}/metrics`)).text();
     expect(metricValue(before, 'zeroroom_connections_open')).toBe(0);
