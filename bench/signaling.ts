@@ -17,7 +17,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 const SUBPROTOCOL = 'v1.saltyrtc.org';
 const IDLE_CONNECTIONS = 5000;
-const HANDSHAKE_SECONDS = 4;
+const HANDSHAKE_SECONDS = 3;
 const HANDSHAKE_CONCURRENCY = 64;
 const RELAY_SECONDS = 1.5;
 /** Ours and bare alternate this many times per frame size; the best run of each counts (the machine is shared). */
