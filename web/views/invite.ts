@@ -25,6 +25,15 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
     if (current === null) return;
     const url = current.url;
     ctx.run(async () => {
+      if (navigator.clipboard === undefined) {
+        // Plain http on a LAN address is not a secure context: no clipboard API. Select the link instead.
+        const range = document.createRange();
+        range.selectNodeContents(link);
+        window.getSelection()?.removeAllRanges();
+        window.getSelection()?.addRange(range);
+        copy.textContent = 'Selected: press Ctrl+C';
+        return;
+      }
       await navigator.clipboard.writeText(url);
       copy.textContent = 'Copied';
     });
