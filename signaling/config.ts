@@ -43,6 +43,7 @@ const LIMIT_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof SignalingLimits 
   { field: 'maxConnectionsPerIp', flag: { name: 'max-connections-per-ip', kind: 'int', valueName: 'N', min: 1, help: 'open connections from one IP address', defaultText: String(defaultLimits.maxConnectionsPerIp) } },
   { field: 'newConnectionsPerSecondPerIp', flag: { name: 'connections-per-second-per-ip', kind: 'int', valueName: 'N', min: 1, help: 'new connections per second from one IP address', defaultText: String(defaultLimits.newConnectionsPerSecondPerIp) } },
   { field: 'handshakeTimeoutMs', flag: { name: 'handshake-timeout-ms', kind: 'int', valueName: 'MS', min: 100, max: 600_000, help: 'time a client has to finish the server handshake', defaultText: String(defaultLimits.handshakeTimeoutMs) } },
+  { field: 'pingTimeoutMs', flag: { name: 'ping-timeout-ms', kind: 'int', valueName: 'MS', min: 10, max: 600_000, help: 'time a client has to answer a WebSocket ping before it is closed', defaultText: String(defaultLimits.pingTimeoutMs) } },
 ];
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [

@@ -34,7 +34,7 @@ export function securityHeaders(opts: { connectOrigins: readonly string[]; tls: 
     'Cross-Origin-Opener-Policy': 'same-origin',
     'Cross-Origin-Resource-Policy': 'same-origin',
     // The camera scans invite QR codes; nothing else is needed.
-    'Permissions-Policy': 'camera=(self), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), hid=()',
+    'Permissions-Policy': 'camera=(self), microphone=(), geolocation=(), payment=(), usb=(), serial=(), hid=()',
     'X-Frame-Options': 'DENY',
   };
   if (opts.tls) headers['Strict-Transport-Security'] = 'max-age=31536000';
