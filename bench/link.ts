@@ -18,7 +18,7 @@ import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 
 const CONNECTS = Number(process.env.CONNECTS ?? 20);
 const TOTAL_BYTES = Number(process.env.MIB ?? 64) * 1024 * 1024;
-const MSG = 16 * 1024;
+const MSG = Number(process.env.MSG ?? 16 * 1024);
 const wrtc = nodeWrtc({ loopback: true });
 const WS = WebSocket as unknown as WebSocketCtor;
 

@@ -16,8 +16,14 @@ import { ZeroRoomError } from '../errors.ts';
 export const NONCE_LEN = 24;
 export const COOKIE_LEN = 16;
 export const MAC_LEN = 16;
-/** Portable maximum data-channel message size (Task-WebRTC.md "Detecting the Maximum Message Size"). */
-export const MAX_FRAME = 16384;
+/** Portable data-channel message size (Task-WebRTC.md "Detecting the Maximum Message Size"). */
+export const PORTABLE_FRAME = 16384;
+/**
+ * Largest frame we send or accept. A sender uses min(MAX_FRAME, the SCTP transport's
+ * maxMessageSize) and never less than PORTABLE_FRAME: current engines announce 256 KiB or more, and
+ * 64 KiB frames carry a 16 KiB message in one frame instead of two.
+ */
+export const MAX_FRAME = 65536;
 const CSN_LIMIT = 2 ** 48;
 
 export type FrameErrorCode = 'link.replay' | 'link.reorder' | 'link.auth' | 'link.cookie' | 'link.frame' | 'link.csn';

@@ -71,8 +71,10 @@ export interface LinkDeps {
 export class PeerLinkImpl implements PeerLink {
   private current: LinkSession | null = null;
   private readonly events = new Emitter<PeerLinkEvents>();
-  private readonly outbox = new Outbox();
-  private readonly inbox = new Inbox();
+  // A side that restarted (new process) while its peer kept the link continues the peer's message
+  // ids instead of failing every resume (zeroroom host/join restarted from --state).
+  private readonly outbox = new Outbox({ adoptPeerNumbering: true });
+  private readonly inbox = new Inbox({ adoptPeerNumbering: true });
   private wantDrain = false;
   private stateValue: LinkState = 'connecting';
   /** Called when a session drops and the link is not closed (member: schedule a reconnect). */
@@ -101,7 +103,7 @@ export class PeerLinkImpl implements PeerLink {
 
   send(bytes: Uint8Array): void {
     if (this.stateValue === 'closed') throw new LinkClosedError();
-    const frames = this.outbox.add(bytes.slice());
+    const frames = this.outbox.add(bytes.slice(), this.current?.chunkSize);
     // Before the peer's RESUME the frames wait in the outbox; resume() re-chunks them.
     if (this.current !== null && this.current.peerResumed) this.current.enqueueAll(frames);
     if (this.bufferedAmount >= LINK_HIGH_WATERMARK) this.wantDrain = true;
@@ -154,7 +156,7 @@ export class PeerLinkImpl implements PeerLink {
     if (s !== this.current) return;
     switch (f.kind) {
       case 'resume':
-        s.enqueueAll(this.outbox.resume(f.nextId));
+        s.enqueueAll(this.outbox.resume(f.nextId, s.chunkSize));
         return;
       case 'ack':
         this.outbox.ack(f.msgId);

@@ -11,15 +11,19 @@
  * No I/O and no clock: the peer link driver decides when frames are sealed and sent.
  */
 import { ZeroRoomError } from '../errors.ts';
-import { MAC_LEN, MAX_FRAME, NONCE_LEN } from './frame.ts';
+import { MAC_LEN, MAX_FRAME, NONCE_LEN, PORTABLE_FRAME } from './frame.ts';
 
 export const KIND_DATA = 0x01;
 export const KIND_ACK = 0x02;
 export const KIND_RESUME = 0x03;
 export const KIND_CLOSE = 0x04;
 const DATA_HEADER = 13;
-/** Largest chunk payload so a sealed DATA frame is exactly MAX_FRAME bytes. */
-export const CHUNK_PAYLOAD = MAX_FRAME - NONCE_LEN - MAC_LEN - DATA_HEADER;
+/** Chunk payload so that a sealed DATA frame is exactly `frameSize` bytes. */
+export const chunkPayloadFor = (frameSize: number): number => frameSize - NONCE_LEN - MAC_LEN - DATA_HEADER;
+/** Chunk payload of a portable 16384-byte frame (16331). */
+export const CHUNK_PAYLOAD = chunkPayloadFor(PORTABLE_FRAME);
+/** Largest chunk payload a receiver accepts (frames up to MAX_FRAME). */
+export const MAX_CHUNK_PAYLOAD = chunkPayloadFor(MAX_FRAME);
 /** Largest message the link carries (a bound on reassembly memory). */
 export const MAX_MESSAGE = 64 * 1024 * 1024;
 const MAX_CHUNKS = Math.ceil(MAX_MESSAGE / CHUNK_PAYLOAD);
@@ -79,7 +83,7 @@ export function decodeInner(b: Uint8Array): Inner {
       const index = v.getUint32(5);
       if (count < 1 || count > MAX_CHUNKS) throw new LinkProtocolError(`DATA chunk count ${count} out of range`);
       if (index >= count) throw new LinkProtocolError('DATA chunk index >= count');
-      if (b.length - DATA_HEADER > CHUNK_PAYLOAD) throw new LinkProtocolError('DATA chunk too large');
+      if (b.length - DATA_HEADER > MAX_CHUNK_PAYLOAD) throw new LinkProtocolError('DATA chunk too large');
       return { kind: 'data', msgId: v.getUint32(1), index, count, payload: b.subarray(DATA_HEADER) };
     }
     case KIND_ACK:
@@ -96,12 +100,13 @@ export function decodeInner(b: Uint8Array): Inner {
   }
 }
 
-/** Split one message into DATA frames (an empty message is one empty chunk... of 1 byte minimum). */
-export function chunkMessage(msgId: number, bytes: Uint8Array): Inner[] {
-  const count = Math.max(1, Math.ceil(bytes.length / CHUNK_PAYLOAD));
+/** Split one message into DATA frames of at most `chunk` payload bytes (an empty message: one empty chunk). */
+export function chunkMessage(msgId: number, bytes: Uint8Array, chunk: number = CHUNK_PAYLOAD): Inner[] {
+  if (chunk < CHUNK_PAYLOAD || chunk > MAX_CHUNK_PAYLOAD) throw new RangeError(`chunk size ${chunk} outside [${CHUNK_PAYLOAD}, ${MAX_CHUNK_PAYLOAD}]`);
+  const count = Math.max(1, Math.ceil(bytes.length / chunk));
   const out: Inner[] = [];
   for (let i = 0; i < count; i++) {
-    out.push({ kind: 'data', msgId, index: i, count, payload: bytes.subarray(i * CHUNK_PAYLOAD, (i + 1) * CHUNK_PAYLOAD) });
+    out.push({ kind: 'data', msgId, index: i, count, payload: bytes.subarray(i * chunk, (i + 1) * chunk) });
   }
   return out;
 }
@@ -111,14 +116,19 @@ export class Outbox {
   private nextId = 1;
   private readonly unacked: { id: number; bytes: Uint8Array }[] = [];
   private unackedBytes = 0;
+  /** False until the first RESUME: this side of the link is fresh (a new process, a restart). */
+  private resumed = false;
 
-  /** Register a message; returns its DATA frames to send now. */
-  add(bytes: Uint8Array): Inner[] {
+  /** `adoptPeerNumbering`: a fresh side continues the ids its peer expects (PeerLink turns it on). */
+  constructor(private readonly opts: { adoptPeerNumbering?: boolean } = {}) {}
+
+  /** Register a message; returns its DATA frames (chunks of `chunk` bytes) to send now. */
+  add(bytes: Uint8Array, chunk: number = CHUNK_PAYLOAD): Inner[] {
     if (bytes.length > MAX_MESSAGE) throw new LinkProtocolError(`message larger than ${MAX_MESSAGE} bytes`);
     const id = this.nextId++;
     this.unacked.push({ id, bytes });
     this.unackedBytes += bytes.length;
-    return chunkMessage(id, bytes);
+    return chunkMessage(id, bytes, chunk);
   }
 
   ack(msgId: number): void {
@@ -129,10 +139,18 @@ export class Outbox {
   }
 
   /** New session: the peer has every id below `nextId`; returns the frames to re-send. */
-  resume(nextId: number): Inner[] {
+  resume(nextId: number, chunk: number = CHUNK_PAYLOAD): Inner[] {
+    if (this.opts.adoptPeerNumbering === true && !this.resumed && nextId > this.nextId) {
+      // The peer expects ids from an earlier incarnation of this side (we restarted, it did not):
+      // continue its numbering. Nothing was acked yet, so every queued message is renumbered.
+      const offset = nextId - 1;
+      for (const m of this.unacked) m.id += offset;
+      this.nextId += offset;
+    }
+    this.resumed = true;
     if (nextId > this.nextId) throw new LinkProtocolError(`resume at ${nextId} beyond last sent ${this.nextId - 1}`);
     this.ack(nextId - 1);
-    return this.unacked.flatMap((m) => chunkMessage(m.id, m.bytes));
+    return this.unacked.flatMap((m) => chunkMessage(m.id, m.bytes, chunk));
   }
 
   get pending(): number {
@@ -148,12 +166,21 @@ export class Outbox {
 /** Receiver side: reassembly, de-duplication across sessions, ack bookkeeping. */
 export class Inbox {
   private nextId = 1;
+  /** False until the first DATA frame: a fresh side adopts the peer's numbering (see Outbox.resume). */
+  private started = false;
   private partial: { id: number; count: number; chunks: Uint8Array[]; size: number } | null = null;
   private unackedMessages = 0;
   private unackedBytes = 0;
 
+  constructor(private readonly opts: { adoptPeerNumbering?: boolean } = {}) {}
+
   /** Returns a complete message, or null (more chunks needed, or a duplicate that was dropped). */
   receive(f: Extract<Inner, { kind: 'data' }>): Uint8Array | null {
+    // A fresh inbox (we restarted, the peer did not) starts at the peer's lowest unacked id: the
+    // frames before it went to our earlier incarnation. Frames are ordered and authenticated within
+    // a session, so the first one is that id.
+    if (this.opts.adoptPeerNumbering === true && !this.started && f.msgId > this.nextId && f.index === 0) this.nextId = f.msgId;
+    this.started = true;
     if (f.msgId < this.nextId) return null; // re-sent after a reconnect: already delivered
     if (f.msgId > this.nextId) throw new LinkProtocolError(`message ${f.msgId} skips ${this.nextId}`);
     const p = this.partial ?? { id: f.msgId, count: f.count, chunks: [], size: 0 };

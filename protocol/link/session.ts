@@ -8,8 +8,8 @@ import Peer from 'simple-peer';
 import type { Instance as PeerInstance, SignalData } from 'simple-peer';
 import type { RandomBytes, SharedKey } from '../../crypto/index.ts';
 import * as pm from '../saltyrtc/peer-messages.ts';
-import { newReceiveState, newSendState, openFrame, sealFrame, type ReceiveState, type SendState } from './frame.ts';
-import { decodeInner, encodeInner, LinkProtocolError, type Inner } from './reliable.ts';
+import { MAX_FRAME, newReceiveState, newSendState, openFrame, PORTABLE_FRAME, sealFrame, type ReceiveState, type SendState } from './frame.ts';
+import { chunkPayloadFor, CHUNK_PAYLOAD, decodeInner, encodeInner, LinkProtocolError, type Inner } from './reliable.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import { ZeroRoomError } from '../errors.ts';
 
@@ -75,6 +75,8 @@ export class LinkSession {
   private connectTimer: unknown;
   /** The peer's RESUME arrived (it MUST be its first frame). */
   peerResumed = false;
+  /** DATA chunk size for this session, from the SCTP transport's maxMessageSize (see frame.ts MAX_FRAME). */
+  chunkSize = CHUNK_PAYLOAD;
 
   constructor(
     private readonly host: SessionHost,
@@ -188,6 +190,9 @@ export class LinkSession {
     if (this.ended) return;
     this.connected = true;
     this.host.timers.clearTimeout(this.connectTimer);
+    const sctpMax = (this.peer as unknown as { _pc: RTCPeerConnection | null })._pc?.sctp?.maxMessageSize;
+    const frameSize = typeof sctpMax === 'number' && sctpMax >= PORTABLE_FRAME ? Math.min(MAX_FRAME, sctpMax) : PORTABLE_FRAME;
+    this.chunkSize = chunkPayloadFor(frameSize);
     const channel = (this.peer as unknown as { _channel: DataChannelLike | null })._channel;
     if (channel !== null) {
       channel.bufferedAmountLowThreshold = CHANNEL_LOW_WATERMARK;

@@ -1,7 +1,7 @@
 // Inner frames, chunking, acks and de-duplication (protocol/link/reliable.ts), exact bytes.
 import { describe, expect, it } from 'vitest';
-import { CHUNK_PAYLOAD, decodeInner, encodeInner, Inbox, LinkProtocolError, Outbox, type Inner } from '../../protocol/link/reliable.ts';
-import { MAX_FRAME } from '../../protocol/link/frame.ts';
+import { CHUNK_PAYLOAD, chunkMessage, decodeInner, encodeInner, Inbox, LinkProtocolError, MAX_CHUNK_PAYLOAD, Outbox, type Inner } from '../../protocol/link/reliable.ts';
+import { MAX_FRAME, PORTABLE_FRAME } from '../../protocol/link/frame.ts';
 
 const data = (f: Inner): Extract<Inner, { kind: 'data' }> => {
   if (f.kind !== 'data') throw new Error('not data');
@@ -29,9 +29,19 @@ describe('inner frame bytes', () => {
     }
   });
 
-  it('a full chunk makes a frame of exactly MAX_FRAME bytes once sealed', () => {
+  it('a full chunk makes a frame of exactly 16384 (portable) or 65536 (MAX_FRAME) bytes once sealed', () => {
     const f = encodeInner({ kind: 'data', msgId: 1, index: 0, count: 1, payload: new Uint8Array(CHUNK_PAYLOAD) });
-    expect(f.length + 24 + 16).toBe(MAX_FRAME);
+    expect(f.length + 24 + 16).toBe(PORTABLE_FRAME);
+    expect(CHUNK_PAYLOAD).toBe(16331);
+    const g = encodeInner({ kind: 'data', msgId: 1, index: 0, count: 1, payload: new Uint8Array(MAX_CHUNK_PAYLOAD) });
+    expect(g.length + 24 + 16).toBe(MAX_FRAME);
+  });
+
+  it('chunks with the session chunk size, within [16331, 65483]', () => {
+    expect(chunkMessage(1, new Uint8Array(16 * 1024), MAX_CHUNK_PAYLOAD)).toHaveLength(1);
+    expect(chunkMessage(1, new Uint8Array(16 * 1024))).toHaveLength(2);
+    expect(() => chunkMessage(1, new Uint8Array(1), 100)).toThrow(RangeError);
+    expect(() => chunkMessage(1, new Uint8Array(1), MAX_CHUNK_PAYLOAD + 1)).toThrow(RangeError);
   });
 
   it('refuses malformed frames', () => {
@@ -48,7 +58,7 @@ describe('inner frame bytes', () => {
       [1, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 5], // count beyond MAX_MESSAGE
     ];
     for (const b of bad) expect(() => decodeInner(Uint8Array.from(b)), JSON.stringify(b)).toThrow(LinkProtocolError);
-    const big = new Uint8Array(13 + CHUNK_PAYLOAD + 1);
+    const big = new Uint8Array(13 + MAX_CHUNK_PAYLOAD + 1);
     big.set([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
     expect(() => decodeInner(big)).toThrow(LinkProtocolError);
   });
