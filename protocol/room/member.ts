@@ -253,9 +253,12 @@ function onWelcome(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type
   };
   const effects: Effect[] = [];
   if (msg.rekey !== undefined) {
-    const r = applyRekey(ctx, next, msg.rekey);
-    next = r.state;
-    effects.push(...r.effects);
+    // The room rotated between our accept and our confirm (5.4): that announcement predates our
+    // admission and cannot list us; our certificate (issued in that epoch) admits us to it. Members
+    // admitted meanwhile are in neither our accept nor the announcement: ask for a resync (5.10).
+    const r = applyRekey(ctx, next, msg.rekey, self.epoch);
+    next = { ...r.state, syncAt: r.state.lastIdx };
+    effects.push(...r.effects, syncRequest(next));
   }
   effects.unshift(emit({ type: 'joined', room: toHex(s.room), epoch: next.epoch }));
   return { state: next, effects };
@@ -277,7 +280,8 @@ const summary = (m: MemberInfo) => ({ id: m.id, name: m.name, owner: m.owner });
 
 // ---- Rotation (5.7) ----
 
-function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire): Out<MemberState> {
+/** `admittedAt`: the epoch of our own certificate when the rekey comes inside our welcome. */
+function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire, admittedAt?: number): Out<MemberState> {
   const ann = openAnn(s.ownerIpub, s.room, r.ann);
   const annHash = sha256(r.ann);
   let body;
@@ -300,12 +304,17 @@ function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire): Out<MemberSta
   if ((before !== undefined && !equalBytes(ann.prev, before.annHash)) || (after !== undefined && !equalBytes(after.prev, annHash))) {
     throw new AuthenticityError('room.fork', `announcement for epoch ${ann.epoch} does not chain`);
   }
-  if (ann.epoch > s.epoch && !ann.members.some((m) => m.id === s.selfId)) {
+  const admittedInIt = admittedAt === ann.epoch;
+  if (ann.epoch > s.epoch && !admittedInIt && !ann.members.some((m) => m.id === s.selfId)) {
     throw new AuthenticityError('room.bad-rekey', 'announcement of a newer epoch without us');
   }
   const rec: EpochRecord = { epoch: ann.epoch, key: asSymmetricKey(body.key), firstIdx: ann.firstIdx, annHash, prev: ann.prev, reason: ann.reason, ann: r.ann };
   const epochs = [...s.epochs, rec].sort((a, b) => a.epoch - b.epoch);
   if (ann.epoch < s.epoch) return { state: { ...s, epochs }, effects: [] }; // older epoch: for reading history only
+  if (admittedInIt && ann.epoch > s.epoch) {
+    // Our roster (accept bundle + our certificate) is newer than this announcement's: keep it.
+    return { state: { ...s, epochs, epoch: ann.epoch }, effects: [emit({ type: 'rotated', epoch: ann.epoch, reason: ann.reason })] };
+  }
   const leftReason = ann.reason === 'leave' ? 'left' : ann.reason === 'kick' ? 'kicked' : 'removed';
   const roster = rosterChange(s, ann.members, ann.epoch, leftReason);
   return {
