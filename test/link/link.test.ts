@@ -220,4 +220,20 @@ describe('reconnect', () => {
     expect([...(await atMember)[0]!]).toEqual([9, 9]);
     expect(room.links).toHaveLength(1); // the same link object, recognised by key
   });
+
+  it('re-forms after the data channel is closed on the owner side', async () => {
+    const room = await openRoom();
+    const ol = room.nextLink();
+    const member = await join(room, room.newToken());
+    const ownerLink = await ol;
+    const memberOffline = untilState(member, ['offline']);
+    const session = (ownerLink as unknown as { session: { end(e: Error | null): void } | null }).session;
+    session?.end(null);
+    await memberOffline;
+    const atMember = collect(member, 3);
+    for (let i = 0; i < 3; i++) ownerLink.send(Uint8Array.of(i)); // queued while offline
+    await untilState(member, ['direct', 'relayed'], 20_000);
+    expect((await atMember).map((m) => m[0])).toEqual([0, 1, 2]);
+    expect(room.links).toHaveLength(1);
+  });
 });
