@@ -11,7 +11,7 @@ import type { OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from '../protocol/r
 import { flagBool, flagInt, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, type Command } from './cli.ts';
 import { CommandError, errorJson, parseHostCommand, type HostCommand } from './json-lines.ts';
-import { closeWebRtc, driverIo, keepStdoutForJson, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
+import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
 import { StateDir, type RoomKeys } from './state-dir.ts';
 
 export const HOST_FLAGS: readonly FlagSpec[] = [
@@ -129,7 +129,8 @@ export class HostDriver extends RoomDriver<OwnerState> {
   }
 
   protected closeLink(to: string): void {
-    this.handle?.links.get(to)?.close();
+    const link = this.handle?.links.get(to);
+    if (link !== undefined) void lingerClose(link);
   }
 
   /** One stdin command; returns true for quit. */

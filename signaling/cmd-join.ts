@@ -12,7 +12,7 @@ import type { MemberCtx, MemberState, RoomEvent } from '../protocol/room/types.t
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_RUNTIME, type Command } from './cli.ts';
 import { CommandError, errorJson, parseJoinCommand, type JoinCommand } from './json-lines.ts';
-import { closeWebRtc, driverIo, keepStdoutForJson, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
+import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
 import { StateDir, type RoomKeys } from './state-dir.ts';
 
 export const JOIN_FLAGS: readonly FlagSpec[] = [
@@ -35,6 +35,8 @@ export class JoinDriver extends RoomDriver<MemberState> {
   private stopping = false;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  /** A close the machine asked for (leave, removed), waiting for the owner to close first. */
+  private closing: Promise<void> = Promise.resolve();
   private readonly ctx: MemberCtx;
   /** Called when the client is done with the room (left, refused). */
   onFinished: (reason: string) => void = () => undefined;
@@ -135,7 +137,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
   }
 
   protected closeLink(): void {
-    this.link?.close();
+    if (this.link !== null) this.closing = lingerClose(this.link);
   }
 
   protected override onRoomEvent(ev: RoomEvent): void {
@@ -169,6 +171,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
     this.stopping = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);
     await this.idle();
+    await this.closing;
     this.link?.close();
     this.link = null;
   }

@@ -7,6 +7,7 @@
  */
 import { WebSocket } from 'ws';
 import { cleanupNodeWrtc, nodeWrtc } from '../protocol/link/node-wrtc.ts';
+import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../protocol/room/types.ts';
 import { CommandError, LineSplitter, MAX_LINE, errorJson, roomEventJson, type OutEvent } from './json-lines.ts';
@@ -86,6 +87,30 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
 
   protected abstract sendTo(to: string, bytes: Uint8Array): void;
   protected abstract closeLink(to: string, reason: string): void;
+}
+
+/** How long a link the room machine closes stays open for the peer to close it first. */
+export const LINGER_MS = 2000;
+
+/**
+ * Close `link` once the peer has closed it, or after LINGER_MS. Closing right after a send can
+ * overtake that send (the removal notice to a kicked member, a member's leave): the peer closes
+ * its side when it has read it (a removed member closes, the owner closes after a leave).
+ */
+export function lingerClose(link: PeerLink): Promise<void> {
+  if (link.state === 'closed') return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      off();
+      link.close();
+      resolve();
+    }, LINGER_MS);
+    const off = link.on('close', () => {
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
 }
 
 /** WebRTC and WebSocket for the Node links (protocol/link), and ICE servers from --ice-server. */

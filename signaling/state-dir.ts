@@ -33,13 +33,13 @@ import {
   type SymmetricKey,
 } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
-import { decode, encode, Fields, type Encodable, type MsgValue } from '../protocol/msgpack.ts';
+import { encode, Fields } from '../protocol/msgpack.ts';
+import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../protocol/room/state-codec.ts';
 import type { MemberState, OwnerState } from '../protocol/room/types.ts';
 
 export class StateDirError extends ZeroRoomError {}
 
 const CHECK_TEXT = 'zeroroom cli state v1';
-const MAX_RECORD = 256 * 1024 * 1024;
 
 /** One room's persistent state. */
 export interface RoomFile {
@@ -127,19 +127,23 @@ export class StateDir {
     f.int('v', { min: 1, max: 1 });
     const role = f.str('role', 8);
     if (role !== 'owner' && role !== 'member') throw new StateDirError('state.corrupt', `room.bin: bad role ${role}`);
-    // Sealed with our own key: this is our own earlier output, so the plain data is the machine
-    // state we wrote; the role is still checked against the record's.
-    const state = toPlain(decode(f.bin('state', { min: 1, max: MAX_RECORD })));
-    if (typeof state !== 'object' || state === null || (state as { role?: unknown }).role !== role) {
-      throw new StateDirError('state.corrupt', 'room.bin: machine state does not match the role');
-    }
-    return { role, server: f.str('server', 2048), serverKey: f.str('serverKey', 64), appUrl: f.str('appUrl', 2048), state: state as OwnerState | MemberState };
+    // The room's strict state decoder (section 5.15): room.bad-state for anything off.
+    const state = decodeRoomState(f.bin('state', { min: 1, max: MAX_STATE_BYTES }));
+    if (state.role !== role) throw new StateDirError('state.corrupt', 'room.bin: machine state does not match the role');
+    return { role, server: f.str('server', 2048), serverKey: f.str('serverKey', 64), appUrl: f.str('appUrl', 2048), state };
   }
 
   writeRoom(r: RoomFile): Promise<void> {
     return this.writeSealed(
       'room.bin',
-      encode({ v: 1, role: r.role, server: r.server, serverKey: r.serverKey, appUrl: r.appUrl, state: encode(r.state as unknown as Encodable) }),
+      encode({
+        v: 1,
+        role: r.role,
+        server: r.server,
+        serverKey: r.serverKey,
+        appUrl: r.appUrl,
+        state: r.state.role === 'owner' ? encodeOwnerState(r.state) : encodeMemberState(r.state),
+      }),
     );
   }
 }
@@ -157,23 +161,6 @@ function parseMeta(text: string): { params: KdfParams; check: Uint8Array } {
   const params = { alg: m.alg, iterations: m.iterations, salt: fromBase64url(m.salt) };
   checkKdfParams(params); // refuses parameters weaker than the policy (a tampered file)
   return { params, check: fromBase64url(m.check) };
-}
-
-/** Tagged msgpack back to plain data (Uint8Array stays Uint8Array, nil becomes null). */
-function toPlain(value: MsgValue): unknown {
-  switch (value.t) {
-    case 'nil':
-      return null;
-    case 'arr':
-      return value.v.map(toPlain);
-    case 'map': {
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of value.v) out[k] = toPlain(v);
-      return out;
-    }
-    default:
-      return value.v;
-  }
 }
 
 async function readOptional(file: string): Promise<Uint8Array | null> {

@@ -158,4 +158,15 @@ describe('zeroroom host + join through zeroroom serve', () => {
     const removedAt = kicked.events.findIndex(isEvent('removed'));
     expect(kicked.events.slice(removedAt).filter((e) => e.event === 'message')).toEqual([]);
   }, 90_000);
+
+  it('a member that leaves is announced, the key rotates, and its client exits', async () => {
+    const leaver = members[2]!;
+    const from = host.events.length;
+    leaver.send({ cmd: 'leave' });
+    await leaver.waitFor(isEvent('left'), 'left');
+    expect(await leaver.exited).toBe(0);
+    const left = await host.waitFor(isEvent('member-left', { member: memberIds[2] }), 'member-left', 30_000, from);
+    expect(left.reason).toBe('left');
+    await host.waitFor(isEvent('rotated', { reason: 'leave' }), 'leave rotation', 30_000, from);
+  }, 60_000);
 });
