@@ -4,7 +4,7 @@
  * strict decoder per message; decoders go through `Fields` and never cast wire data.
  */
 import { DecodeError } from '../errors.ts';
-import { encode, Fields, type MsgValue } from '../msgpack.ts';
+import { encode, Fields, type Encodable, type MsgValue } from '../msgpack.ts';
 
 export const WEBRTC_TASK = 'v1.webrtc.tasks.saltyrtc.org';
 const KEY_LEN = 32;
@@ -56,6 +56,8 @@ export const encodeToken = (key: Uint8Array): Uint8Array => encode({ type: 'toke
 export const encodeKey = (key: Uint8Array): Uint8Array => encode({ type: 'key', key });
 export const encodeClose = (reason: number): Uint8Array => encode({ type: 'close', reason });
 export const encodeHandover = (): Uint8Array => encode({ type: 'handover' });
+/** Protocol.md 'application': any msgpack value, for the application, over the signaling path. */
+export const encodeApplication = (data: Encodable): Uint8Array => encode({ type: 'application', data });
 
 export function encodeAuthToInitiator(yourCookie: Uint8Array, tasks: readonly string[], data: WebRtcTaskData): Uint8Array {
   return encode({ type: 'auth', your_cookie: yourCookie, tasks, data: { [WEBRTC_TASK]: taskDataValue(data) } });

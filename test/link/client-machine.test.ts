@@ -348,4 +348,20 @@ describe('client-to-client: malformed and out-of-order', () => {
     connect(s);
     expect(s.responder.feed({ type: 'handover-done', peer: 1 })).toContainEqual({ type: 'close-ws', code: 3003 });
   });
+
+  it("'application' reaches the other side; 'close' ends the peer as the spec says", () => {
+    const s = setup();
+    connect(s);
+    s.responder.feed({ type: 'send', peer: 1, payload: pm.encodeApplication('ping') });
+    relay(s.responder, s.initiator);
+    expect(find(s.initiator, 'peer-message')[0]?.message).toEqual({ type: 'application', data: { t: 'str', v: 'ping' } });
+    // The owner closes this member: 'close' to the peer, then drop-responder to the server.
+    s.initiator.feed({ type: 'close-peer', peer: 2, reason: 1001 });
+    const [closeFrame, dropFrame] = s.initiator.take();
+    expect(sm.decodeDropResponder(s.initiator.openToServer(dropFrame!))).toEqual({ type: 'drop-responder', id: 2, reason: 3004 });
+    const e = s.responder.feed({ type: 'frame', bytes: closeFrame! });
+    expect(e).toContainEqual({ type: 'close-ws', code: 1001 });
+    expect(find(s.responder, 'peer-lost')[0]?.error.closeCode).toBe(1001);
+    expect(s.initiator.state.peers.has(2)).toBe(false);
+  });
 });

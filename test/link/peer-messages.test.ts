@@ -37,6 +37,7 @@ describe('decoders', () => {
     expect(pm.decodePostAuth(pm.encodeOffer({ type: 'offer', sdp: 'v=0' }))).toEqual({ type: 'offer', offer: { type: 'offer', sdp: 'v=0' } });
     expect(pm.decodePostAuth(pm.encodeClose(3001))).toEqual({ type: 'close', reason: 3001 });
     expect(pm.decodePostAuth(pm.encodeHandover())).toEqual({ type: 'handover' });
+    expect(pm.decodePostAuth(pm.encodeApplication({ hi: 1 }))).toEqual({ type: 'application', data: { t: 'map', v: new Map([['hi', { t: 'int', v: 1 }]]) } });
   });
 
   it('refuse malformed input', () => {
