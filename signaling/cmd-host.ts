@@ -42,8 +42,8 @@ function wsUrlFlag(url: string): string {
   let u: URL;
   try {
     u = new URL(url);
-  } catch {
-    throw new UsageError(`--server: not a URL: ${url}`);
+  } catch (e) {
+    throw new UsageError(`--server: not a URL: ${url} (${e instanceof Error ? e.message : String(e)})`);
   }
   if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new UsageError('--server: expected a ws:// or wss:// URL');
   return url.replace(/\/+$/, '');
@@ -59,6 +59,7 @@ export class HostDriver extends RoomDriver<OwnerState> {
   private handle: OwnerHandle | null = null;
   private tickTimer: ReturnType<typeof setInterval> | null = null;
   private announced = false;
+  private stopping = false;
   readonly ctx: OwnerCtx;
 
   constructor(
@@ -98,6 +99,7 @@ export class HostDriver extends RoomDriver<OwnerState> {
   }
 
   private onSignaling(ready: boolean): void {
+    if (this.stopping) return;
     if (ready && !this.announced) {
       this.announced = true;
       const s = this.state;
@@ -134,7 +136,7 @@ export class HostDriver extends RoomDriver<OwnerState> {
   }
 
   /** One stdin command; returns true for quit. */
-  handle_(cmd: HostCommand): boolean {
+  onCommand(cmd: HostCommand): boolean {
     const now = Date.now();
     switch (cmd.cmd) {
       case 'invite':
@@ -164,6 +166,7 @@ export class HostDriver extends RoomDriver<OwnerState> {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
     await this.idle();
     this.handle?.close();
@@ -256,7 +259,7 @@ export const command: Command = {
         io.out(errorJson(e));
         return;
       }
-      if (driver.handle_(cmd)) life.stop('quit');
+      if (driver.onCommand(cmd)) life.stop('quit');
     });
     driver.start();
     const reason = await life.stopped;

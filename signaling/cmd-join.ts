@@ -147,7 +147,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
   }
 
   /** One stdin command; returns true for quit. */
-  handle_(cmd: JoinCommand): boolean {
+  onCommand(cmd: JoinCommand): boolean {
     const now = Date.now();
     switch (cmd.cmd) {
       case 'send':
@@ -242,7 +242,7 @@ export const command: Command = {
         io.out(errorJson(e));
         return;
       }
-      if (driver.handle_(cmd)) life.stop('quit');
+      if (driver.onCommand(cmd)) life.stop('quit');
     });
     driver.onFinished = (reason) => {
       if (reason !== 'left') status = EXIT_RUNTIME;
