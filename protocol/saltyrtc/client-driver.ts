@@ -104,7 +104,7 @@ export class SignalingClient {
     this.ws = ws;
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
-      if (ws.protocol !== SUBPROTOCOL) ws.close(CloseCode.NoSharedSubprotocol);
+      if (ws.protocol !== SUBPROTOCOL) closeSocket(ws, CloseCode.NoSharedSubprotocol);
     };
     ws.onmessage = (ev) => {
       if (!(ev.data instanceof ArrayBuffer)) {
@@ -138,7 +138,7 @@ export class SignalingClient {
   /** Leave the server (1001) without a peer 'close'. */
   close(): void {
     const ws = this.ws;
-    if (ws !== null) ws.close(CloseCode.GoingAway);
+    if (ws !== null) closeSocket(ws, CloseCode.GoingAway);
     else this.finish(new SaltyClientError('saltyrtc.peer-closed', 'closed locally', CloseCode.GoingAway));
   }
 
@@ -159,7 +159,7 @@ export class SignalingClient {
         this.ws?.send(e.bytes);
         return;
       case 'close-ws':
-        this.ws?.close(e.code);
+        if (this.ws !== null) closeSocket(this.ws, e.code);
         return;
       case 'server-ready':
         this.emit('server-ready', e.address, e.initiatorConnected);
@@ -207,4 +207,13 @@ export class SignalingClient {
     this.idleTimers.clear();
     this.emit('closed', error);
   }
+}
+
+/**
+ * Browsers let a page send only 1000 or 3000-4999 (WebSocket.close throws InvalidAccessError for
+ * 1001/1002, which the SaltyRTC spec uses for "going away" and "no shared subprotocol"). Those two
+ * go out as 1000: to the server both mean the client left, and our own state already holds the reason.
+ */
+function closeSocket(ws: { close(code?: number): void }, code: number): void {
+  ws.close(code === 1000 || (code >= 3000 && code <= 4999) ? code : 1000);
 }
