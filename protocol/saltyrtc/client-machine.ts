@@ -11,6 +11,7 @@
  * then each trusted permanent key (precomputed box keys) for the trusted-key path.
  */
 import {
+  AuthError,
   boxBefore,
   boxAfter,
   boxOpenAfter,
@@ -389,7 +390,8 @@ function checkSignedKeys(tx: Tx, signed: Uint8Array | undefined, nonce: Uint8Arr
   let opened: Uint8Array;
   try {
     opened = boxOpenAfter(signed, nonce, ctx.sharedWith(ctx.serverKey));
-  } catch {
+  } catch (e) {
+    if (!(e instanceof AuthError)) throw e;
     throw new SaltyClientError('saltyrtc.server-key', 'signed_keys not signed by the pinned server key');
   }
   if (!equalBytes(opened, concat(tx.s.serverSessionKey, ctx.permanent.publicKey))) {
@@ -474,7 +476,8 @@ function onFirstResponderMessage(tx: Tx, p: PeerState, nonce: Uint8Array, data: 
     let plain: Uint8Array;
     try {
       plain = secretboxOpen(data, nonce, asSecretboxKey(token));
-    } catch {
+    } catch (e) {
+      if (!(e instanceof AuthError)) throw e;
       continue; // not this invite's token: try the next one
     }
     const msg = pm.decodeToken(plain);
@@ -489,7 +492,8 @@ function onFirstResponderMessage(tx: Tx, p: PeerState, nonce: Uint8Array, data: 
     let plain: Uint8Array;
     try {
       plain = boxOpenAfter(data, nonce, ctx.sharedWith(trusted));
-    } catch {
+    } catch (e) {
+      if (!(e instanceof AuthError)) throw e; // only 'not this key' means try the next one
       continue;
     }
     const withKey = { ...p, stage: 'await-key' as const, permanentKey: trusted };
@@ -503,7 +507,8 @@ function onKey(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void 
   let plain: Uint8Array;
   try {
     plain = boxOpenAfter(data, nonce, tx.ctx.sharedWith(p.permanentKey));
-  } catch {
+  } catch (e) {
+    if (!(e instanceof AuthError)) throw e;
     if (tx.ctx.role === 'initiator') return dropResponder(tx, p.address, CloseCode.InitiatorCouldNotDecrypt, 'could not decrypt key');
     throw new ProtocolError('could not decrypt the initiator key message');
   }
