@@ -104,8 +104,9 @@ interface PathEntry {
   readonly number: number;
   readonly ctx: ServerContext;
   state: PathState;
-  /** Every socket of this path that has not emitted 'close' yet. */
-  readonly conns: Set<ConnId>;
+  /** Sockets of this path that have not emitted 'close' yet (a count, not a Set: idle paths are
+   * most of the server's memory, and only emptiness is ever asked). */
+  open: number;
 }
 
 interface ConnEntry {
@@ -246,7 +247,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
       number: nextPathNumber++,
       ctx: { initiatorKey: asBoxPublicKey(Buffer.from(pathHex, 'hex')), permanentKeys, random, generateSessionKey, sharedKey },
       state: emptyPath,
-      conns: new Set(),
+      open: 0,
     };
     paths.set(pathHex, entry);
     observer.pathOpened();
@@ -258,7 +259,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     const path = pathFor(pathHex);
     const entry: ConnEntry = { id: nextConnId++, ws, path, ip, closing: false, handshakeTimer: null, pingTimer: null, pongTimer: null };
     conns.set(entry.id, entry);
-    path.conns.add(entry.id);
+    path.open++;
     observer.connectionOpened();
     log('connection-opened', { conn: entry.id, path: path.number });
 
@@ -306,9 +307,9 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     observer.connectionClosed(code);
     log('connection-closed', { conn: entry.id, path: entry.path.number, code });
     const path = entry.path;
-    path.conns.delete(entry.id);
+    path.open--;
     if (!closing) dispatch(path, { type: 'closed', conn: entry.id });
-    if (path.conns.size === 0 && paths.get(path.hex) === path) {
+    if (path.open === 0 && paths.get(path.hex) === path) {
       paths.delete(path.hex);
       observer.pathClosed();
       log('path-closed', { path: path.number });

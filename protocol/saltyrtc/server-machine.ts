@@ -372,7 +372,9 @@ function checkIncoming(rec: ClientRecord, nonce: Nonce): ClientRecord {
     if (rec.theirCsn === null || rec.theirCsn >= CSN_LIMIT) throw protocolError('sequence number exhausted');
     if (nonce.csn !== rec.theirCsn) throw protocolError('unexpected sequence number (repeated or skipped)');
   }
-  return { ...rec, theirCookie: rec.theirCookie ?? nonce.cookie, theirCsn: nonce.csn + 1 };
+  // Copy the cookie: decodeNonce may return a view of the received frame, and keeping the view
+  // would keep the socket's whole read chunk alive for the life of the connection.
+  return { ...rec, theirCookie: rec.theirCookie ?? Uint8Array.from(nonce.cookie), theirCsn: nonce.csn + 1 };
 }
 
 function relay(tx: Tx, rec: ClientRecord, nonce: Nonce, bytes: Uint8Array): void {
