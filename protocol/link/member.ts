@@ -3,27 +3,19 @@
  * invite's one-time token; every reconnect uses the trusted-key path (the owner knows our key),
  * with exponential backoff and jitter. The signaling connection is closed (3003) after handover.
  */
-import { systemRandom, type BoxKeyPair, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
-import { SignalingClient, systemTimers, type Timers, type WebSocketCtor } from '../saltyrtc/client-driver.ts';
+import { systemRandom, type BoxPublicKey } from '../../crypto/index.ts';
+import { SignalingClient, systemTimers } from '../saltyrtc/client-driver.ts';
 import type { SaltyClientError } from '../saltyrtc/client-errors.ts';
 import { backoffDelay } from './backoff.ts';
+import { webSocketOf, type EndpointOptions } from './endpoint.ts';
 import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
 import type { LinkSession } from './session.ts';
 
-export interface JoinOptions {
-  readonly signalingUrl: string;
-  readonly serverKey?: BoxPublicKey;
+export interface JoinOptions extends EndpointOptions {
   /** The owner's SaltyRTC permanent public key (from the invite): path and initiator identity. */
   readonly ownerKey: BoxPublicKey;
   /** The invite's 32-byte one-time token; leave out when the owner already trusts our key. */
   readonly token?: Uint8Array;
-  readonly permanentKeys: BoxKeyPair;
-  readonly iceServers: readonly RTCIceServer[];
-  readonly iceTransportPolicy?: RTCIceTransportPolicy;
-  readonly wrtc?: object;
-  readonly WebSocket?: WebSocketCtor;
-  readonly timers?: Timers;
-  readonly random?: RandomBytes;
 }
 
 /** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
@@ -40,7 +32,7 @@ const FATAL = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-
 export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
   const timers = opts.timers ?? systemTimers;
   const random = opts.random ?? systemRandom;
-  const WS = opts.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketCtor }).WebSocket;
+  const WS = webSocketOf(opts);
   const link = new PeerLinkImpl(opts.ownerKey, {
     random,
     timers,

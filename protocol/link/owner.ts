@@ -6,28 +6,15 @@
  * connection drops (server restart), established links keep working and the owner reconnects to
  * the server with backoff.
  */
-import { systemRandom, toHex, type BoxKeyPair, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
-import { SignalingClient, systemTimers, type Timers, type WebSocketCtor } from '../saltyrtc/client-driver.ts';
+import { systemRandom, toHex, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
+import { SignalingClient, systemTimers, type Timers } from '../saltyrtc/client-driver.ts';
 import type { PostAuthMessage } from '../saltyrtc/peer-messages.ts';
 import { backoffDelay } from './backoff.ts';
+import { webSocketOf, type EndpointOptions } from './endpoint.ts';
 import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
 import type { LinkSession } from './session.ts';
 
-export interface OwnerOptions {
-  /** Signaling server base URL (ws:// or wss://); the path hex(owner key) is appended. */
-  readonly signalingUrl: string;
-  /** Pin the server's permanent key (server-auth MUST then carry valid signed_keys). */
-  readonly serverKey?: BoxPublicKey;
-  /** The owner's SaltyRTC permanent key pair (its public key is in every invite). */
-  readonly permanentKeys: BoxKeyPair;
-  readonly iceServers: readonly RTCIceServer[];
-  readonly iceTransportPolicy?: RTCIceTransportPolicy;
-  /** WebRTC implementation for simple-peer (Node: nodeWrtc()); browsers leave it out. */
-  readonly wrtc?: object;
-  /** WebSocket constructor (default globalThis.WebSocket; Node 20 passes `ws`). */
-  readonly WebSocket?: WebSocketCtor;
-  readonly timers?: Timers;
-  readonly random?: RandomBytes;
+export interface OwnerOptions extends EndpointOptions {
   /** Tokens of all currently pending invites; each responder's first message is tried against them. */
   readonly pendingTokens: () => Iterable<Uint8Array>;
   /** A token opened a joiner's 'token' message: return true to admit (and mark it used), false to refuse. */
@@ -77,7 +64,7 @@ class Owner implements OwnerHandle {
     this.reconnectTimer = null;
     if (this.closed) return;
     const opts = this.opts;
-    const WS = opts.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketCtor }).WebSocket;
+    const WS = webSocketOf(opts);
     const client = new SignalingClient({
       url: opts.signalingUrl,
       WebSocket: WS,
