@@ -10,7 +10,7 @@ import { createRoom, memberList, memberPeerKeys, ownerSafetyCode, ownerStep, pen
 import type { OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from '../protocol/room/types.ts';
 import { flagBool, flagInt, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, type Command } from './cli.ts';
-import { CommandError, errorJson, parseHostCommand, type HostCommand } from './json-lines.ts';
+import { commandLineHandler, parseHostCommand, type HostCommand } from './json-lines.ts';
 import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
 import { StateDir, type RoomKeys } from './state-dir.ts';
 
@@ -250,17 +250,12 @@ export const command: Command = {
       iceServers: flagList(flags, 'ice-server') ?? [],
       restored: room.restored,
     });
-    const life = startLifecycle(io, (line) => {
-      let cmd: HostCommand;
-      try {
-        cmd = parseHostCommand(line);
-      } catch (e) {
-        if (!(e instanceof CommandError)) throw e;
-        io.out(errorJson(e));
-        return;
-      }
-      if (driver.onCommand(cmd)) life.stop('quit');
-    });
+    const life = startLifecycle(
+      io,
+      commandLineHandler(parseHostCommand, io.out, (cmd) => {
+        if (driver.onCommand(cmd)) life.stop('quit');
+      }),
+    );
     driver.start();
     const reason = await life.stopped;
     life.dispose();

@@ -5,13 +5,13 @@
  */
 import { asBoxPublicKey, fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex } from '../crypto/index.ts';
 import { backoffDelay } from '../protocol/link/backoff.ts';
-import { joinRoom } from '../protocol/link/member.ts';
+import { FATAL_JOIN_CODES, joinRoom } from '../protocol/link/member.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import { decodeInviteUrl, memberList, memberSafetyCode, memberStep, saltyAuthToken, startJoin } from '../protocol/room/index.ts';
 import type { MemberCtx, MemberState, RoomEvent } from '../protocol/room/types.ts';
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_RUNTIME, type Command } from './cli.ts';
-import { CommandError, errorJson, parseJoinCommand, type JoinCommand } from './json-lines.ts';
+import { commandLineHandler, parseJoinCommand, type JoinCommand } from './json-lines.ts';
 import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
 import { StateDir, type RoomKeys } from './state-dir.ts';
 
@@ -22,8 +22,6 @@ export const JOIN_FLAGS: readonly FlagSpec[] = [
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
 ];
 
-/** Link refusals after which reconnecting cannot help (protocol/link/member.ts). */
-const FATAL_CODES = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
 
 interface Where {
   readonly server: string;
@@ -86,7 +84,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
   private connectFailed(e: unknown): void {
     const code = (e as { code?: unknown }).code;
     const message = e instanceof Error ? e.message : String(e);
-    if (typeof code === 'string' && FATAL_CODES.has(code)) {
+    if (typeof code === 'string' && FATAL_JOIN_CODES.has(code)) {
       this.io.out({ event: 'error', code, message: `the owner did not let us in: ${message}` });
       return;
     }
@@ -233,17 +231,12 @@ export const command: Command = {
     if (save !== null) await save(m.state);
     const driver = new JoinDriver(m.state, io, save, m.keys, m.where, { loopback: flagBool(flags, 'loopback'), iceServers: flagList(flags, 'ice-server') ?? [] });
     let status = EXIT_OK;
-    const life = startLifecycle(io, (line) => {
-      let cmd: JoinCommand;
-      try {
-        cmd = parseJoinCommand(line);
-      } catch (e) {
-        if (!(e instanceof CommandError)) throw e;
-        io.out(errorJson(e));
-        return;
-      }
-      if (driver.onCommand(cmd)) life.stop('quit');
-    });
+    const life = startLifecycle(
+      io,
+      commandLineHandler(parseJoinCommand, io.out, (cmd) => {
+        if (driver.onCommand(cmd)) life.stop('quit');
+      }),
+    );
     driver.onFinished = (reason) => {
       if (reason !== 'left') status = EXIT_RUNTIME;
       life.stop(reason);

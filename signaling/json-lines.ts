@@ -176,3 +176,21 @@ export function errorJson(e: unknown): OutEvent {
   if (e instanceof RangeError) return { event: 'error', code: 'cli.command', message: e.message };
   return { event: 'error', code: 'internal', message: e instanceof Error ? e.message : String(e) };
 }
+
+/**
+ * A stdin line handler: `parse` decodes the line, a bad line becomes an error event on `out`
+ * (never a crash), a good one goes to `handle`.
+ */
+export function commandLineHandler<C>(parse: (line: string) => C, out: (ev: OutEvent) => void, handle: (cmd: C) => void): (line: string) => void {
+  return (line) => {
+    let cmd: C;
+    try {
+      cmd = parse(line);
+    } catch (e) {
+      if (!(e instanceof CommandError)) throw e;
+      out(errorJson(e));
+      return;
+    }
+    handle(cmd);
+  };
+}

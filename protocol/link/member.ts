@@ -22,7 +22,7 @@ export interface JoinOptions extends EndpointOptions {
 export const FIRST_JOIN_ATTEMPTS = 4;
 
 /** Errors after which retrying cannot help: the owner refused or dropped us, or the server is not the pinned one. */
-const FATAL = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
+export const FATAL_JOIN_CODES: ReadonlySet<string> = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
 
 /**
  * Join the owner's room. Resolves with the link once its data channel is open for the first time;
@@ -95,7 +95,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           return;
         }
         if (link.state === 'closed') return;
-        if (FATAL.has(error.code)) return giveUp(error);
+        if (FATAL_JOIN_CODES.has(error.code)) return giveUp(error);
         retry(error);
       });
       c.start();
