@@ -17,6 +17,8 @@ import WebSocket, { WebSocketServer } from 'ws';
 
 const SUBPROTOCOL = 'v1.saltyrtc.org';
 const IDLE_CONNECTIONS = 5000;
+/** Alternating memory rounds per server (a fresh child process each); the report uses the medians. */
+const MEMORY_ROUNDS = 3;
 const HANDSHAKE_SECONDS = 3;
 const HANDSHAKE_CONCURRENCY = 64;
 const RELAY_SECONDS = 1.5;
@@ -124,6 +126,15 @@ interface ServerChild {
   stop(): Promise<void>;
 }
 
+/** Rejects if `p` has not settled within STEP_DEADLINE_MS (a stuck child must fail the run, not hang it). */
+function withDeadline<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${STEP_DEADLINE_MS} ms`)), STEP_DEADLINE_MS);
+  });
+  return Promise.race([p, expired]).finally(() => clearTimeout(timer));
+}
+
 function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
   const child = fork(fileURLToPath(import.meta.url), ['--child', kind], {
     // BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server child (open it in Chrome DevTools).
@@ -131,7 +142,7 @@ function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
+  return withDeadline(new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code} before it was ready`)));
     child.once('message', (m: ChildReport) => {
@@ -141,12 +152,12 @@ function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
         url: `ws://127.0.0.1:${m.port}`,
         serverKey: Buffer.from(m.serverKeyHex, 'hex'),
         memory: () =>
-          new Promise((res) => {
+          withDeadline(new Promise((res) => {
             child.once('message', (r: ChildReport) => {
               if (r.kind === 'memory') res(r);
             });
             child.send({ cmd: 'memory' } satisfies ChildRequest);
-          }),
+          }), `${kind} server memory report`),
         cpuMs: () =>
           new Promise((res) => {
             child.once('message', (r: ChildReport) => {
@@ -160,7 +171,7 @@ function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
         },
       });
     });
-  });
+  }), `${kind} server start`);
 }
 
 // --- NaCl box with native X25519: box.before = HSalsa20(X25519(sk, pk)); verified against tweetnacl below.
@@ -220,22 +231,42 @@ interface SaltyConn {
   seq: number;
 }
 
-function firstMessage(ws: WebSocket): Promise<Buffer> {
+/** Every connect and handshake step gets this deadline, so a stuck server fails the run loudly instead of hanging it. */
+const STEP_DEADLINE_MS = 15_000;
+
+/** Resolves with `event`'s first argument; rejects on close, error, or after STEP_DEADLINE_MS (terminating the socket). */
+function awaitSocket<T>(ws: WebSocket, event: 'message' | 'open', what: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const onMessage = (data: Buffer) => {
+    const done = () => {
+      clearTimeout(timer);
+      ws.off(event, onEvent);
       ws.off('close', onClose);
-      ws.off('error', reject);
+      ws.off('error', onError);
+    };
+    const onEvent = (data: T) => {
+      done();
       resolve(data);
     };
     const onClose = (code: number) => {
-      ws.off('message', onMessage);
-      reject(new Error(`closed with ${code} during the handshake`));
+      done();
+      reject(new Error(`closed with ${code} during ${what}`));
     };
-    ws.once('message', onMessage);
+    const onError = (e: Error) => {
+      done();
+      reject(e);
+    };
+    const timer = setTimeout(() => {
+      done();
+      ws.terminate();
+      reject(new Error(`no ${what} within ${STEP_DEADLINE_MS} ms`));
+    }, STEP_DEADLINE_MS);
+    ws.once(event, onEvent);
     ws.once('close', onClose);
-    ws.once('error', reject);
+    ws.once('error', onError);
   });
 }
+
+const firstMessage = (ws: WebSocket): Promise<Buffer> => awaitSocket<Buffer>(ws, 'message', 'the handshake');
 
 /** Connects as initiator (path = own key) or responder and completes the server handshake. */
 async function saltyConnect(url: string, serverKey: Buffer, role: 'initiator' | 'responder', path: string, keys: ClientKeys): Promise<SaltyConn> {
@@ -263,12 +294,10 @@ async function saltyConnect(url: string, serverKey: Buffer, role: 'initiator' | 
   return { ws, id: serverAuth[17] as number, cookie, seq };
 }
 
-function openBare(url: string, path: string): Promise<SaltyConn> {
+async function openBare(url: string, path: string): Promise<SaltyConn> {
   const ws = new WebSocket(`${url}/${path}`, SUBPROTOCOL, { perMessageDeflate: false });
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve({ ws, id: 0, cookie: randomBytes(16), seq: 0 }));
-    ws.once('error', reject);
-  });
+  await awaitSocket<void>(ws, 'open', 'the WebSocket open');
+  return { ws, id: 0, cookie: randomBytes(16), seq: 0 };
 }
 
 function closeAll(conns: readonly SaltyConn[]): Promise<void> {
@@ -432,7 +461,7 @@ async function benchMemory(kind: 'ours' | 'bare'): Promise<{ perConnection: numb
 // ---------------------------------------------------------------------------------------------
 
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
-const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 
 async function main(): Promise<void> {
   checkNativeBox();
@@ -467,12 +496,33 @@ async function main(): Promise<void> {
   await ours.stop();
   await bare.stop();
 
-  const mo = await benchMemory('ours');
-  const mb = await benchMemory('bare');
-  const memRatio = mo.perConnection / mb.perConnection;
+  // RSS per connection is noisy (allocator, page granularity): alternate fresh child processes of ours and
+  // bare ws for MEMORY_ROUNDS rounds each and compare the medians.
+  const oursMem = [];
+  const bareMem = [];
+  for (let round = 0; round < MEMORY_ROUNDS; round++) {
+    oursMem.push(await benchMemory('ours'));
+    bareMem.push(await benchMemory('bare'));
+  }
+  const median = (xs: number[]) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = sorted.length >> 1;
+    return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  };
+  const kib = (xs: number[]) => xs.map((x) => fmt(x / 1024, 1)).join(' ');
+  const oRss = median(oursMem.map((m) => m.perConnection));
+  const bRss = median(bareMem.map((m) => m.perConnection));
+  const oHeap = median(oursMem.map((m) => m.heapPerConnection));
+  const bHeap = median(bareMem.map((m) => m.heapPerConnection));
+  const memRatio = oRss / bRss;
+  const mo = {
+    errors: oursMem.reduce((n, m) => n + m.errors, 0),
+    rejects: oursMem.reduce((n, m) => n + m.rejects, 0),
+    serverConnections: Math.min(...oursMem.map((m) => m.serverConnections)),
+  };
   const noErrors = mo.errors === 0 && mo.serverConnections === IDLE_CONNECTIONS && mo.rejects === 0;
   console.log(
-    `memory at ${IDLE_CONNECTIONS} idle connections (${IDLE_CONNECTIONS / 2} paths, handshakes done): ours ${fmt(mo.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mo.heapPerConnection / 1024, 1)} KiB heap+external) | bare ws ${fmt(mb.perConnection / 1024, 1)} KiB/conn RSS (${fmt(mb.heapPerConnection / 1024, 1)} KiB heap+external) | ratio ${fmt(memRatio, 2)}x (target <= 1.5x) ${verdict(memRatio <= 1.5)}`,
+    `memory at ${IDLE_CONNECTIONS} idle connections (${IDLE_CONNECTIONS / 2} paths, handshakes done; median of ${MEMORY_ROUNDS} alternating child processes each): ours ${fmt(oRss / 1024, 1)} KiB/conn RSS [${kib(oursMem.map((m) => m.perConnection))}] (${fmt(oHeap / 1024, 1)} KiB heap+external) | bare ws ${fmt(bRss / 1024, 1)} KiB/conn RSS [${kib(bareMem.map((m) => m.perConnection))}] (${fmt(bHeap / 1024, 1)} KiB heap+external) | ratio of medians ${fmt(memRatio, 2)}x RSS, ${fmt(oHeap / bHeap, 2)}x heap+external (target <= 1.5x) ${verdict(memRatio <= 1.5)}`,
   );
   console.log(`errors at ${IDLE_CONNECTIONS} connections: ${mo.errors} client errors, server holds ${mo.serverConnections} connections, ${mo.rejects} rejects ${verdict(noErrors)}`);
   console.log(`summary (load ${load()}): relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`);
