@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -67,10 +67,14 @@ export async function buildApp(): Promise<string> {
   }
   try {
     const { build } = await import('vite');
-    await build({ configFile: path.join(ROOT, 'web/vite.config.ts'), logLevel: 'error', build: { outDir: out, emptyOutDir: true } });
+    // Build beside and rename: a waiting file polls for index.html, which Rollup may write before
+    // the chunks; the rename makes the whole build appear at once.
+    const staging = `${out}.building`;
+    await build({ configFile: path.join(ROOT, 'web/vite.config.ts'), logLevel: 'error', build: { outDir: staging, emptyOutDir: true } });
+    renameSync(staging, out);
     // Older builds are never used again (their sources changed).
     for (const name of readdirSync(cache)) {
-      if (name !== key && !name.endsWith('.lock')) rmSync(path.join(cache, name), { recursive: true, force: true });
+      if (name !== key && !name.endsWith('.lock') && !name.endsWith('.building')) rmSync(path.join(cache, name), { recursive: true, force: true });
     }
     return out;
   } finally {
@@ -130,14 +134,53 @@ export async function newContext(browser: Browser): Promise<BrowserContext> {
   return browser.newContext({ permissions: ['camera', 'microphone'], viewport: { width: 900, height: 900 } });
 }
 
-/** Collects page errors and console errors so a test can assert the page stayed clean. */
-export function watchErrors(page: Page): string[] {
+const consoleLines: string[] = [];
+const labels = new WeakMap<Page, string>();
+const started = Date.now();
+
+/**
+ * Collects page errors and console errors so a test can assert the page stayed clean. Every console
+ * line also goes to a log that `printLogsOnFailure` prints when a test fails (CI shows no browser).
+ */
+export function watchErrors(page: Page, label = 'page'): string[] {
   const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+  labels.set(page, label);
+  const line = (kind: string, text: string): void => {
+    consoleLines.push(`+${Date.now() - started}ms ${label} ${kind}: ${text}`);
+  };
+  page.on('pageerror', (e) => {
+    errors.push(`pageerror: ${e.message}`);
+    line('pageerror', e.message);
+  });
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    line(m.type(), m.text());
   });
+  page.on('close', () => line('closed', ''));
   return errors;
+}
+
+/**
+ * Call in a `beforeEach`: when the test fails, print the pages' console lines, each page's member
+ * list and status line, and the end of the server's output.
+ */
+export function printLogsOnFailure(ctx: { onTestFailed(fn: () => Promise<void> | void): void }, pages: () => Record<string, Page | undefined>, server?: () => ServerHandle | undefined): void {
+  ctx.onTestFailed(async () => {
+    const report = ['--- browser console ---', ...consoleLines.slice(-300)];
+    for (const [label, page] of Object.entries(pages())) {
+      if (page === undefined || page.isClosed()) continue;
+      const state = await page
+        .evaluate(() => ({
+          members: [...document.querySelectorAll('[data-testid="member"]')].map((e) => e.textContent),
+          status: [...document.querySelectorAll('[data-testid="room-status"], [data-testid="system-text"]')].map((e) => e.textContent),
+        }))
+        .catch((e: unknown) => String(e));
+      report.push(`--- ${label}: ${JSON.stringify(state)}`);
+    }
+    const out = server?.()?.output();
+    if (out !== undefined) report.push('--- server output (end) ---', out.slice(-4000));
+    console.log(report.join('\n'));
+  });
 }
 
 /** First run or unlock, whichever the page shows, then wait for the home screen. */
@@ -215,12 +258,35 @@ export async function joinByLink(page: Page, invite: string, name: string): Prom
 
 /** Waits until the page lists `n` members. */
 export async function waitMembers(page: Page, n: number): Promise<void> {
-  await page.waitForFunction((count) => document.querySelectorAll('[data-testid="member"]').length === count, n, { timeout: 30_000 });
+  await explained(page, `${n} members`, page.waitForFunction((count) => document.querySelectorAll('[data-testid="member"]').length === count, n, { timeout: 30_000 }));
 }
 
 /** Waits until a message with exactly this text is in the list. */
 export async function waitMessage(page: Page, text: string): Promise<void> {
-  await page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 });
+  await explained(page, `message ${JSON.stringify(text)}`, page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 }));
+}
+
+/**
+ * A wait that failed says which page, what it showed and its last console lines: the failure
+ * summary is often all a CI log keeps.
+ */
+async function explained(page: Page, what: string, wait: Promise<unknown>): Promise<void> {
+  try {
+    await wait;
+  } catch (e) {
+    const label = labels.get(page) ?? 'page';
+    const shown = page.isClosed()
+      ? 'closed'
+      : await page
+          .evaluate(() => ({
+            members: [...document.querySelectorAll('[data-testid="member"]')].map((el) => el.textContent),
+            status: document.querySelector('[data-testid="room-status"]')?.textContent ?? null,
+            notes: [...document.querySelectorAll('[data-testid="system-text"]')].map((el) => el.textContent),
+          }))
+          .catch((err: unknown) => String(err));
+    const tail = consoleLines.filter((l) => l.includes(` ${label} `)).slice(-15);
+    throw new Error(`${label} never showed ${what}: ${String(e instanceof Error ? e.message.split('\n')[0] : e)}\nshown: ${JSON.stringify(shown)}\n${tail.join('\n')}`);
+  }
 }
 
 export async function enterRoom(page: Page, roomName: string): Promise<void> {

@@ -5,7 +5,7 @@
  * owner was offline arrives exactly once; kick.
  */
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   buildApp,
   createRoom,
@@ -16,6 +16,7 @@ import {
   newContext,
   newInvite,
   openApp,
+  printLogsOnFailure,
   sendMessage,
   setSignalingUrl,
   startServer,
@@ -42,11 +43,11 @@ let bobContext: BrowserContext;
 let annInvite = '';
 const pageErrors: string[][] = [];
 
-async function device(): Promise<{ context: BrowserContext; page: Page }> {
+async function device(label: string): Promise<{ context: BrowserContext; page: Page }> {
   const context = await newContext(browser);
   contexts.push(context);
   const page = await context.newPage();
-  pageErrors.push(watchErrors(page));
+  pageErrors.push(watchErrors(page, label));
   return { context, page };
 }
 
@@ -75,10 +76,12 @@ afterAll(async () => {
 });
 
 describe('a room with an owner and two members', () => {
+  beforeEach((ctx) => printLogsOnFailure(ctx, () => ({ owner, ann, bob }), () => server));
+
   it('create, invite by link, join, and everyone exchanges messages in the same order', async () => {
-    ({ context: ownerContext, page: owner } = await device());
-    ({ page: ann } = await device());
-    ({ context: bobContext, page: bob } = await device());
+    ({ context: ownerContext, page: owner } = await device('owner'));
+    ({ page: ann } = await device('ann'));
+    ({ context: bobContext, page: bob } = await device('bob'));
     await openApp(owner, server.url);
     await setSignalingUrl(owner, recorder.url);
     await createRoom(owner, 'Team room', 'Olivia');
@@ -148,7 +151,7 @@ describe('a room with an owner and two members', () => {
     await sendMessage(owner, 'owner is back after a reload');
     await waitMessage(ann, 'owner is back after a reload');
     bob = await bobContext.newPage();
-    pageErrors.push(watchErrors(bob));
+    pageErrors.push(watchErrors(bob, 'bob'));
     await openApp(bob, server.url);
     await enterRoom(bob, 'Team room');
     await waitMessage(bob, 'owner is back after a reload');
@@ -171,7 +174,7 @@ describe('a room with an owner and two members', () => {
     await ann.locator('.message.pending').filter({ hasText: text }).waitFor();
 
     owner = await ownerContext.newPage();
-    pageErrors.push(watchErrors(owner));
+    pageErrors.push(watchErrors(owner, 'owner'));
     await openApp(owner, server.url);
     await enterRoom(owner, 'Team room');
     for (const p of [owner, ann, bob]) await waitMessage(p, text);
@@ -183,14 +186,14 @@ describe('a room with an owner and two members', () => {
   }, 90_000);
 
   it('a used invite and a revoked invite admit nobody', async () => {
-    const { page: mallory } = await device();
+    const { page: mallory } = await device('mallory');
     await joinByLink(mallory, annInvite, 'Mallory');
     await mallory.getByTestId('system-text').filter({ hasText: 'did not let us in' }).waitFor({ timeout: 30_000 });
 
     const revoked = await newInvite(owner);
     await owner.getByTestId('revoke-invite').click();
     await owner.getByTestId('invite-link').waitFor({ state: 'hidden' });
-    const { page: trudy } = await device();
+    const { page: trudy } = await device('trudy');
     await joinByLink(trudy, revoked, 'Trudy');
     await trudy.getByTestId('system-text').filter({ hasText: 'did not let us in' }).waitFor({ timeout: 30_000 });
 

@@ -70,6 +70,8 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
 
   private connectFailed(e: unknown): void {
     const code = (e as { code?: unknown }).code;
+    // One line per attempt: the only trace a failed join leaves outside the device (no secrets).
+    console.info(`room ${this.id.slice(0, 8)}: link to the owner failed: ${typeof code === 'string' ? code : describe(e)}`);
     if (typeof code === 'string' && FATAL_CODES.has(code)) {
       this.linkState = 'closed';
       this.note(`the owner did not let us in (${code})`);
@@ -96,7 +98,9 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
         console.error('member step failed', e),
       );
     });
+    console.info(`room ${this.id.slice(0, 8)}: link to the owner ${link.state}`);
     link.on('state', (state: LinkState) => {
+      console.info(`room ${this.id.slice(0, 8)}: link to the owner ${state}`);
       this.linkState = state;
       // One PeerLink per connection (see OwnerRuntime.attach): a dropped link is closed and a fresh
       // one is made, so a restarted owner never sees resumed message ids it does not know.
@@ -217,4 +221,8 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
       status: s.phase === 'member' ? `owner ${this.linkState}` : s.phase,
     };
   }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

@@ -80,7 +80,9 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
         console.error('owner step failed', e),
       );
     });
+    console.info(`owner ${this.id.slice(0, 8)}: link ${from.slice(0, 8)} ${link.state}`);
     link.on('state', (state) => {
+      console.info(`owner ${this.id.slice(0, 8)}: link ${from.slice(0, 8)} ${state}`);
       // One PeerLink per connection: the link layer resumes message ids across drops, which breaks
       // when the member's page restarted (its ids start again at 1). Closing a dropped link makes the
       // member's reconnect create a fresh one; room-level sync (5.10) re-sends what was missed.
