@@ -89,9 +89,11 @@ class Owner implements OwnerHandle {
     });
     client.on('peer-authenticated', (peer, key, shared) => {
       const link = this.linkFor(key);
-      const session = link.attach(shared, true, {
+      const session: LinkSession = link.attach(shared, true, {
         send: (payload) => client.send(peer, payload),
         handoverDone: () => {
+          // The address may belong to a newer responder by now (addresses are reused, lowest free).
+          if (this.pending.get(peer) !== session) return;
           this.pending.delete(peer);
           client.handoverDone(peer);
         },
@@ -102,7 +104,10 @@ class Owner implements OwnerHandle {
     client.on('peer-lost', (peer, error) => {
       const s = this.pending.get(peer);
       this.pending.delete(peer);
-      if (s !== undefined && !s.isOpen) s.end(error);
+      if (s === undefined) return;
+      // Its address is free for the next responder: nothing of this session may go there.
+      s.detachPort();
+      if (!s.isOpen) s.end(error);
     });
     client.on('warning', (m) => opts.onWarning?.(m));
     client.on('closed', (error) => {
