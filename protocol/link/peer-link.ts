@@ -8,6 +8,7 @@
  *   handshake (token path or trusted-key path). It is the peer's identity.
  * - Messages arrive whole, in order, exactly once, across reconnects: each message has a link-level
  *   id, is kept until the peer acks it, is re-sent on the next session and de-duplicated there.
+ *   Messages that arrive before the first 'message' listener is registered wait for it.
  * - Every data-channel frame is encrypted and authenticated with the session key of the SaltyRTC
  *   handshake that created the peer connection; replayed, reordered or tampered frames end the
  *   session with a typed error (`FrameError`), never with plaintext.
@@ -76,6 +77,13 @@ export class PeerLinkImpl implements PeerLink {
   private readonly outbox = new Outbox({ adoptPeerNumbering: true });
   private readonly inbox = new Inbox({ adoptPeerNumbering: true });
   private wantDrain = false;
+  /**
+   * Messages that arrived before anyone listened: the owner announces a link only after getStats
+   * says direct or relayed, and a member's joinRoom resolves after the open, while the peer may
+   * send at once. They are acked already, so dropping them would lose them for good.
+   */
+  private early: Uint8Array[] | null = [];
+  private flushScheduled = false;
   private stateValue: LinkState = 'connecting';
   /** Called when a session drops and the link is not closed (member: schedule a reconnect). */
   onDropped: ((error: Error | null) => void) | null = null;
@@ -98,7 +106,17 @@ export class PeerLinkImpl implements PeerLink {
   }
 
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void {
-    return this.events.on(ev, f);
+    const off = this.events.on(ev, f);
+    if (ev === 'message' && this.early !== null && !this.flushScheduled) {
+      // After the caller has registered its other handlers too, in arrival order.
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        const early = this.early ?? [];
+        this.early = null;
+        for (const msg of early) if (this.stateValue !== 'closed') this.events.emit('message', msg);
+      });
+    }
+    return off;
   }
 
   send(bytes: Uint8Array): void {
@@ -167,7 +185,9 @@ export class PeerLinkImpl implements PeerLink {
         if (msg === null) return;
         if (this.inbox.ackDue) s.sendAck(this.inbox.takeAck());
         else s.scheduleAck(() => (this.inbox.hasUnacked ? this.inbox.takeAck() : null));
-        if (this.stateValue !== 'closed') this.events.emit('message', msg);
+        if (this.stateValue === 'closed') return;
+        if (this.early !== null) this.early.push(msg);
+        else this.events.emit('message', msg);
         return;
       }
       case 'close':

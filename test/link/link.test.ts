@@ -170,6 +170,26 @@ describe('owner and members', () => {
     expect((await closed).code).toBe('saltyrtc.refused');
     expect(seen).toEqual([]);
   });
+
+  it('keeps messages that arrive before anyone listens and hands them, in order, to the first listener', async () => {
+    // The web app announces a link only after getStats and a member's joinRoom resolves after the
+    // open, while the other side may send at once: such messages were acked and then lost.
+    const room = await openRoom();
+    const keys = generateBoxKeyPair();
+    const token = room.newToken();
+    const ownerLink = room.nextLink();
+    const m = await join(room, token, keys);
+    m.send(new TextEncoder().encode('first'));
+    m.send(new TextEncoder().encode('second'));
+    const o = await ownerLink;
+    // No event says "arrived with no listener": poll the link's private queue of such messages.
+    const early = (): number => (o as unknown as { early: Uint8Array[] | null }).early?.length ?? 0;
+    await until(() => early() === 2, 'both messages arrived at the owner before it listened');
+    const got = await collect(o, 2);
+    expect(got.map((b) => new TextDecoder().decode(b))).toEqual(['first', 'second']);
+    o.send(new TextEncoder().encode('later'));
+    expect(new TextDecoder().decode(await nextEvent<Uint8Array>(m, 'message'))).toBe('later');
+  });
 });
 
 describe('reconnect', () => {
