@@ -7,7 +7,7 @@ import { boxBefore, toHex, type BoxPublicKey, type SharedKey } from '../../crypt
 import { step, initialState, SUBPROTOCOL, type ClientContext, type ClientEffect, type ClientEvent, type ClientState } from './client-machine.ts';
 import { SaltyClientError } from './client-errors.ts';
 import { CloseCode } from './close-codes.ts';
-import type { PostAuthMessage, WebRtcTaskData } from './peer-messages.ts';
+import type { IceRestartTaskData, PostAuthMessage, WebRtcTaskData } from './peer-messages.ts';
 
 /** The subset of the WebSocket API we use (browser WebSocket and the `ws` package both fit). */
 export interface WebSocketLike {
@@ -40,7 +40,8 @@ export const RESPONDER_IDLE_MS = 60_000;
 
 export interface SignalingEvents {
   'server-ready': (address: number, initiatorConnected: boolean) => void;
-  'peer-authenticated': (peer: number, peerKey: BoxPublicKey, sessionShared: SharedKey, taskData: WebRtcTaskData) => void;
+  /** `iceRestart` non-null: the ICE-restart task was chosen for that link session (docs/PROTOCOL.md 4.6). */
+  'peer-authenticated': (peer: number, peerKey: BoxPublicKey, sessionShared: SharedKey, taskData: WebRtcTaskData, iceRestart: IceRestartTaskData | null) => void;
   'peer-message': (peer: number, message: PostAuthMessage) => void;
   'peer-lost': (peer: number, error: SaltyClientError) => void;
   /** The signaling connection is over; `error` says why (handover is code 'saltyrtc.peer-closed', closeCode 3003). */
@@ -175,7 +176,7 @@ export class SignalingClient {
       }
       case 'peer-authenticated':
         this.clearIdle(e.peer);
-        this.emit('peer-authenticated', e.peer, e.peerKey, e.sessionShared, e.taskData);
+        this.emit('peer-authenticated', e.peer, e.peerKey, e.sessionShared, e.taskData, e.iceRestart);
         return;
       case 'peer-message':
         this.clearIdle(e.peer);

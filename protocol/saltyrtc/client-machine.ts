@@ -54,10 +54,17 @@ export interface ClientContext {
   readonly acceptToken?: (token: Uint8Array, responderKey: BoxPublicKey) => boolean;
   /** Permanent keys the initiator trusts (responders that may skip the token). */
   readonly trustedKeys?: () => Iterable<BoxPublicKey>;
+  /**
+   * A responder asks for an ICE restart of one of its link sessions (docs/PROTOCOL.md 4.6): true
+   * chooses the ICE-restart task, false the WebRTC task (a new peer connection). Absent: never.
+   */
+  readonly acceptIceRestart?: (responderKey: BoxPublicKey, request: pm.IceRestartTaskData) => boolean;
   // responder
   readonly initiatorKey?: BoxPublicKey;
   /** Invite token; absent means the trusted-key path (the initiator knows our key). */
   readonly token?: Uint8Array;
+  /** Ask for an ICE restart of this link session: the ICE-restart task is offered before the WebRTC task. */
+  readonly iceRestart?: pm.IceRestartTaskData;
 }
 
 /** Nonce bookkeeping for one other party (Protocol.md "Sending/Receiving a Signalling Message"). */
@@ -110,6 +117,8 @@ export type ClientEffect =
       readonly peerKey: BoxPublicKey;
       readonly sessionShared: SharedKey;
       readonly taskData: pm.WebRtcTaskData;
+      /** The ICE-restart task was chosen (for this session); null: the WebRTC task (a new peer connection). */
+      readonly iceRestart: pm.IceRestartTaskData | null;
     }
   | { readonly type: 'peer-message'; readonly peer: number; readonly message: pm.PostAuthMessage }
   | { readonly type: 'peer-lost'; readonly peer: number; readonly error: SaltyClientError }
@@ -531,7 +540,7 @@ function onKeyPlain(tx: Tx, p: PeerState, plain: Uint8Array): void {
   const sessionShared = boxBefore(theirSession, p.session.secretKey);
   const theirCookie = p.channel.theirCookie;
   if (theirCookie === null) throw new ProtocolError('no initiator cookie');
-  const next = tx.sendToPeer({ ...p, sessionShared }, pm.encodeAuthToInitiator(theirCookie, [pm.WEBRTC_TASK], ctx.taskData), (m, n) =>
+  const next = tx.sendToPeer({ ...p, sessionShared }, pm.encodeAuthToInitiator(theirCookie, [pm.WEBRTC_TASK], ctx.taskData, ctx.iceRestart), (m, n) =>
     boxAfter(m, n, sessionShared),
   );
   tx.peers.set(p.address, { ...next, stage: 'await-auth' });
@@ -550,19 +559,43 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
       return dropResponder(tx, p.address, CloseCode.DroppedByInitiator, 'no shared task'); // 'close' 3006 told the responder why
     }
     const taskData = pm.decodeWebRtcTaskData(auth.data.get(pm.WEBRTC_TASK));
+    const request = iceRestartRequest(auth);
     const theirCookie = p.channel.theirCookie;
     if (theirCookie === null) throw new ProtocolError('no responder cookie');
-    const next = tx.sendToPeer(p, pm.encodeAuthToResponder(theirCookie, pm.WEBRTC_TASK, ctx.taskData), (m, n) => boxAfter(m, n, shared));
+    // 4.6: the application decides whether it can restart that session; if not, the WebRTC task
+    // (a new peer connection) is the fallback the responder offered.
+    const restart = request !== null && ctx.acceptIceRestart?.(p.permanentKey, request) === true ? request : null;
+    const reply = restart !== null ? pm.encodeAuthToResponderIceRestart(theirCookie, restart) : pm.encodeAuthToResponder(theirCookie, pm.WEBRTC_TASK, ctx.taskData);
+    const next = tx.sendToPeer(p, reply, (m, n) => boxAfter(m, n, shared));
     tx.peers.set(p.address, { ...next, stage: 'authenticated' });
-    tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData });
+    tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData, iceRestart: restart });
     return;
   }
   const auth = pm.decodeAuthFromInitiator(plain);
   if (!equalBytes(auth.yourCookie, p.channel.ourCookie)) throw new ProtocolError('auth: your_cookie mismatch');
+  if (auth.task === pm.ICE_RESTART_TASK && ctx.iceRestart !== undefined) {
+    const echoed = pm.decodeIceRestartTaskData(auth.data.get(pm.ICE_RESTART_TASK));
+    if (!equalBytes(echoed.session, ctx.iceRestart.session)) throw new ProtocolError('auth: ICE restart of a session we did not ask for');
+    tx.peers.set(p.address, { ...p, stage: 'authenticated' });
+    tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData: ctx.taskData, iceRestart: echoed });
+    return;
+  }
   if (auth.task !== pm.WEBRTC_TASK) throw new SaltyClientError('saltyrtc.no-task', `initiator chose a task we did not offer: ${auth.task}`);
   const taskData = pm.decodeWebRtcTaskData(auth.data.get(pm.WEBRTC_TASK));
   tx.peers.set(p.address, { ...p, stage: 'authenticated' });
-  tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData });
+  tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData, iceRestart: null });
+}
+
+/**
+ * A responder's ICE-restart request (4.6), or null. The ICE-restart task MUST be offered first and
+ * only beside the WebRTC task (the fallback); its data MUST decode strictly.
+ */
+function iceRestartRequest(auth: pm.AuthFromResponder): pm.IceRestartTaskData | null {
+  if (!auth.tasks.includes(pm.ICE_RESTART_TASK)) return null;
+  if (auth.tasks.length !== 2 || auth.tasks[0] !== pm.ICE_RESTART_TASK || auth.tasks[1] !== pm.WEBRTC_TASK) {
+    throw new ProtocolError('auth: the ICE-restart task must be offered first, followed only by the WebRTC task');
+  }
+  return pm.decodeIceRestartTaskData(auth.data.get(pm.ICE_RESTART_TASK));
 }
 
 function onPostAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void {

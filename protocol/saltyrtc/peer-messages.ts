@@ -50,6 +50,18 @@ export type PostAuthMessage = TaskMessage | CloseMessage | ApplicationMessage;
 /** The WebRTC task's data in 'auth' (Task-WebRTC.md v1 "Task Data"). */
 export interface WebRtcTaskData { readonly exclude: readonly number[]; readonly handover: boolean }
 
+/**
+ * ZeroRoom's ICE-restart task (docs/PROTOCOL.md 4.6): a responder that wants the ICE of its
+ * existing, open link session restarted offers this task first and the WebRTC task second. An
+ * initiator that can restart that session chooses it (echoing the data); otherwise it chooses the
+ * WebRTC task and the handshake makes a new peer connection as usual. Its messages are the WebRTC
+ * task's offer, answer and candidates, for the existing peer connection.
+ */
+export const ICE_RESTART_TASK = 'v1.ice-restart.zeroroom';
+/** Length of a link session's restart id (see protocol/link/ice-restart.ts). */
+export const RESTART_ID_LEN = 16;
+export interface IceRestartTaskData { readonly session: Uint8Array }
+
 // --- encoders ------------------------------------------------------------------------------
 
 export const encodeToken = (key: Uint8Array): Uint8Array => encode({ type: 'token', key });
@@ -59,8 +71,20 @@ export const encodeHandover = (): Uint8Array => encode({ type: 'handover' });
 /** Protocol.md 'application': any msgpack value, for the application, over the signaling path. */
 export const encodeApplication = (data: Encodable): Uint8Array => encode({ type: 'application', data });
 
-export function encodeAuthToInitiator(yourCookie: Uint8Array, tasks: readonly string[], data: WebRtcTaskData): Uint8Array {
-  return encode({ type: 'auth', your_cookie: yourCookie, tasks, data: { [WEBRTC_TASK]: taskDataValue(data) } });
+/** `iceRestart` given: the ICE-restart task is offered first, with the WebRTC task as the fallback. */
+export function encodeAuthToInitiator(yourCookie: Uint8Array, tasks: readonly string[], data: WebRtcTaskData, iceRestart?: IceRestartTaskData): Uint8Array {
+  if (iceRestart === undefined) return encode({ type: 'auth', your_cookie: yourCookie, tasks, data: { [WEBRTC_TASK]: taskDataValue(data) } });
+  return encode({
+    type: 'auth',
+    your_cookie: yourCookie,
+    tasks: [ICE_RESTART_TASK, ...tasks],
+    data: { [ICE_RESTART_TASK]: { session: iceRestart.session }, [WEBRTC_TASK]: taskDataValue(data) },
+  });
+}
+
+/** The initiator chose the ICE-restart task: it echoes the session it will restart. */
+export function encodeAuthToResponderIceRestart(yourCookie: Uint8Array, data: IceRestartTaskData): Uint8Array {
+  return encode({ type: 'auth', your_cookie: yourCookie, task: ICE_RESTART_TASK, data: { [ICE_RESTART_TASK]: { session: data.session } } });
 }
 
 export function encodeAuthToResponder(yourCookie: Uint8Array, task: string, data: WebRtcTaskData): Uint8Array {
@@ -138,6 +162,13 @@ export function decodeWebRtcTaskData(value: MsgValue | undefined): WebRtcTaskDat
     return v.v;
   });
   return { exclude, handover: f.bool('handover') };
+}
+
+/** The ICE-restart task's entry in an auth's data map: exactly `{session: bin 16}`. */
+export function decodeIceRestartTaskData(value: MsgValue | undefined): IceRestartTaskData {
+  if (value === undefined) throw new DecodeError('auth: no ICE-restart task data');
+  const f = Fields.of(value, 'ice-restart task data').only(['session']);
+  return { session: f.bin('session', RESTART_ID_LEN) };
 }
 
 function decodeSdp(f: Fields, key: 'offer' | 'answer'): SessionDescription {
