@@ -2,11 +2,21 @@
  * Member side of the peer link: a SaltyRTC responder on the owner's path. The first join uses the
  * invite's one-time token; every reconnect uses the trusted-key path (the owner knows our key),
  * with exponential backoff and jitter. The signaling connection is closed (3003) after handover.
+ *
+ * ICE restart (docs/PROTOCOL.md 4.6): when the open session's ICE goes down and its peer connection
+ * can restart ICE, the member connects to signaling again on the trusted-key path offering the
+ * ICE-restart task for that session (the WebRTC task as fallback). If the owner chooses it, the
+ * restart's answer and candidates go through that SaltyRTC session, which the member leaves once ICE
+ * is connected again. If the owner chooses the WebRTC task, that handshake makes a new peer
+ * connection at once. A restart that fails or misses its deadline ends the session: the usual
+ * reconnect (new peer connection) follows.
  */
 import { systemRandom, type BoxPublicKey } from '../../crypto/index.ts';
 import { SignalingClient, systemTimers } from '../saltyrtc/client-driver.ts';
 import type { SaltyClientError } from '../saltyrtc/client-errors.ts';
+import { CloseCode } from '../saltyrtc/close-codes.ts';
 import { backoffDelay } from './backoff.ts';
+import { IceRestartError } from './ice-restart.ts';
 import { webSocketOf, type EndpointOptions } from './endpoint.ts';
 import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
 import type { LinkSession } from './session.ts';
@@ -58,7 +68,8 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
         connect();
       }, backoffDelay(attempt++, random));
     };
-    const connect = (): void => {
+    /** A normal join (restartOf null) or a request to restart ICE on the open session `restartOf`. */
+    const connect = (restartOf: LinkSession | null = null): void => {
       if (link.state === 'closed') return;
       client?.close();
       const c = new SignalingClient({
@@ -74,19 +85,50 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           taskData: { exclude: [], handover: true },
           initiatorKey: opts.ownerKey,
           ...(token !== undefined ? { token } : {}),
+          ...(restartOf !== null ? { iceRestart: { session: restartOf.restartId } } : {}),
         },
       });
       client = c;
       let session: LinkSession | null = null;
-      c.on('peer-authenticated', (peer, _key, shared) => {
+      /** The owner chose the ICE-restart task: this SaltyRTC session signals `restartOf`'s restart. */
+      let restarting = false;
+      c.on('peer-authenticated', (peer, _key, shared, _taskData, iceRestart) => {
         token = undefined; // spent: reconnects use the trusted-key path
+        if (iceRestart !== null && restartOf !== null) {
+          restarting = true;
+          try {
+            restartOf.beginIceRestart({ send: (p) => c.send(peer, p), done: () => c.closePeer(peer, CloseCode.GoingAway) });
+          } catch (e) {
+            if (!(e instanceof IceRestartError)) throw e;
+            // The session ended meanwhile (its drop already started a reconnect): leave.
+            c.close();
+          }
+          return;
+        }
         session = link.attach(shared, false, { send: (p) => c.send(peer, p), handoverDone: () => c.handoverDone(peer) });
       });
       c.on('peer-message', (_peer, msg) => {
+        if (restarting && restartOf !== null) {
+          try {
+            restartOf.onRestartMessage(msg);
+          } catch (e) {
+            if (!(e instanceof IceRestartError)) throw e;
+            c.close(); // the session ended with this error; the reconnect replaces it
+          }
+          return;
+        }
         if (session !== null && msg.type !== 'application' && msg.type !== 'close') session.onTaskMessage(msg);
       });
       c.on('closed', (error: SaltyClientError) => {
+        const replaced = client !== c;
         if (client === c) client = null;
+        if (restartOf !== null && session === null) {
+          // Restart signaling over: after a done restart nothing happens; before, the restart failed
+          // and the session ends (its reconnect makes a new peer connection). A newer client replaced
+          // this one on purpose: nothing to do.
+          if (!replaced) restartOf.restartSignalingClosed(error, restarting);
+          return;
+        }
         const s: LinkSession | null = session;
         if (s !== null) {
           s.detachPort();
@@ -108,6 +150,9 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
       }
     };
     link.onDropped = (error) => retry(error);
+    link.onIceTrouble = (s) => {
+      if (retryTimer === null) connect(s);
+    };
     link.onClosed = () => {
       if (retryTimer !== null) timers.clearTimeout(retryTimer);
       retryTimer = null;

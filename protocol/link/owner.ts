@@ -5,11 +5,19 @@
  * existing PeerLink gets a new session, so nothing queued on it is lost. If the signaling
  * connection drops (server restart), established links keep working and the owner reconnects to
  * the server with backoff.
+ *
+ * ICE restart (docs/PROTOCOL.md 4.6): a member whose open session lost ICE comes back through
+ * signaling offering the ICE-restart task for that session. If the session is still open here and
+ * its peer connection can restart ICE, the owner chooses that task and restarts ICE on it (its
+ * offer, the member's answer and both sides' candidates travel through this new SaltyRTC session);
+ * otherwise it chooses the WebRTC task and the handshake makes a new peer connection as usual.
  */
 import { systemRandom, toHex, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
 import { SignalingClient, systemTimers, type Timers } from '../saltyrtc/client-driver.ts';
+import { CloseCode } from '../saltyrtc/close-codes.ts';
 import type { PostAuthMessage } from '../saltyrtc/peer-messages.ts';
 import { backoffDelay } from './backoff.ts';
+import { IceRestartError } from './ice-restart.ts';
 import { webSocketOf, type EndpointOptions } from './endpoint.ts';
 import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
 import type { LinkSession } from './session.ts';
@@ -47,6 +55,8 @@ export function startOwner(opts: OwnerOptions): OwnerHandle {
 class Owner implements OwnerHandle {
   readonly links = new Map<string, PeerLinkImpl>();
   private readonly pending = new Map<number, LinkSession>();
+  /** Responder addresses signaling an ICE restart, and the open session each restarts. */
+  private readonly restarts = new Map<number, LinkSession>();
   private client: SignalingClient | null = null;
   private attempt = 0;
   private reconnectTimer: unknown = null;
@@ -79,6 +89,7 @@ class Owner implements OwnerHandle {
         pendingTokens: opts.pendingTokens,
         acceptToken: opts.acceptToken,
         trustedKeys: () => this.trusted(),
+        acceptIceRestart: (key, request) => this.links.get(toHex(key))?.session?.acceptsIceRestart(request.session) === true,
       },
     });
     this.client = client;
@@ -87,7 +98,12 @@ class Owner implements OwnerHandle {
       this.signalingReady = true;
       opts.onSignalingState?.(true);
     });
-    client.on('peer-authenticated', (peer, key, shared) => {
+    client.on('peer-authenticated', (peer, key, shared, _taskData, iceRestart) => {
+      if (iceRestart !== null) return this.beginRestart(client, peer, key);
+      const existing = this.links.get(toHex(key));
+      // The member gave up restarting ICE and makes a new peer connection: the old session ends
+      // first, as if its drop had been seen here (the application may then replace the link).
+      if (existing?.state === 'restarting') existing.dropSession(new IceRestartError('link.ice-restart', 'the member reconnected with a new peer connection'));
       const link = this.linkFor(key);
       const session: LinkSession = link.attach(shared, true, {
         send: (payload) => client.send(peer, payload),
@@ -100,8 +116,15 @@ class Owner implements OwnerHandle {
       });
       this.pending.set(peer, session);
     });
-    client.on('peer-message', (peer, msg) => this.onPeerMessage(peer, msg));
+    client.on('peer-message', (peer, msg) => this.onPeerMessage(client, peer, msg));
     client.on('peer-lost', (peer, error) => {
+      const restarting = this.restarts.get(peer);
+      if (restarting !== undefined) {
+        // The member leaves the restart's signaling when it is done (or gave up): nothing more comes.
+        this.restarts.delete(peer);
+        restarting.detachRestartPort();
+        return;
+      }
       const s = this.pending.get(peer);
       this.pending.delete(peer);
       if (s === undefined) return;
@@ -117,6 +140,8 @@ class Owner implements OwnerHandle {
       // Sessions still signaling lose their path; open ones continue on their data channels.
       for (const s of this.pending.values()) s.detachPort();
       this.pending.clear();
+      for (const s of this.restarts.values()) s.detachRestartPort();
+      this.restarts.clear();
       if (this.closed) return;
       opts.onWarning?.(`signaling closed: ${error.message}; reconnecting`);
       const delay = backoffDelay(this.attempt++, this.random);
@@ -152,7 +177,35 @@ class Owner implements OwnerHandle {
     return link;
   }
 
-  private onPeerMessage(peer: number, msg: PostAuthMessage): void {
+  /** The machine chose the ICE-restart task for `key`'s open session (acceptIceRestart, same step). */
+  private beginRestart(client: SignalingClient, peer: number, key: BoxPublicKey): void {
+    const session = this.links.get(toHex(key))?.session ?? null;
+    try {
+      if (session === null) throw new IceRestartError('link.ice-restart', 'no session to restart');
+      // The member leaves this SaltyRTC session when the restart is done; the owner has nothing to close.
+      session.beginIceRestart({ send: (payload) => client.send(peer, payload), done: () => undefined });
+      this.restarts.set(peer, session);
+    } catch (e) {
+      if (!(e instanceof IceRestartError)) throw e;
+      this.opts.onWarning?.(`ICE restart for responder ${peer} refused: ${e.message}`);
+      client.closePeer(peer, CloseCode.InternalError);
+    }
+  }
+
+  private onPeerMessage(client: SignalingClient, peer: number, msg: PostAuthMessage): void {
+    const restarting = this.restarts.get(peer);
+    if (restarting !== undefined) {
+      try {
+        restarting.onRestartMessage(msg);
+      } catch (e) {
+        if (!(e instanceof IceRestartError)) throw e;
+        // The session ended with this error (the link reconnects); the restart's signaling is over.
+        this.opts.onWarning?.(`ICE restart with responder ${peer} failed: ${e.message}`);
+        this.restarts.delete(peer);
+        client.closePeer(peer, CloseCode.ProtocolError);
+      }
+      return;
+    }
     const s = this.pending.get(peer);
     if (s === undefined) return;
     if (msg.type === 'application') {
@@ -170,6 +223,7 @@ class Owner implements OwnerHandle {
     for (const link of [...this.links.values()]) link.close();
     for (const s of this.pending.values()) s.end(null);
     this.pending.clear();
+    this.restarts.clear();
     this.client?.close();
   }
 }

@@ -16,8 +16,10 @@
  *   'drain' (emitted once it falls below LINK_LOW_WATERMARK after having reached LINK_HIGH_WATERMARK).
  *
  * States: 'connecting' (before the first data channel opens), 'direct' / 'relayed' (open; relayed
- * when the selected ICE candidate pair is a TURN relay), 'offline' (dropped; the member is
- * reconnecting, the owner waits for it), 'closed' (final: close() on either side, or refused).
+ * when the selected ICE candidate pair is a TURN relay), 'restarting' (ICE went down on the open
+ * session and an ICE restart is under way: the data channel, its keys and queued messages stay; see
+ * ice-restart.ts), 'offline' (dropped; the member is reconnecting, the owner waits for it), 'closed'
+ * (final: close() on either side, or refused).
  */
 import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
@@ -26,7 +28,13 @@ import { Emitter } from './emitter.ts';
 import { Inbox, Outbox, type Inner } from './reliable.ts';
 import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
 
-export type LinkState = 'connecting' | 'direct' | 'relayed' | 'offline' | 'closed';
+export type LinkState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
+
+/** How this link object was kept up: peer connections made and ICE restarts completed on them. */
+export interface LinkCounts {
+  readonly peerConnections: number;
+  readonly iceRestarts: number;
+}
 
 export const LINK_HIGH_WATERMARK = 4 * 1024 * 1024;
 export const LINK_LOW_WATERMARK = 1024 * 1024;
@@ -49,6 +57,7 @@ export interface PeerLink {
   readonly state: LinkState;
   /** Bytes accepted by send() and not yet handed to the data channel, plus the channel's own buffer. */
   readonly bufferedAmount: number;
+  readonly counts: LinkCounts;
   /** Queue one message (any size up to MAX_MESSAGE). Throws LinkClosedError after close. */
   send(bytes: Uint8Array): void;
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
@@ -85,6 +94,9 @@ export class PeerLinkImpl implements PeerLink {
   private early: Uint8Array[] | null = [];
   private flushScheduled = false;
   private stateValue: LinkState = 'connecting';
+  private countsValue: LinkCounts = { peerConnections: 0, iceRestarts: 0 };
+  /** Called when the open session's ICE went down and can be restarted (member: start the restart). */
+  onIceTrouble: ((s: LinkSession) => void) | null = null;
   /** Called when a session drops and the link is not closed (member: schedule a reconnect). */
   onDropped: ((error: Error | null) => void) | null = null;
   /** Called once when the link is closed (owner: forget it). */
@@ -99,6 +111,10 @@ export class PeerLinkImpl implements PeerLink {
 
   get state(): LinkState {
     return this.stateValue;
+  }
+
+  get counts(): LinkCounts {
+    return this.countsValue;
   }
 
   get bufferedAmount(): number {
@@ -150,6 +166,16 @@ export class PeerLinkImpl implements PeerLink {
           this.setState(relayed ? 'relayed' : 'direct');
           this.onOpened?.();
         },
+        onIceTrouble: (s) => {
+          if (s !== this.current || this.stateValue === 'closed') return;
+          this.setState('restarting');
+          this.onIceTrouble?.(s);
+        },
+        onIceRecovered: (s, relayed, restarted) => {
+          if (s !== this.current || this.stateValue === 'closed') return;
+          if (restarted) this.countsValue = { ...this.countsValue, iceRestarts: this.countsValue.iceRestarts + 1 };
+          this.setState(relayed ? 'relayed' : 'direct');
+        },
         onInner: (s, f) => this.onInner(s, f),
         onEnded: (s, error) => this.onSessionEnded(s, error),
         onBufferLow: (s) => {
@@ -163,7 +189,13 @@ export class PeerLinkImpl implements PeerLink {
       resume,
     );
     this.current = session;
+    this.countsValue = { ...this.countsValue, peerConnections: this.countsValue.peerConnections + 1 };
     return session;
+  }
+
+  /** End the current session with `error` (the link goes 'offline' and reconnects as after any drop). */
+  dropSession(error: Error): void {
+    this.current?.end(error);
   }
 
   get session(): LinkSession | null {
