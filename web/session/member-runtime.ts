@@ -104,6 +104,7 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
       this.linkState = state;
       // One PeerLink per connection (see OwnerRuntime.attach): a dropped link is closed and a fresh
       // one is made, so a restarted owner never sees resumed message ids it does not know.
+      // 'restarting' is not a drop: the same peer connection, keys and message ids carry on.
       if (state === 'offline') link.close();
       this.deps.changed();
     });
@@ -205,7 +206,7 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     const s = this.state;
     const self = s.members.find((m) => m.info.id === s.selfId);
     const members = s.members.map((m) =>
-      this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : m.info.owner ? this.linkState : 'via-owner'),
+      this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : m.info.owner ? this.linkState : 'via-owner', m.info.owner ? (this.link?.counts ?? null) : null),
     );
     return {
       id: this.id,

@@ -86,6 +86,7 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       // One PeerLink per connection: the link layer resumes message ids across drops, which breaks
       // when the member's page restarted (its ids start again at 1). Closing a dropped link makes the
       // member's reconnect create a fresh one; room-level sync (5.10) re-sends what was missed.
+      // 'restarting' (an ICE restart on the same peer connection) keeps the link.
       if (state === 'offline') link.close();
       this.deps.changed();
     });
@@ -180,7 +181,10 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       selfId: s.selfId,
       epoch: s.epoch,
       safetyCode: this.safety(),
-      members: s.members.map((m) => this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : linkBadge(this.handle?.links.get(m.peer)))),
+      members: s.members.map((m) => {
+        const link = m.info.id === s.selfId ? undefined : this.handle?.links.get(m.peer);
+        return this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : linkBadge(link), link?.counts ?? null);
+      }),
       messages: this.messageViews(s.selfId, self?.info.name ?? ''),
       invites: this.openInvites(Date.now()),
       removed: false,

@@ -11,7 +11,7 @@ import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../../pro
 import type { Vault } from '../storage/vault.ts';
 import { encodeHistory, seqKey, type HistoryRecord, type OutboxRecord } from './records.ts';
 import { encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
-import type { ConnectionState, MemberView, MessageView, RoomView } from './types.ts';
+import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -173,6 +173,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     info: { id: string; name: string; owner: boolean; ipub: Uint8Array; npub: Uint8Array },
     selfId: string,
     connection: MemberView['connection'],
+    linkCounts: LinkCountsView | null = null,
   ): MemberView {
     return {
       id: info.id,
@@ -181,6 +182,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       isOwner: info.owner,
       isSelf: info.id === selfId,
       connection,
+      linkCounts,
     };
   }
 

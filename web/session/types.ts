@@ -3,7 +3,14 @@
  * (web/session/session.ts), which wires the room machine, peer links and storage together.
  * Every string here may come from a peer; views put them in the DOM only via textContent.
  */
-export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'offline' | 'closed';
+/** 'restarting': ICE went down and an ICE restart is under way (protocol/link/peer-link.ts); not offline. */
+export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
+
+/** Peer connections made and ICE restarts completed on the current link (protocol/link LinkCounts). */
+export interface LinkCountsView {
+  readonly peerConnections: number;
+  readonly iceRestarts: number;
+}
 
 export interface MemberView {
   readonly id: string;
@@ -14,6 +21,8 @@ export interface MemberView {
   readonly isSelf: boolean;
   /** Link to this member from our side; 'self' for our own entry; 'via-owner' for other members (star). */
   readonly connection: ConnectionState | 'self' | 'via-owner';
+  /** For a direct link: how the current link object was kept up (null without one). */
+  readonly linkCounts: LinkCountsView | null;
 }
 
 export interface MessageView {

@@ -11,6 +11,7 @@ const BADGE_TEXT: Record<ConnectionState, string> = {
   connecting: 'connecting',
   direct: 'direct',
   relayed: 'relayed via TURN',
+  restarting: 'reconnecting (ICE restart)',
   offline: 'offline',
   closed: 'closed',
 };
@@ -25,13 +26,24 @@ function messageItem(m: MessageView): HTMLElement {
   ]);
 }
 
+/** How the link was kept up, for diagnostics and tests: peer connections made vs ICE restarts. */
+function linkCountAttrs(m: MemberView): Record<string, string> {
+  if (m.linkCounts === null) return {};
+  return { 'data-peer-connections': String(m.linkCounts.peerConnections), 'data-ice-restarts': String(m.linkCounts.iceRestarts) };
+}
+
 function memberItem(ctx: Ctx, room: RoomView, m: MemberView): HTMLElement {
   const badge =
     m.connection === 'self'
       ? h('span', { className: 'badge self', text: 'you' })
       : m.connection === 'via-owner'
         ? h('span', { className: 'badge via', text: 'via owner' })
-        : h('span', { className: `badge ${m.connection}`, testid: 'connection-status', text: BADGE_TEXT[m.connection], attrs: { 'data-state': m.connection, 'data-member-id': m.id } });
+        : h('span', {
+            className: `badge ${m.connection}`,
+            testid: 'connection-status',
+            text: BADGE_TEXT[m.connection],
+            attrs: { 'data-state': m.connection, 'data-member-id': m.id, ...linkCountAttrs(m) },
+          });
   return h('li', { className: 'member', testid: 'member', attrs: { 'data-member-id': m.id } }, [
     h('span', { className: 'name', text: m.name || m.id.slice(0, 8) }),
     m.isOwner ? h('span', { className: 'owner-mark', testid: 'owner-mark', text: ' ★ owner' }) : null,
