@@ -590,7 +590,7 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
  * A responder's ICE-restart request (4.6), or null. The ICE-restart task MUST be offered first and
  * only beside the WebRTC task (the fallback); its data MUST decode strictly.
  */
-function iceRestartRequest(auth: pm.AuthFromResponder): pm.IceRestartTaskData | null {
+export function iceRestartRequest(auth: pm.AuthFromResponder): pm.IceRestartTaskData | null {
   if (!auth.tasks.includes(pm.ICE_RESTART_TASK)) return null;
   if (auth.tasks.length !== 2 || auth.tasks[0] !== pm.ICE_RESTART_TASK || auth.tasks[1] !== pm.WEBRTC_TASK) {
     throw new ProtocolError('auth: the ICE-restart task must be offered first, followed only by the WebRTC task');
