@@ -26,10 +26,13 @@ export interface Coturn {
   stop(): Promise<void>;
 }
 
-/** coturn with --use-auth-secret on 127.0.0.1 (flags from shared/notes/platform.md). */
-export async function startCoturn(): Promise<Coturn> {
+/**
+ * coturn with --use-auth-secret on 127.0.0.1 (flags from shared/notes/platform.md). `port`: listen
+ * there instead of a free port (a restarted coturn in the same place, with no allocations).
+ */
+export async function startCoturn(opts: { port?: number } = {}): Promise<Coturn> {
   const dir = await mkdtemp(path.join(tmpdir(), 'zr-coturn-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const secret = 'e2e-turn-secret-0123456789';
   // A relay port range per run, away from the ephemeral range's busiest part.
   const minPort = 50_000 + (process.pid % 100) * 100;
