@@ -33,6 +33,8 @@ import { checkInviteFresh, type Invite } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
 import {
   GRACE_MESSAGES,
+  MAX_FORMER_MEMBERS,
+  MEMBER_KEPT_EPOCHS,
   type Effect,
   type EpochRecord,
   type KnownMember,
@@ -269,7 +271,7 @@ function onMemberAdded(s: MemberState, cert: Uint8Array): Out<MemberState> {
   const existing = s.members.find((m) => m.info.id === info.id);
   if (existing !== undefined && existing.info.epoch === info.epoch) throw new FreshnessError('room.duplicate', 'member already known');
   if (info.epoch > s.epoch + 1) throw new FreshnessError('room.epoch-unknown', 'certificate from an epoch we do not know');
-  const former = existing !== undefined ? [...s.former, { ...existing, untilEpoch: info.epoch }] : s.former;
+  const former = existing !== undefined ? keptFormer([...s.former, { ...existing, untilEpoch: info.epoch }]) : s.former;
   return {
     state: { ...s, members: [...s.members.filter((m) => m !== existing), { info, lastSeq: 0 }], former },
     effects: [emit({ type: 'member-joined', member: summary(info) })],
@@ -309,7 +311,7 @@ function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire, admittedAt?: n
     throw new AuthenticityError('room.bad-rekey', 'announcement of a newer epoch without us');
   }
   const rec: EpochRecord = { epoch: ann.epoch, key: asSymmetricKey(body.key), firstIdx: ann.firstIdx, annHash, prev: ann.prev, reason: ann.reason, ann: r.ann };
-  const epochs = [...s.epochs, rec].sort((a, b) => a.epoch - b.epoch);
+  const epochs = keptEpochs([...s.epochs, rec].sort((a, b) => a.epoch - b.epoch), Math.max(s.epoch, ann.epoch));
   if (ann.epoch < s.epoch) return { state: { ...s, epochs }, effects: [] }; // older epoch: for reading history only
   if (admittedInIt && ann.epoch > s.epoch) {
     // Our roster (accept bundle + our certificate) is newer than this announcement's: keep it.
@@ -321,6 +323,18 @@ function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire, admittedAt?: n
     state: { ...s, epochs, epoch: ann.epoch, members: roster.members, former: roster.former },
     effects: [...roster.effects, emit({ type: 'rotated', epoch: ann.epoch, reason: ann.reason })],
   };
+}
+
+/** The newest MEMBER_KEPT_EPOCHS epochs, the current one always among them (section 5.11). */
+function keptEpochs(sorted: EpochRecord[], current: number): EpochRecord[] {
+  if (sorted.length <= MEMBER_KEPT_EPOCHS) return sorted;
+  const keep = sorted.slice(-MEMBER_KEPT_EPOCHS);
+  return keep.some((e) => e.epoch === current) ? keep : [...keep.slice(1), ...sorted.filter((e) => e.epoch === current)];
+}
+
+/** The newest MAX_FORMER_MEMBERS former members: older ones' history can no longer be verified. */
+function keptFormer(former: KnownMember[]): KnownMember[] {
+  return former.length <= MAX_FORMER_MEMBERS ? former : former.slice(-MAX_FORMER_MEMBERS);
 }
 
 /** Replace the member list; dropped members become former members (their old messages stay verifiable). */
@@ -349,7 +363,7 @@ function rosterChange(
       effects.push(emit({ type: 'member-left', member: summary(old.info), reason: leftReason }));
     }
   }
-  return { members, former, effects };
+  return { members, former: keptFormer(former), effects };
 }
 
 function onResync(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type: 'resync' }>): Out<MemberState> {

@@ -40,6 +40,9 @@ import {
   CATCH_UP_INTERVAL_MS,
   DEFAULT_CONFIG,
   GRACE_MESSAGES,
+  MAX_INVITE_RECORDS,
+  MAX_PENDING_INVITES,
+  OWNER_KEPT_EPOCHS,
   type Effect,
   type EpochRecord,
   type InviteId,
@@ -227,6 +230,8 @@ function requireMember(s: OwnerState, peer: PeerKeyHex): OwnerMember {
 function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number): Out<OwnerState> {
   const ttl = ttlMs ?? s.config.inviteTtlMs;
   if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InviteError('room.invite-malformed', 'invite lifetime must be a positive integer');
+  const pending = s.invites.filter((i) => i.status === 'pending' || i.status === 'claimed').length;
+  if (pending >= MAX_PENDING_INVITES) throw new InviteError('room.invite-limit', `${MAX_PENDING_INVITES} invites are pending already; revoke some first`);
   const token = ctx.random(32).slice();
   if (token.length !== 32) throw new RangeError('random source returned the wrong length');
   const id = inviteIdOf(token);
@@ -244,9 +249,16 @@ function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number)
   const url = inviteUrl(ctx.invites.appUrl, invite);
   const record: InviteRecord = { id, token, createdAt: now, expiresAt: invite.exp, status: 'pending' };
   return {
-    state: { ...s, invites: [...s.invites, record] },
+    state: { ...s, invites: [...withRoomForOne(s.invites), record] },
     effects: [emit({ type: 'invite', id, url, expiresAt: invite.exp })],
   };
+}
+
+/** At most MAX_INVITE_RECORDS - 1 records, dropping the oldest retired ones (section 5.11). */
+function withRoomForOne(invites: readonly InviteRecord[]): readonly InviteRecord[] {
+  let excess = invites.length - (MAX_INVITE_RECORDS - 1);
+  if (excess <= 0) return invites;
+  return invites.filter((i) => i.status === 'pending' || i.status === 'claimed' || excess-- <= 0);
 }
 
 function retire(r: InviteRecord, status: 'used' | 'revoked', usedBy?: PeerKeyHex): InviteRecord {
@@ -457,7 +469,8 @@ export function rotate(ctx: OwnerCtx, s: OwnerState, reason: RotationReason, now
     encodeAnnBody({ room: s.room, epoch, prev: cur.annHash, members: s.members.map((m) => m.info), firstIdx: s.nextIdx, reason, ts: Math.max(0, Math.floor(now)) }),
   );
   const rec: EpochRecord = { epoch, key, firstIdx: s.nextIdx, annHash: sha256(ann), prev: cur.annHash, reason, ann };
-  const next: OwnerState = { ...s, epoch, epochStartedAt: now, epochMessages: 0, epochs: [...s.epochs, rec] };
+  // Keys older than the grace window are deleted (section 5.11).
+  const next: OwnerState = { ...s, epoch, epochStartedAt: now, epochMessages: 0, epochs: [...s.epochs, rec].slice(-OWNER_KEPT_EPOCHS) };
   const effects: Effect[] = next.members
     .filter((m) => !m.info.owner)
     .map((m) => sendTo(m.peer, encodeMessage({ type: 'rekey', ...rekeyFor(ctx, next, m) })));

@@ -202,8 +202,10 @@ function ownerFrom(f: Fields, what: string): OwnerState {
   const config = configFrom(f.map_('config'), `${what}.config`);
   const epoch = f.int('epoch', COUNT);
   const epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, true));
-  // The owner never drops an epoch: records 0..epoch, in order, every one with its key.
-  if (epochs.length !== epoch + 1 || epochs.some((e, i) => e.epoch !== i)) throw new DecodeError(`${what}: epochs are not 0..${epoch}`);
+  // The owner keeps a run of epochs ending at the current one, in order, every one with its key
+  // (OWNER_KEPT_EPOCHS since section 5.11; states written before that hold 0..epoch).
+  const first = epoch + 1 - epochs.length;
+  if (epochs.length === 0 || first < 0 || epochs.some((e, i) => e.epoch !== first + i)) throw new DecodeError(`${what}: epochs are not a run ending at ${epoch}`);
   const selfId = memberIdValue(f.str('selfId', 32), `${what}.selfId`);
   const members = list(f, 'members', MAX_MEMBERS, what, ownerMemberFrom);
   const owners = members.filter((m) => m.info.owner);

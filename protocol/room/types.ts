@@ -26,6 +26,19 @@ export type RemovalReason = 'kicked' | 'left' | 'not-member';
 export const GRACE_MESSAGES = 20;
 
 /**
+ * Retention (section 5.11): what the machines keep, so a persisted state never outgrows the
+ * state codec's limits (a state that no longer decodes would lose the room). The owner needs only
+ * the current epoch and the previous one (grace window); older keys are deleted. Members keep more
+ * epochs, to read history they catch up on.
+ */
+export const OWNER_KEPT_EPOCHS = 2;
+export const MEMBER_KEPT_EPOCHS = 1000;
+export const MAX_PENDING_INVITES = 1000;
+/** Invite records (pending and retired); the oldest retired ones go first. */
+export const MAX_INVITE_RECORDS = 2000;
+export const MAX_FORMER_MEMBERS = 10_000;
+
+/**
  * Catch-up limit (section 5.10): within this many milliseconds after a catch-up started, the owner
  * sends a member no history entry twice; a request that goes back to entries already sent then
  * gets `resync` without history. Paging forward is never limited.

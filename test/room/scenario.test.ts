@@ -220,7 +220,7 @@ describe('room under an unreliable network', () => {
         const removedAt = net.ownerEvents.findIndex((e) => e.type === 'member-left');
         const after = net.ownerEvents.slice(removedAt).flatMap((e) => (e.type === 'message' ? [e.text] : []));
         for (const t of after) expect(kicked.texts()).not.toContain(t);
-        const kickEpoch = net.ownerState.epochs.find((x) => x.reason === 'kick')!.epoch;
+        const kickEpoch = net.ownerEvents.flatMap((e) => (e.type === 'rotated' && e.reason === 'kick' ? [e.epoch] : []))[0]!;
         expect(kicked.state!.epochs.every((e) => e.epoch < kickEpoch)).toBe(true);
       }
       // Every refusal on the way was typed (checkedStep asserts ZeroRoomError) and none was a forgery.

@@ -233,9 +233,11 @@ describe('owner state rules', () => {
     bad((o) => (o.selfId = obj(member(o, 1).info).id!), /exactly one owner/);
     bad((o) => (obj(member(o, 1).info).owner = true), /exactly one owner/);
   });
-  it('epochs: 0..epoch in order, each with a 32-byte key, a known reason, 32-byte hashes', () => {
-    bad((o) => arr(o.epochs).shift(), /epochs are not 0/);
-    bad((o) => (o.epoch = (o.epoch as number) + 1), /epochs are not 0/);
+  it('epochs: a run ending at the current epoch, in order, each with a 32-byte key, a known reason, 32-byte hashes', () => {
+    bad((o) => arr(o.epochs).pop(), /epochs are not a run ending at/);
+    bad((o) => arr(o.epochs).splice(0), /epochs are not a run ending at/);
+    bad((o) => (o.epoch = (o.epoch as number) + 1), /epochs are not a run ending at/);
+    bad((o) => (obj(arr(o.epochs)[0]!).epoch = (o.epoch as number) + 5), /epochs are not a run ending at/);
     bad((o) => (obj(arr(o.epochs)[0]!).key = null), /key" must be bin/);
     bad((o) => (obj(arr(o.epochs)[0]!).key = new Uint8Array(31)), /key" must be 32 bytes/);
     bad((o) => (obj(arr(o.epochs)[0]!).reason = 'whim'), /reason: unknown value/);
