@@ -187,8 +187,8 @@ export class LinkSession {
 
   /**
    * simple-peer destroys the peer as soon as ICE or the connection reports 'failed'. An ICE restart
-   * can repair a failed connection, so while one is possible (open session, restart supported) a
-   * 'failed' is kept from simple-peer; the restart deadline ends the session if it does not help.
+   * can repair a failed connection, so during an ICE-trouble episode of an open session that can
+   * restart, a 'failed' is kept from simple-peer; the restart deadline ends the session if needed.
    */
   private holdIceFailure(pc: RTCPeerConnection): void {
     const handlers = pc as unknown as PcHandlers;
@@ -201,12 +201,14 @@ export class LinkSession {
     };
     wrap('oniceconnectionstatechange', () => this.onIceConnectionState(pc));
     wrap('onicegatheringstatechange');
-    wrap('onconnectionstatechange');
+    // The connection state may report 'failed' first: look at ICE before simple-peer does.
+    wrap('onconnectionstatechange', () => this.onIceConnectionState(pc));
   }
 
+  /** Hold a 'failed' back only in an ICE-trouble episode of a restartable open session. */
   private failureHeld(pc: RTCPeerConnection): boolean {
     const failed = pc.iceConnectionState === 'failed' || pc.connectionState === 'failed';
-    return failed && this.isOpen && this.restartSupport === true;
+    return failed && this.isOpen && this.iceTrouble && this.restartSupport === true;
   }
 
   private onIceConnectionState(pc: RTCPeerConnection): void {
@@ -302,6 +304,7 @@ export class LinkSession {
     this.restartPort = null;
   }
 
+  /** A refused event ends the session; a remote one also throws (its driver leaves that signaling). */
   private stepRestart(ev: RestartEvent): void {
     const state = this.restart;
     if (state === null || this.ended) return;
@@ -309,8 +312,10 @@ export class LinkSession {
     try {
       step = restartStep(state, ev);
     } catch (e) {
-      if (e instanceof IceRestartError) this.end(e);
-      throw e;
+      if (!(e instanceof IceRestartError)) throw e;
+      this.end(e);
+      if (ev.type === 'remote') throw e;
+      return; // local: inside simple-peer's 'signal' event, where a throw would only reach simple-peer
     }
     this.restart = step.state;
     for (const eff of step.effects) {
