@@ -9,6 +9,8 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { type KeyObject, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
+import v8 from 'node:v8';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import msgpack from 'msgpack-lite';
@@ -100,6 +102,9 @@ async function runChild(kind: 'ours' | 'bare'): Promise<void> {
       gc?.();
       gc?.();
       const u = process.memoryUsage();
+      // BENCH_HEAP_DIR=dir: a heap snapshot of each server child at the memory reading (DevTools).
+      const heapDir = process.env.BENCH_HEAP_DIR;
+      if (heapDir !== undefined && heapDir !== '') v8.writeHeapSnapshot(path.join(heapDir, `${kind}-${process.pid}.heapsnapshot`));
       send({ kind: 'memory', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, connections: connections(), rejects: rejects(), cpuMs: cpuMs() });
     } else {
       void close().then(() => {

@@ -92,8 +92,6 @@ export interface SignalingServer {
 const PATH_PATTERN = /^\/([0-9a-f]{64})$/;
 
 /** Where a socket keeps its connection entry, for the shared listeners. */
-const ENTRY = Symbol('zeroroom.connection');
-type TaggedSocket = WebSocket & { [ENTRY]?: ConnEntry };
 /** A relay destination with more than this queued gets send-error instead of more data. */
 export const MAX_BUFFERED_PER_CONNECTION = 8 * 1024 * 1024;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -190,6 +188,9 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   const ipLimits = new IpLimits(limits.maxConnectionsPerIp, limits.newConnectionsPerSecondPerIp, now);
   const paths = new Map<string, PathEntry>();
   const conns = new Map<ConnId, ConnEntry>();
+  // The shared socket listeners find their entry here. A Map entry is a few words; a property
+  // added to each WebSocket gave every socket a PropertyArray (~90 B per idle connection).
+  const bySocket = new Map<WebSocket, ConnEntry>();
   let nextConnId = 1;
   let nextPathNumber = 1;
   let closing = false;
@@ -263,7 +264,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     observer.connectionOpened();
     log('connection-opened', { conn: entry.id, path: path.number });
 
-    (ws as TaggedSocket)[ENTRY] = entry;
+    bySocket.set(ws, entry);
     ws.on('message', onSocketMessage);
     ws.on('pong', onSocketPong);
     ws.on('error', onSocketError);
@@ -276,18 +277,18 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   // One set of listeners shared by every socket instead of four closures per connection: idle
   // connections are most of the server's memory (bench:signaling). `this` is the socket.
   function onSocketMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
-    const entry = (this as TaggedSocket)[ENTRY]!;
+    const entry = bySocket.get(this)!;
     if (entry.closing) return;
     if (!isBinary) return dispatch(entry.path, { type: 'invalid-frame', conn: entry.id, why: 'text frame (SaltyRTC is binary only)' });
     dispatch(entry.path, { type: 'frame', conn: entry.id, bytes: data });
   }
 
   function onSocketPong(this: WebSocket): void {
-    clearTimer((this as TaggedSocket)[ENTRY]!, 'pongTimer');
+    clearTimer(bySocket.get(this)!, 'pongTimer');
   }
 
   function onSocketError(this: WebSocket, err: Error & { code?: string }): void {
-    const entry = (this as TaggedSocket)[ENTRY]!;
+    const entry = bySocket.get(this)!;
     // ws closes the socket itself (1009 for an oversized frame, 1002 for framing errors).
     log('ws-error', { conn: entry.id, code: err.code ?? 'unknown' });
     if (!entry.closing) observer.rejected('bad-message');
@@ -295,7 +296,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
   }
 
   function onSocketClose(this: WebSocket, code: number): void {
-    onClose((this as TaggedSocket)[ENTRY]!, code);
+    onClose(bySocket.get(this)!, code);
   }
 
   function onClose(entry: ConnEntry, code: number): void {
@@ -303,6 +304,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     clearTimer(entry, 'pingTimer');
     clearTimer(entry, 'pongTimer');
     conns.delete(entry.id);
+    bySocket.delete(entry.ws);
     ipLimits.release(entry.ip);
     observer.connectionClosed(code);
     log('connection-closed', { conn: entry.id, path: entry.path.number, code });
