@@ -13,7 +13,7 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { generateBoxKeyPair, systemRandom, toHex } from '../crypto/index.ts';
 import { attachSignalingServer } from '../signaling/server.ts';
 import { joinRoom, startOwner, type PeerLink } from '../protocol/link/peer-link.ts';
-import { cleanupNodeWrtc, nodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 
 const CONNECTS = Number(process.env.CONNECTS ?? 20);
@@ -241,5 +241,4 @@ relayHttp.close();
 await signaling.close();
 sigHttp.closeAllConnections();
 sigHttp.close();
-await new Promise((r) => setTimeout(r, 500));
-cleanupNodeWrtc();
+await releaseNodeWrtc();

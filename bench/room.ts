@@ -12,7 +12,7 @@ import { WebSocket } from 'ws';
 import { asBoxPublicKey, equalBytes, fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex, type BoxKeyPair } from '../crypto/index.ts';
 import { startOwner } from '../protocol/link/owner.ts';
 import { joinRoom } from '../protocol/link/member.ts';
-import { cleanupNodeWrtc, nodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import { createRoom, decodeInviteUrl, memberPeerKeys, ownerStep, pendingAuthTokens, saltyAuthToken, startJoin, memberStep } from '../protocol/room/index.ts';
@@ -213,8 +213,7 @@ async function main(): Promise<void> {
   await signaling.close();
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
-  await new Promise((r) => setTimeout(r, 500)); // CLOSE frames flush before libdatachannel is released
-  cleanupNodeWrtc();
+  await releaseNodeWrtc(); // after CLOSE frames flushed and every peer connection closed
   setTimeout(() => process.exit(0), 1000).unref();
 }
 

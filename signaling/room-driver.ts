@@ -6,7 +6,7 @@
  * members have already seen announced with another key.
  */
 import { WebSocket } from 'ws';
-import { cleanupNodeWrtc, nodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../protocol/room/types.ts';
@@ -190,11 +190,10 @@ export function driverIo(io: { out: (line: string) => void; err: (line: string) 
 
 /**
  * Links flush queued frames for up to CLOSE_FLUSH_MS after close(); libdatachannel's threads are
- * released after that (node-datachannel cleanup(), platform notes), then the process may exit.
+ * released once their peer connections have closed (releaseNodeWrtc), then the process may exit.
  */
 export async function closeWebRtc(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  cleanupNodeWrtc();
+  await releaseNodeWrtc();
   // Anything still holding the event loop (a peer connection libdatachannel did not release) must
   // not keep a stopped client alive.
   setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();

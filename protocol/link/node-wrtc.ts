@@ -14,6 +14,10 @@
 import ndc from 'node-datachannel';
 import polyfill from 'node-datachannel/polyfill';
 
+/** Peer connections made here that have not reached 'closed' yet (releaseNodeWrtc waits for them). */
+const live = new Set<EventTarget>();
+let liveChanged: (() => void)[] = [];
+
 export interface NodeWrtcOptions {
   /** Bind ICE to 127.0.0.1 (tests and benchmarks on one machine). */
   readonly loopback?: boolean;
@@ -29,6 +33,13 @@ export function nodeWrtc(opts: NodeWrtcOptions = {}): {
   class ShimPeerConnection extends Base {
     constructor(config?: RTCConfiguration) {
       super(opts.loopback === true ? ({ ...config, bindAddress: '127.0.0.1' } as RTCConfiguration) : config);
+      live.add(this);
+      this.addEventListener('connectionstatechange', () => {
+        if (this.connectionState !== 'closed' || !live.delete(this)) return;
+        const waiting = liveChanged;
+        liveChanged = [];
+        for (const f of waiting) f();
+      });
     }
     private remoteApplied: Promise<void> = Promise.resolve();
     override setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void> {
@@ -60,7 +71,22 @@ export function nodeWrtc(opts: NodeWrtcOptions = {}): {
   };
 }
 
-/** Release libdatachannel's threads; call after every peer connection is closed (or the process hangs). */
-export function cleanupNodeWrtc(): void {
+/**
+ * Release libdatachannel's threads (without this the process never exits). It waits until every
+ * peer connection made here has closed: links flush for up to CLOSE_FLUSH_MS before closing theirs,
+ * and releasing the threads under a live connection can block the process for good. After
+ * `deadlineMs` it releases anyway.
+ */
+export async function releaseNodeWrtc(deadlineMs = 5000): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  while (live.size > 0 && Date.now() < end) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, end - Date.now());
+      liveChanged.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
   ndc.cleanup();
 }

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateBoxKeyPair, systemRandom, toHex, type BoxKeyPair } from '../../crypto/index.ts';
 import { IceRestartError } from '../../protocol/link/ice-restart.ts';
-import { cleanupNodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { releaseNodeWrtc } from '../../protocol/link/node-wrtc.ts';
 import { joinRoom, startOwner, type OwnerHandle, type PeerLink, type PeerLinkImpl } from '../../protocol/link/peer-link.ts';
 import type { LinkSession } from '../../protocol/link/session.ts';
 import { SignalingClient } from '../../protocol/saltyrtc/client-driver.ts';
@@ -34,9 +34,7 @@ afterAll(async () => {
   member.close();
   owner.close();
   await server.stop();
-  // As in link.test.ts: libdatachannel's native teardown raises no JS event to await.
-  await new Promise((r) => setTimeout(r, 300));
-  cleanupNodeWrtc();
+  await releaseNodeWrtc();
 });
 
 const sessionOf = (link: PeerLink): LinkSession => {
