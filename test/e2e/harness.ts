@@ -293,3 +293,23 @@ export async function enterRoom(page: Page, roomName: string): Promise<void> {
   await page.getByTestId('room-entry').filter({ hasText: roomName }).click();
   await page.getByTestId('room-name').waitFor();
 }
+
+/**
+ * A room over TURN only: the owner (Olivia) creates it with relay-only set; the member (Ann) sets
+ * relay-only before joining (first run, then Settings, then the link). Waits for both to list two.
+ */
+export async function relayOnlyRoom(owner: Page, member: Page, appUrl: string, roomName: string): Promise<void> {
+  await openApp(owner, appUrl);
+  await setRelayOnly(owner);
+  await createRoom(owner, roomName, 'Olivia');
+  const invite = await newInvite(owner);
+  await member.goto(appUrl);
+  await unlock(member);
+  await setRelayOnly(member);
+  await member.getByTestId('display-name-input').fill('Ann');
+  await member.getByTestId('join-link-input').fill(invite);
+  await member.getByTestId('join-button').click();
+  await member.getByTestId('room-name').waitFor();
+  await waitMembers(member, 2);
+  await waitMembers(owner, 2);
+}

@@ -6,49 +6,30 @@
  * connection badge's counts: one peer connection, one ICE restart, on both sides), and messages
  * sent during the outage must arrive exactly once on both sides.
  */
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
-  buildApp,
-  createRoom,
-  launchChromium,
   messageTexts,
-  newContext,
-  newInvite,
-  openApp,
   printLogsOnFailure,
+  relayOnlyRoom,
   sendMessage,
-  setRelayOnly,
-  startServer,
-  unlock,
-  waitMembers,
   waitMessage,
   watchErrors,
-  type ServerHandle,
 } from './harness.ts';
-import { startCoturn, type Coturn } from './services.ts';
+import { startCoturn, startTurnWorld, type TurnWorld } from './services.ts';
 
-let coturn: Coturn | undefined;
-let server: ServerHandle;
-let browser: Browser;
-const contexts: BrowserContext[] = [];
+let world: TurnWorld;
 const pages: Record<string, Page | undefined> = {};
 
 beforeAll(async () => {
-  const webDir = await buildApp();
-  coturn = await startCoturn();
-  server = await startServer(webDir, ['--turn-url', `turn:127.0.0.1:${coturn.port}?transport=udp`, '--turn-secret', coturn.secret]);
-  browser = await launchChromium();
+  world = await startTurnWorld();
 }, 180_000);
 
 afterAll(async () => {
-  for (const c of contexts) await c.close();
-  await browser?.close();
-  await server?.stop();
-  await coturn?.stop();
+  await world?.close();
 });
 
-beforeEach((ctx) => printLogsOnFailure(ctx, () => pages, () => server));
+beforeEach((ctx) => printLogsOnFailure(ctx, () => pages, () => world.server));
 
 interface Party {
   readonly page: Page;
@@ -60,9 +41,7 @@ interface Party {
 }
 
 async function page(label: string): Promise<Party> {
-  const context = await newContext(browser);
-  contexts.push(context);
-  const p = await context.newPage();
+  const p = await world.newPage();
   pages[label] = p;
   const errors = watchErrors(p, label);
   // The runtimes log every link state ("... link ... restarting"); a short state is never missed here.
@@ -122,19 +101,7 @@ describe('ICE restart through a restarted coturn', () => {
     const m = await page('member');
     const owner = o.page;
     const member = m.page;
-    await openApp(owner, server.url);
-    await setRelayOnly(owner);
-    await createRoom(owner, 'Restart room', 'Olivia');
-    const invite = await newInvite(owner);
-    await member.goto(server.url);
-    await unlock(member);
-    await setRelayOnly(member);
-    await member.getByTestId('display-name-input').fill('Ann');
-    await member.getByTestId('join-link-input').fill(invite);
-    await member.getByTestId('join-button').click();
-    await member.getByTestId('room-name').waitFor();
-    await waitMembers(member, 2);
-    await waitMembers(owner, 2);
+    await relayOnlyRoom(owner, member, world.server.url, 'Restart room');
     await sendMessage(member, 'before the outage (member)');
     await waitMessage(owner, 'before the outage (member)');
     await sendMessage(owner, 'before the outage (owner)');
@@ -142,16 +109,16 @@ describe('ICE restart through a restarted coturn', () => {
     for (const p of [owner, member]) await waitBadge(p, { state: 'relayed', peerConnections: '1', iceRestarts: '0' }, 30_000);
 
     // Outage: the only path between the browsers (the relay) disappears with its allocations.
-    const port = coturn?.port ?? 0;
+    const port = world.coturn?.port ?? 0;
     const memberBackUp = m.backUp();
-    await coturn?.stop();
-    coturn = undefined;
+    await world.coturn?.stop();
+    world.coturn = undefined;
     const during = ['during the outage 1 (member)', 'during the outage 2 (member)', 'during the outage 1 (owner)', 'during the outage 2 (owner)'];
     await sendMessage(member, during[0]!);
     await sendMessage(owner, during[2]!);
     await sendMessage(member, during[1]!);
     await sendMessage(owner, during[3]!);
-    coturn = await startCoturn({ port });
+    world.coturn = await startCoturn({ port });
 
     // The member drives the repair (a restart, or the fallback: a new peer connection).
     await bounded('the member link up again after the outage', 90_000, memberBackUp);

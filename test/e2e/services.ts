@@ -9,7 +9,9 @@ import { createServer as createHttpServer } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { buildApp, launchChromium, newContext, startServer, type ServerHandle } from './harness.ts';
 
 export async function freePort(): Promise<number> {
   const srv = createNetServer();
@@ -140,4 +142,40 @@ export async function startFrameRecorder(): Promise<FrameRecorder> {
       await new Promise<void>((resolve) => http.close(() => resolve()));
     },
   };
+}
+
+/** The relay-only tests' world: a coturn, `zeroroom serve` handing out its TURN credentials, Chromium. */
+export interface TurnWorld {
+  /** Replaceable: a test may stop it and start another on the same port (same secret). */
+  coturn: Coturn | undefined;
+  readonly server: ServerHandle;
+  readonly browser: Browser;
+  /** A page in a new browser context (a device of its own). */
+  newPage(): Promise<Page>;
+  close(): Promise<void>;
+}
+
+export async function startTurnWorld(): Promise<TurnWorld> {
+  const webDir = await buildApp();
+  const coturn = await startCoturn();
+  const server = await startServer(webDir, ['--turn-url', `turn:127.0.0.1:${coturn.port}?transport=udp`, '--turn-secret', coturn.secret]);
+  const browser = await launchChromium();
+  const contexts: BrowserContext[] = [];
+  const world: TurnWorld = {
+    coturn,
+    server,
+    browser,
+    async newPage() {
+      const context = await newContext(browser);
+      contexts.push(context);
+      return context.newPage();
+    },
+    async close() {
+      for (const c of contexts) await c.close();
+      await browser.close();
+      await server.stop();
+      await world.coturn?.stop();
+    },
+  };
+  return world;
 }
