@@ -11,9 +11,9 @@ import { decodeInviteUrl, memberList, memberSafetyCode, memberStep, saltyAuthTok
 import type { MemberCtx, MemberState, RoomEvent } from '../protocol/room/types.ts';
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_RUNTIME, type Command } from './cli.ts';
-import { commandLineHandler, parseJoinCommand, type JoinCommand } from './json-lines.ts';
+import { commandLineHandler, errorJson, parseJoinCommand, type JoinCommand } from './json-lines.ts';
 import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
-import { StateDir, type RoomKeys } from './state-dir.ts';
+import { MAX_OUTBOX, StateDir, type OutboxEntry, type RoomKeys } from './state-dir.ts';
 
 export const JOIN_FLAGS: readonly FlagSpec[] = [
   { name: 'name', kind: 'string', valueName: 'NAME', help: 'display name in the room', defaultText: 'member' },
@@ -36,6 +36,12 @@ export class JoinDriver extends RoomDriver<MemberState> {
   /** A close the machine asked for (leave, removed), waiting for the owner to close first. */
   private closing: Promise<void> = Promise.resolve();
   private readonly ctx: MemberCtx;
+  /**
+   * Own messages the owner has not delivered back yet (section 5.6), saved with --state. Each new
+   * link carries all of them again: a link's own resend queue dies with it, and a message sent
+   * while there was no link had nowhere to go. The owner drops copies it has (room.replay).
+   */
+  private outbox: OutboxEntry[];
   /** Called when the client is done with the room (left, refused). */
   onFinished: (reason: string) => void = () => undefined;
 
@@ -46,9 +52,12 @@ export class JoinDriver extends RoomDriver<MemberState> {
     private readonly keys: RoomKeys,
     private readonly where: Where,
     private readonly env: { loopback: boolean; iceServers: readonly string[] },
+    outbox: readonly OutboxEntry[] = [],
+    private readonly saveOutbox: ((entries: readonly OutboxEntry[]) => Promise<void>) | null = null,
   ) {
     super(state, io, save);
     this.ctx = { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey };
+    this.outbox = [...outbox];
   }
 
   start(): void {
@@ -121,6 +130,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
       if (!this.stopping && this.state.phase !== 'removed' && this.state.phase !== 'left' && this.state.phase !== 'refused') this.scheduleReconnect();
     });
     this.io.out({ event: 'link', state: link.state });
+    for (const o of this.outbox) link.send(o.wire);
     this.connected();
   }
 
@@ -138,10 +148,54 @@ export class JoinDriver extends RoomDriver<MemberState> {
     if (this.link !== null) this.closing = lingerClose(this.link);
   }
 
-  protected override onRoomEvent(ev: RoomEvent): void {
+  protected override async onRoomEvent(ev: RoomEvent): Promise<void> {
+    if (ev.type === 'send-refused' && ev.seq !== null && this.outbox.some((o) => o.seq === ev.seq)) {
+      await this.outboxRefused(ev.code, ev.seq);
+      return;
+    }
     super.onRoomEvent(ev);
+    if (ev.type === 'message' && ev.from === this.state.selfId) await this.setOutbox(this.outbox.filter((o) => o.seq !== ev.seq));
     if (ev.type === 'left') this.onFinished('left');
     if (ev.type === 'join-refused') this.onFinished('join-refused');
+  }
+
+  /**
+   * The owner refused a message from the outbox: a copy of one it already ordered (room.replay) is
+   * dropped quietly; one sealed under an epoch that rotated away while it waited is sealed again
+   * under the current key (same text, new sequence number); anything else is reported.
+   */
+  private async outboxRefused(code: string, seq: number): Promise<void> {
+    const entry = this.outbox.find((o) => o.seq === seq)!;
+    await this.setOutbox(this.outbox.filter((o) => o !== entry));
+    if (code === 'room.replay') return;
+    if ((code === 'room.epoch-expired' || code === 'room.epoch-unknown') && this.state.phase === 'member') {
+      this.io.warn(`message #${seq} waited past a key rotation; sealing it again`);
+      await this.sendText(entry.text);
+      return;
+    }
+    super.onRoomEvent({ type: 'send-refused', code, seq });
+  }
+
+  private async setOutbox(entries: OutboxEntry[]): Promise<void> {
+    if (entries.length === this.outbox.length && entries.every((e, i) => e === this.outbox[i])) return;
+    this.outbox = entries;
+    await this.saveOutbox?.(entries);
+  }
+
+  /** A send: the sealed message joins the outbox (and its file) before it leaves. */
+  private async sendText(text: string): Promise<void> {
+    if (this.outbox.length >= MAX_OUTBOX) {
+      this.io.out({ event: 'error', code: 'cli.outbox-full', message: `${MAX_OUTBOX} messages wait for the owner already; not sent` });
+      return;
+    }
+    const step = memberStep(this.ctx, this.state, { kind: 'send', text, now: Date.now() });
+    if (step.error !== undefined) {
+      this.io.out(errorJson(step.error));
+      return;
+    }
+    const wire = step.effects.find((e) => e.kind === 'send');
+    if (wire !== undefined && wire.kind === 'send') await this.setOutbox([...this.outbox, { seq: step.state.seq, text, wire: wire.bytes }]);
+    await this.apply(step);
   }
 
   /** One stdin command; returns true for quit. */
@@ -149,7 +203,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
     const now = Date.now();
     switch (cmd.cmd) {
       case 'send':
-        void this.command((s) => memberStep(this.ctx, s, { kind: 'send', text: cmd.text, now }));
+        void this.serial(() => this.sendText(cmd.text));
         return false;
       case 'leave':
         void this.command((s) => memberStep(this.ctx, s, { kind: 'leave', now }));
@@ -229,7 +283,17 @@ export const command: Command = {
     const m = await openMembership(inviteUrl, flagString(flags, 'name') ?? 'member', store);
     const save = store === null ? null : (state: MemberState) => store.writeRoom({ role: 'member', ...m.where, appUrl: '', state });
     if (save !== null) await save(m.state);
-    const driver = new JoinDriver(m.state, io, save, m.keys, m.where, { loopback: flagBool(flags, 'loopback'), iceServers: flagList(flags, 'ice-server') ?? [] });
+    const outbox = store === null ? [] : await store.readOutbox();
+    const driver = new JoinDriver(
+      m.state,
+      io,
+      save,
+      m.keys,
+      m.where,
+      { loopback: flagBool(flags, 'loopback'), iceServers: flagList(flags, 'ice-server') ?? [] },
+      outbox,
+      store === null ? null : (entries) => store.writeOutbox(entries),
+    );
     let status = EXIT_OK;
     const life = startLifecycle(
       io,

@@ -61,7 +61,7 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
     });
   }
 
-  private async apply(step: Step<S>): Promise<void> {
+  protected async apply(step: Step<S>): Promise<void> {
     const changed = step.state !== this.state;
     this.state = step.state;
     if (changed && this.save !== null) await this.save(this.state);

@@ -34,6 +34,7 @@ import {
 } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import { encode, Fields } from '../protocol/msgpack.ts';
+import { MAX_LINK_MESSAGE, MAX_TEXT } from '../protocol/room/codec.ts';
 import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../protocol/room/state-codec.ts';
 import type { MemberState, OwnerState } from '../protocol/room/types.ts';
 
@@ -51,6 +52,17 @@ export interface RoomFile {
   readonly appUrl: string;
   readonly state: OwnerState | MemberState;
 }
+
+/** A member's own message not yet delivered back by the owner: re-sent on every new link. */
+export interface OutboxEntry {
+  readonly seq: number;
+  readonly text: string;
+  /** The exact bytes sent (the owner's per-sender sequence check drops a copy it has). */
+  readonly wire: Uint8Array;
+}
+
+/** Undelivered messages a member keeps; the next send is refused until the owner catches up. */
+export const MAX_OUTBOX = 1000;
 
 export interface RoomKeys {
   readonly identity: IdentityKeyPair;
@@ -146,6 +158,28 @@ export class StateDir {
       }),
     );
   }
+
+  /** outbox.bin: the member's undelivered messages, in send order (empty when absent). */
+  async readOutbox(): Promise<OutboxEntry[]> {
+    const bytes = await this.readSealed('outbox.bin');
+    if (bytes === null) return [];
+    const f = Fields.fromBytes(bytes, 'outbox.bin').only(['v', 'entries']);
+    f.int('v', { min: 1, max: 1 });
+    const entries = f.arr('entries', MAX_OUTBOX).map((v, i) => outboxEntryFrom(Fields.of(v, `outbox.bin entries[${i}]`)));
+    for (let i = 1; i < entries.length; i++) {
+      if (entries[i]!.seq <= entries[i - 1]!.seq) throw new StateDirError('state.corrupt', 'outbox.bin: entries out of order');
+    }
+    return entries;
+  }
+
+  writeOutbox(entries: readonly OutboxEntry[]): Promise<void> {
+    return this.writeSealed('outbox.bin', encode({ v: 1, entries: entries.map((e) => ({ seq: e.seq, text: e.text, wire: e.wire })) }));
+  }
+}
+
+function outboxEntryFrom(f: Fields): OutboxEntry {
+  f.only(['seq', 'text', 'wire']);
+  return { seq: f.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }), text: f.str('text', MAX_TEXT), wire: f.bin('wire', { min: 1, max: MAX_LINK_MESSAGE }) };
 }
 
 function parseMeta(text: string): { params: KdfParams; check: Uint8Array } {

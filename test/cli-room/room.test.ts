@@ -132,35 +132,49 @@ describe('zeroroom host + join through zeroroom serve', () => {
     expect(refused.code).toBe('room.closed');
   }, 60_000);
 
-  it('a host restarted from --state brings its members back without new invites', async () => {
+  it('a host restarted from --state brings its members back without new invites; nothing sent meanwhile is lost', async () => {
     const before = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
+    const staying = members.slice(0, 4);
+    const m0From = staying[0]!.events.length;
     expect(await host.quit()).toBe(0);
     for (const f of ['identity.bin', 'room.bin', 'kdf.json']) expect((await stat(path.join(hostDir, f))).mode & 0o777).toBe(0o600);
+
+    // With the host gone, m0 sends (the message waits in its outbox); m3 sends and quits (its
+    // outbox is on disk under --state, and goes out when it is back).
+    await staying[0]!.waitFor((e) => e.event === 'link' && e.state !== 'direct' && e.state !== 'relayed', 'm0 lost its link', 30_000, m0From);
+    staying[0]!.send({ cmd: 'send', text: 'sent while the host was down (m0)' });
+    staying[3]!.send({ cmd: 'send', text: 'sent while the host was down (m3, then it quit)' });
+    expect(await staying[3]!.quit()).toBe(0);
+    expect((await stat(path.join(memberDirs[3]!, 'outbox.bin'))).mode & 0o777).toBe(0o600);
 
     host = startHost();
     const ready = await host.waitFor(isEvent('ready'), 'restored host ready');
     expect(ready.restored).toBe(true);
-    const staying = members.slice(0, 4);
     // The same member processes reconnect on the trusted-key path (no invite involved).
-    await Promise.all(memberIds.slice(0, 4).map((id) => host.waitFor(isEvent('link', { member: id, state: 'direct' }), `link back from ${id}`, 60_000)));
+    await Promise.all(memberIds.slice(0, 3).map((id) => host.waitFor(isEvent('link', { member: id, state: 'direct' }), `link back from ${id}`, 60_000)));
+    await everyoneGets([host, ...staying.slice(0, 3)], 'sent while the host was down (m0)');
     const after = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
     expect(after.members).toEqual(before.members);
 
     host.send({ cmd: 'send', text: 'after the restart (host)' });
-    await everyoneGets(staying, 'after the restart (host)');
+    await everyoneGets(staying.slice(0, 3), 'after the restart (host)');
     staying[1]!.send({ cmd: 'send', text: 'after the restart (m1)' });
-    await everyoneGets([host, ...staying], 'after the restart (m1)');
+    await everyoneGets([host, ...staying.slice(0, 3)], 'after the restart (m1)');
     expect(host.events.some(isEvent('invite'))).toBe(false);
 
-    // A member restarted from its --state resumes without its invite URL.
-    expect(await staying[3]!.quit()).toBe(0);
+    // A member restarted from its --state resumes without its invite URL, and its stored message goes out.
     const m3 = client('m3-restarted', ['join', '--state', memberDirs[3]!, '--name', 'ignored']);
     const m3ready = await m3.waitFor(isEvent('ready'), 'restarted m3 ready');
     expect(m3ready.member).toBe(memberIds[3]);
     expect(m3ready.phase).toBe('member');
-    await host.waitFor(isEvent('link', { member: memberIds[3], state: 'direct' }), 'm3 back', 60_000, host.events.length);
+    await everyoneGets([host, m3, ...staying.slice(0, 3)], 'sent while the host was down (m3, then it quit)');
     host.send({ cmd: 'send', text: 'welcome back m3' });
     await everyoneGets([m3, ...staying.slice(0, 3)], 'welcome back m3');
+    // Exactly once everywhere, and no error about the copies the owner refused.
+    for (const c of [host, ...staying.slice(0, 3)]) {
+      for (const t of ['sent while the host was down (m0)', 'sent while the host was down (m3, then it quit)']) expect(c.events.filter(isMessage(t))).toHaveLength(1);
+    }
+    for (const c of [staying[0]!, m3]) expect(c.events.filter(isEvent('error', { code: 'room.replay' }))).toEqual([]);
 
     const kicked = members[4]!;
     const removedAt = kicked.events.findIndex(isEvent('removed'));

@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateBoxKeyPair, generateIdentity, initCrypto, systemRandom } from '../../crypto/index.ts';
 import { createRoom, ownerStep } from '../../protocol/room/index.ts';
 import type { OwnerState } from '../../protocol/room/types.ts';
-import { StateDir, StateDirError } from '../../signaling/state-dir.ts';
+import { DecodeError } from '../../protocol/errors.ts';
+import { encode } from '../../protocol/msgpack.ts';
+import { MAX_OUTBOX, StateDir, StateDirError } from '../../signaling/state-dir.ts';
 
 let tmp: string;
 beforeAll(async () => {
@@ -78,5 +80,36 @@ describe('StateDir', () => {
     const m = JSON.parse(await readFile(meta, 'utf8')) as { iterations: number };
     await writeFile(meta, JSON.stringify({ ...m, iterations: 1000 }));
     await expect(StateDir.open(dir(), 'correct horse')).rejects.toMatchObject({ code: 'crypto.kdf-params' });
+  });
+
+  it('keeps a member outbox: empty when absent, round-trips sealed, refuses malformed, reordered or oversized lists', async () => {
+    const store = await StateDir.open(path.join(tmp, 'outbox'), 'correct horse');
+    expect(await store.readOutbox()).toEqual([]);
+    const entries = [
+      { seq: 3, text: 'waiting for the owner', wire: new Uint8Array([1, 2, 3]) },
+      { seq: 4, text: 'and another', wire: new Uint8Array([4]) },
+    ];
+    await store.writeOutbox(entries);
+    expect(await store.readOutbox()).toEqual(entries);
+    const file = path.join(tmp, 'outbox', 'outbox.bin');
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    expect((await readFile(file)).includes(Buffer.from('waiting for the owner'))).toBe(false);
+
+    // Sealed but wrong inside: the same typed errors as any decoder, nothing half-read.
+    const writeRaw = (value: unknown) => (store as unknown as { writeSealed(n: string, b: Uint8Array): Promise<void> }).writeSealed('outbox.bin', encode(value as never));
+    await writeRaw({ v: 1, entries: [entries[1], entries[0]] });
+    expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
+    for (const bad of [
+      { v: 2, entries: [] },
+      { v: 1, entries: [{ seq: 0, text: 'x', wire: new Uint8Array([1]) }] },
+      { v: 1, entries: [{ seq: 1, text: 'x', wire: new Uint8Array(0) }] },
+      { v: 1, entries: [{ seq: 1, text: 'x', wire: new Uint8Array([1]), extra: 1 }] },
+      { v: 1, entries: Array.from({ length: MAX_OUTBOX + 1 }, (_, i) => ({ seq: i + 1, text: 'x', wire: new Uint8Array([1]) })) },
+    ]) {
+      await writeRaw(bad);
+      await expect(store.readOutbox()).rejects.toBeInstanceOf(DecodeError);
+    }
+    await writeFile(file, Buffer.concat([await readFile(file), Buffer.from([0])]));
+    expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
   });
 });
