@@ -149,7 +149,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
   }
 
   protected override async onRoomEvent(ev: RoomEvent): Promise<void> {
-    if (ev.type === 'send-refused' && ev.seq !== null && this.outbox.some((o) => o.seq === ev.seq)) {
+    if (ev.type === 'send-refused' && ev.seq !== null && (ev.code === 'room.replay' || this.outbox.some((o) => o.seq === ev.seq))) {
       await this.outboxRefused(ev.code, ev.seq);
       return;
     }
@@ -165,10 +165,12 @@ export class JoinDriver extends RoomDriver<MemberState> {
    * under the current key (same text, new sequence number); anything else is reported.
    */
   private async outboxRefused(code: string, seq: number): Promise<void> {
-    const entry = this.outbox.find((o) => o.seq === seq)!;
-    await this.setOutbox(this.outbox.filter((o) => o !== entry));
+    // room.replay: the owner has this sequence number from us already, so the message is in the
+    // room; the copy came from a resend (a dropped link's queue and this outbox may both deliver).
+    const entry = this.outbox.find((o) => o.seq === seq);
+    await this.setOutbox(this.outbox.filter((o) => o.seq !== seq));
     if (code === 'room.replay') return;
-    if ((code === 'room.epoch-expired' || code === 'room.epoch-unknown') && this.state.phase === 'member') {
+    if (entry !== undefined && (code === 'room.epoch-expired' || code === 'room.epoch-unknown') && this.state.phase === 'member') {
       this.io.warn(`message #${seq} waited past a key rotation; sealing it again`);
       await this.sendText(entry.text);
       return;
