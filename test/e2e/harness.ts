@@ -168,14 +168,7 @@ export function printLogsOnFailure(ctx: { onTestFailed(fn: () => Promise<void> |
   ctx.onTestFailed(async () => {
     const report = ['--- browser console ---', ...consoleLines.slice(-300)];
     for (const [label, page] of Object.entries(pages())) {
-      if (page === undefined || page.isClosed()) continue;
-      const state = await page
-        .evaluate(() => ({
-          members: [...document.querySelectorAll('[data-testid="member"]')].map((e) => e.textContent),
-          status: [...document.querySelectorAll('[data-testid="room-status"], [data-testid="system-text"]')].map((e) => e.textContent),
-        }))
-        .catch((e: unknown) => String(e));
-      report.push(`--- ${label}: ${JSON.stringify(state)}`);
+      if (page !== undefined && !page.isClosed()) report.push(`--- ${label}: ${JSON.stringify(await shownOn(page))}`);
     }
     const out = server?.()?.output();
     if (out !== undefined) report.push('--- server output (end) ---', out.slice(-4000));
@@ -266,6 +259,17 @@ export async function waitMessage(page: Page, text: string): Promise<void> {
   await explained(page, `message ${JSON.stringify(text)}`, page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 }));
 }
 
+/** What a room page shows, for failure reports: members, status line, system notes. */
+function shownOn(page: Page): Promise<unknown> {
+  return page
+    .evaluate(() => ({
+      members: [...document.querySelectorAll('[data-testid="member"]')].map((el) => el.textContent),
+      status: document.querySelector('[data-testid="room-status"]')?.textContent ?? null,
+      notes: [...document.querySelectorAll('[data-testid="system-text"]')].map((el) => el.textContent),
+    }))
+    .catch((err: unknown) => String(err));
+}
+
 /**
  * A wait that failed says which page, what it showed and its last console lines: the failure
  * summary is often all a CI log keeps.
@@ -275,15 +279,7 @@ async function explained(page: Page, what: string, wait: Promise<unknown>): Prom
     await wait;
   } catch (e) {
     const label = labels.get(page) ?? 'page';
-    const shown = page.isClosed()
-      ? 'closed'
-      : await page
-          .evaluate(() => ({
-            members: [...document.querySelectorAll('[data-testid="member"]')].map((el) => el.textContent),
-            status: document.querySelector('[data-testid="room-status"]')?.textContent ?? null,
-            notes: [...document.querySelectorAll('[data-testid="system-text"]')].map((el) => el.textContent),
-          }))
-          .catch((err: unknown) => String(err));
+    const shown = page.isClosed() ? 'closed' : await shownOn(page);
     const tail = consoleLines.filter((l) => l.includes(` ${label} `)).slice(-15);
     throw new Error(`${label} never showed ${what}: ${String(e instanceof Error ? e.message.split('\n')[0] : e)}\nshown: ${JSON.stringify(shown)}\n${tail.join('\n')}`);
   }

@@ -6,7 +6,7 @@
  * owner's per-sender sequence check drop a copy it already has, so none is doubled.
  */
 import { asBoxPublicKey, fromHex } from '../../crypto/index.ts';
-import { joinRoom } from '../../protocol/link/member.ts';
+import { FATAL_JOIN_CODES, joinRoom } from '../../protocol/link/member.ts';
 import type { LinkState, PeerLink } from '../../protocol/link/peer-link.ts';
 import type { MemberState, RoomEvent } from '../../protocol/room/types.ts';
 import { memberStep, type MemberCtx } from './machines.ts';
@@ -18,8 +18,6 @@ import type { ConnectionState, RoomView } from './types.ts';
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
-/** Refusals after which reconnecting cannot help (protocol/link/member.ts FATAL). */
-const FATAL_CODES = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
 
 export class MemberRuntime extends RoomRuntime<MemberState> {
   private link: PeerLink | null = null;
@@ -72,7 +70,7 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     const code = (e as { code?: unknown }).code;
     // One line per attempt: the only trace a failed join leaves outside the device (no secrets).
     console.info(`room ${this.id.slice(0, 8)}: link to the owner failed: ${typeof code === 'string' ? code : describe(e)}`);
-    if (typeof code === 'string' && FATAL_CODES.has(code)) {
+    if (typeof code === 'string' && FATAL_JOIN_CODES.has(code)) {
       this.linkState = 'closed';
       this.note(`the owner did not let us in (${code})`);
       this.deps.changed();
