@@ -6,7 +6,7 @@
 import { asBoxPublicKey, equalBytes, fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex } from '../crypto/index.ts';
 import { startOwner, type OwnerHandle } from '../protocol/link/owner.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
-import { createRoom, memberList, memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from '../protocol/room/index.ts';
+import { createRoom, memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from '../protocol/room/index.ts';
 import type { OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from '../protocol/room/types.ts';
 import { flagBool, flagInt, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, type Command } from './cli.ts';
@@ -155,14 +155,16 @@ export class HostDriver extends RoomDriver<OwnerState> {
         void this.command((s) => ownerStep(this.ctx, s, { kind: 'rotate', now }));
         return false;
       case 'members':
-        void this.serial(async () => this.io.out({ event: 'members', members: memberList(this.state) }));
-        return false;
       case 'safety-code':
-        void this.serial(async () => this.io.out({ event: 'safety-code', epoch: this.state.epoch, code: ownerSafetyCode(this.state) }));
+        this.query(cmd.cmd);
         return false;
       case 'quit':
         return true;
     }
+  }
+
+  protected safetyCode(): string {
+    return ownerSafetyCode(this.state);
   }
 
   async stop(): Promise<void> {

@@ -7,7 +7,7 @@ import { asBoxPublicKey, fromHex, generateBoxKeyPair, generateIdentity, initCryp
 import { backoffDelay } from '../protocol/link/backoff.ts';
 import { FATAL_JOIN_CODES, joinRoom } from '../protocol/link/member.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
-import { decodeInviteUrl, memberList, memberSafetyCode, memberStep, saltyAuthToken, startJoin } from '../protocol/room/index.ts';
+import { decodeInviteUrl, memberSafetyCode, memberStep, saltyAuthToken, startJoin } from '../protocol/room/index.ts';
 import type { MemberCtx, MemberState, RoomEvent } from '../protocol/room/types.ts';
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_RUNTIME, type Command } from './cli.ts';
@@ -211,14 +211,16 @@ export class JoinDriver extends RoomDriver<MemberState> {
         void this.command((s) => memberStep(this.ctx, s, { kind: 'leave', now }));
         return false;
       case 'members':
-        void this.serial(async () => this.io.out({ event: 'members', members: memberList(this.state) }));
-        return false;
       case 'safety-code':
-        void this.serial(async () => this.io.out({ event: 'safety-code', epoch: this.state.epoch, code: memberSafetyCode(this.state) }));
+        this.query(cmd.cmd);
         return false;
       case 'quit':
         return true;
     }
+  }
+
+  protected safetyCode(): string | null {
+    return memberSafetyCode(this.state);
   }
 
   async stop(): Promise<void> {

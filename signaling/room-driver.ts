@@ -6,6 +6,7 @@
  * members have already seen announced with another key.
  */
 import { WebSocket } from 'ws';
+import { memberList } from '../protocol/room/index.ts';
 import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
@@ -79,6 +80,15 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
   protected onRoomEvent(ev: RoomEvent): void | Promise<void> {
     this.io.out(roomEventJson(ev));
   }
+
+  /** The `members` and `safety-code` commands, answered in order with the steps before them. */
+  protected query(what: 'members' | 'safety-code'): void {
+    void this.serial(async () =>
+      this.io.out(what === 'members' ? { event: 'members', members: memberList(this.state) } : { event: 'safety-code', epoch: this.state.epoch, code: this.safetyCode() }),
+    );
+  }
+
+  protected abstract safetyCode(): string | null;
 
   /** Resolves once every queued step is done. */
   idle(): Promise<void> {
