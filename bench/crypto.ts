@@ -10,8 +10,23 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import {
-  cellOpen, cellSeal, DEFAULT_ITERATIONS, deriveStorageKey, generateIdentity, generateSecretboxKey, generateSymmetricKey,
-  initCrypto, newKdfParams, openFrom, randomNonce, sealTo, secretbox, secretboxOpen, sign, utf8Encode, verify,
+  cellOpen,
+  cellSeal,
+  DEFAULT_ITERATIONS,
+  deriveStorageKey,
+  generateIdentity,
+  generateSecretboxKey,
+  generateSymmetricKey,
+  initCrypto,
+  newKdfParams,
+  openFrom,
+  randomNonce,
+  sealTo,
+  secretbox,
+  secretboxOpen,
+  sign,
+  utf8Encode,
+  verify,
 } from '../crypto/index.ts';
 
 const SLICE_MS = 800;

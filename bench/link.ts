@@ -63,7 +63,15 @@ async function linkConnects(url: string): Promise<{ times: number[]; owner: { cl
     const token = systemRandom(32);
     tokens.add(toHex(token));
     const t0 = performance.now(); // the invite (owner key + token) has just been opened
-    const link = await joinRoom({ signalingUrl: url, ownerKey: ownerKeys.publicKey, token, permanentKeys: generateBoxKeyPair(), iceServers: [], wrtc, WebSocket: WS });
+    const link = await joinRoom({
+      signalingUrl: url,
+      ownerKey: ownerKeys.publicKey,
+      token,
+      permanentKeys: generateBoxKeyPair(),
+      iceServers: [],
+      wrtc,
+      WebSocket: WS,
+    });
     times.push(performance.now() - t0);
     members.push(link);
   }
@@ -170,7 +178,13 @@ async function linkThroughput(from: PeerLink, to: PeerLink): Promise<number> {
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
     from.send(msg);
-    if (from.bufferedAmount > 4 * 1024 * 1024) await new Promise<void>((r) => { const off = from.on('drain', () => { off(); r(); }); });
+    if (from.bufferedAmount > 4 * 1024 * 1024)
+      await new Promise<void>((r) => {
+        const off = from.on('drain', () => {
+          off();
+          r();
+        });
+      });
   }
   await done;
   return (count * MSG) / ((performance.now() - t0) / 1000) / 1e6;
@@ -224,7 +238,9 @@ const { times, owner, pair } = await linkConnects(sigUrl);
 console.log(`bench:link — ${CONNECTS} connects each, ${TOTAL_BYTES / 1024 / 1024} MiB in 16 KiB messages, node-datachannel on 127.0.0.1`);
 console.log(`invite opened -> link open:          median ${fmt(median(times))}, p90 ${fmt(p90(times))}; ${modes(times)}`);
 console.log(`bare RTCPeerConnection via ws relay: median ${fmt(median(bareTimes))}, p90 ${fmt(p90(bareTimes))}; ${modes(bareTimes)}`);
-console.log(`  ratio (link / bare): median ${(median(times) / median(bareTimes)).toFixed(2)}x, fast-mode medians ${(median(times.filter((x) => x < SLOW_MS)) / median(bareTimes.filter((x) => x < SLOW_MS))).toFixed(2)}x`);
+console.log(
+  `  ratio (link / bare): median ${(median(times) / median(bareTimes)).toFixed(2)}x, fast-mode medians ${(median(times.filter((x) => x < SLOW_MS)) / median(bareTimes.filter((x) => x < SLOW_MS))).toFixed(2)}x`,
+);
 
 const raw = await rawThroughput(barePair!);
 const link = await linkThroughput(pair[0], pair[1]);

@@ -9,13 +9,32 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
-import { asBoxPublicKey, equalBytes, fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex, type BoxKeyPair } from '../crypto/index.ts';
+import {
+  asBoxPublicKey,
+  equalBytes,
+  fromHex,
+  generateBoxKeyPair,
+  generateIdentity,
+  initCrypto,
+  systemRandom,
+  toHex,
+  type BoxKeyPair,
+} from '../crypto/index.ts';
 import { startOwner } from '../protocol/link/owner.ts';
 import { joinRoom } from '../protocol/link/member.ts';
 import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
-import { createRoom, decodeInviteUrl, memberPeerKeys, ownerStep, pendingAuthTokens, saltyAuthToken, startJoin, memberStep } from '../protocol/room/index.ts';
+import {
+  createRoom,
+  decodeInviteUrl,
+  memberPeerKeys,
+  ownerStep,
+  pendingAuthTokens,
+  saltyAuthToken,
+  startJoin,
+  memberStep,
+} from '../protocol/room/index.ts';
 import type { Effect, MemberCtx, MemberState, OwnerCtx, OwnerState, PeerKeyHex, RoomEvent, Step } from '../protocol/room/types.ts';
 import { attachSignalingServer } from '../signaling/server.ts';
 
@@ -52,7 +71,7 @@ function apply<S>(step: Step<S>, send: (to: PeerKeyHex, bytes: Uint8Array) => vo
   return step.state;
 }
 
-function waitUntil(cond: () => boolean, what: string, ms = 60_000, detail: () => string = () => ""): Promise<void> {
+function waitUntil(cond: () => boolean, what: string, ms = 60_000, detail: () => string = () => ''): Promise<void> {
   // Polls: completion is spread over 21 parties' callbacks in this process.
   const end = Date.now() + ms;
   return new Promise((resolve, reject) => {
@@ -68,14 +87,27 @@ function waitUntil(cond: () => boolean, what: string, ms = 60_000, detail: () =>
 async function main(): Promise<void> {
   await initCrypto();
   const server = http.createServer((_req, res) => res.writeHead(404).end());
-  const signaling = attachSignalingServer({ server, permanentKeys: [generateBoxKeyPair()], limits: { maxConnectionsPerIp: 10_000, newConnectionsPerSecondPerIp: 10_000 } });
+  const signaling = attachSignalingServer({
+    server,
+    permanentKeys: [generateBoxKeyPair()],
+    limits: { maxConnectionsPerIp: 10_000, newConnectionsPerSecondPerIp: 10_000 },
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   // ---- owner ----
   const ownerKeys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-  const octx: OwnerCtx = { random: systemRandom, identity: ownerKeys.identity, peerKey: ownerKeys.peer.publicKey, invites: { appUrl: 'http://127.0.0.1/', server: url } };
-  let owner: OwnerState = createRoom(octx, { now: Date.now(), ownerName: 'owner', config: { rotateEveryMessages: Number.MAX_SAFE_INTEGER, rotateAfterMs: 0 } }).state;
+  const octx: OwnerCtx = {
+    random: systemRandom,
+    identity: ownerKeys.identity,
+    peerKey: ownerKeys.peer.publicKey,
+    invites: { appUrl: 'http://127.0.0.1/', server: url },
+  };
+  let owner: OwnerState = createRoom(octx, {
+    now: Date.now(),
+    ownerName: 'owner',
+    config: { rotateEveryMessages: Number.MAX_SAFE_INTEGER, rotateAfterMs: 0 },
+  }).state;
   const ownerLinks = new Map<string, PeerLink>();
   const ownerSend = (to: PeerKeyHex, bytes: Uint8Array): void => ownerLinks.get(to)?.send(bytes);
   const handle = startOwner({
@@ -116,12 +148,27 @@ async function main(): Promise<void> {
     const invite = decodeInviteUrl(u);
     const keys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
     const ctx: MemberCtx = { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey };
-    return { index, ctx, keys: keys.peer, state: startJoin(ctx, invite, { now: Date.now(), name: `m${index}` }).state, link: null, onEvent: () => undefined };
+    return {
+      index,
+      ctx,
+      keys: keys.peer,
+      state: startJoin(ctx, invite, { now: Date.now(), name: `m${index}` }).state,
+      link: null,
+      onEvent: () => undefined,
+    };
   });
   const memberSend = (m: Member) => (_to: PeerKeyHex, bytes: Uint8Array) => m.link?.send(bytes);
   await Promise.all(
     members.map(async (m) => {
-      const link = await joinRoom({ signalingUrl: url, ownerKey: decodeInviteUrl(invites[m.index]!).npub, token: saltyAuthToken(m.state.join!.token), permanentKeys: m.keys, iceServers: [], wrtc, WebSocket: WS });
+      const link = await joinRoom({
+        signalingUrl: url,
+        ownerKey: decodeInviteUrl(invites[m.index]!).npub,
+        token: saltyAuthToken(m.state.join!.token),
+        permanentKeys: m.keys,
+        iceServers: [],
+        wrtc,
+        WebSocket: WS,
+      });
       m.link = link;
       link.on('message', (bytes) => {
         if (mode === 'raw') return onRaw(m.index, bytes);
@@ -170,7 +217,12 @@ async function main(): Promise<void> {
       members[k % MEMBERS]!.link!.send(payload);
       if (k % MEMBERS === MEMBERS - 1) await new Promise((r) => setImmediate(r));
     }
-    await waitUntil(() => got.every((n) => n === MESSAGES), 'raw payloads delivered', 20_000, () => got.join(','));
+    await waitUntil(
+      () => got.every((n) => n === MESSAGES),
+      'raw payloads delivered',
+      20_000,
+      () => got.join(','),
+    );
     mode = 'room';
     return MESSAGES / ((performance.now() - start) / 1000);
   }
@@ -185,13 +237,25 @@ async function main(): Promise<void> {
   const memberMsPerMessage = stepMs.members / (MESSAGES * MEMBERS);
   const room = Math.max(...roomRates);
   const raw = Math.max(...rawRates);
-  console.log(`  messages delivered to all ${MEMBERS} members (${TEXT.length}-char text, ${wireSize}-byte send message, ${MESSAGES} per run, best of ${ROUNDS}):`);
-  console.log(`    room protocol (sign + seal, owner verify + order, ${MEMBERS}x verify + open): ${room.toFixed(0)} msg/s  (runs: ${roomRates.map((x) => x.toFixed(0)).join(', ')})`);
-  console.log(`    unencrypted forwarding over the same links:                          ${raw.toFixed(0)} msg/s  (runs: ${rawRates.map((x) => x.toFixed(0)).join(', ')})`);
+  console.log(
+    `  messages delivered to all ${MEMBERS} members (${TEXT.length}-char text, ${wireSize}-byte send message, ${MESSAGES} per run, best of ${ROUNDS}):`,
+  );
+  console.log(
+    `    room protocol (sign + seal, owner verify + order, ${MEMBERS}x verify + open): ${room.toFixed(0)} msg/s  (runs: ${roomRates.map((x) => x.toFixed(0)).join(', ')})`,
+  );
+  console.log(
+    `    unencrypted forwarding over the same links:                          ${raw.toFixed(0)} msg/s  (runs: ${rawRates.map((x) => x.toFixed(0)).join(', ')})`,
+  );
   console.log(`    ratio room / unencrypted: ${(room / raw).toFixed(3)}`);
-  console.log(`    CPU per message (last room run): owner step ${ownerMsPerMessage.toFixed(2)} ms (verify + order), each member's step ${memberMsPerMessage.toFixed(2)} ms (verify + open);`);
-  console.log(`    so with every party on its own core the owner step alone would allow ~${(1000 / ownerMsPerMessage).toFixed(0)} msg/s (link encryption not included)`);
-  console.log(`    per member: ${(room * MEMBERS).toFixed(0)} deliveries/s (room), ${(raw * MEMBERS).toFixed(0)} deliveries/s (unencrypted)`);
+  console.log(
+    `    CPU per message (last room run): owner step ${ownerMsPerMessage.toFixed(2)} ms (verify + order), each member's step ${memberMsPerMessage.toFixed(2)} ms (verify + open);`,
+  );
+  console.log(
+    `    so with every party on its own core the owner step alone would allow ~${(1000 / ownerMsPerMessage).toFixed(0)} msg/s (link encryption not included)`,
+  );
+  console.log(
+    `    per member: ${(room * MEMBERS).toFixed(0)} deliveries/s (room), ${(raw * MEMBERS).toFixed(0)} deliveries/s (unencrypted)`,
+  );
 
   // ---- 2. rotation with 20 members ----
   const times: number[] = [];
@@ -203,10 +267,15 @@ async function main(): Promise<void> {
     await waitUntil(() => members.every((m) => m.state.epoch === target), 'rotation applied');
     const total = performance.now() - start;
     times.push(total);
-    if (r === 0) console.log(`  rotation with ${MEMBERS} members: owner step ${stepMs.toFixed(1)} ms (fresh key, signed announcement, ${MEMBERS} sealed rekeys)`);
+    if (r === 0)
+      console.log(
+        `  rotation with ${MEMBERS} members: owner step ${stepMs.toFixed(1)} ms (fresh key, signed announcement, ${MEMBERS} sealed rekeys)`,
+      );
   }
   const sorted = [...times].sort((a, b) => a - b);
-  console.log(`  rotation until all ${MEMBERS} members switched: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms)`);
+  console.log(
+    `  rotation until all ${MEMBERS} members switched: median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(1)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms)`,
+  );
 
   handle.close();
   for (const m of members) m.link?.close();

@@ -39,7 +39,16 @@ type ChildRequest = { cmd: 'memory' } | { cmd: 'cpu' } | { cmd: 'stop' };
 type ChildReport =
   | { kind: 'ready'; port: number; serverKeyHex: string }
   | { kind: 'cpu'; cpuMs: number }
-  | { kind: 'memory'; rss: number; heapUsed: number; external: number; arrayBuffers: number; connections: number; rejects: number; cpuMs: number };
+  | {
+      kind: 'memory';
+      rss: number;
+      heapUsed: number;
+      external: number;
+      arrayBuffers: number;
+      connections: number;
+      rejects: number;
+      cpuMs: number;
+    };
 
 function cpuMs(): number {
   const u = process.cpuUsage();
@@ -71,7 +80,11 @@ async function runChild(kind: 'ours' | 'bare'): Promise<void> {
     close = () => signaling.close();
   } else {
     // The baseline: only the WebSocket part. Same path pairing, verbatim forwarding, no parsing, no crypto.
-    const wss = new WebSocketServer({ server, perMessageDeflate: false, handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
+    const wss = new WebSocketServer({
+      server,
+      perMessageDeflate: false,
+      handleProtocols: (p) => (p.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    });
     const paths = new Map<string, Set<WebSocket>>();
     wss.on('connection', (ws, req) => {
       const path = req.url ?? '/';
@@ -105,7 +118,16 @@ async function runChild(kind: 'ours' | 'bare'): Promise<void> {
       // BENCH_HEAP_DIR=dir: a heap snapshot of each server child at the memory reading (DevTools).
       const heapDir = process.env.BENCH_HEAP_DIR;
       if (heapDir !== undefined && heapDir !== '') v8.writeHeapSnapshot(path.join(heapDir, `${kind}-${process.pid}.heapsnapshot`));
-      send({ kind: 'memory', rss: u.rss, heapUsed: u.heapUsed, external: u.external, arrayBuffers: u.arrayBuffers, connections: connections(), rejects: rejects(), cpuMs: cpuMs() });
+      send({
+        kind: 'memory',
+        rss: u.rss,
+        heapUsed: u.heapUsed,
+        external: u.external,
+        arrayBuffers: u.arrayBuffers,
+        connections: connections(),
+        rejects: rejects(),
+        cpuMs: cpuMs(),
+      });
     } else {
       void close().then(() => {
         server.close();
@@ -143,40 +165,51 @@ function withDeadline<T>(p: Promise<T>, what: string): Promise<T> {
 function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
   const child = fork(fileURLToPath(import.meta.url), ['--child', kind], {
     // BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server child (open it in Chrome DevTools).
-    execArgv: ['--expose-gc', '--import', 'tsx', ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : [])],
+    execArgv: [
+      '--expose-gc',
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return withDeadline(new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code} before it was ready`)));
-    child.once('message', (m: ChildReport) => {
-      if (m.kind !== 'ready') return reject(new Error('unexpected first message'));
-      resolve({
-        child,
-        url: `ws://127.0.0.1:${m.port}`,
-        serverKey: Buffer.from(m.serverKeyHex, 'hex'),
-        memory: () =>
-          withDeadline(new Promise((res) => {
-            child.once('message', (r: ChildReport) => {
-              if (r.kind === 'memory') res(r);
-            });
-            child.send({ cmd: 'memory' } satisfies ChildRequest);
-          }), `${kind} server memory report`),
-        cpuMs: () =>
-          new Promise((res) => {
-            child.once('message', (r: ChildReport) => {
-              if (r.kind === 'cpu') res(r.cpuMs);
-            });
-            child.send({ cmd: 'cpu' } satisfies ChildRequest);
-          }),
-        stop: async () => {
-          child.send({ cmd: 'stop' } satisfies ChildRequest);
-          await exited;
-        },
+  return withDeadline(
+    new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => reject(new Error(`${kind} server exited with ${code} before it was ready`)));
+      child.once('message', (m: ChildReport) => {
+        if (m.kind !== 'ready') return reject(new Error('unexpected first message'));
+        resolve({
+          child,
+          url: `ws://127.0.0.1:${m.port}`,
+          serverKey: Buffer.from(m.serverKeyHex, 'hex'),
+          memory: () =>
+            withDeadline(
+              new Promise((res) => {
+                child.once('message', (r: ChildReport) => {
+                  if (r.kind === 'memory') res(r);
+                });
+                child.send({ cmd: 'memory' } satisfies ChildRequest);
+              }),
+              `${kind} server memory report`,
+            ),
+          cpuMs: () =>
+            new Promise((res) => {
+              child.once('message', (r: ChildReport) => {
+                if (r.kind === 'cpu') res(r.cpuMs);
+              });
+              child.send({ cmd: 'cpu' } satisfies ChildRequest);
+            }),
+          stop: async () => {
+            child.send({ cmd: 'stop' } satisfies ChildRequest);
+            await exited;
+          },
+        });
       });
-    });
-  }), `${kind} server start`);
+    }),
+    `${kind} server start`,
+  );
 }
 
 // --- NaCl box with native X25519: box.before = HSalsa20(X25519(sk, pk)); verified against tweetnacl below.
@@ -206,7 +239,9 @@ function boxBeforeNative(theirPublic: Uint8Array, mine: KeyObject): Uint8Array {
     publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: Buffer.from(theirPublic).toString('base64url') }, format: 'jwk' }),
   });
   const k = new Uint8Array(32);
-  (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(o: Uint8Array, i: Uint8Array, k: Uint8Array, c: Uint8Array): void } }).lowlevel.crypto_core_hsalsa20(k, ZERO16, new Uint8Array(dh), SIGMA);
+  (
+    nacl as unknown as { lowlevel: { crypto_core_hsalsa20(o: Uint8Array, i: Uint8Array, k: Uint8Array, c: Uint8Array): void } }
+  ).lowlevel.crypto_core_hsalsa20(k, ZERO16, new Uint8Array(dh), SIGMA);
   return k;
 }
 
@@ -274,7 +309,13 @@ function awaitSocket<T>(ws: WebSocket, event: 'message' | 'open', what: string):
 const firstMessage = (ws: WebSocket): Promise<Buffer> => awaitSocket<Buffer>(ws, 'message', 'the handshake');
 
 /** Connects as initiator (path = own key) or responder and completes the server handshake. */
-async function saltyConnect(url: string, serverKey: Buffer, role: 'initiator' | 'responder', path: string, keys: ClientKeys): Promise<SaltyConn> {
+async function saltyConnect(
+  url: string,
+  serverKey: Buffer,
+  role: 'initiator' | 'responder',
+  path: string,
+  keys: ClientKeys,
+): Promise<SaltyConn> {
   const ws = new WebSocket(`${url}/${path}`, SUBPROTOCOL, { perMessageDeflate: false });
   const helloBytes = await firstMessage(ws);
   const serverCookie = helloBytes.subarray(0, 16);
@@ -288,7 +329,13 @@ async function saltyConnect(url: string, serverKey: Buffer, role: 'initiator' | 
     ws.send(Buffer.concat([nonce(cookie, 0, 0, seq++), msgpack.encode({ type: 'client-hello', key: keys.publicKey })]));
   }
   const authNonce = nonce(cookie, 0, 0, seq++);
-  const auth = msgpack.encode({ type: 'client-auth', your_cookie: serverCookie, subprotocols: [SUBPROTOCOL], ping_interval: 0, your_key: serverKey });
+  const auth = msgpack.encode({
+    type: 'client-auth',
+    your_cookie: serverCookie,
+    subprotocols: [SUBPROTOCOL],
+    ping_interval: 0,
+    your_key: serverKey,
+  });
   const reply = firstMessage(ws);
   ws.send(Buffer.concat([authNonce, nacl.box.after(auth, authNonce, shared)]));
   const serverAuth = await reply;
@@ -320,7 +367,9 @@ function closeAll(conns: readonly SaltyConn[]): Promise<void> {
 
 // --- 1. handshakes per second
 
-async function benchHandshakes(server: ServerChild): Promise<{ perSecond: number; errors: number; total: number; serverCpuMsEach: number; clientCpuMsEach: number }> {
+async function benchHandshakes(
+  server: ServerChild,
+): Promise<{ perSecond: number; errors: number; total: number; serverCpuMsEach: number; clientCpuMsEach: number }> {
   const serverCpuBefore = (await server.memory()).cpuMs;
   const clientCpuBefore = cpuMs();
   let done = 0;
@@ -333,7 +382,13 @@ async function benchHandshakes(server: ServerChild): Promise<{ perSecond: number
       const keys = newClientKeys();
       const role = (w + i) % 2 === 0 ? 'initiator' : 'responder';
       try {
-        const conn = await saltyConnect(server.url, server.serverKey, role, role === 'initiator' ? keys.publicKey.toString('hex') : randomBytes(32).toString('hex'), keys);
+        const conn = await saltyConnect(
+          server.url,
+          server.serverKey,
+          role,
+          role === 'initiator' ? keys.publicKey.toString('hex') : randomBytes(32).toString('hex'),
+          keys,
+        );
         done++;
         await closeAll([conn]);
       } catch (e) {
@@ -346,7 +401,13 @@ async function benchHandshakes(server: ServerChild): Promise<{ perSecond: number
   const elapsed = (performance.now() - start) / 1000;
   if (errors > 0) console.log(`  handshake errors: ${errors} (first: ${firstError})`);
   const serverCpu = (await server.memory()).cpuMs - serverCpuBefore;
-  return { perSecond: done / elapsed, errors, total: done, serverCpuMsEach: serverCpu / done, clientCpuMsEach: (cpuMs() - clientCpuBefore) / done };
+  return {
+    perSecond: done / elapsed,
+    errors,
+    total: done,
+    serverCpuMsEach: serverCpu / done,
+    clientCpuMsEach: (cpuMs() - clientCpuBefore) / done,
+  };
 }
 
 // --- 2. relay throughput
@@ -395,7 +456,10 @@ async function benchRelay(server: ServerChild, kind: 'ours' | 'bare', frameSize:
     if (data[16] === 0x00 && kind === 'ours') refused++;
   });
   await new Promise<void>((resolve, reject) => {
-    const drainDeadline = setTimeout(() => reject(new Error(`${kind}: ${sent - received} of ${sent} frames did not arrive (${refused} server messages to the sender)`)), RELAY_SECONDS * 1000 + 10_000);
+    const drainDeadline = setTimeout(
+      () => reject(new Error(`${kind}: ${sent - received} of ${sent} frames did not arrive (${refused} server messages to the sender)`)),
+      RELAY_SECONDS * 1000 + 10_000,
+    );
     responder.ws.on('message', (data: Buffer) => {
       // Frames from the server itself (source 0x00, e.g. new-initiator) are not relayed data.
       if (data[16] !== 0x01) return;
@@ -413,12 +477,18 @@ async function benchRelay(server: ServerChild, kind: 'ours' | 'bare', frameSize:
   const seconds = (lastReceived - start) / 1000;
   const serverCpuMs = (await server.cpuMs()) - cpuBefore;
   await closeAll([initiator, responder]);
-  return { framesPerSecond: received / seconds, mbPerSecond: receivedBytes / seconds / 1e6, serverCpuUsPerFrame: (serverCpuMs * 1000) / received };
+  return {
+    framesPerSecond: received / seconds,
+    mbPerSecond: receivedBytes / seconds / 1e6,
+    serverCpuUsPerFrame: (serverCpuMs * 1000) / received,
+  };
 }
 
 // --- 3. memory per idle connection
 
-async function benchMemory(kind: 'ours' | 'bare'): Promise<{ perConnection: number; heapPerConnection: number; errors: number; serverConnections: number; rejects: number }> {
+async function benchMemory(
+  kind: 'ours' | 'bare',
+): Promise<{ perConnection: number; heapPerConnection: number; errors: number; serverConnections: number; rejects: number }> {
   const server = await startChild(kind);
   try {
     // Warm up the code paths (and JIT) so the baseline is not measured before the first connection.
@@ -477,7 +547,9 @@ async function main(): Promise<void> {
 
   const ours = await startChild('ours');
   const hs = await benchHandshakes(ours);
-  console.log(`handshakes: ${fmt(hs.perSecond)}/s completed server handshakes (${HANDSHAKE_CONCURRENCY} concurrent clients, ${hs.total} in ${HANDSHAKE_SECONDS} s, ${hs.errors} errors; half initiators, half responders; new WebSocket each); CPU per handshake: server ${fmt(hs.serverCpuMsEach, 2)} ms, clients ${fmt(hs.clientCpuMsEach, 2)} ms`);
+  console.log(
+    `handshakes: ${fmt(hs.perSecond)}/s completed server handshakes (${HANDSHAKE_CONCURRENCY} concurrent clients, ${hs.total} in ${HANDSHAKE_SECONDS} s, ${hs.errors} errors; half initiators, half responders; new WebSocket each); CPU per handshake: server ${fmt(hs.serverCpuMsEach, 2)} ms, clients ${fmt(hs.clientCpuMsEach, 2)} ms`,
+  );
   const bare = await startChild('bare');
   let relayOk = true;
   const best = (runs: RelayRun[]) => runs.reduce((x, y) => (y.mbPerSecond > x.mbPerSecond ? y : x));
@@ -529,8 +601,12 @@ async function main(): Promise<void> {
   console.log(
     `memory at ${IDLE_CONNECTIONS} idle connections (${IDLE_CONNECTIONS / 2} paths, handshakes done; median of ${MEMORY_ROUNDS} alternating child processes each): ours ${fmt(oRss / 1024, 1)} KiB/conn RSS [${kib(oursMem.map((m) => m.perConnection))}] (${fmt(oHeap / 1024, 1)} KiB heap+external) | bare ws ${fmt(bRss / 1024, 1)} KiB/conn RSS [${kib(bareMem.map((m) => m.perConnection))}] (${fmt(bHeap / 1024, 1)} KiB heap+external) | ratio of medians ${fmt(memRatio, 2)}x RSS, ${fmt(oHeap / bHeap, 2)}x heap+external (target <= 1.5x) ${verdict(memRatio <= 1.5)}`,
   );
-  console.log(`errors at ${IDLE_CONNECTIONS} connections: ${mo.errors} client errors, server holds ${mo.serverConnections} connections, ${mo.rejects} rejects ${verdict(noErrors)}`);
-  console.log(`summary (load ${load()}): relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`);
+  console.log(
+    `errors at ${IDLE_CONNECTIONS} connections: ${mo.errors} client errors, server holds ${mo.serverConnections} connections, ${mo.rejects} rejects ${verdict(noErrors)}`,
+  );
+  console.log(
+    `summary (load ${load()}): relay ${verdict(relayOk)}, memory ${verdict(memRatio <= 1.5)}, 5k connections ${verdict(noErrors)}; ${fmt((performance.now() - t0) / 1000, 1)} s`,
+  );
 }
 
 const childIndex = process.argv.indexOf('--child');

@@ -11,7 +11,17 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser } from 'playwright-core';
-import { buildApp, createRoom, launchChromium, newContext, newInvite, openApp, PASSWORD, sendMessage, startServer } from '../test/e2e/harness.ts';
+import {
+  buildApp,
+  createRoom,
+  launchChromium,
+  newContext,
+  newInvite,
+  openApp,
+  PASSWORD,
+  sendMessage,
+  startServer,
+} from '../test/e2e/harness.ts';
 import { startBaseline } from './web-baseline.ts';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
@@ -93,7 +103,9 @@ async function bareOnce(browser: Browser, url: string): Promise<number> {
     const joiner = await joinCtx.newPage();
     const t0 = performance.now();
     await joiner.goto(`${url}#join`);
-    await joiner.waitForFunction(() => (window as unknown as { __received?: unknown }).__received !== undefined, undefined, { timeout: 30_000 });
+    await joiner.waitForFunction(() => (window as unknown as { __received?: unknown }).__received !== undefined, undefined, {
+      timeout: 30_000,
+    });
     return performance.now() - t0;
   } finally {
     await joinCtx.close();
@@ -122,7 +134,9 @@ async function main(): Promise<void> {
     console.log(
       `    medians: page to lock screen ${median(zr.map((p) => p.lockScreen)).toFixed(0)} ms, first-run unlock (PBKDF2 + Themis load) ${median(zr.map((p) => p.unlock)).toFixed(0)} ms, join to first message (SaltyRTC, WebRTC, room join, history) ${median(zr.map((p) => p.join)).toFixed(0)} ms`,
     );
-    console.log(`  bare WebRTC     ${b.toFixed(0)} ms  (plain ws relay, no crypto/storage; runs: ${bare.map((x) => x.toFixed(0)).join(', ')})`);
+    console.log(
+      `  bare WebRTC     ${b.toFixed(0)} ms  (plain ws relay, no crypto/storage; runs: ${bare.map((x) => x.toFixed(0)).join(', ')})`,
+    );
     console.log(`  ratio           ${(z / b).toFixed(2)}x`);
   } finally {
     await browser.close();

@@ -20,13 +20,7 @@ export type MsgValue =
 
 /** Values `encode` accepts: integers become int, other numbers float64, Uint8Array bin, objects maps. */
 export type Encodable =
-  | null
-  | boolean
-  | number
-  | string
-  | Uint8Array
-  | readonly Encodable[]
-  | { readonly [key: string]: Encodable | undefined };
+  null | boolean | number | string | Uint8Array | readonly Encodable[] | { readonly [key: string]: Encodable | undefined };
 
 const MAX_DEPTH = 16;
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
@@ -291,29 +285,52 @@ function readValue(r: Reader, depth: number): MsgValue {
   if ((b & 0xf0) === 0x90) return readArr(r, b & 0x0f, depth);
   if ((b & 0xe0) === 0xa0) return readStr(r, b & 0x1f);
   switch (b) {
-    case 0xc0: return { t: 'nil' };
-    case 0xc2: return { t: 'bool', v: false };
-    case 0xc3: return { t: 'bool', v: true };
-    case 0xc4: return { t: 'bin', v: r.bytes(r.u8()) };
-    case 0xc5: return { t: 'bin', v: r.bytes(r.u16()) };
-    case 0xc6: return { t: 'bin', v: r.bytes(r.u32()) };
-    case 0xca: return { t: 'float', v: r.f32() };
-    case 0xcb: return { t: 'float', v: r.f64() };
-    case 0xcc: return { t: 'int', v: r.u8() };
-    case 0xcd: return { t: 'int', v: r.u16() };
-    case 0xce: return { t: 'int', v: r.u32() };
-    case 0xcf: return { t: 'int', v: r.u64() };
-    case 0xd0: return { t: 'int', v: r.i8() };
-    case 0xd1: return { t: 'int', v: r.i16() };
-    case 0xd2: return { t: 'int', v: r.i32() };
-    case 0xd3: return { t: 'int', v: r.i64() };
-    case 0xd9: return readStr(r, r.u8());
-    case 0xda: return readStr(r, r.u16());
-    case 0xdb: return readStr(r, r.u32());
-    case 0xdc: return readArr(r, r.u16(), depth);
-    case 0xdd: return readArr(r, r.u32(), depth);
-    case 0xde: return readMap(r, r.u16(), depth);
-    case 0xdf: return readMap(r, r.u32(), depth);
+    case 0xc0:
+      return { t: 'nil' };
+    case 0xc2:
+      return { t: 'bool', v: false };
+    case 0xc3:
+      return { t: 'bool', v: true };
+    case 0xc4:
+      return { t: 'bin', v: r.bytes(r.u8()) };
+    case 0xc5:
+      return { t: 'bin', v: r.bytes(r.u16()) };
+    case 0xc6:
+      return { t: 'bin', v: r.bytes(r.u32()) };
+    case 0xca:
+      return { t: 'float', v: r.f32() };
+    case 0xcb:
+      return { t: 'float', v: r.f64() };
+    case 0xcc:
+      return { t: 'int', v: r.u8() };
+    case 0xcd:
+      return { t: 'int', v: r.u16() };
+    case 0xce:
+      return { t: 'int', v: r.u32() };
+    case 0xcf:
+      return { t: 'int', v: r.u64() };
+    case 0xd0:
+      return { t: 'int', v: r.i8() };
+    case 0xd1:
+      return { t: 'int', v: r.i16() };
+    case 0xd2:
+      return { t: 'int', v: r.i32() };
+    case 0xd3:
+      return { t: 'int', v: r.i64() };
+    case 0xd9:
+      return readStr(r, r.u8());
+    case 0xda:
+      return readStr(r, r.u16());
+    case 0xdb:
+      return readStr(r, r.u32());
+    case 0xdc:
+      return readArr(r, r.u16(), depth);
+    case 0xdd:
+      return readArr(r, r.u32(), depth);
+    case 0xde:
+      return readMap(r, r.u16(), depth);
+    case 0xdf:
+      return readMap(r, r.u32(), depth);
     default:
       throw new DecodeError(`msgpack: unsupported type byte 0x${b.toString(16)}`);
   }

@@ -90,7 +90,14 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
     if (raw === undefined) continue;
     if (spec.kind === 'int') out.set(spec.name, parseInt10(raw.trim(), spec, variable));
     else if (spec.kind === 'bool') out.set(spec.name, parseBool(raw.trim(), variable));
-    else if (spec.kind === 'list') out.set(spec.name, raw.split(',').map((s) => s.trim()).filter((s) => s !== ''));
+    else if (spec.kind === 'list')
+      out.set(
+        spec.name,
+        raw
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== ''),
+      );
     else out.set(spec.name, raw);
   }
   return out;
@@ -116,7 +123,11 @@ export function flagBool(flags: ParsedFlags, name: string): boolean {
 export function formatFlagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
     const left = `  --${s.name}${s.kind === 'bool' ? '' : ` ${s.valueName ?? 'VALUE'}`}`;
-    const extra = [s.kind === 'list' ? 'repeatable' : '', s.defaultText !== undefined ? `default ${s.defaultText}` : '', `env ${envName(s.name)}`]
+    const extra = [
+      s.kind === 'list' ? 'repeatable' : '',
+      s.defaultText !== undefined ? `default ${s.defaultText}` : '',
+      `env ${envName(s.name)}`,
+    ]
       .filter((x) => x !== '')
       .join('; ');
     return { left, right: `${s.help} (${extra})` };

@@ -22,7 +22,10 @@ export interface Command {
 export const COMMANDS: Readonly<Record<string, { readonly summary: string; readonly load: () => Promise<Command> }>> = {
   serve: { summary: 'run the signaling server (and serve the web app)', load: async () => (await import('./cmd-serve.ts')).command },
   host: { summary: 'own a room without a browser (JSON lines on stdin/stdout)', load: async () => (await import('./cmd-host.ts')).command },
-  join: { summary: 'join a room from an invite URL without a browser (JSON lines)', load: async () => (await import('./cmd-join.ts')).command },
+  join: {
+    summary: 'join a room from an invite URL without a browser (JSON lines)',
+    load: async () => (await import('./cmd-join.ts')).command,
+  },
 };
 
 /** Runtime failure with a message meant for the operator (exit status 1, no stack trace). */

@@ -3,7 +3,16 @@
  * restores, the owner's identity and room, keeps its SaltyRTC path open so members can join and
  * reconnect, and speaks JSON lines: commands on stdin, events on stdout.
  */
-import { asBoxPublicKey, equalBytes, fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex } from '../crypto/index.ts';
+import {
+  asBoxPublicKey,
+  equalBytes,
+  fromHex,
+  generateBoxKeyPair,
+  generateIdentity,
+  initCrypto,
+  systemRandom,
+  toHex,
+} from '../crypto/index.ts';
 import { startOwner, type OwnerHandle } from '../protocol/link/owner.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import { createRoom, memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from '../protocol/room/index.ts';
@@ -11,18 +20,45 @@ import type { OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from '../protocol/r
 import { flagBool, flagInt, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, type Command } from './cli.ts';
 import { commandLineHandler, parseHostCommand, type HostCommand } from './json-lines.ts';
-import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
+import {
+  closeWebRtc,
+  driverIo,
+  keepStdoutForJson,
+  lingerClose,
+  nodeLinkEnv,
+  RoomDriver,
+  startLifecycle,
+  type DriverIo,
+} from './room-driver.ts';
 import { StateDir, type RoomKeys } from './state-dir.ts';
 
 export const HOST_FLAGS: readonly FlagSpec[] = [
-  { name: 'server', kind: 'string', valueName: 'URL', help: 'signaling server, ws://HOST:PORT or wss://... (required unless restoring --state)' },
+  {
+    name: 'server',
+    kind: 'string',
+    valueName: 'URL',
+    help: 'signaling server, ws://HOST:PORT or wss://... (required unless restoring --state)',
+  },
   { name: 'name', kind: 'string', valueName: 'NAME', help: "the owner's display name", defaultText: 'owner' },
   { name: 'room-name', kind: 'string', valueName: 'NAME', help: 'room name shown to joiners' },
   { name: 'state', kind: 'string', valueName: 'DIR', help: 'keep keys and the room (encrypted with ZEROROOM_PASSWORD) and resume from it' },
   { name: 'rotate-every', kind: 'int', valueName: 'N', min: 1, help: 'rotate the room key after N messages', defaultText: '100' },
-  { name: 'rotate-after', kind: 'int', valueName: 'SECONDS', min: 0, help: 'rotate the room key after SECONDS (0 = never)', defaultText: '3600' },
+  {
+    name: 'rotate-after',
+    kind: 'int',
+    valueName: 'SECONDS',
+    min: 0,
+    help: 'rotate the room key after SECONDS (0 = never)',
+    defaultText: '3600',
+  },
   { name: 'server-key', kind: 'string', valueName: 'HEX', help: "pin the signaling server's public key (64 hex digits; put in invites)" },
-  { name: 'app-url', kind: 'string', valueName: 'URL', help: 'web app origin used in invite links', defaultText: 'the http(s) origin of --server' },
+  {
+    name: 'app-url',
+    kind: 'string',
+    valueName: 'URL',
+    help: 'web app origin used in invite links',
+    defaultText: 'the http(s) origin of --server',
+  },
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
 ];
@@ -67,7 +103,14 @@ export class HostDriver extends RoomDriver<OwnerState> {
     io: DriverIo,
     save: ((s: OwnerState) => Promise<void>) | null,
     private readonly keys: RoomKeys,
-    private readonly opts: { server: string; serverKey: string; appUrl: string; loopback: boolean; iceServers: readonly string[]; restored: boolean },
+    private readonly opts: {
+      server: string;
+      serverKey: string;
+      appUrl: string;
+      loopback: boolean;
+      iceServers: readonly string[];
+      restored: boolean;
+    },
   ) {
     super(state, io, save);
     this.ctx = {
@@ -103,7 +146,14 @@ export class HostDriver extends RoomDriver<OwnerState> {
     if (ready && !this.announced) {
       this.announced = true;
       const s = this.state;
-      this.io.out({ event: 'ready', room: toHex(s.room), server: this.opts.server, member: s.selfId, epoch: s.epoch, restored: this.opts.restored });
+      this.io.out({
+        event: 'ready',
+        room: toHex(s.room),
+        server: this.opts.server,
+        member: s.selfId,
+        epoch: s.epoch,
+        restored: this.opts.restored,
+      });
       return;
     }
     this.io.out({ event: 'signaling', ready });
@@ -140,7 +190,9 @@ export class HostDriver extends RoomDriver<OwnerState> {
     const now = Date.now();
     switch (cmd.cmd) {
       case 'invite':
-        void this.command((s) => ownerStep(this.ctx, s, { kind: 'invite', now, ...(cmd.ttlSeconds !== undefined ? { ttlMs: cmd.ttlSeconds * 1000 } : {}) }));
+        void this.command((s) =>
+          ownerStep(this.ctx, s, { kind: 'invite', now, ...(cmd.ttlSeconds !== undefined ? { ttlMs: cmd.ttlSeconds * 1000 } : {}) }),
+        );
         return false;
       case 'send':
         void this.command((s) => ownerStep(this.ctx, s, { kind: 'send', text: cmd.text, now }));
@@ -209,7 +261,12 @@ async function openRoom(
   try {
     step = createRoom(
       { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl, server } },
-      { now: Date.now(), ownerName: flagString(f, 'name') ?? 'owner', ...(roomName !== undefined ? { name: roomName } : {}), config: overrides },
+      {
+        now: Date.now(),
+        ownerName: flagString(f, 'name') ?? 'owner',
+        ...(roomName !== undefined ? { name: roomName } : {}),
+        config: overrides,
+      },
     );
   } catch (e) {
     if (e instanceof RangeError) throw new UsageError(e.message);
@@ -242,7 +299,8 @@ export const command: Command = {
     const save =
       store === null
         ? null
-        : (state: OwnerState) => store.writeRoom({ role: 'owner', server: room.server, serverKey: room.serverKey, appUrl: room.appUrl, state });
+        : (state: OwnerState) =>
+            store.writeRoom({ role: 'owner', server: room.server, serverKey: room.serverKey, appUrl: room.appUrl, state });
     if (save !== null) await save(room.state);
     const driver = new HostDriver(room.state, io, save, room.keys, {
       server: room.server,

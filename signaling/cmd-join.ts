@@ -12,7 +12,16 @@ import type { MemberCtx, MemberState, RoomEvent } from '../protocol/room/types.t
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_RUNTIME, type Command } from './cli.ts';
 import { commandLineHandler, errorJson, parseJoinCommand, type JoinCommand } from './json-lines.ts';
-import { closeWebRtc, driverIo, keepStdoutForJson, lingerClose, nodeLinkEnv, RoomDriver, startLifecycle, type DriverIo } from './room-driver.ts';
+import {
+  closeWebRtc,
+  driverIo,
+  keepStdoutForJson,
+  lingerClose,
+  nodeLinkEnv,
+  RoomDriver,
+  startLifecycle,
+  type DriverIo,
+} from './room-driver.ts';
 import { MAX_OUTBOX, StateDir, type OutboxEntry, type RoomKeys } from './state-dir.ts';
 
 export const JOIN_FLAGS: readonly FlagSpec[] = [
@@ -21,7 +30,6 @@ export const JOIN_FLAGS: readonly FlagSpec[] = [
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
 ];
-
 
 interface Where {
   readonly server: string;
@@ -127,7 +135,8 @@ export class JoinDriver extends RoomDriver<MemberState> {
     link.on('close', () => {
       if (this.link === link) this.link = null;
       // Closed by the owner (it stopped, or removed us): the machine's phase says which.
-      if (!this.stopping && this.state.phase !== 'removed' && this.state.phase !== 'left' && this.state.phase !== 'refused') this.scheduleReconnect();
+      if (!this.stopping && this.state.phase !== 'removed' && this.state.phase !== 'left' && this.state.phase !== 'refused')
+        this.scheduleReconnect();
     });
     this.io.out({ event: 'link', state: link.state });
     for (const o of this.outbox) link.send(o.wire);

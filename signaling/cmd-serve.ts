@@ -116,7 +116,11 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   });
   const port = (server.address() as AddressInfo).port;
   listenOrigin = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const connectOrigins = [wsOf(listenOrigin), ...(config.signalingUrl !== undefined ? [new URL(config.signalingUrl).origin] : []), ...config.connectOrigins];
+  const connectOrigins = [
+    wsOf(listenOrigin),
+    ...(config.signalingUrl !== undefined ? [new URL(config.signalingUrl).origin] : []),
+    ...config.connectOrigins,
+  ];
   Object.assign(headers, securityHeaders({ connectOrigins: [...new Set(connectOrigins)], tls: tlsOptions !== undefined }));
 
   io.out(`zeroroom: listening on ${listenOrigin}`);

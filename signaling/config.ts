@@ -38,31 +38,144 @@ export const DEFAULT_TURN_TTL_SECONDS = 3600;
 
 /** Limit flags, named after the `SignalingLimits` fields they set. */
 const LIMIT_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof SignalingLimits }> = [
-  { field: 'maxPayload', flag: { name: 'max-payload', kind: 'int', valueName: 'BYTES', min: MIN_MAX_PAYLOAD, max: MAX_MAX_PAYLOAD, help: 'largest WebSocket message accepted', defaultText: String(defaultLimits.maxPayload) } },
-  { field: 'maxConnections', flag: { name: 'max-connections', kind: 'int', valueName: 'N', min: 1, help: 'open WebSocket connections in total', defaultText: String(defaultLimits.maxConnections) } },
-  { field: 'maxConnectionsPerIp', flag: { name: 'max-connections-per-ip', kind: 'int', valueName: 'N', min: 1, help: 'open connections from one IP address', defaultText: String(defaultLimits.maxConnectionsPerIp) } },
-  { field: 'newConnectionsPerSecondPerIp', flag: { name: 'connections-per-second-per-ip', kind: 'int', valueName: 'N', min: 1, help: 'new connections per second from one IP address', defaultText: String(defaultLimits.newConnectionsPerSecondPerIp) } },
-  { field: 'handshakeTimeoutMs', flag: { name: 'handshake-timeout-ms', kind: 'int', valueName: 'MS', min: 100, max: 600_000, help: 'time a client has to finish the server handshake', defaultText: String(defaultLimits.handshakeTimeoutMs) } },
-  { field: 'pingTimeoutMs', flag: { name: 'ping-timeout-ms', kind: 'int', valueName: 'MS', min: 10, max: 600_000, help: 'time a client has to answer a WebSocket ping before it is closed', defaultText: String(defaultLimits.pingTimeoutMs) } },
+  {
+    field: 'maxPayload',
+    flag: {
+      name: 'max-payload',
+      kind: 'int',
+      valueName: 'BYTES',
+      min: MIN_MAX_PAYLOAD,
+      max: MAX_MAX_PAYLOAD,
+      help: 'largest WebSocket message accepted',
+      defaultText: String(defaultLimits.maxPayload),
+    },
+  },
+  {
+    field: 'maxConnections',
+    flag: {
+      name: 'max-connections',
+      kind: 'int',
+      valueName: 'N',
+      min: 1,
+      help: 'open WebSocket connections in total',
+      defaultText: String(defaultLimits.maxConnections),
+    },
+  },
+  {
+    field: 'maxConnectionsPerIp',
+    flag: {
+      name: 'max-connections-per-ip',
+      kind: 'int',
+      valueName: 'N',
+      min: 1,
+      help: 'open connections from one IP address',
+      defaultText: String(defaultLimits.maxConnectionsPerIp),
+    },
+  },
+  {
+    field: 'newConnectionsPerSecondPerIp',
+    flag: {
+      name: 'connections-per-second-per-ip',
+      kind: 'int',
+      valueName: 'N',
+      min: 1,
+      help: 'new connections per second from one IP address',
+      defaultText: String(defaultLimits.newConnectionsPerSecondPerIp),
+    },
+  },
+  {
+    field: 'handshakeTimeoutMs',
+    flag: {
+      name: 'handshake-timeout-ms',
+      kind: 'int',
+      valueName: 'MS',
+      min: 100,
+      max: 600_000,
+      help: 'time a client has to finish the server handshake',
+      defaultText: String(defaultLimits.handshakeTimeoutMs),
+    },
+  },
+  {
+    field: 'pingTimeoutMs',
+    flag: {
+      name: 'ping-timeout-ms',
+      kind: 'int',
+      valueName: 'MS',
+      min: 10,
+      max: 600_000,
+      help: 'time a client has to answer a WebSocket ping before it is closed',
+      defaultText: String(defaultLimits.pingTimeoutMs),
+    },
+  },
 ];
 
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'host', kind: 'string', valueName: 'ADDR', help: 'address to listen on', defaultText: DEFAULT_HOST },
-  { name: 'port', kind: 'int', valueName: 'PORT', min: 0, max: 65535, help: 'TCP port (0 = any free port)', defaultText: String(DEFAULT_PORT) },
-  { name: 'key-file', kind: 'list', valueName: 'PATH', help: 'permanent server key, created (mode 0600) if absent; the first is presented, later ones stay accepted', defaultText: DEFAULT_KEY_FILE },
+  {
+    name: 'port',
+    kind: 'int',
+    valueName: 'PORT',
+    min: 0,
+    max: 65535,
+    help: 'TCP port (0 = any free port)',
+    defaultText: String(DEFAULT_PORT),
+  },
+  {
+    name: 'key-file',
+    kind: 'list',
+    valueName: 'PATH',
+    help: 'permanent server key, created (mode 0600) if absent; the first is presented, later ones stay accepted',
+    defaultText: DEFAULT_KEY_FILE,
+  },
   { name: 'tls-cert', kind: 'string', valueName: 'PATH', help: 'PEM certificate chain: serve https/wss (needs --tls-key)' },
   { name: 'tls-key', kind: 'string', valueName: 'PATH', help: 'PEM private key for --tls-cert' },
   { name: 'web', kind: 'string', valueName: 'DIR', help: 'static app to serve', defaultText: 'web/dist if built, else a placeholder page' },
   ...LIMIT_FLAGS.map((l) => l.flag),
-  { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN URL announced in /config.json ("none" for no default)', defaultText: DEFAULT_ICE_SERVER },
+  {
+    name: 'ice-server',
+    kind: 'list',
+    valueName: 'URL',
+    help: 'STUN/TURN URL announced in /config.json ("none" for no default)',
+    defaultText: DEFAULT_ICE_SERVER,
+  },
   { name: 'turn-url', kind: 'list', valueName: 'URL', help: 'TURN URL that gets short-lived credentials (needs a TURN secret)' },
-  { name: 'turn-secret', kind: 'string', valueName: 'SECRET', help: "coturn's --static-auth-secret (prefer the variable or --turn-secret-file)" },
+  {
+    name: 'turn-secret',
+    kind: 'string',
+    valueName: 'SECRET',
+    help: "coturn's --static-auth-secret (prefer the variable or --turn-secret-file)",
+  },
   { name: 'turn-secret-file', kind: 'string', valueName: 'PATH', help: 'file holding the TURN secret' },
-  { name: 'turn-ttl', kind: 'int', valueName: 'SECONDS', min: 60, max: 7 * 24 * 3600, help: 'lifetime of TURN credentials', defaultText: String(DEFAULT_TURN_TTL_SECONDS) },
-  { name: 'app-url', kind: 'string', valueName: 'URL', help: 'public URL of the web app (used in invites)', defaultText: 'the origin the browser used' },
-  { name: 'signaling-url', kind: 'string', valueName: 'URL', help: 'public ws(s) URL of this server, e.g. behind a proxy', defaultText: 'ws(s) on the host the browser used' },
+  {
+    name: 'turn-ttl',
+    kind: 'int',
+    valueName: 'SECONDS',
+    min: 60,
+    max: 7 * 24 * 3600,
+    help: 'lifetime of TURN credentials',
+    defaultText: String(DEFAULT_TURN_TTL_SECONDS),
+  },
+  {
+    name: 'app-url',
+    kind: 'string',
+    valueName: 'URL',
+    help: 'public URL of the web app (used in invites)',
+    defaultText: 'the origin the browser used',
+  },
+  {
+    name: 'signaling-url',
+    kind: 'string',
+    valueName: 'URL',
+    help: 'public ws(s) URL of this server, e.g. behind a proxy',
+    defaultText: 'ws(s) on the host the browser used',
+  },
   { name: 'connect-origin', kind: 'list', valueName: 'ORIGIN', help: 'extra ws(s) origin the app may connect to (CSP connect-src)' },
-  { name: 'trust-proxy', kind: 'list', valueName: 'IP', help: "reverse proxy address whose X-Forwarded-For (last hop) names the client, for the per-IP limits" },
+  {
+    name: 'trust-proxy',
+    kind: 'list',
+    valueName: 'IP',
+    help: 'reverse proxy address whose X-Forwarded-For (last hop) names the client, for the per-IP limits',
+  },
   { name: 'quiet', kind: 'bool', help: 'log only start, stop and errors' },
 ];
 
@@ -82,7 +195,8 @@ function checkUrl(source: string, url: string, schemes: readonly string[]): URL 
 
 function checkOrigin(source: string, url: string, schemes: readonly string[]): string {
   const parsed = checkUrl(source, url, schemes);
-  if (parsed.origin + '/' !== parsed.href && parsed.origin !== url) throw new UsageError(`${source}: "${url}" must be an origin (scheme://host[:port]) without a path`);
+  if (parsed.origin + '/' !== parsed.href && parsed.origin !== url)
+    throw new UsageError(`${source}: "${url}" must be an origin (scheme://host[:port]) without a path`);
   return parsed.origin;
 }
 
@@ -112,7 +226,8 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   for (const u of turnUrls) checkUrl('--turn-url', u, ['turn:', 'turns:']);
   const secretValue = flagString(flags, 'turn-secret');
   const secretFile = flagString(flags, 'turn-secret-file');
-  if (secretValue !== undefined && secretFile !== undefined) throw new UsageError('give either --turn-secret or --turn-secret-file, not both');
+  if (secretValue !== undefined && secretFile !== undefined)
+    throw new UsageError('give either --turn-secret or --turn-secret-file, not both');
   const hasSecret = secretValue !== undefined || secretFile !== undefined;
   if (hasSecret && turnUrls.length === 0) throw new UsageError('a TURN secret needs at least one --turn-url');
   if (!hasSecret && turnUrls.length > 0) throw new UsageError('--turn-url needs --turn-secret or --turn-secret-file');
@@ -129,7 +244,9 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (appUrl !== undefined) checkUrl('--app-url', appUrl, ['http:', 'https:']);
   const signalingUrl = flagString(flags, 'signaling-url');
   if (signalingUrl !== undefined) checkUrl('--signaling-url', signalingUrl, ['ws:', 'wss:']);
-  const connectOrigins = (flagList(flags, 'connect-origin') ?? []).map((o) => checkOrigin('--connect-origin', o, ['ws:', 'wss:', 'http:', 'https:']));
+  const connectOrigins = (flagList(flags, 'connect-origin') ?? []).map((o) =>
+    checkOrigin('--connect-origin', o, ['ws:', 'wss:', 'http:', 'https:']),
+  );
 
   const trustedProxies = flagList(flags, 'trust-proxy') ?? [];
   for (const ip of trustedProxies) if (isIP(ip) === 0) throw new UsageError(`--trust-proxy: "${ip}" is not an IP address`);

@@ -125,6 +125,10 @@ function sendBody(req: IncomingMessage, res: ServerResponse, status: number, typ
 
 function sendText(res: ServerResponse, status: number, text: string): void {
   const bytes = Buffer.from(text, 'utf8');
-  res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(bytes.length), 'Cache-Control': 'no-store' });
+  res.writeHead(status, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': String(bytes.length),
+    'Cache-Control': 'no-store',
+  });
   res.end(bytes);
 }

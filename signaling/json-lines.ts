@@ -146,7 +146,17 @@ export type OutEvent = { readonly event: string } & Record<string, unknown>;
 export function roomEventJson(ev: RoomEvent): OutEvent {
   switch (ev.type) {
     case 'message':
-      return { event: 'message', index: ev.idx, from: ev.from, name: ev.name, text: ev.text, ts: ev.ts, epoch: ev.epoch, seq: ev.seq, history: ev.history };
+      return {
+        event: 'message',
+        index: ev.idx,
+        from: ev.from,
+        name: ev.name,
+        text: ev.text,
+        ts: ev.ts,
+        epoch: ev.epoch,
+        seq: ev.seq,
+        history: ev.history,
+      };
     case 'member-joined':
       return { event: 'member-joined', member: ev.member.id, name: ev.member.name };
     case 'member-left':
@@ -181,7 +191,11 @@ export function errorJson(e: unknown): OutEvent {
  * A stdin line handler: `parse` decodes the line, a bad line becomes an error event on `out`
  * (never a crash), a good one goes to `handle`.
  */
-export function commandLineHandler<C>(parse: (line: string) => C, out: (ev: OutEvent) => void, handle: (cmd: C) => void): (line: string) => void {
+export function commandLineHandler<C>(
+  parse: (line: string) => C,
+  out: (ev: OutEvent) => void,
+  handle: (cmd: C) => void,
+): (line: string) => void {
   return (line) => {
     let cmd: C;
     try {

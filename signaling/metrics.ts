@@ -81,12 +81,24 @@ export class SignalingMetrics implements SignalingObserver {
     ]);
     family('zeroroom_relayed_frames_total', 'counter', 'Frames relayed from one client to another.', [['', this.relayedFrames]]);
     family('zeroroom_relayed_bytes_total', 'counter', 'Bytes relayed from one client to another.', [['', this.relayedBytes]]);
-    family('zeroroom_closes_total', 'counter', 'Closed WebSocket connections by close code.',
-      [...this.closesByCode].sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => [`{code="${code}"}`, n]));
-    family('zeroroom_rejects_total', 'counter', 'Connections or messages refused, by reason.',
-      [...this.rejectsByReason].map(([reason, n]) => [`{reason="${reason}"}`, n]));
-    family('zeroroom_process_resident_memory_bytes', 'gauge', 'Resident memory of the server process.', [['', process.residentMemoryBytes]]);
-    family('zeroroom_uptime_seconds', 'gauge', 'Seconds since the server started.', [['', Math.floor((process.nowMs - this.startedAtMs) / 1000)]]);
+    family(
+      'zeroroom_closes_total',
+      'counter',
+      'Closed WebSocket connections by close code.',
+      [...this.closesByCode].sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => [`{code="${code}"}`, n]),
+    );
+    family(
+      'zeroroom_rejects_total',
+      'counter',
+      'Connections or messages refused, by reason.',
+      [...this.rejectsByReason].map(([reason, n]) => [`{reason="${reason}"}`, n]),
+    );
+    family('zeroroom_process_resident_memory_bytes', 'gauge', 'Resident memory of the server process.', [
+      ['', process.residentMemoryBytes],
+    ]);
+    family('zeroroom_uptime_seconds', 'gauge', 'Seconds since the server started.', [
+      ['', Math.floor((process.nowMs - this.startedAtMs) / 1000)],
+    ]);
     return out.join('\n') + '\n';
   }
 }

@@ -6,7 +6,16 @@
  */
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { KeyError, asBoxPublicKey, asBoxSecretKey, asSharedKey, type BoxKeyPair, type BoxPublicKey, type BoxSecretKey, type SharedKey } from '../crypto/index.ts';
+import {
+  KeyError,
+  asBoxPublicKey,
+  asBoxSecretKey,
+  asSharedKey,
+  type BoxKeyPair,
+  type BoxPublicKey,
+  type BoxSecretKey,
+  type SharedKey,
+} from '../crypto/index.ts';
 
 // DER wrapper for a raw X25519 private key (RFC 8410 PKCS#8). Importing it costs ~0.9 ms (OpenSSL
 // derives the public key), so it is used once per permanent key; public keys are imported as JWK

@@ -84,7 +84,11 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
   /** The `members` and `safety-code` commands, answered in order with the steps before them. */
   protected query(what: 'members' | 'safety-code'): void {
     void this.serial(async () =>
-      this.io.out(what === 'members' ? { event: 'members', members: memberList(this.state) } : { event: 'safety-code', epoch: this.state.epoch, code: this.safetyCode() }),
+      this.io.out(
+        what === 'members'
+          ? { event: 'members', members: memberList(this.state) }
+          : { event: 'safety-code', epoch: this.state.epoch, code: this.safetyCode() },
+      ),
     );
   }
 

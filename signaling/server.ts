@@ -9,10 +9,27 @@ import type https from 'node:https';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
-import { asBoxPublicKey, systemRandom, toHex, type BoxKeyPair, type BoxPublicKey, type BoxSecretKey, type RandomBytes } from '../crypto/index.ts';
+import {
+  asBoxPublicKey,
+  systemRandom,
+  toHex,
+  type BoxKeyPair,
+  type BoxPublicKey,
+  type BoxSecretKey,
+  type RandomBytes,
+} from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import { CloseCode, UpgradeRefusal } from '../protocol/saltyrtc/close-codes.ts';
-import { SUBPROTOCOL, emptyPath, step, type ConnId, type PathState, type ServerContext, type ServerEvent, type StepResult } from '../protocol/saltyrtc/server-machine.ts';
+import {
+  SUBPROTOCOL,
+  emptyPath,
+  step,
+  type ConnId,
+  type PathState,
+  type ServerContext,
+  type ServerEvent,
+  type StepResult,
+} from '../protocol/saltyrtc/server-machine.ts';
 import { IpLimits } from './ip-limits.ts';
 import { SharedKeyCache, nativeBoxBefore, nativeGenerateKeyPair } from './nacl-native.ts';
 import { nullObserver, type RejectReason, type SignalingObserver } from './observer.ts';
@@ -270,7 +287,10 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     ws.on('error', onSocketError);
     ws.on('close', onSocketClose);
 
-    entry.handshakeTimer = setTimeout(() => dispatch(path, { type: 'timeout', conn: entry.id, kind: 'handshake' }), limits.handshakeTimeoutMs);
+    entry.handshakeTimer = setTimeout(
+      () => dispatch(path, { type: 'timeout', conn: entry.id, kind: 'handshake' }),
+      limits.handshakeTimeoutMs,
+    );
     dispatch(path, { type: 'connected', conn: entry.id });
   }
 
@@ -373,7 +393,12 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
           }
           case 'relay': {
             const to = conns.get(e.to);
-            if (to === undefined || to.closing || to.ws.readyState !== WebSocket.OPEN || to.ws.bufferedAmount > MAX_BUFFERED_PER_CONNECTION) {
+            if (
+              to === undefined ||
+              to.closing ||
+              to.ws.readyState !== WebSocket.OPEN ||
+              to.ws.bufferedAmount > MAX_BUFFERED_PER_CONNECTION
+            ) {
               (queue ??= []).push({ type: 'relay-failed', conn: e.from, nonce: e.bytes.subarray(0, 24) });
               break;
             }

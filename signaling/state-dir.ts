@@ -78,7 +78,10 @@ export class StateDir {
   /** Opens (or creates) DIR; a wrong password fails on the check value with 'state.password'. */
   static async open(dir: string, password: string | undefined): Promise<StateDir> {
     if (password === undefined || password === '') {
-      throw new StateDirError('state.password', '--state needs the ZEROROOM_PASSWORD environment variable (the state is encrypted with a key derived from it)');
+      throw new StateDirError(
+        'state.password',
+        '--state needs the ZEROROOM_PASSWORD environment variable (the state is encrypted with a key derived from it)',
+      );
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const metaPath = path.join(dir, 'kdf.json');
@@ -87,14 +90,20 @@ export class StateDir {
       const params = newKdfParams();
       const key = await deriveStorageKey(password, params);
       const check = cellSeal(key, utf8Encode(CHECK_TEXT), utf8Encode('meta/check'));
-      const json = JSON.stringify({ alg: params.alg, iterations: params.iterations, salt: toBase64url(params.salt), check: toBase64url(check) });
+      const json = JSON.stringify({
+        alg: params.alg,
+        iterations: params.iterations,
+        salt: toBase64url(params.salt),
+        check: toBase64url(check),
+      });
       await writeAtomic(metaPath, utf8Encode(json + '\n'));
       return new StateDir(dir, key);
     }
     const { params, check } = parseMeta(utf8Decode(meta));
     const key = await deriveStorageKey(password, params);
     try {
-      if (utf8Decode(cellOpen(key, check, utf8Encode('meta/check'))) !== CHECK_TEXT) throw new StateDirError('state.corrupt', `${metaPath}: wrong check value`);
+      if (utf8Decode(cellOpen(key, check, utf8Encode('meta/check'))) !== CHECK_TEXT)
+        throw new StateDirError('state.corrupt', `${metaPath}: wrong check value`);
     } catch (e) {
       if (e instanceof AuthError) throw new StateDirError('state.password', `wrong ZEROROOM_PASSWORD for ${dir}`, { cause: e });
       throw e;
@@ -108,7 +117,8 @@ export class StateDir {
     try {
       return cellOpen(this.key, sealed, utf8Encode(`zeroroom-cli/${name}`));
     } catch (e) {
-      if (e instanceof AuthError) throw new StateDirError('state.corrupt', `${name} does not open (tampered, or from another directory)`, { cause: e });
+      if (e instanceof AuthError)
+        throw new StateDirError('state.corrupt', `${name} does not open (tampered, or from another directory)`, { cause: e });
       throw e;
     }
   }
@@ -129,7 +139,10 @@ export class StateDir {
   }
 
   writeKeys(k: RoomKeys): Promise<void> {
-    return this.writeSealed('identity.bin', encode({ v: 1, ipub: k.identity.publicKey, ipriv: k.identity.privateKey, npub: k.peer.publicKey, nsec: k.peer.secretKey }));
+    return this.writeSealed(
+      'identity.bin',
+      encode({ v: 1, ipub: k.identity.publicKey, ipriv: k.identity.privateKey, npub: k.peer.publicKey, nsec: k.peer.secretKey }),
+    );
   }
 
   async readRoom(): Promise<RoomFile | null> {
@@ -179,7 +192,11 @@ export class StateDir {
 
 function outboxEntryFrom(f: Fields): OutboxEntry {
   f.only(['seq', 'text', 'wire']);
-  return { seq: f.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }), text: f.str('text', MAX_TEXT), wire: f.bin('wire', { min: 1, max: MAX_LINK_MESSAGE }) };
+  return {
+    seq: f.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }),
+    text: f.str('text', MAX_TEXT),
+    wire: f.bin('wire', { min: 1, max: MAX_LINK_MESSAGE }),
+  };
 }
 
 function parseMeta(text: string): { params: KdfParams; check: Uint8Array } {

@@ -32,7 +32,13 @@ export interface JoinOptions extends EndpointOptions {
 export const FIRST_JOIN_ATTEMPTS = 4;
 
 /** Errors after which retrying cannot help: the owner refused or dropped us, or the server is not the pinned one. */
-export const FATAL_JOIN_CODES: ReadonlySet<string> = new Set(['saltyrtc.refused', 'saltyrtc.dropped', 'saltyrtc.server-key', 'saltyrtc.no-task', 'saltyrtc.path-full']);
+export const FATAL_JOIN_CODES: ReadonlySet<string> = new Set([
+  'saltyrtc.refused',
+  'saltyrtc.dropped',
+  'saltyrtc.server-key',
+  'saltyrtc.no-task',
+  'saltyrtc.path-full',
+]);
 
 /**
  * Join the owner's room. Resolves with the link once its data channel is open for the first time;
@@ -46,7 +52,11 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
   const link = new PeerLinkImpl(opts.ownerKey, {
     random,
     timers,
-    rtc: { iceServers: opts.iceServers, ...(opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: opts.iceTransportPolicy } : {}), ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}) },
+    rtc: {
+      iceServers: opts.iceServers,
+      ...(opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: opts.iceTransportPolicy } : {}),
+      ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}),
+    },
   });
   let token = opts.token;
   let attempt = 0;
@@ -63,10 +73,13 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
       if (link.state === 'closed' || retryTimer !== null) return;
       // Before the first open, a few quick retries absorb WebRTC set-up failures; then give up.
       if (!opened && attempt >= FIRST_JOIN_ATTEMPTS - 1) return giveUp(error ?? new Error('link dropped before it opened'));
-      retryTimer = timers.setTimeout(() => {
-        retryTimer = null;
-        connect();
-      }, backoffDelay(attempt++, random));
+      retryTimer = timers.setTimeout(
+        () => {
+          retryTimer = null;
+          connect();
+        },
+        backoffDelay(attempt++, random),
+      );
     };
     /** A normal join (restartOf null) or a request to restart ICE on the open session `restartOf`. */
     const connect = (restartOf: LinkSession | null = null): void => {

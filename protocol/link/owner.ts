@@ -103,7 +103,8 @@ class Owner implements OwnerHandle {
       const existing = this.links.get(toHex(key));
       // The member gave up restarting ICE and makes a new peer connection: the old session ends
       // first, as if its drop had been seen here (the application may then replace the link).
-      if (existing?.state === 'restarting') existing.dropSession(new IceRestartError('link.ice-restart', 'the member reconnected with a new peer connection'));
+      if (existing?.state === 'restarting')
+        existing.dropSession(new IceRestartError('link.ice-restart', 'the member reconnected with a new peer connection'));
       const link = this.linkFor(key);
       const session: LinkSession = link.attach(shared, true, {
         send: (payload) => client.send(peer, payload),
@@ -162,7 +163,11 @@ class Owner implements OwnerHandle {
     const link = new PeerLinkImpl(key, {
       random: this.random,
       timers: this.timers,
-      rtc: { iceServers: this.opts.iceServers, ...(this.opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: this.opts.iceTransportPolicy } : {}), ...(this.opts.wrtc !== undefined ? { wrtc: this.opts.wrtc } : {}) },
+      rtc: {
+        iceServers: this.opts.iceServers,
+        ...(this.opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: this.opts.iceTransportPolicy } : {}),
+        ...(this.opts.wrtc !== undefined ? { wrtc: this.opts.wrtc } : {}),
+      },
     });
     let announced = false;
     link.onOpened = () => {

@@ -102,7 +102,8 @@ export function decodeInner(b: Uint8Array): Inner {
 
 /** Split one message into DATA frames of at most `chunk` payload bytes (an empty message: one empty chunk). */
 export function chunkMessage(msgId: number, bytes: Uint8Array, chunk: number = CHUNK_PAYLOAD): Inner[] {
-  if (chunk < CHUNK_PAYLOAD || chunk > MAX_CHUNK_PAYLOAD) throw new RangeError(`chunk size ${chunk} outside [${CHUNK_PAYLOAD}, ${MAX_CHUNK_PAYLOAD}]`);
+  if (chunk < CHUNK_PAYLOAD || chunk > MAX_CHUNK_PAYLOAD)
+    throw new RangeError(`chunk size ${chunk} outside [${CHUNK_PAYLOAD}, ${MAX_CHUNK_PAYLOAD}]`);
   const count = Math.max(1, Math.ceil(bytes.length / chunk));
   const out: Inner[] = [];
   for (let i = 0; i < count; i++) {

@@ -13,7 +13,16 @@ import Peer from 'simple-peer';
 import type { Instance as PeerInstance, SignalData } from 'simple-peer';
 import type { RandomBytes, SharedKey } from '../../crypto/index.ts';
 import * as pm from '../saltyrtc/peer-messages.ts';
-import { MAX_FRAME, newReceiveState, newSendState, openFrame, PORTABLE_FRAME, sealFrame, type ReceiveState, type SendState } from './frame.ts';
+import {
+  MAX_FRAME,
+  newReceiveState,
+  newSendState,
+  openFrame,
+  PORTABLE_FRAME,
+  sealFrame,
+  type ReceiveState,
+  type SendState,
+} from './frame.ts';
 import { chunkPayloadFor, CHUNK_PAYLOAD, decodeInner, encodeInner, LinkProtocolError, type Inner } from './reliable.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import { ZeroRoomError } from '../errors.ts';
@@ -296,7 +305,8 @@ export class LinkSession {
    */
   restartSignalingClosed(error: Error, chosen: boolean): void {
     this.restartPort = null;
-    if (this.restartActive || (!chosen && this.iceTrouble)) this.end(new IceRestartError('link.ice-restart', `restart signaling closed: ${error.message}`));
+    if (this.restartActive || (!chosen && this.iceTrouble))
+      this.end(new IceRestartError('link.ice-restart', `restart signaling closed: ${error.message}`));
   }
 
   /** Owner: the restart's SaltyRTC session is gone (the member left it); the deadline still applies. */
@@ -321,7 +331,9 @@ export class LinkSession {
     for (const eff of step.effects) {
       switch (eff.type) {
         case 'send-description':
-          this.restartPort?.send(eff.sdpType === 'offer' ? pm.encodeOffer({ type: 'offer', sdp: eff.sdp }) : pm.encodeAnswer({ type: 'answer', sdp: eff.sdp }));
+          this.restartPort?.send(
+            eff.sdpType === 'offer' ? pm.encodeOffer({ type: 'offer', sdp: eff.sdp }) : pm.encodeAnswer({ type: 'answer', sdp: eff.sdp }),
+          );
           break;
         case 'send-candidate':
           this.restartPort?.send(pm.encodeCandidates([eff.candidate]));
@@ -331,7 +343,10 @@ export class LinkSession {
           break;
         case 'apply-candidate': {
           const c = eff.candidate;
-          this.peer.signal({ type: 'candidate', candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 } } as SignalData);
+          this.peer.signal({
+            type: 'candidate',
+            candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 },
+          } as SignalData);
           break;
         }
       }
@@ -381,7 +396,10 @@ export class LinkSession {
       if (d.type === 'offer' || d.type === 'answer') this.stepRestart({ type: 'local-description', sdpType: d.type, sdp: d.sdp ?? '' });
       else if (d.type === 'candidate' && d.candidate !== undefined) {
         const c = d.candidate;
-        this.stepRestart({ type: 'local-candidate', candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null } });
+        this.stepRestart({
+          type: 'local-candidate',
+          candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null },
+        });
       }
       return;
     }
@@ -415,7 +433,10 @@ export class LinkSession {
       case 'candidates':
         for (const c of msg.candidates) {
           if (c === null) continue; // end-of-candidates: simple-peer has no use for it
-          this.peer.signal({ type: 'candidate', candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 } } as SignalData);
+          this.peer.signal({
+            type: 'candidate',
+            candidate: { candidate: c.candidate, sdpMid: c.sdpMid ?? '0', sdpMLineIndex: c.sdpMLineIndex ?? 0 },
+          } as SignalData);
         }
         return;
       case 'handover':
@@ -466,7 +487,15 @@ export class LinkSession {
     if (pc === null) return false;
     try {
       const report = await pc.getStats();
-      const stats = [...report.values()] as { type: string; id: string; selectedCandidatePairId?: string; localCandidateId?: string; nominated?: boolean; state?: string; candidateType?: string }[];
+      const stats = [...report.values()] as {
+        type: string;
+        id: string;
+        selectedCandidatePairId?: string;
+        localCandidateId?: string;
+        nominated?: boolean;
+        state?: string;
+        candidateType?: string;
+      }[];
       const transport = stats.find((s) => s.type === 'transport' && s.selectedCandidatePairId !== undefined);
       const pair =
         stats.find((s) => s.id === transport?.selectedCandidatePairId) ??

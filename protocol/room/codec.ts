@@ -46,7 +46,13 @@ export type ToMember =
   | { readonly type: 'refused'; readonly code: string; readonly seq?: number }
   | { readonly type: 'deliver'; readonly idx: number; readonly from: MemberId; readonly env: Uint8Array }
   /** `more`: the owner holds entries after this page; ask with `sync {more: true}` (section 5.9). */
-  | { readonly type: 'history'; readonly from_idx: number; readonly log_start: number; readonly entries: readonly HistoryEntryWire[]; readonly more?: true }
+  | {
+      readonly type: 'history';
+      readonly from_idx: number;
+      readonly log_start: number;
+      readonly entries: readonly HistoryEntryWire[];
+      readonly more?: true;
+    }
   | { readonly type: 'member-added'; readonly cert: Uint8Array }
   | { readonly type: 'rekey'; readonly ann: Uint8Array; readonly key: Uint8Array }
   | { readonly type: 'removed'; readonly reason: RemovalReason }

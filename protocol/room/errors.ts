@@ -42,7 +42,13 @@ export class RoomError extends ZeroRoomError {
 /** An invite that cannot be used: unknown, used, expired, revoked, or a malformed invite URL. */
 export class InviteError extends RoomError {
   constructor(
-    code: 'room.invite-unknown' | 'room.invite-used' | 'room.invite-expired' | 'room.invite-revoked' | 'room.invite-malformed' | 'room.invite-limit',
+    code:
+      | 'room.invite-unknown'
+      | 'room.invite-used'
+      | 'room.invite-expired'
+      | 'room.invite-revoked'
+      | 'room.invite-malformed'
+      | 'room.invite-limit',
     message: string,
     options?: { cause?: unknown },
   ) {

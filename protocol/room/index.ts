@@ -3,7 +3,17 @@ export * from './types.ts';
 export * from './errors.ts';
 export { LABEL, memberIdOf, peerKeyHex, inviteIdOf, saltyAuthToken, safetyCode, fingerprint } from './ids.ts';
 export { type Invite, encodeInvite, decodeInvite, inviteUrl, decodeInviteUrl, checkInviteFresh } from './invite.ts';
-export { decodeToOwner, decodeToMember, encodeMessage, type ToOwner, type ToMember, MAX_TEXT, MAX_NAME, MAX_MEMBERS, MAX_LINK_MESSAGE } from './codec.ts';
+export {
+  decodeToOwner,
+  decodeToMember,
+  encodeMessage,
+  type ToOwner,
+  type ToMember,
+  MAX_TEXT,
+  MAX_NAME,
+  MAX_MEMBERS,
+  MAX_LINK_MESSAGE,
+} from './codec.ts';
 export {
   createRoom,
   ownerStep,

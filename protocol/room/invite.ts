@@ -2,13 +2,7 @@
  * Invites (docs/PROTOCOL.md section 5.3): a msgpack map carried in the fragment of an app URL,
  * `<appUrl>/#join=<base64url>`. One strict decoder, shared by the web app and the CLI.
  */
-import {
-  EncodingError,
-  fromBase64url,
-  toBase64url,
-  type BoxPublicKey,
-  type EcPublicKey,
-} from '../../crypto/index.ts';
+import { EncodingError, fromBase64url, toBase64url, type BoxPublicKey, type EcPublicKey } from '../../crypto/index.ts';
 import { DecodeError } from '../errors.ts';
 import { Fields, encode } from '../msgpack.ts';
 import { boxPublicField, ecPublicField } from './wire-keys.ts';

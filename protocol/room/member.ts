@@ -3,17 +3,7 @@
  * `memberStep(ctx, state, event)`. Everything arrives from the owner over one peer link; every
  * owner-signed structure is checked against the owner key from the invite.
  */
-import {
-  AuthError,
-  asSymmetricKey,
-  cellOpen,
-  cellSeal,
-  equalBytes,
-  openFrom,
-  sealTo,
-  sha256,
-  toHex,
-} from '../../crypto/index.ts';
+import { AuthError, asSymmetricKey, cellOpen, cellSeal, equalBytes, openFrom, sealTo, sha256, toHex } from '../../crypto/index.ts';
 import { DecodeError } from '../errors.ts';
 import {
   MAX_NAME,
@@ -210,7 +200,8 @@ function onAccept(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type:
   try {
     plain = cellOpen(asSymmetricKey(j.jkey), msg.sealed, contextOf(LABEL.joinAccept, j.token, s.room));
   } catch (e) {
-    if (e instanceof AuthError) throw new AuthenticityError('room.not-owner', 'join accept does not open with our joining key', { cause: e });
+    if (e instanceof AuthError)
+      throw new AuthenticityError('room.not-owner', 'join accept does not open with our joining key', { cause: e });
     throw e;
   }
   const bundle = decodeAcceptBundle(plain);
@@ -290,7 +281,8 @@ function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire, admittedAt?: n
   try {
     body = decodeRekeyKey(openFrom(ctx.identity.privateKey, s.ownerIpub, r.key));
   } catch (e) {
-    if (e instanceof AuthError || e instanceof DecodeError) throw new AuthenticityError('room.bad-rekey', 'rekey key does not open from the owner', { cause: e });
+    if (e instanceof AuthError || e instanceof DecodeError)
+      throw new AuthenticityError('room.bad-rekey', 'rekey key does not open from the owner', { cause: e });
     throw e;
   }
   if (!equalBytes(body.room, s.room) || body.epoch !== ann.epoch || !equalBytes(body.annHash, annHash)) {
@@ -310,8 +302,19 @@ function applyRekey(ctx: MemberCtx, s: MemberState, r: RekeyWire, admittedAt?: n
   if (ann.epoch > s.epoch && !admittedInIt && !ann.members.some((m) => m.id === s.selfId)) {
     throw new AuthenticityError('room.bad-rekey', 'announcement of a newer epoch without us');
   }
-  const rec: EpochRecord = { epoch: ann.epoch, key: asSymmetricKey(body.key), firstIdx: ann.firstIdx, annHash, prev: ann.prev, reason: ann.reason, ann: r.ann };
-  const epochs = keptEpochs([...s.epochs, rec].sort((a, b) => a.epoch - b.epoch), Math.max(s.epoch, ann.epoch));
+  const rec: EpochRecord = {
+    epoch: ann.epoch,
+    key: asSymmetricKey(body.key),
+    firstIdx: ann.firstIdx,
+    annHash,
+    prev: ann.prev,
+    reason: ann.reason,
+    ann: r.ann,
+  };
+  const epochs = keptEpochs(
+    [...s.epochs, rec].sort((a, b) => a.epoch - b.epoch),
+    Math.max(s.epoch, ann.epoch),
+  );
   if (ann.epoch < s.epoch) return { state: { ...s, epochs }, effects: [] }; // older epoch: for reading history only
   if (admittedInIt && ann.epoch > s.epoch) {
     // Our roster (accept bundle + our certificate) is newer than this announcement's: keep it.
@@ -421,7 +424,17 @@ function processEntry(s: MemberState, e: HistoryEntryWire, history: boolean): En
   return {
     kind: 'message',
     state,
-    event: { type: 'message', idx: e.idx, from: e.from, name: record.info.name, text: body.text, ts: body.ts, epoch: inner.epoch, seq: inner.seq, history },
+    event: {
+      type: 'message',
+      idx: e.idx,
+      from: e.from,
+      name: record.info.name,
+      text: body.text,
+      ts: body.ts,
+      epoch: inner.epoch,
+      seq: inner.seq,
+      history,
+    },
   };
 }
 

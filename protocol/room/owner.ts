@@ -75,7 +75,8 @@ function checkConfig(c: RoomConfig): void {
   const ints: (keyof RoomConfig)[] = ['rotateEveryMessages', 'rotateAfterMs', 'graceMs', 'inviteTtlMs', 'maxLogEntries'];
   for (const k of ints) {
     const v = c[k];
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new RangeError(`room config: ${k} must be a non-negative integer`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw new RangeError(`room config: ${k} must be a non-negative integer`);
   }
   if (c.rotateEveryMessages < 1) throw new RangeError('room config: rotateEveryMessages must be at least 1');
 }
@@ -116,7 +117,16 @@ export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerSt
     epochStartedAt: opts.now,
     epochMessages: 0,
     epochs: [{ epoch: 0, key, firstIdx: 0, annHash: sha256(ann), prev, reason: 'create', ann }],
-    members: [{ info: self, lastSeq: 0, cert: signCert(ctx.identity.privateKey, room, self), peer: peerKeyHex(ctx.peerKey), viewFrom: 0, catchUp: null }],
+    members: [
+      {
+        info: self,
+        lastSeq: 0,
+        cert: signCert(ctx.identity.privateKey, room, self),
+        peer: peerKeyHex(ctx.peerKey),
+        viewFrom: 0,
+        catchUp: null,
+      },
+    ],
     invites: [],
     nextIdx: 0,
     log: [],
@@ -204,7 +214,14 @@ function refusalEffects(s: OwnerState, peer: PeerKeyHex, type: ToOwner['type'] |
   return [sendTo(peer, encodeMessage({ type: 'removed', reason: 'not-member' })), closeLink(peer, code)];
 }
 
-function onReceived(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, msg: ToOwner, now: number, seen: { seq: number | null }): Out<OwnerState> {
+function onReceived(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  peer: PeerKeyHex,
+  msg: ToOwner,
+  now: number,
+  seen: { seq: number | null },
+): Out<OwnerState> {
   switch (msg.type) {
     case 'join-request':
       return onJoinRequest(ctx, s, peer, msg, now);
@@ -231,7 +248,8 @@ function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number)
   const ttl = ttlMs ?? s.config.inviteTtlMs;
   if (!Number.isSafeInteger(ttl) || ttl <= 0) throw new InviteError('room.invite-malformed', 'invite lifetime must be a positive integer');
   const pending = s.invites.filter((i) => i.status === 'pending' || i.status === 'claimed').length;
-  if (pending >= MAX_PENDING_INVITES) throw new InviteError('room.invite-limit', `${MAX_PENDING_INVITES} invites are pending already; revoke some first`);
+  if (pending >= MAX_PENDING_INVITES)
+    throw new InviteError('room.invite-limit', `${MAX_PENDING_INVITES} invites are pending already; revoke some first`);
   const token = ctx.random(32).slice();
   if (token.length !== 32) throw new RangeError('random source returned the wrong length');
   const id = inviteIdOf(token);
@@ -276,7 +294,10 @@ function revokeInvite(s: OwnerState, id: InviteId): Out<OwnerState> {
   if (r.status === 'revoked') throw new InviteError('room.invite-revoked', 'the invite is already revoked');
   const effects: Effect[] = [];
   if (r.claim !== undefined) {
-    effects.push(sendTo(r.claim.peer, encodeMessage({ type: 'join-refused', code: 'room.invite-revoked' })), closeLink(r.claim.peer, 'room.invite-revoked'));
+    effects.push(
+      sendTo(r.claim.peer, encodeMessage({ type: 'join-refused', code: 'room.invite-revoked' })),
+      closeLink(r.claim.peer, 'room.invite-revoked'),
+    );
   }
   return { state: replaceInvite(s, retire(r, 'revoked')), effects };
 }
@@ -308,7 +329,8 @@ function onJoinRequest(
   try {
     secret = decodeJoinSecret(openFrom(ctx.identity.privateKey, msg.ipub, msg.sealed));
   } catch (e) {
-    if (e instanceof AuthError || e instanceof DecodeError) throw new JoinError('room.join-proof', 'join request does not open', { cause: e });
+    if (e instanceof AuthError || e instanceof DecodeError)
+      throw new JoinError('room.join-proof', 'join request does not open', { cause: e });
     throw e;
   }
   const token = r.token!;
@@ -391,7 +413,14 @@ function onJoinConfirm(
 
 // ---- Messages (5.6) ----
 
-function onSend(ctx: OwnerCtx, s: OwnerState, peer: PeerKeyHex, env: Uint8Array, now: number, seen: { seq: number | null }): Out<OwnerState> {
+function onSend(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  peer: PeerKeyHex,
+  env: Uint8Array,
+  now: number,
+  seen: { seq: number | null },
+): Out<OwnerState> {
   const m = requireMember(s, peer);
   const inner = openEnvelope(m.info.ipub, env, m.info.id, s.room);
   seen.seq = inner.seq;
@@ -415,7 +444,14 @@ function sendOwn(ctx: OwnerCtx, s: OwnerState, text: string, now: number): Out<O
   const cur = currentEpoch(s);
   const seq = s.seq + 1;
   const ts = Math.max(0, Math.floor(now));
-  const env = sealEnvelope(ctx.identity.privateKey, { room: s.room, epoch: s.epoch, key: cur.key!, from: s.selfId, seq, body: { text, ts } });
+  const env = sealEnvelope(ctx.identity.privateKey, {
+    room: s.room,
+    epoch: s.epoch,
+    key: cur.key!,
+    from: s.selfId,
+    seq,
+    body: { text, ts },
+  });
   const inner: EnvelopeBody = { room: s.room, epoch: s.epoch, from: s.selfId, seq, ct: new Uint8Array(0) };
   const next: OwnerState = { ...s, seq, members: s.members.map((x) => (x === self ? { ...x, lastSeq: seq } : x)) };
   return order(ctx, next, self.info, inner, env, text, ts, now);
@@ -466,7 +502,15 @@ export function rotate(ctx: OwnerCtx, s: OwnerState, reason: RotationReason, now
   const epoch = s.epoch + 1;
   const ann = sign(
     ctx.identity.privateKey,
-    encodeAnnBody({ room: s.room, epoch, prev: cur.annHash, members: s.members.map((m) => m.info), firstIdx: s.nextIdx, reason, ts: Math.max(0, Math.floor(now)) }),
+    encodeAnnBody({
+      room: s.room,
+      epoch,
+      prev: cur.annHash,
+      members: s.members.map((m) => m.info),
+      firstIdx: s.nextIdx,
+      reason,
+      ts: Math.max(0, Math.floor(now)),
+    }),
   );
   const rec: EpochRecord = { epoch, key, firstIdx: s.nextIdx, annHash: sha256(ann), prev: cur.annHash, reason, ann };
   // Keys older than the grace window are deleted (section 5.11).

@@ -194,7 +194,23 @@ function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: strin
   }
 }
 
-const OWNER_FIELDS = ['v', 'role', 'config', 'room', 'name', 'selfId', 'seq', 'epoch', 'epochStartedAt', 'epochMessages', 'epochs', 'members', 'invites', 'nextIdx', 'log'];
+const OWNER_FIELDS = [
+  'v',
+  'role',
+  'config',
+  'room',
+  'name',
+  'selfId',
+  'seq',
+  'epoch',
+  'epochStartedAt',
+  'epochMessages',
+  'epochs',
+  'members',
+  'invites',
+  'nextIdx',
+  'log',
+];
 
 function ownerFrom(f: Fields, what: string): OwnerState {
   f.only(OWNER_FIELDS);
@@ -205,22 +221,38 @@ function ownerFrom(f: Fields, what: string): OwnerState {
   // The owner keeps a run of epochs ending at the current one, in order, every one with its key
   // (OWNER_KEPT_EPOCHS since section 5.11; states written before that hold 0..epoch).
   const first = epoch + 1 - epochs.length;
-  if (epochs.length === 0 || first < 0 || epochs.some((e, i) => e.epoch !== first + i)) throw new DecodeError(`${what}: epochs are not a run ending at ${epoch}`);
+  if (epochs.length === 0 || first < 0 || epochs.some((e, i) => e.epoch !== first + i))
+    throw new DecodeError(`${what}: epochs are not a run ending at ${epoch}`);
   const selfId = memberIdValue(f.str('selfId', 32), `${what}.selfId`);
   const members = list(f, 'members', MAX_MEMBERS, what, ownerMemberFrom);
   const owners = members.filter((m) => m.info.owner);
   if (owners.length !== 1 || owners[0]!.info.id !== selfId) throw new DecodeError(`${what}: members must hold exactly one owner, selfId`);
-  distinct(members.map((m) => m.info.id), `${what}.members ids`);
-  distinct(members.map((m) => m.peer), `${what}.members peers`);
+  distinct(
+    members.map((m) => m.info.id),
+    `${what}.members ids`,
+  );
+  distinct(
+    members.map((m) => m.peer),
+    `${what}.members peers`,
+  );
   const invites = list(f, 'invites', MAX_STORED_RECORDS, what, inviteFrom);
-  distinct(invites.map((r) => r.id), `${what}.invites ids`);
+  distinct(
+    invites.map((r) => r.id),
+    `${what}.invites ids`,
+  );
   const nextIdx = f.int('nextIdx', COUNT);
   const log = list(f, 'log', config.maxLogEntries, what, (e) => {
     e.only(['idx', 'from', 'epoch', 'env']);
-    return { idx: e.int('idx', COUNT), from: memberIdValue(e.str('from', 32), `${what}.log.from`), epoch: e.int('epoch', COUNT), env: e.bin('env', { min: 1, max: MAX_ENVELOPE }) };
+    return {
+      idx: e.int('idx', COUNT),
+      from: memberIdValue(e.str('from', 32), `${what}.log.from`),
+      epoch: e.int('epoch', COUNT),
+      env: e.bin('env', { min: 1, max: MAX_ENVELOPE }),
+    };
   });
   // Appended at nextIdx, trimmed from the front: contiguous, ending just before nextIdx.
-  if (log.some((e, i) => e.idx !== nextIdx - log.length + i || e.epoch > epoch)) throw new DecodeError(`${what}: log is not contiguous up to nextIdx`);
+  if (log.some((e, i) => e.idx !== nextIdx - log.length + i || e.epoch > epoch))
+    throw new DecodeError(`${what}: log is not contiguous up to nextIdx`);
   return {
     role: 'owner',
     config,
@@ -239,7 +271,26 @@ function ownerFrom(f: Fields, what: string): OwnerState {
   };
 }
 
-const MEMBER_FIELDS = ['v', 'role', 'phase', 'room', 'roomName', 'ownerIpub', 'ownerPeer', 'selfId', 'name', 'join', 'seq', 'epoch', 'epochs', 'members', 'former', 'lastIdx', 'viewFrom', 'syncAt'];
+const MEMBER_FIELDS = [
+  'v',
+  'role',
+  'phase',
+  'room',
+  'roomName',
+  'ownerIpub',
+  'ownerPeer',
+  'selfId',
+  'name',
+  'join',
+  'seq',
+  'epoch',
+  'epochs',
+  'members',
+  'former',
+  'lastIdx',
+  'viewFrom',
+  'syncAt',
+];
 
 function memberFrom(f: Fields, what: string): MemberState {
   f.only(MEMBER_FIELDS);
@@ -247,7 +298,12 @@ function memberFrom(f: Fields, what: string): MemberState {
   const phase = oneOf(f.str('phase', 16), PHASES, `${what}.phase`);
   const join = nullable(f, 'join', (k) => {
     const j = f.map_(k).only(['inviteId', 'token', 'jkey', 'acceptHash']);
-    return { inviteId: j.bin('inviteId', 32), token: j.bin('token', 32), jkey: symmetricKey(j, 'jkey'), acceptHash: nullable(j, 'acceptHash', (h) => j.bin(h, 32)) };
+    return {
+      inviteId: j.bin('inviteId', 32),
+      token: j.bin('token', 32),
+      jkey: symmetricKey(j, 'jkey'),
+      acceptHash: nullable(j, 'acceptHash', (h) => j.bin(h, 32)),
+    };
   });
   // While joining the token and joining key are needed (resent on reconnect); afterwards deleted.
   const joining = phase === 'joining' || phase === 'accepted';
@@ -262,7 +318,10 @@ function memberFrom(f: Fields, what: string): MemberState {
   }
   if (epoch === -1 && phase !== 'joining' && phase !== 'refused') throw new DecodeError(`${what}: no epoch after the accept`);
   const members = list(f, 'members', MAX_MEMBERS, what, knownFrom);
-  distinct(members.map((m) => m.info.id), `${what}.members ids`);
+  distinct(
+    members.map((m) => m.info.id),
+    `${what}.members ids`,
+  );
   return {
     role: 'member',
     phase,
@@ -322,7 +381,11 @@ function infoFrom(f: Fields, what: string): MemberInfo {
 function knownFrom(f: Fields, what: string): KnownMember {
   f.only(['info', 'lastSeq', 'untilEpoch']);
   const untilEpoch = absentOr(f, 'untilEpoch', (k) => f.int(k, COUNT));
-  return { info: infoFrom(f.map_('info'), `${what}.info`), lastSeq: f.int('lastSeq', COUNT), ...(untilEpoch === undefined ? {} : { untilEpoch }) };
+  return {
+    info: infoFrom(f.map_('info'), `${what}.info`),
+    lastSeq: f.int('lastSeq', COUNT),
+    ...(untilEpoch === undefined ? {} : { untilEpoch }),
+  };
 }
 
 function ownerMemberFrom(f: Fields, what: string): OwnerMember {
@@ -352,7 +415,12 @@ function inviteFrom(f: Fields, what: string): InviteRecord {
   const status = oneOf(f.str('status', 16), INVITE_STATUSES, `${what}.status`);
   const claim = absentOr(f, 'claim', (k) => {
     const c = f.map_(k).only(['peer', 'info', 'jkey', 'acceptHash']);
-    return { peer: peerHex(c, 'peer', `${what}.claim`), info: infoFrom(c.map_('info'), `${what}.claim.info`), jkey: symmetricKey(c, 'jkey'), acceptHash: c.bin('acceptHash', 32) };
+    return {
+      peer: peerHex(c, 'peer', `${what}.claim`),
+      info: infoFrom(c.map_('info'), `${what}.claim.info`),
+      jkey: symmetricKey(c, 'jkey'),
+      acceptHash: c.bin('acceptHash', 32),
+    };
   });
   const usedBy = absentOr(f, 'usedBy', (k) => peerHex(f, k, what));
   // A claim exists only while claimed (and needs the token); only a used invite names its user.

@@ -54,7 +54,8 @@ export function openCert(opub: EcPublicKey, room: Uint8Array, cert: Uint8Array):
 
 function checkMember(m: MemberInfo, opub: EcPublicKey, what: string): void {
   if (memberIdOf(m.ipub) !== m.id) throw new AuthenticityError('room.impersonation', `${what}: member id does not match its key`);
-  if (m.owner !== equalBytes(m.ipub, opub)) throw new AuthenticityError('room.impersonation', `${what}: owner flag does not match the owner key`);
+  if (m.owner !== equalBytes(m.ipub, opub))
+    throw new AuthenticityError('room.impersonation', `${what}: owner flag does not match the owner key`);
 }
 
 /** Verifies an epoch announcement; a signature by anyone but the owner is room.not-owner. */

@@ -4,7 +4,15 @@
  * timers, randomness) so the same code runs in the browser, in Node and in tests.
  */
 import { boxBefore, toHex, type BoxPublicKey, type SharedKey } from '../../crypto/index.ts';
-import { step, initialState, SUBPROTOCOL, type ClientContext, type ClientEffect, type ClientEvent, type ClientState } from './client-machine.ts';
+import {
+  step,
+  initialState,
+  SUBPROTOCOL,
+  type ClientContext,
+  type ClientEffect,
+  type ClientEvent,
+  type ClientState,
+} from './client-machine.ts';
 import { SaltyClientError } from './client-errors.ts';
 import { CloseCode } from './close-codes.ts';
 import type { IceRestartTaskData, PostAuthMessage, WebRtcTaskData } from './peer-messages.ts';
@@ -41,7 +49,13 @@ export const RESPONDER_IDLE_MS = 60_000;
 export interface SignalingEvents {
   'server-ready': (address: number, initiatorConnected: boolean) => void;
   /** `iceRestart` non-null: the ICE-restart task was chosen for that link session (docs/PROTOCOL.md 4.6). */
-  'peer-authenticated': (peer: number, peerKey: BoxPublicKey, sessionShared: SharedKey, taskData: WebRtcTaskData, iceRestart: IceRestartTaskData | null) => void;
+  'peer-authenticated': (
+    peer: number,
+    peerKey: BoxPublicKey,
+    sessionShared: SharedKey,
+    taskData: WebRtcTaskData,
+    iceRestart: IceRestartTaskData | null,
+  ) => void;
   'peer-message': (peer: number, message: PostAuthMessage) => void;
   'peer-lost': (peer: number, error: SaltyClientError) => void;
   /** The signaling connection is over; `error` says why (handover is code 'saltyrtc.peer-closed', closeCode 3003). */
@@ -68,7 +82,14 @@ export class SignalingClient {
   private ws: WebSocketLike | null = null;
   private readonly timers: Timers;
   private readonly idleTimers = new Map<number, unknown>();
-  private readonly listeners: Listeners = { 'server-ready': [], 'peer-authenticated': [], 'peer-message': [], 'peer-lost': [], closed: [], warning: [] };
+  private readonly listeners: Listeners = {
+    'server-ready': [],
+    'peer-authenticated': [],
+    'peer-message': [],
+    'peer-lost': [],
+    closed: [],
+    warning: [],
+  };
   private finished = false;
 
   constructor(private readonly opts: SignalingClientOptions) {
@@ -168,10 +189,13 @@ export class SignalingClient {
       case 'responder-added': {
         this.clearIdle(e.peer);
         const peer = e.peer;
-        this.idleTimers.set(peer, this.timers.setTimeout(() => {
-          this.idleTimers.delete(peer);
-          this.dispatch({ type: 'responder-timeout', peer });
-        }, RESPONDER_IDLE_MS));
+        this.idleTimers.set(
+          peer,
+          this.timers.setTimeout(() => {
+            this.idleTimers.delete(peer);
+            this.dispatch({ type: 'responder-timeout', peer });
+          }, RESPONDER_IDLE_MS),
+        );
         return;
       }
       case 'peer-authenticated':

@@ -245,7 +245,8 @@ export function step(ctx: ClientContext, state: ClientState, event: ClientEvent)
       break;
     case 'responder-timeout': {
       const p = tx.peers.get(event.peer);
-      if (p !== undefined && p.stage === 'await-token-or-key') dropResponder(tx, p.address, CloseCode.DroppedByInitiator, 'responder sent nothing for 60 s');
+      if (p !== undefined && p.stage === 'await-token-or-key')
+        dropResponder(tx, p.address, CloseCode.DroppedByInitiator, 'responder sent nothing for 60 s');
       break;
     }
     case 'ws-closed':
@@ -279,7 +280,11 @@ export function errorForCloseCode(code: number): SaltyClientError {
     case CloseCode.DroppedByInitiator:
       return new SaltyClientError('saltyrtc.dropped', 'dropped by the initiator (3004)', code);
     case CloseCode.InitiatorCouldNotDecrypt:
-      return new SaltyClientError('saltyrtc.refused', 'initiator could not decrypt: token invalid or reused, or key not trusted (3005)', code);
+      return new SaltyClientError(
+        'saltyrtc.refused',
+        'initiator could not decrypt: token invalid or reused, or key not trusted (3005)',
+        code,
+      );
     case CloseCode.NoSharedTask:
       return new SaltyClientError('saltyrtc.no-task', 'no shared task (3006)', code);
     case CloseCode.InvalidKey:
@@ -305,7 +310,8 @@ function onFrame(tx: Tx, bytes: Uint8Array): void {
   // Destination: our address, or 0x00 during authentication; server-auth assigns the address.
   if (tx.s.phase === 'await-server-auth' && nonce.source === 0) {
     const ok = ctx.role === 'initiator' ? nonce.destination === INITIATOR : nonce.destination >= 2 && nonce.destination <= 0xff;
-    if (!ok) return tx.fail(new SaltyClientError('saltyrtc.protocol', `address ${nonce.destination} does not fit role`), CloseCode.ProtocolError);
+    if (!ok)
+      return tx.fail(new SaltyClientError('saltyrtc.protocol', `address ${nonce.destination} does not fit role`), CloseCode.ProtocolError);
   } else if (nonce.destination !== tx.s.address) {
     return tx.fail(new SaltyClientError('saltyrtc.protocol', `message for address ${nonce.destination}`), CloseCode.ProtocolError);
   }
@@ -360,10 +366,7 @@ function onServerMessage(tx: Tx, destination: number, nonce: Uint8Array, data: U
       if (ctx.role === 'responder') tx.sendToServer(sm.encodeClientHello({ key: ctx.permanent.publicKey }), false);
       const yourCookie = tx.s.server.theirCookie;
       if (yourCookie === null) throw new ProtocolError('no server cookie');
-      tx.sendToServer(
-        sm.encodeClientAuth({ yourCookie, subprotocols: [SUBPROTOCOL], pingInterval: 0, yourKey: ctx.serverKey }),
-        true,
-      );
+      tx.sendToServer(sm.encodeClientAuth({ yourCookie, subprotocols: [SUBPROTOCOL], pingInterval: 0, yourKey: ctx.serverKey }), true);
       return;
     }
     case 'await-server-auth': {
@@ -421,7 +424,8 @@ function onServerNotice(tx: Tx, plain: Uint8Array): void {
       return;
     case 'disconnected': {
       const had = tx.peers.delete(msg.id);
-      if (had) tx.emit({ type: 'peer-lost', peer: msg.id, error: new SaltyClientError('saltyrtc.peer-closed', `peer ${msg.id} disconnected`) });
+      if (had)
+        tx.emit({ type: 'peer-lost', peer: msg.id, error: new SaltyClientError('saltyrtc.peer-closed', `peer ${msg.id} disconnected`) });
       return;
     }
     case 'send-error': {
@@ -440,7 +444,14 @@ function onServerNotice(tx: Tx, plain: Uint8Array): void {
 
 function addResponder(tx: Tx, id: number): void {
   // A re-used address is a new responder: forget everything about the previous one.
-  tx.peers.set(id, { address: id, stage: 'await-token-or-key', channel: newChannel(tx.ctx.random), permanentKey: null, session: null, sessionShared: null });
+  tx.peers.set(id, {
+    address: id,
+    stage: 'await-token-or-key',
+    channel: newChannel(tx.ctx.random),
+    permanentKey: null,
+    session: null,
+    sessionShared: null,
+  });
 }
 
 function startResponderHandshake(tx: Tx): void {
@@ -540,8 +551,10 @@ function onKeyPlain(tx: Tx, p: PeerState, plain: Uint8Array): void {
   const sessionShared = boxBefore(theirSession, p.session.secretKey);
   const theirCookie = p.channel.theirCookie;
   if (theirCookie === null) throw new ProtocolError('no initiator cookie');
-  const next = tx.sendToPeer({ ...p, sessionShared }, pm.encodeAuthToInitiator(theirCookie, [pm.WEBRTC_TASK], ctx.taskData, ctx.iceRestart), (m, n) =>
-    boxAfter(m, n, sessionShared),
+  const next = tx.sendToPeer(
+    { ...p, sessionShared },
+    pm.encodeAuthToInitiator(theirCookie, [pm.WEBRTC_TASK], ctx.taskData, ctx.iceRestart),
+    (m, n) => boxAfter(m, n, sessionShared),
   );
   tx.peers.set(p.address, { ...next, stage: 'await-auth' });
 }
@@ -565,7 +578,10 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
     // 4.6: the application decides whether it can restart that session; if not, the WebRTC task
     // (a new peer connection) is the fallback the responder offered.
     const restart = request !== null && ctx.acceptIceRestart?.(p.permanentKey, request) === true ? request : null;
-    const reply = restart !== null ? pm.encodeAuthToResponderIceRestart(theirCookie, restart) : pm.encodeAuthToResponder(theirCookie, pm.WEBRTC_TASK, ctx.taskData);
+    const reply =
+      restart !== null
+        ? pm.encodeAuthToResponderIceRestart(theirCookie, restart)
+        : pm.encodeAuthToResponder(theirCookie, pm.WEBRTC_TASK, ctx.taskData);
     const next = tx.sendToPeer(p, reply, (m, n) => boxAfter(m, n, shared));
     tx.peers.set(p.address, { ...next, stage: 'authenticated' });
     tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData, iceRestart: restart });
@@ -577,7 +593,14 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
     const echoed = pm.decodeIceRestartTaskData(auth.data.get(pm.ICE_RESTART_TASK));
     if (!equalBytes(echoed.session, ctx.iceRestart.session)) throw new ProtocolError('auth: ICE restart of a session we did not ask for');
     tx.peers.set(p.address, { ...p, stage: 'authenticated' });
-    tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData: ctx.taskData, iceRestart: echoed });
+    tx.emit({
+      type: 'peer-authenticated',
+      peer: p.address,
+      peerKey: p.permanentKey,
+      sessionShared: shared,
+      taskData: ctx.taskData,
+      iceRestart: echoed,
+    });
     return;
   }
   if (auth.task !== pm.WEBRTC_TASK) throw new SaltyClientError('saltyrtc.no-task', `initiator chose a task we did not offer: ${auth.task}`);
@@ -632,7 +655,11 @@ function peerProtocolError(tx: Tx, p: PeerState, err: SaltyClientError): void {
 function dropResponder(tx: Tx, id: number, reason: number, why: string): void {
   tx.peers.delete(id);
   tx.sendToServer(sm.encodeDropResponder({ id, reason }), true);
-  tx.emit({ type: 'peer-lost', peer: id, error: new SaltyClientError(reason === CloseCode.InitiatorCouldNotDecrypt ? 'saltyrtc.refused' : 'saltyrtc.dropped', why, reason) });
+  tx.emit({
+    type: 'peer-lost',
+    peer: id,
+    error: new SaltyClientError(reason === CloseCode.InitiatorCouldNotDecrypt ? 'saltyrtc.refused' : 'saltyrtc.dropped', why, reason),
+  });
 }
 
 // --- application events -------------------------------------------------------------------------

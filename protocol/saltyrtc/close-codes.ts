@@ -33,16 +33,36 @@ export interface CloseCodeEntry {
 
 export const CLOSE_CODE_TABLE: readonly CloseCodeEntry[] = [
   { code: 1001, name: 'Going Away', server: 'server shutting down', client: "normal close; after a 'close' message" },
-  { code: 1002, name: 'No Shared Subprotocol Found', server: '- (refused at the upgrade with HTTP 400 instead)', client: 'server did not select v1.saltyrtc.org' },
+  {
+    code: 1002,
+    name: 'No Shared Subprotocol Found',
+    server: '- (refused at the upgrade with HTTP 400 instead)',
+    client: 'server did not select v1.saltyrtc.org',
+  },
   { code: 1009, name: 'Message Too Big', server: 'frame larger than maxPayload', client: '-' },
   { code: 3000, name: 'Path Full', server: 'all 254 responder addresses taken', client: '-' },
-  { code: 3001, name: 'Protocol Error', server: 'malformed frame, text frame, bad cookie/csn/address, bad or unexpected message', client: 'protocol error' },
+  {
+    code: 3001,
+    name: 'Protocol Error',
+    server: 'malformed frame, text frame, bad cookie/csn/address, bad or unexpected message',
+    client: 'protocol error',
+  },
   { code: 3002, name: 'Internal Error', server: 'unexpected server fault (csn exhausted)', client: 'internal error' },
   { code: 3003, name: 'Handover of the Signalling Channel', server: '-', client: 'task took over the signalling' },
-  { code: 3004, name: 'Dropped by Initiator', server: "drop-responder without reason; previous initiator replaced", client: "'drop-responder' reason" },
-  { code: 3005, name: 'Initiator Could Not Decrypt', server: "drop-responder reason", client: "'drop-responder' reason" },
+  {
+    code: 3004,
+    name: 'Dropped by Initiator',
+    server: 'drop-responder without reason; previous initiator replaced',
+    client: "'drop-responder' reason",
+  },
+  { code: 3005, name: 'Initiator Could Not Decrypt', server: 'drop-responder reason', client: "'drop-responder' reason" },
   { code: 3006, name: 'No Shared Task Found', server: '-', client: 'no common task' },
-  { code: 3007, name: 'Invalid Key', server: "client-auth 'your_key' is not one of our permanent keys", client: 'server key pinning failed' },
+  {
+    code: 3007,
+    name: 'Invalid Key',
+    server: "client-auth 'your_key' is not one of our permanent keys",
+    client: 'server key pinning failed',
+  },
   { code: 3008, name: 'Timeout', server: 'no pong within the ping timeout; handshake not finished in time', client: 'timeout' },
 ];
 

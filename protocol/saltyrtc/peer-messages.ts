@@ -14,8 +14,14 @@ const MAX_CANDIDATE = 4096;
 const MAX_CANDIDATES = 256;
 const MAX_TASKS = 16;
 
-export interface TokenMessage { readonly type: 'token'; readonly key: Uint8Array }
-export interface KeyMessage { readonly type: 'key'; readonly key: Uint8Array }
+export interface TokenMessage {
+  readonly type: 'token';
+  readonly key: Uint8Array;
+}
+export interface KeyMessage {
+  readonly type: 'key';
+  readonly key: Uint8Array;
+}
 /** 'auth' towards an initiator (responder offers `tasks`). */
 export interface AuthFromResponder {
   readonly type: 'auth';
@@ -30,25 +36,48 @@ export interface AuthFromInitiator {
   readonly task: string;
   readonly data: ReadonlyMap<string, MsgValue>;
 }
-export interface CloseMessage { readonly type: 'close'; readonly reason: number }
-export interface ApplicationMessage { readonly type: 'application'; readonly data: MsgValue }
-export interface SessionDescription { readonly type: 'offer' | 'answer' | 'pranswer' | 'rollback'; readonly sdp: string }
-export interface OfferMessage { readonly type: 'offer'; readonly offer: SessionDescription }
-export interface AnswerMessage { readonly type: 'answer'; readonly answer: SessionDescription }
+export interface CloseMessage {
+  readonly type: 'close';
+  readonly reason: number;
+}
+export interface ApplicationMessage {
+  readonly type: 'application';
+  readonly data: MsgValue;
+}
+export interface SessionDescription {
+  readonly type: 'offer' | 'answer' | 'pranswer' | 'rollback';
+  readonly sdp: string;
+}
+export interface OfferMessage {
+  readonly type: 'offer';
+  readonly offer: SessionDescription;
+}
+export interface AnswerMessage {
+  readonly type: 'answer';
+  readonly answer: SessionDescription;
+}
 export interface IceCandidate {
   readonly candidate: string;
   readonly sdpMid: string | null;
   readonly sdpMLineIndex: number | null;
 }
 /** A `null` entry marks end-of-candidates (Task-WebRTC.md 'candidates'). */
-export interface CandidatesMessage { readonly type: 'candidates'; readonly candidates: readonly (IceCandidate | null)[] }
-export interface HandoverMessage { readonly type: 'handover' }
+export interface CandidatesMessage {
+  readonly type: 'candidates';
+  readonly candidates: readonly (IceCandidate | null)[];
+}
+export interface HandoverMessage {
+  readonly type: 'handover';
+}
 export type TaskMessage = OfferMessage | AnswerMessage | CandidatesMessage | HandoverMessage;
 /** Everything that may arrive after the client handshake. */
 export type PostAuthMessage = TaskMessage | CloseMessage | ApplicationMessage;
 
 /** The WebRTC task's data in 'auth' (Task-WebRTC.md v1 "Task Data"). */
-export interface WebRtcTaskData { readonly exclude: readonly number[]; readonly handover: boolean }
+export interface WebRtcTaskData {
+  readonly exclude: readonly number[];
+  readonly handover: boolean;
+}
 
 /**
  * ZeroRoom's ICE-restart task (docs/PROTOCOL.md 4.6): a responder that wants the ICE of its
@@ -60,7 +89,9 @@ export interface WebRtcTaskData { readonly exclude: readonly number[]; readonly 
 export const ICE_RESTART_TASK = 'v1.ice-restart.zeroroom';
 /** Length of a link session's restart id (see protocol/link/ice-restart.ts). */
 export const RESTART_ID_LEN = 16;
-export interface IceRestartTaskData { readonly session: Uint8Array }
+export interface IceRestartTaskData {
+  readonly session: Uint8Array;
+}
 
 // --- encoders ------------------------------------------------------------------------------
 
@@ -72,8 +103,14 @@ export const encodeHandover = (): Uint8Array => encode({ type: 'handover' });
 export const encodeApplication = (data: Encodable): Uint8Array => encode({ type: 'application', data });
 
 /** `iceRestart` given: the ICE-restart task is offered first, with the WebRTC task as the fallback. */
-export function encodeAuthToInitiator(yourCookie: Uint8Array, tasks: readonly string[], data: WebRtcTaskData, iceRestart?: IceRestartTaskData): Uint8Array {
-  if (iceRestart === undefined) return encode({ type: 'auth', your_cookie: yourCookie, tasks, data: { [WEBRTC_TASK]: taskDataValue(data) } });
+export function encodeAuthToInitiator(
+  yourCookie: Uint8Array,
+  tasks: readonly string[],
+  data: WebRtcTaskData,
+  iceRestart?: IceRestartTaskData,
+): Uint8Array {
+  if (iceRestart === undefined)
+    return encode({ type: 'auth', your_cookie: yourCookie, tasks, data: { [WEBRTC_TASK]: taskDataValue(data) } });
   return encode({
     type: 'auth',
     your_cookie: yourCookie,

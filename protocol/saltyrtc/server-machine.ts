@@ -10,7 +10,17 @@
  * Relayed frames do not change the state: `step` then returns the same state object, so the hot
  * path allocates only the effect list.
  */
-import { boxAfter, boxOpenAfter, concatBytes, equalBytes, type BoxKeyPair, type BoxPublicKey, type BoxSecretKey, type RandomBytes, type SharedKey } from '../../crypto/index.ts';
+import {
+  boxAfter,
+  boxOpenAfter,
+  concatBytes,
+  equalBytes,
+  type BoxKeyPair,
+  type BoxPublicKey,
+  type BoxSecretKey,
+  type RandomBytes,
+  type SharedKey,
+} from '../../crypto/index.ts';
 import { DecodeError, ZeroRoomError } from '../errors.ts';
 import { CloseCode } from './close-codes.ts';
 import {
@@ -105,7 +115,13 @@ export type ServerEffect =
   | { readonly type: 'relay'; readonly from: ConnId; readonly to: ConnId; readonly bytes: Uint8Array }
   /** Close the socket. The client is already off the path; ignore its further frames. */
   | { readonly type: 'close'; readonly conn: ConnId; readonly code: number; readonly reject?: MachineRejectReason }
-  | { readonly type: 'authenticated'; readonly conn: ConnId; readonly role: Role; readonly address: number; readonly pingIntervalSeconds: number }
+  | {
+      readonly type: 'authenticated';
+      readonly conn: ConnId;
+      readonly role: Role;
+      readonly address: number;
+      readonly pingIntervalSeconds: number;
+    }
   | { readonly type: 'log'; readonly event: string; readonly fields: LogFields };
 
 export interface StepResult {
@@ -270,7 +286,8 @@ function onTimeout(tx: Tx, conn: ConnId, kind: 'handshake' | 'ping'): void {
   const rec = tx.client(conn);
   if (rec === undefined) return;
   if (kind === 'handshake') {
-    if (rec.phase !== 'authenticated') refuse(tx, conn, new ServerRefusal(CloseCode.Timeout, 'handshake-timeout', 'handshake not finished in time'));
+    if (rec.phase !== 'authenticated')
+      refuse(tx, conn, new ServerRefusal(CloseCode.Timeout, 'handshake-timeout', 'handshake not finished in time'));
     return;
   }
   tx.log('ping-timeout', { conn });
@@ -420,7 +437,12 @@ function onFirstMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uint
     return;
   }
   // The initiator's client-auth is the only use of the secret left: drop it whether or not it opens.
-  const asInitiator: ClientRecord = { ...rec, ...packKeys(rec, tx.ctx.sharedKey(tx.ctx.initiatorKey, secret)), clientKey: tx.ctx.initiatorKey, sessionSecret: null };
+  const asInitiator: ClientRecord = {
+    ...rec,
+    ...packKeys(rec, tx.ctx.sharedKey(tx.ctx.initiatorKey, secret)),
+    clientKey: tx.ctx.initiatorKey,
+    sessionSecret: null,
+  };
   tx.put(asInitiator);
   const auth = decodeClientAuthBox(asInitiator, nonce, data);
   authenticate(tx, asInitiator, 'initiator', auth);
@@ -437,7 +459,11 @@ function packKeys(rec: ClientRecord, shared: SharedKey): Pick<ClientRecord, 'sha
   block.set(rec.ourCookie, 32);
   block.set(rec.theirCookie, 32 + COOKIE_LENGTH);
   // A view, not asSharedKey (which copies): the bytes are a SharedKey already.
-  return { shared: block.subarray(0, 32) as SharedKey, ourCookie: block.subarray(32, 32 + COOKIE_LENGTH), theirCookie: block.subarray(32 + COOKIE_LENGTH) };
+  return {
+    shared: block.subarray(0, 32) as SharedKey,
+    ourCookie: block.subarray(32, 32 + COOKIE_LENGTH),
+    theirCookie: block.subarray(32 + COOKIE_LENGTH),
+  };
 }
 
 function decodeClientAuthBox(rec: ClientRecord, nonce: Uint8Array, data: Uint8Array): sm.ClientAuth {

@@ -24,8 +24,14 @@ const ANY_CLIENT_RANGE = { min: INITIATOR_ADDRESS, max: LAST_RESPONDER };
 
 export type Role = 'initiator' | 'responder';
 
-export interface ServerHello { readonly type: 'server-hello'; readonly key: BoxPublicKey }
-export interface ClientHello { readonly type: 'client-hello'; readonly key: BoxPublicKey }
+export interface ServerHello {
+  readonly type: 'server-hello';
+  readonly key: BoxPublicKey;
+}
+export interface ClientHello {
+  readonly type: 'client-hello';
+  readonly key: BoxPublicKey;
+}
 export interface ClientAuth {
   readonly type: 'client-auth';
   readonly yourCookie: Uint8Array;
@@ -44,11 +50,26 @@ export interface ServerAuth {
   /** Only towards a responder (required there). */
   readonly initiatorConnected?: boolean;
 }
-export interface NewInitiator { readonly type: 'new-initiator' }
-export interface NewResponder { readonly type: 'new-responder'; readonly id: number }
-export interface DropResponder { readonly type: 'drop-responder'; readonly id: number; readonly reason?: number }
-export interface SendError { readonly type: 'send-error'; readonly id: Uint8Array }
-export interface Disconnected { readonly type: 'disconnected'; readonly id: number }
+export interface NewInitiator {
+  readonly type: 'new-initiator';
+}
+export interface NewResponder {
+  readonly type: 'new-responder';
+  readonly id: number;
+}
+export interface DropResponder {
+  readonly type: 'drop-responder';
+  readonly id: number;
+  readonly reason?: number;
+}
+export interface SendError {
+  readonly type: 'send-error';
+  readonly id: Uint8Array;
+}
+export interface Disconnected {
+  readonly type: 'disconnected';
+  readonly id: number;
+}
 
 /** Messages the server sends after authentication. */
 export type ServerToClient = NewInitiator | NewResponder | SendError | Disconnected;
@@ -237,7 +258,8 @@ export function encodeSendError(m: { id: Uint8Array }): Uint8Array {
 /** `role` is the receiver's: an initiator hears about responders, a responder about the initiator. */
 export function decodeDisconnected(bytes: Uint8Array, role?: Role): Disconnected {
   const f = fieldsOf(bytes, 'disconnected', ['id']);
-  const range = role === undefined ? ANY_CLIENT_RANGE : role === 'initiator' ? RESPONDER_RANGE : { min: INITIATOR_ADDRESS, max: INITIATOR_ADDRESS };
+  const range =
+    role === undefined ? ANY_CLIENT_RANGE : role === 'initiator' ? RESPONDER_RANGE : { min: INITIATOR_ADDRESS, max: INITIATOR_ADDRESS };
   return { type: 'disconnected', id: f.int('id', range) };
 }
 export function encodeDisconnected(m: { id: number }): Uint8Array {

@@ -17,7 +17,11 @@ export class Client {
     args: readonly string[],
     env: Record<string, string> = {},
   ) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: REPO_ROOT, env: cleanEnv({ ZEROROOM_LOOPBACK: '1', ...env }), stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [BIN, ...args], {
+      cwd: REPO_ROOT,
+      env: cleanEnv({ ZEROROOM_LOOPBACK: '1', ...env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let buf = '';
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       buf += s;
@@ -63,7 +67,11 @@ export class Client {
     return new Promise<Ev>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter);
-        reject(new Error(`${this.label}: timed out waiting for ${what}\nevents: ${this.events.map((e) => JSON.stringify(e)).join('\n')}\nstderr: ${this.stderrText.slice(-3000)}`));
+        reject(
+          new Error(
+            `${this.label}: timed out waiting for ${what}\nevents: ${this.events.map((e) => JSON.stringify(e)).join('\n')}\nstderr: ${this.stderrText.slice(-3000)}`,
+          ),
+        );
       }, ms);
       const waiter = {
         pred,
@@ -100,5 +108,7 @@ export class Client {
   }
 }
 
-export const isEvent = (name: string, fields: Record<string, unknown> = {}) => (e: Ev): boolean =>
-  e.event === name && Object.entries(fields).every(([k, v]) => e[k] === v);
+export const isEvent =
+  (name: string, fields: Record<string, unknown> = {}) =>
+  (e: Ev): boolean =>
+    e.event === name && Object.entries(fields).every(([k, v]) => e[k] === v);

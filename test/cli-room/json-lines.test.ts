@@ -8,7 +8,11 @@ import { CommandError, LineSplitter, MAX_LINE, parseHostCommand, parseJoinComman
 function split(chunks: string[], max = MAX_LINE): { lines: string[]; oversized: number } {
   const lines: string[] = [];
   let oversized = 0;
-  const s = new LineSplitter((l) => lines.push(l), () => oversized++, max);
+  const s = new LineSplitter(
+    (l) => lines.push(l),
+    () => oversized++,
+    max,
+  );
   for (const c of chunks) s.push(c);
   s.end();
   return { lines, oversized };
@@ -40,12 +44,19 @@ describe('LineSplitter', () => {
 
   it('lines come out the same however the input is chunked', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ maxLength: 20 }).map((s) => s.replace(/[\r\n]/g, '')), { maxLength: 10 }), fc.integer({ min: 1, max: 7 }), (lines, size) => {
-        const text = lines.map((l) => l + '\n').join('');
-        const chunks: string[] = [];
-        for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
-        expect(split(chunks).lines).toEqual(lines);
-      }),
+      fc.property(
+        fc.array(
+          fc.string({ maxLength: 20 }).map((s) => s.replace(/[\r\n]/g, '')),
+          { maxLength: 10 },
+        ),
+        fc.integer({ min: 1, max: 7 }),
+        (lines, size) => {
+          const text = lines.map((l) => l + '\n').join('');
+          const chunks: string[] = [];
+          for (let i = 0; i < text.length; i += size) chunks.push(text.slice(i, i + size));
+          expect(split(chunks).lines).toEqual(lines);
+        },
+      ),
     );
   });
 });
@@ -63,7 +74,8 @@ describe('command decoders', () => {
   });
 
   it('refuses what is not a JSON object', () => {
-    for (const line of ['', '{', 'null', '[]', '"send"', '42', '{"cmd":"send","text":"x"} trailing']) expect(codeOf(() => parseHostCommand(line))).toBe('cli.command');
+    for (const line of ['', '{', 'null', '[]', '"send"', '42', '{"cmd":"send","text":"x"} trailing'])
+      expect(codeOf(() => parseHostCommand(line))).toBe('cli.command');
   });
 
   it('refuses unknown commands and commands of the other client', () => {
@@ -85,7 +97,8 @@ describe('command decoders', () => {
     expect(codeOf(() => parseHostCommand('{"cmd":"send","text":5}'))).toBe('cli.command');
     expect(codeOf(() => parseHostCommand(JSON.stringify({ cmd: 'send', text: 'x'.repeat(MAX_TEXT + 1) })))).toBe('cli.command');
     expect(parseHostCommand(JSON.stringify({ cmd: 'send', text: 'x'.repeat(MAX_TEXT) }))).toMatchObject({ cmd: 'send' });
-    for (const ttl of [0, -1, 1.5, '60', 31 * 24 * 3600, null]) expect(codeOf(() => parseHostCommand(JSON.stringify({ cmd: 'invite', ttl })))).toBe('cli.command');
+    for (const ttl of [0, -1, 1.5, '60', 31 * 24 * 3600, null])
+      expect(codeOf(() => parseHostCommand(JSON.stringify({ cmd: 'invite', ttl })))).toBe('cli.command');
     for (const member of ['A'.repeat(32), 'a'.repeat(31), 'a'.repeat(33), 'g'.repeat(32), 7]) {
       expect(codeOf(() => parseHostCommand(JSON.stringify({ cmd: 'kick', member })))).toBe('cli.command');
     }
@@ -113,6 +126,10 @@ describe('command decoders', () => {
 
 describe('event output', () => {
   it('a refused send is an error event with the code and sequence number', () => {
-    expect(roomEventJson({ type: 'send-refused', code: 'room.epoch-expired', seq: 3 })).toMatchObject({ event: 'error', code: 'room.epoch-expired', seq: 3 });
+    expect(roomEventJson({ type: 'send-refused', code: 'room.epoch-expired', seq: 3 })).toMatchObject({
+      event: 'error',
+      code: 'room.epoch-expired',
+      seq: 3,
+    });
   });
 });

@@ -48,7 +48,19 @@ describe('zeroroom host + join through zeroroom serve', () => {
   const memberDirs: string[] = [];
 
   function startHost(): Client {
-    return client('host', ['host', '--server', serve.wsUrl, '--name', 'owner', '--state', hostDir, '--rotate-every', '5', '--rotate-after', '3']);
+    return client('host', [
+      'host',
+      '--server',
+      serve.wsUrl,
+      '--name',
+      'owner',
+      '--state',
+      hostDir,
+      '--rotate-every',
+      '5',
+      '--rotate-after',
+      '3',
+    ]);
   }
 
   it('five joiners join through invites and everyone reads everyone', async () => {
@@ -59,7 +71,9 @@ describe('zeroroom host + join through zeroroom serve', () => {
     // Bad stdin lines get error events; the host goes on.
     expect((await host.request('{"cmd":"send", oops', isEvent('error'), 'malformed line error')).code).toBe('cli.command');
     expect((await host.request('x'.repeat(MAX_LINE + 10), isEvent('error'), 'oversized line error')).code).toBe('cli.line-too-long');
-    expect((await host.request({ cmd: 'kick', member: '0'.repeat(32) }, isEvent('error'), 'kick of a stranger')).code).toBe('room.not-member');
+    expect((await host.request({ cmd: 'kick', member: '0'.repeat(32) }, isEvent('error'), 'kick of a stranger')).code).toBe(
+      'room.not-member',
+    );
 
     const urls: string[] = [];
     for (let i = 0; i < JOINERS; i++) {
@@ -105,7 +119,9 @@ describe('zeroroom host + join through zeroroom serve', () => {
     for (const r of [byCount, byTimer]) {
       await Promise.all(members.map((m) => m.waitFor(isEvent('rotated', { epoch: r.epoch }), `rotated to ${String(r.epoch)}`)));
     }
-    const codes = await Promise.all([host, ...members].map((c) => c.request({ cmd: 'safety-code' }, isEvent('safety-code'), 'safety code')));
+    const codes = await Promise.all(
+      [host, ...members].map((c) => c.request({ cmd: 'safety-code' }, isEvent('safety-code'), 'safety code')),
+    );
     // Equal codes for the same epoch (a rotation may fall between two answers: compare per epoch).
     const byEpoch = new Map<unknown, Set<unknown>>();
     for (const c of codes) byEpoch.set(c.epoch, (byEpoch.get(c.epoch) ?? new Set()).add(c.code));
@@ -141,7 +157,12 @@ describe('zeroroom host + join through zeroroom serve', () => {
 
     // With the host gone, m0 sends (the message waits in its outbox); m3 sends and quits (its
     // outbox is on disk under --state, and goes out when it is back).
-    await staying[0]!.waitFor((e) => e.event === 'link' && e.state !== 'direct' && e.state !== 'relayed', 'm0 lost its link', 30_000, m0From);
+    await staying[0]!.waitFor(
+      (e) => e.event === 'link' && e.state !== 'direct' && e.state !== 'relayed',
+      'm0 lost its link',
+      30_000,
+      m0From,
+    );
     staying[0]!.send({ cmd: 'send', text: 'sent while the host was down (m0)' });
     staying[3]!.send({ cmd: 'send', text: 'sent while the host was down (m3, then it quit)' });
     expect(await staying[3]!.quit()).toBe(0);
@@ -151,7 +172,9 @@ describe('zeroroom host + join through zeroroom serve', () => {
     const ready = await host.waitFor(isEvent('ready'), 'restored host ready');
     expect(ready.restored).toBe(true);
     // The same member processes reconnect on the trusted-key path (no invite involved).
-    await Promise.all(memberIds.slice(0, 3).map((id) => host.waitFor(isEvent('link', { member: id, state: 'direct' }), `link back from ${id}`, 60_000)));
+    await Promise.all(
+      memberIds.slice(0, 3).map((id) => host.waitFor(isEvent('link', { member: id, state: 'direct' }), `link back from ${id}`, 60_000)),
+    );
     await everyoneGets([host, ...staying.slice(0, 3)], 'sent while the host was down (m0)');
     const after = await host.request({ cmd: 'members' }, isEvent('members'), 'members');
     expect(after.members).toEqual(before.members);
@@ -172,7 +195,8 @@ describe('zeroroom host + join through zeroroom serve', () => {
     await everyoneGets([m3, ...staying.slice(0, 3)], 'welcome back m3');
     // Exactly once everywhere, and no error about the copies the owner refused.
     for (const c of [host, ...staying.slice(0, 3)]) {
-      for (const t of ['sent while the host was down (m0)', 'sent while the host was down (m3, then it quit)']) expect(c.events.filter(isMessage(t))).toHaveLength(1);
+      for (const t of ['sent while the host was down (m0)', 'sent while the host was down (m3, then it quit)'])
+        expect(c.events.filter(isMessage(t))).toHaveLength(1);
     }
     for (const c of [staying[0]!, m3]) expect(c.events.filter(isEvent('error', { code: 'room.replay' }))).toEqual([]);
 

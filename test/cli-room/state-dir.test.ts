@@ -36,7 +36,12 @@ describe('StateDir', () => {
 
   it('round-trips keys and an owner state with a log, files mode 0600', async () => {
     keys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-    const ctx = { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl: 'http://127.0.0.1:1/', server: 'ws://127.0.0.1:1' } };
+    const ctx = {
+      random: systemRandom,
+      identity: keys.identity,
+      peerKey: keys.peer.publicKey,
+      invites: { appUrl: 'http://127.0.0.1:1/', server: 'ws://127.0.0.1:1' },
+    };
     state = createRoom(ctx, { now: 1000, ownerName: 'o' }).state;
     state = ownerStep(ctx, state, { kind: 'send', text: 'kept in the log', now: 2000 }).state;
     state = ownerStep(ctx, state, { kind: 'invite', now: 3000 }).state;
@@ -96,7 +101,8 @@ describe('StateDir', () => {
     expect((await readFile(file)).includes(Buffer.from('waiting for the owner'))).toBe(false);
 
     // Sealed but wrong inside: the same typed errors as any decoder, nothing half-read.
-    const writeRaw = (value: unknown) => (store as unknown as { writeSealed(n: string, b: Uint8Array): Promise<void> }).writeSealed('outbox.bin', encode(value as never));
+    const writeRaw = (value: unknown) =>
+      (store as unknown as { writeSealed(n: string, b: Uint8Array): Promise<void> }).writeSealed('outbox.bin', encode(value as never));
     await writeRaw({ v: 1, entries: [entries[1], entries[0]] });
     expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
     for (const bad of [

@@ -37,7 +37,10 @@ describe('host and join command lines', () => {
   it('host without --server, with a non-ws server or a bad key is a usage error', async () => {
     expect(await run(['host'])).toMatchObject({ code: 2, err: expect.stringMatching(/--server is required/) });
     expect(await run(['host', '--server', 'http://127.0.0.1:1'])).toMatchObject({ code: 2, err: expect.stringMatching(/ws:\/\//) });
-    expect(await run(['host', '--server', 'ws://127.0.0.1:1', '--server-key', 'abc'])).toMatchObject({ code: 2, err: expect.stringMatching(/64 hex/) });
+    expect(await run(['host', '--server', 'ws://127.0.0.1:1', '--server-key', 'abc'])).toMatchObject({
+      code: 2,
+      err: expect.stringMatching(/64 hex/),
+    });
   });
 
   it('join with a malformed invite or none is refused', async () => {

@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { UsageError, envName, formatFlagHelp, parseFlags } from '../../signaling/cli-args.ts';
 import { DEFAULT_ICE_SERVER, SERVE_FLAGS, parseServeConfig } from '../../signaling/config.ts';
 
-const usage = (argv: string[], env: NodeJS.ProcessEnv = {}) => () => parseServeConfig(argv, env);
+const usage =
+  (argv: string[], env: NodeJS.ProcessEnv = {}) =>
+  () =>
+    parseServeConfig(argv, env);
 
 describe('serve options', () => {
   it('has the documented defaults', () => {
@@ -26,27 +29,50 @@ describe('serve options', () => {
   });
 
   it('reads every limit from flags and from ZEROROOM_* variables, flags winning', () => {
-    const env = { ZEROROOM_MAX_PAYLOAD: '2097152', ZEROROOM_MAX_CONNECTIONS: '10', ZEROROOM_MAX_CONNECTIONS_PER_IP: '3', ZEROROOM_CONNECTIONS_PER_SECOND_PER_IP: '4', ZEROROOM_HANDSHAKE_TIMEOUT_MS: '5000', ZEROROOM_PORT: '9000' };
+    const env = {
+      ZEROROOM_MAX_PAYLOAD: '2097152',
+      ZEROROOM_MAX_CONNECTIONS: '10',
+      ZEROROOM_MAX_CONNECTIONS_PER_IP: '3',
+      ZEROROOM_CONNECTIONS_PER_SECOND_PER_IP: '4',
+      ZEROROOM_HANDSHAKE_TIMEOUT_MS: '5000',
+      ZEROROOM_PORT: '9000',
+    };
     const c = parseServeConfig(['--max-connections', '20', '--port=0'], env);
-    expect(c.limits).toEqual({ maxPayload: 2097152, maxConnections: 20, maxConnectionsPerIp: 3, newConnectionsPerSecondPerIp: 4, handshakeTimeoutMs: 5000 });
+    expect(c.limits).toEqual({
+      maxPayload: 2097152,
+      maxConnections: 20,
+      maxConnectionsPerIp: 3,
+      newConnectionsPerSecondPerIp: 4,
+      handshakeTimeoutMs: 5000,
+    });
     expect(c.port).toBe(0);
   });
 
   it('takes repeatable flags and comma-separated variables', () => {
-    expect(parseServeConfig(['--ice-server', 'stun:a.example:3478', '--ice-server', 'stun:b.example'], {}).iceServerUrls).toEqual(['stun:a.example:3478', 'stun:b.example']);
-    expect(parseServeConfig([], { ZEROROOM_ICE_SERVER: 'stun:a.example, stun:b.example' }).iceServerUrls).toEqual(['stun:a.example', 'stun:b.example']);
+    expect(parseServeConfig(['--ice-server', 'stun:a.example:3478', '--ice-server', 'stun:b.example'], {}).iceServerUrls).toEqual([
+      'stun:a.example:3478',
+      'stun:b.example',
+    ]);
+    expect(parseServeConfig([], { ZEROROOM_ICE_SERVER: 'stun:a.example, stun:b.example' }).iceServerUrls).toEqual([
+      'stun:a.example',
+      'stun:b.example',
+    ]);
     expect(parseServeConfig(['--ice-server', 'none'], {}).iceServerUrls).toEqual([]);
     expect(parseServeConfig(['--key-file', 'new.key', '--key-file', 'old.key'], {}).keyFiles).toEqual(['new.key', 'old.key']);
   });
 
   it('builds the TURN settings only from a secret plus at least one URL', () => {
-    const c = parseServeConfig(['--turn-url', 'turn:turn.example:3478', '--turn-ttl', '600'], { ZEROROOM_TURN_SECRET: 'a-long-enough-secret' });
+    const c = parseServeConfig(['--turn-url', 'turn:turn.example:3478', '--turn-ttl', '600'], {
+      ZEROROOM_TURN_SECRET: 'a-long-enough-secret',
+    });
     expect(c.turn).toEqual({ urls: ['turn:turn.example:3478'], secret: { value: 'a-long-enough-secret' }, ttlSeconds: 600 });
     expect(parseServeConfig(['--turn-url', 'turns:t.example', '--turn-secret-file', '/s'], {}).turn?.secret).toEqual({ file: '/s' });
     expect(usage(['--turn-url', 'turn:t.example'])).toThrow(/needs --turn-secret/);
     expect(usage(['--turn-secret', 'a-long-enough-secret'])).toThrow(/needs at least one --turn-url/);
     expect(usage(['--turn-url', 'turn:t.example', '--turn-secret', 'short'])).toThrow(/at least 16/);
-    expect(usage(['--turn-url', 'turn:t.example', '--turn-secret', 'a-long-enough-secret', '--turn-secret-file', '/s'])).toThrow(/not both/);
+    expect(usage(['--turn-url', 'turn:t.example', '--turn-secret', 'a-long-enough-secret', '--turn-secret-file', '/s'])).toThrow(
+      /not both/,
+    );
     expect(usage(['--turn-url', 'stun:t.example', '--turn-secret', 'a-long-enough-secret'])).toThrow(/must start with turn: or turns:/);
     expect(usage(['--turn-url', 'turn:t.example', '--turn-secret', 'a-long-enough-secret', '--turn-ttl', '10'])).toThrow(/at least 60/);
   });
@@ -92,7 +118,14 @@ describe('serve options', () => {
   });
 
   it('does not confuse a list flag from the environment with a later flag', () => {
-    const flags = parseFlags(['--b', 'x'], [{ name: 'a', kind: 'list', help: '' }, { name: 'b', kind: 'string', help: '' }], { ZEROROOM_A: 'p,q' });
+    const flags = parseFlags(
+      ['--b', 'x'],
+      [
+        { name: 'a', kind: 'list', help: '' },
+        { name: 'b', kind: 'string', help: '' },
+      ],
+      { ZEROROOM_A: 'p,q' },
+    );
     expect(flags.get('a')).toEqual(['p', 'q']);
     expect(flags.get('b')).toBe('x');
   });

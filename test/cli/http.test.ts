@@ -35,7 +35,13 @@ beforeAll(async () => {
   site = await openStaticSite(root);
   const headers = securityHeaders({ connectOrigins: ['ws://127.0.0.1:1234', 'wss://signal.example'], tls: false });
   server = http.createServer(
-    createHttpHandler({ site, metrics: new SignalingMetrics(0), headers, configJson: () => ({ iceServers: [] }), onError: (_w, e) => errors.push(e) }),
+    createHttpHandler({
+      site,
+      metrics: new SignalingMetrics(0),
+      headers,
+      configJson: () => ({ iceServers: [] }),
+      onError: (_w, e) => errors.push(e),
+    }),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -64,7 +70,19 @@ function rawGet(rawPath: string, method = 'GET'): Promise<{ status: number; head
 
 describe('static lookup', () => {
   it('refuses traversal, encoded separators, backslashes and NUL with 400', async () => {
-    for (const p of ['/../outside.txt', '/sub/../../outside.txt', '/%2e%2e/outside.txt', '/..%2foutside.txt', '/sub%2f..%2f..%2foutside.txt', '/..%5coutside.txt', '/a%00.txt', '/./index.html', '//index.html', '/%zz', 'index.html']) {
+    for (const p of [
+      '/../outside.txt',
+      '/sub/../../outside.txt',
+      '/%2e%2e/outside.txt',
+      '/..%2foutside.txt',
+      '/sub%2f..%2f..%2foutside.txt',
+      '/..%5coutside.txt',
+      '/a%00.txt',
+      '/./index.html',
+      '//index.html',
+      '/%zz',
+      'index.html',
+    ]) {
       expect(await lookupStatic(site, p), p).toEqual({ kind: 'refused', status: 400 });
     }
   });
@@ -83,11 +101,23 @@ describe('static lookup', () => {
   });
 
   it('serves index.html for / and for directories, decoded names, and marks only hashed assets immutable', async () => {
-    expect(await lookupStatic(site, '/')).toMatchObject({ kind: 'file', file: path.join(site.root, 'index.html'), contentType: 'text/html; charset=utf-8', immutable: false });
+    expect(await lookupStatic(site, '/')).toMatchObject({
+      kind: 'file',
+      file: path.join(site.root, 'index.html'),
+      contentType: 'text/html; charset=utf-8',
+      immutable: false,
+    });
     expect(await lookupStatic(site, '/sub/')).toMatchObject({ kind: 'file', file: path.join(site.root, 'sub', 'index.html') });
     expect(await lookupStatic(site, '/a%20b.txt')).toMatchObject({ kind: 'file', contentType: 'text/plain; charset=utf-8' });
-    expect(await lookupStatic(site, '/assets/libthemis-9f.wasm')).toMatchObject({ kind: 'file', contentType: 'application/wasm', immutable: true });
-    expect(await lookupStatic(site, '/assets/app-1a2b.js')).toMatchObject({ contentType: 'text/javascript; charset=utf-8', immutable: true });
+    expect(await lookupStatic(site, '/assets/libthemis-9f.wasm')).toMatchObject({
+      kind: 'file',
+      contentType: 'application/wasm',
+      immutable: true,
+    });
+    expect(await lookupStatic(site, '/assets/app-1a2b.js')).toMatchObject({
+      contentType: 'text/javascript; charset=utf-8',
+      immutable: true,
+    });
   });
 });
 
@@ -101,7 +131,16 @@ describe('HTTP responses', () => {
   };
 
   it('puts the security headers on every response, errors included', async () => {
-    for (const [p, method, status] of [['/', 'GET', 200], ['/healthz', 'GET', 200], ['/metrics', 'GET', 200], ['/config.json', 'GET', 200], ['/nope', 'GET', 404], ['/../x', 'GET', 400], ['/', 'POST', 405], ['/', 'HEAD', 200]] as const) {
+    for (const [p, method, status] of [
+      ['/', 'GET', 200],
+      ['/healthz', 'GET', 200],
+      ['/metrics', 'GET', 200],
+      ['/config.json', 'GET', 200],
+      ['/nope', 'GET', 404],
+      ['/../x', 'GET', 400],
+      ['/', 'POST', 405],
+      ['/', 'HEAD', 200],
+    ] as const) {
       const r = await rawGet(p, method);
       expect(r.status, `${method} ${p}`).toBe(status);
       expectSecurityHeaders(r.headers, `${method} ${p}`);
@@ -147,7 +186,9 @@ describe('HTTP responses', () => {
   });
 
   it('uses only a well-formed Host header for the URLs in /config.json', () => {
-    for (const ok of ['localhost:8765', 'chat.example.com', '127.0.0.1:1', '[::1]:8765', 'a-b.example.']) expect(checkedHost(ok), ok).toBe(ok);
-    for (const bad of [undefined, '', 'evil.example/path', 'a b', 'x"y', "x';", 'host:port', 'a..b', '[::1', 'user@host', 'x'.repeat(300)]) expect(checkedHost(bad), String(bad)).toBeUndefined();
+    for (const ok of ['localhost:8765', 'chat.example.com', '127.0.0.1:1', '[::1]:8765', 'a-b.example.'])
+      expect(checkedHost(ok), ok).toBe(ok);
+    for (const bad of [undefined, '', 'evil.example/path', 'a b', 'x"y', "x';", 'host:port', 'a..b', '[::1', 'user@host', 'x'.repeat(300)])
+      expect(checkedHost(bad), String(bad)).toBeUndefined();
   });
 });

@@ -176,24 +176,40 @@ describe('zeroroom serve options', () => {
     await mkdir(site, { recursive: true });
     await writeFile(path.join(site, 'index.html'), '<!doctype html><title>built app</title>');
     const secret = randomBytes(24).toString('base64');
-    const second = await serve(['--port', '0', '--web', site, '--max-connections', '1', '--turn-url', 'turn:turn.example:3478?transport=udp', '--app-url', 'https://chat.example'], {
-      env: {
-        ZEROROOM_PORT: '1', // the flag wins; port 1 would fail
-        ZEROROOM_KEY_FILE: keyFile,
-        ZEROROOM_ICE_SERVER: 'stun:stun.a.example:3478,stun:stun.b.example',
-        ZEROROOM_TURN_SECRET: secret,
-        ZEROROOM_TURN_TTL: '600',
-        ZEROROOM_SIGNALING_URL: 'wss://signal.example/',
-        ZEROROOM_CONNECT_ORIGIN: 'wss://other.example',
-        ZEROROOM_QUIET: '1',
+    const second = await serve(
+      [
+        '--port',
+        '0',
+        '--web',
+        site,
+        '--max-connections',
+        '1',
+        '--turn-url',
+        'turn:turn.example:3478?transport=udp',
+        '--app-url',
+        'https://chat.example',
+      ],
+      {
+        env: {
+          ZEROROOM_PORT: '1', // the flag wins; port 1 would fail
+          ZEROROOM_KEY_FILE: keyFile,
+          ZEROROOM_ICE_SERVER: 'stun:stun.a.example:3478,stun:stun.b.example',
+          ZEROROOM_TURN_SECRET: secret,
+          ZEROROOM_TURN_TTL: '600',
+          ZEROROOM_SIGNALING_URL: 'wss://signal.example/',
+          ZEROROOM_CONNECT_ORIGIN: 'wss://other.example',
+          ZEROROOM_QUIET: '1',
+        },
       },
-    });
+    );
     expect(second.publicKeyHex).toBe(first.publicKeyHex);
     expect(second.servingLine).toBe(`web app from ${await import('node:fs/promises').then((f) => f.realpath(site))}`);
 
     const index = await fetch(`${second.url}/`);
     expect(await index.text()).toBe('<!doctype html><title>built app</title>');
-    expect(index.headers.get('content-security-policy')).toContain(`connect-src 'self' ${second.wsUrl} wss://signal.example wss://other.example;`);
+    expect(index.headers.get('content-security-policy')).toContain(
+      `connect-src 'self' ${second.wsUrl} wss://signal.example wss://other.example;`,
+    );
 
     const nowS = Math.floor(Date.now() / 1000);
     const config = (await (await fetch(`${second.url}/config.json`)).json()) as Record<string, unknown>;
@@ -232,10 +248,22 @@ describe('zeroroom serve options', () => {
 
 describe('zeroroom serve behind a reverse proxy', () => {
   it('counts per-IP limits by the last X-Forwarded-For hop when the peer is a trusted proxy', async () => {
-    const server = await serve(['--port', '0', '--quiet', '--key-file', path.join(tmp, 'proxy.key'), '--trust-proxy', '127.0.0.1', '--max-connections-per-ip', '1']);
+    const server = await serve([
+      '--port',
+      '0',
+      '--quiet',
+      '--key-file',
+      path.join(tmp, 'proxy.key'),
+      '--trust-proxy',
+      '127.0.0.1',
+      '--max-connections-per-ip',
+      '1',
+    ]);
     const open = (forwardedFor: string) =>
       new Promise<WebSocket>((resolve, reject) => {
-        const ws = new WebSocket(`${server.wsUrl}/${randomBytes(32).toString('hex')}`, SUBPROTOCOL, { headers: { 'X-Forwarded-For': forwardedFor } });
+        const ws = new WebSocket(`${server.wsUrl}/${randomBytes(32).toString('hex')}`, SUBPROTOCOL, {
+          headers: { 'X-Forwarded-For': forwardedFor },
+        });
         sockets.push(ws);
         ws.once('message', () => resolve(ws));
         ws.once('error', reject);
@@ -278,7 +306,11 @@ describe('zeroroom command line errors', () => {
 
   it('runs as `npx zeroroom` from the checkout, with no build step', async () => {
     // npm exec resolves the package's own `bin` entry when run inside the package (no install needed).
-    const child = spawn('npx', ['--no-install', 'zeroroom', '--help'], { cwd: REPO_ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('npx', ['--no-install', 'zeroroom', '--help'], {
+      cwd: REPO_ROOT,
+      env: cleanEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
     const exited = new Promise<number | string>((resolve) => child.once('exit', (c, sig) => resolve(c ?? sig ?? 'unknown')));
@@ -301,7 +333,9 @@ describe('zeroroom command line errors', () => {
   });
 
   it('exits 1 with a clear line when a file it needs is missing', async () => {
-    const run = runCli(['serve', '--port', '0', '--key-file', path.join(tmp, 'k1.key'), '--web', path.join(tmp, 'no-such-dir')], { cwd: tmp });
+    const run = runCli(['serve', '--port', '0', '--key-file', path.join(tmp, 'k1.key'), '--web', path.join(tmp, 'no-such-dir')], {
+      cwd: tmp,
+    });
     runs.push(run);
     expect(await run.exited).toBe(1);
     expect(run.stderr()).toMatch(/^zeroroom: --web .*no-such-dir: .*ENOENT.*\n$/);
@@ -322,7 +356,10 @@ describe('zeroroom serve with a bad key file', () => {
       const run = runCli(['serve', '--port', '0', '--key-file', file], { cwd: tmp });
       runs.push(run);
       expect(await run.exited).toBe(1);
-      const lines = run.stderr().split('\n').filter((l) => l !== '');
+      const lines = run
+        .stderr()
+        .split('\n')
+        .filter((l) => l !== '');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toContain(file);
       expect(lines[0]).toMatch(message);

@@ -39,7 +39,11 @@ function attribute(type: number, value: Buffer): Buffer {
 }
 
 /** Encodes a request; with `key`, appends MESSAGE-INTEGRITY (HMAC-SHA1 over the message with its length fixed up). */
-export function encodeRequest(method: number, attrs: ReadonlyArray<[number, Buffer]>, key?: Buffer): { bytes: Buffer; transactionId: Buffer } {
+export function encodeRequest(
+  method: number,
+  attrs: ReadonlyArray<[number, Buffer]>,
+  key?: Buffer,
+): { bytes: Buffer; transactionId: Buffer } {
   const transactionId = randomBytes(12);
   let body = Buffer.concat(attrs.map(([t, v]) => attribute(t, v)));
   const header = Buffer.alloc(20);
@@ -48,7 +52,9 @@ export function encodeRequest(method: number, attrs: ReadonlyArray<[number, Buff
   transactionId.copy(header, 8);
   if (key !== undefined) {
     header.writeUInt16BE(body.length + 24, 2); // length as if MESSAGE-INTEGRITY were already there
-    const mac = createHmac('sha1', key).update(Buffer.concat([header, body])).digest();
+    const mac = createHmac('sha1', key)
+      .update(Buffer.concat([header, body]))
+      .digest();
     body = Buffer.concat([body, attribute(ATTR.messageIntegrity, mac)]);
   }
   header.writeUInt16BE(body.length, 2);
@@ -63,13 +69,18 @@ export function decodeMessage(bytes: Buffer): StunMessage {
   const cls = ((type >> 4) & 1) | ((type >> 7) & 2);
   const method = (type & 0x000f) | ((type >> 1) & 0x0070) | ((type >> 2) & 0x0f80);
   const attrs = new Map<number, Buffer>();
-  for (let off = 20; off + 4 <= bytes.length; ) {
+  for (let off = 20; off + 4 <= bytes.length;) {
     const t = bytes.readUInt16BE(off);
     const len = bytes.readUInt16BE(off + 2);
     attrs.set(t, bytes.subarray(off + 4, off + 4 + len));
     off += 4 + len + ((4 - (len % 4)) % 4);
   }
-  return { cls: (['request', 'indication', 'success', 'error'] as const)[cls] as StunMessage['cls'], method, transactionId: bytes.subarray(8, 20), attrs };
+  return {
+    cls: (['request', 'indication', 'success', 'error'] as const)[cls] as StunMessage['cls'],
+    method,
+    transactionId: bytes.subarray(8, 20),
+    attrs,
+  };
 }
 
 export function errorCode(msg: StunMessage): number | undefined {
@@ -90,7 +101,10 @@ export class StunClient {
   private readonly socket = dgram.createSocket('udp4');
   private readonly waiting = new Map<string, (m: StunMessage) => void>();
 
-  constructor(private readonly host: string, private readonly port: number) {
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {
     this.socket.on('message', (bytes) => {
       const msg = decodeMessage(bytes);
       this.waiting.get(msg.transactionId.toString('hex'))?.(msg);
@@ -141,12 +155,17 @@ const UDP_TRANSPORT = Buffer.from([17, 0, 0, 0]);
  */
 export async function allocate(client: StunClient, username: string, password: string): Promise<StunMessage> {
   const challenge = await client.transact(encodeRequest(METHOD.allocate, [[ATTR.requestedTransport, UDP_TRANSPORT]]));
-  if (challenge.cls !== 'error' || errorCode(challenge) !== 401) throw new Error(`expected a 401 challenge, got ${challenge.cls} ${errorCode(challenge)}`);
+  if (challenge.cls !== 'error' || errorCode(challenge) !== 401)
+    throw new Error(`expected a 401 challenge, got ${challenge.cls} ${errorCode(challenge)}`);
   const realm = challenge.attrs.get(ATTR.realm);
   const nonce = challenge.attrs.get(ATTR.nonce);
   if (realm === undefined || nonce === undefined) throw new Error('401 without REALM or NONCE');
   const key = longTermKey(username, realm.toString('utf8'), password);
-  const auth: Array<[number, Buffer]> = [[ATTR.username, Buffer.from(username, 'utf8')], [ATTR.realm, realm], [ATTR.nonce, nonce]];
+  const auth: Array<[number, Buffer]> = [
+    [ATTR.username, Buffer.from(username, 'utf8')],
+    [ATTR.realm, realm],
+    [ATTR.nonce, nonce],
+  ];
   const answer = await client.transact(encodeRequest(METHOD.allocate, [[ATTR.requestedTransport, UDP_TRANSPORT], ...auth], key));
   if (answer.cls === 'success') {
     const lifetimeZero = Buffer.alloc(4);

@@ -19,7 +19,9 @@ let server: ServeRun;
 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-tls-'));
-  server = await startServe(['--port', '0', '--quiet', '--tls-cert', CERT, '--tls-key', KEY, '--key-file', path.join(tmp, 'server.key')], { cwd: tmp });
+  server = await startServe(['--port', '0', '--quiet', '--tls-cert', CERT, '--tls-key', KEY, '--key-file', path.join(tmp, 'server.key')], {
+    cwd: tmp,
+  });
   runs.push(server);
 });
 
@@ -66,10 +68,17 @@ describe('zeroroom serve over TLS', () => {
   });
 
   it('exits 1 with one line when the certificate file is not a certificate', async () => {
-    const run = runCli(['serve', '--port', '0', '--tls-cert', KEY, '--tls-key', KEY, '--key-file', path.join(tmp, 'other.key')], { cwd: tmp });
+    const run = runCli(['serve', '--port', '0', '--tls-cert', KEY, '--tls-key', KEY, '--key-file', path.join(tmp, 'other.key')], {
+      cwd: tmp,
+    });
     runs.push(run);
     expect(await run.exited).toBe(1);
-    expect(run.stderr().split('\n').filter((l) => l !== '')).toHaveLength(1);
+    expect(
+      run
+        .stderr()
+        .split('\n')
+        .filter((l) => l !== ''),
+    ).toHaveLength(1);
     expect(run.stderr()).toMatch(/^zeroroom: /);
   });
 });

@@ -44,13 +44,32 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-turn-'));
   turnPort = await freeUdpPort();
   // Flags from ../shared/notes/platform.md, with TURN REST API auth instead of a static user.
-  const child = spawn(turnserver, [
-    '-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${turnPort}`,
-    `--min-port=${RELAY_MIN}`, `--max-port=${RELAY_MAX}`, '--use-auth-secret', `--static-auth-secret=${SECRET}`,
-    '--realm=zeroroom.test', '--fingerprint', '--no-tls', '--no-dtls', '--no-tcp', '--no-cli', '--allow-loopback-peers',
-    '--no-multicast-peers', `--pidfile=${path.join(tmp, 'turnserver.pid')}`, `--userdb=${path.join(tmp, 'turndb')}`,
-    '--log-file=stdout', '--simple-log',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    turnserver,
+    [
+      '-n',
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${turnPort}`,
+      `--min-port=${RELAY_MIN}`,
+      `--max-port=${RELAY_MAX}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${SECRET}`,
+      '--realm=zeroroom.test',
+      '--fingerprint',
+      '--no-tls',
+      '--no-dtls',
+      '--no-tcp',
+      '--no-cli',
+      '--allow-loopback-peers',
+      '--no-multicast-peers',
+      `--pidfile=${path.join(tmp, 'turnserver.pid')}`,
+      `--userdb=${path.join(tmp, 'turndb')}`,
+      '--log-file=stdout',
+      '--simple-log',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (s: string) => (output += s));
   child.stderr?.setEncoding('utf8').on('data', (s: string) => (output += s));
@@ -66,13 +85,27 @@ beforeAll(async () => {
       expect(answer.cls).toBe('success');
       break;
     } catch (e) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`turnserver did not answer on 127.0.0.1:${turnPort}: ${String(e)}\n${output}`);
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`turnserver did not answer on 127.0.0.1:${turnPort}: ${String(e)}\n${output}`);
     }
   }
 
   const secretFile = path.join(tmp, 'turn.secret');
   await writeFile(secretFile, SECRET + '\n', { mode: 0o600 });
-  server = await startServe(['--port', '0', '--quiet', '--key-file', path.join(tmp, 'server.key'), '--turn-secret-file', secretFile, '--turn-url', `turn:127.0.0.1:${turnPort}?transport=udp`], { cwd: tmp });
+  server = await startServe(
+    [
+      '--port',
+      '0',
+      '--quiet',
+      '--key-file',
+      path.join(tmp, 'server.key'),
+      '--turn-secret-file',
+      secretFile,
+      '--turn-url',
+      `turn:127.0.0.1:${turnPort}?transport=udp`,
+    ],
+    { cwd: tmp },
+  );
 });
 
 afterAll(async () => {
@@ -97,7 +130,9 @@ async function allocateFromNewSocket(username: string, password: string) {
 }
 
 async function turnEntry(): Promise<{ urls: string[]; username: string; credential: string }> {
-  const config = (await (await fetch(`${server?.url}/config.json`)).json()) as { iceServers: Array<{ urls: string[]; username?: string; credential?: string }> };
+  const config = (await (await fetch(`${server?.url}/config.json`)).json()) as {
+    iceServers: Array<{ urls: string[]; username?: string; credential?: string }>;
+  };
   const entry = config.iceServers.find((s) => s.username !== undefined);
   if (entry?.username === undefined || entry.credential === undefined) throw new Error(`no TURN entry in ${JSON.stringify(config)}`);
   return { urls: entry.urls, username: entry.username, credential: entry.credential };

@@ -91,22 +91,25 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
     const key = zr.generateSymmetricKey();
     const ctx = zr.utf8Encode('room:x|epoch:3');
     const fromNode = zr.cellSeal(key, zr.utf8Encode('from node'), ctx);
-    const r = await page.evaluate(async ([k, c, sealed]) => {
-      const z = (window as unknown as Win).zr;
-      const key = z.asSymmetricKey(z.fromHex(k));
-      const ctx = z.fromHex(c);
-      const opened = z.utf8Decode(z.cellOpen(key, z.fromHex(sealed), ctx));
-      const mine = z.toHex(z.cellSeal(key, z.utf8Encode('from browser'), ctx));
-      const bad = z.fromHex(sealed);
-      bad[bad.length - 1] = (bad[bad.length - 1] ?? 0) ^ 1;
-      let tamper = '';
-      try {
-        z.cellOpen(key, bad, ctx);
-      } catch (e) {
-        tamper = `${(e as { code: string }).code}:${e instanceof z.AuthError}`;
-      }
-      return { opened, mine, tamper };
-    }, [hex(key), hex(ctx), hex(fromNode)] as const);
+    const r = await page.evaluate(
+      async ([k, c, sealed]) => {
+        const z = (window as unknown as Win).zr;
+        const key = z.asSymmetricKey(z.fromHex(k));
+        const ctx = z.fromHex(c);
+        const opened = z.utf8Decode(z.cellOpen(key, z.fromHex(sealed), ctx));
+        const mine = z.toHex(z.cellSeal(key, z.utf8Encode('from browser'), ctx));
+        const bad = z.fromHex(sealed);
+        bad[bad.length - 1] = (bad[bad.length - 1] ?? 0) ^ 1;
+        let tamper = '';
+        try {
+          z.cellOpen(key, bad, ctx);
+        } catch (e) {
+          tamper = `${(e as { code: string }).code}:${e instanceof z.AuthError}`;
+        }
+        return { opened, mine, tamper };
+      },
+      [hex(key), hex(ctx), hex(fromNode)] as const,
+    );
     expect(r.opened).toBe('from node');
     expect(r.tamper).toBe('crypto.auth:true');
     expect(zr.utf8Decode(zr.cellOpen(key, unhex(r.mine), ctx))).toBe('from browser');
@@ -122,11 +125,14 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
       return { pub: z.toHex(id.publicKey), signed: z.toHex(z.sign(id.privateKey, z.utf8Encode('member list'))) };
     });
     expect(zr.utf8Decode(zr.verify(zr.asEcPublicKey(unhex(r1.pub)), unhex(r1.signed)))).toBe('member list');
-    const r2 = await page.evaluate(([nodePub, sealed]) => {
-      const z = (window as unknown as Win).zr;
-      const id = (window as unknown as { id: ReturnType<Zr['generateIdentity']> }).id;
-      return z.utf8Decode(z.openFrom(id.privateKey, z.asEcPublicKey(z.fromHex(nodePub)), z.fromHex(sealed)));
-    }, [hex(nodeId.publicKey), sealedForBrowser(r1.pub)] as const);
+    const r2 = await page.evaluate(
+      ([nodePub, sealed]) => {
+        const z = (window as unknown as Win).zr;
+        const id = (window as unknown as { id: ReturnType<Zr['generateIdentity']> }).id;
+        return z.utf8Decode(z.openFrom(id.privateKey, z.asEcPublicKey(z.fromHex(nodePub)), z.fromHex(sealed)));
+      },
+      [hex(nodeId.publicKey), sealedForBrowser(r1.pub)] as const,
+    );
     expect(r2).toBe('room key');
   });
 
@@ -135,23 +141,30 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
     const nodeKey = hex(await zr.deriveStorageKey('pässword', params));
     const sk = new Uint8Array(32).fill(8);
     const nonce = new Uint8Array(24).fill(2);
-    const r = await page.evaluate(async ([iterations, sk, nonce]) => {
-      const z = (window as unknown as Win).zr;
-      const key = await z.deriveStorageKey('pa\u0308ssword', { alg: 'pbkdf2-sha256', iterations, salt: new Uint8Array(16).fill(4) });
-      const pair = z.boxKeyPairFromSecret(z.asBoxSecretKey(z.fromHex(sk)));
-      const sb = z.secretbox(z.utf8Encode('hi'), z.fromHex(nonce), z.asSecretboxKey(z.fromHex(sk)));
-      let open = '';
-      try {
-        z.secretboxOpen(sb.subarray(1), z.fromHex(nonce), z.asSecretboxKey(z.fromHex(sk)));
-      } catch (e) {
-        open = (e as { code: string }).code;
-      }
-      return {
-        key: z.toHex(key), pub: z.toHex(pair.publicKey), sb: z.toHex(sb), open,
-        sha256: z.toHex(z.sha256(z.utf8Encode('abc'))), sha512: z.toHex(z.sha512(z.utf8Encode('abc'))).slice(0, 16),
-        b64: z.toBase64url(z.fromHex('fbffbf')),
-      };
-    }, [zr.MIN_ITERATIONS, hex(sk), hex(nonce)] as const);
+    const r = await page.evaluate(
+      async ([iterations, sk, nonce]) => {
+        const z = (window as unknown as Win).zr;
+        const key = await z.deriveStorageKey('pa\u0308ssword', { alg: 'pbkdf2-sha256', iterations, salt: new Uint8Array(16).fill(4) });
+        const pair = z.boxKeyPairFromSecret(z.asBoxSecretKey(z.fromHex(sk)));
+        const sb = z.secretbox(z.utf8Encode('hi'), z.fromHex(nonce), z.asSecretboxKey(z.fromHex(sk)));
+        let open = '';
+        try {
+          z.secretboxOpen(sb.subarray(1), z.fromHex(nonce), z.asSecretboxKey(z.fromHex(sk)));
+        } catch (e) {
+          open = (e as { code: string }).code;
+        }
+        return {
+          key: z.toHex(key),
+          pub: z.toHex(pair.publicKey),
+          sb: z.toHex(sb),
+          open,
+          sha256: z.toHex(z.sha256(z.utf8Encode('abc'))),
+          sha512: z.toHex(z.sha512(z.utf8Encode('abc'))).slice(0, 16),
+          b64: z.toBase64url(z.fromHex('fbffbf')),
+        };
+      },
+      [zr.MIN_ITERATIONS, hex(sk), hex(nonce)] as const,
+    );
     expect(r.key).toBe(nodeKey);
     expect(r.pub).toBe(hex(zr.boxKeyPairFromSecret(zr.asBoxSecretKey(sk)).publicKey));
     expect(r.sb).toBe(hex(zr.secretbox(zr.utf8Encode('hi'), nonce, zr.asSecretboxKey(sk))));

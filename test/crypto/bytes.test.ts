@@ -1,8 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  concatBytes, EncodingError, equalBytes, fromBase64url, fromHex, InputError, toBase64url, toHex,
-  utf8Decode, utf8Encode,
+  concatBytes,
+  EncodingError,
+  equalBytes,
+  fromBase64url,
+  fromHex,
+  InputError,
+  toBase64url,
+  toHex,
+  utf8Decode,
+  utf8Encode,
 } from '../../crypto/index.ts';
 import { expectThrows } from './expect-error.ts';
 
@@ -34,38 +42,47 @@ describe('hex', () => {
     expectThrows(() => toHex([1, 2] as unknown as Uint8Array), InputError, 'crypto.input');
   });
   it('round-trips any bytes and matches Buffer (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-      const s = toHex(bytes);
-      expect(s).toBe(Buffer.from(bytes).toString('hex'));
-      expect(fromHex(s)).toEqual(bytes);
-      expect(fromHex(s.toUpperCase())).toEqual(bytes);
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const s = toHex(bytes);
+        expect(s).toBe(Buffer.from(bytes).toString('hex'));
+        expect(fromHex(s)).toEqual(bytes);
+        expect(fromHex(s.toUpperCase())).toEqual(bytes);
+      }),
+    );
   });
   it('rejects any single character replaced by a non-hex character (property)', () => {
-    fc.assert(fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.string({ minLength: 1, maxLength: 1 }),
-      (bytes, pos, ch) => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.string({ minLength: 1, maxLength: 1 }), (bytes, pos, ch) => {
         fc.pre(!/[0-9a-fA-F]/.test(ch));
         const s = toHex(bytes);
         const i = pos % s.length;
         expectThrows(() => fromHex(s.slice(0, i) + ch + s.slice(i + 1)), EncodingError, 'crypto.encoding');
-      },
-    ));
+      }),
+    );
   });
   it('rejects any truncation by an odd number of characters (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, cut) => {
-      const s = toHex(bytes);
-      const len = (cut % s.length) | 1; // odd, shorter than s
-      fc.pre(len < s.length);
-      expectThrows(() => fromHex(s.slice(0, len)), EncodingError, 'crypto.encoding');
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, cut) => {
+        const s = toHex(bytes);
+        const len = (cut % s.length) | 1; // odd, shorter than s
+        fc.pre(len < s.length);
+        expectThrows(() => fromHex(s.slice(0, len)), EncodingError, 'crypto.encoding');
+      }),
+    );
   });
 });
 
 describe('base64url', () => {
   it('encodes RFC 4648 section 10 vectors without padding, in the URL alphabet', () => {
     const cases: Array<[string, string]> = [
-      ['', ''], ['f', 'Zg'], ['fo', 'Zm8'], ['foo', 'Zm9v'], ['foob', 'Zm9vYg'], ['fooba', 'Zm9vYmE'], ['foobar', 'Zm9vYmFy'],
+      ['', ''],
+      ['f', 'Zg'],
+      ['fo', 'Zm8'],
+      ['foo', 'Zm9v'],
+      ['foob', 'Zm9vYg'],
+      ['fooba', 'Zm9vYmE'],
+      ['foobar', 'Zm9vYmFy'],
     ];
     for (const [plain, enc] of cases) {
       expect(toBase64url(utf8Encode(plain))).toBe(enc);
@@ -97,40 +114,53 @@ describe('base64url', () => {
     expectThrows(() => fromBase64url(key.slice(0, -2), 32), EncodingError, 'crypto.encoding');
   });
   it('round-trips any bytes and matches Buffer base64url (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-      const s = toBase64url(bytes);
-      expect(s).toBe(Buffer.from(bytes).toString('base64url'));
-      expect(fromBase64url(s)).toEqual(bytes);
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        const s = toBase64url(bytes);
+        expect(s).toBe(Buffer.from(bytes).toString('base64url'));
+        expect(fromBase64url(s)).toEqual(bytes);
+      }),
+    );
   });
   it('has exactly one accepted text per byte string (property: canonical)', () => {
-    fc.assert(fc.property(fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), maxLength: 40 }), (s) => {
-      let decoded: Uint8Array | undefined;
-      try {
-        decoded = fromBase64url(s);
-      } catch (e) {
-        expect(e).toBeInstanceOf(EncodingError);
-        return;
-      }
-      expect(toBase64url(decoded)).toBe(s);
-    }));
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), maxLength: 40 }),
+        (s) => {
+          let decoded: Uint8Array | undefined;
+          try {
+            decoded = fromBase64url(s);
+          } catch (e) {
+            expect(e).toBeInstanceOf(EncodingError);
+            return;
+          }
+          expect(toBase64url(decoded)).toBe(s);
+        },
+      ),
+    );
   });
   it('rejects any single character replaced by a foreign character (property)', () => {
-    fc.assert(fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.constantFrom('=', '+', '/', ' ', '\n', '.', '~', 'é', '\0'),
-      (bytes, pos, ch) => {
-        const s = toBase64url(bytes);
-        const i = pos % s.length;
-        expectThrows(() => fromBase64url(s.slice(0, i) + ch + s.slice(i + 1)), EncodingError, 'crypto.encoding');
-      },
-    ));
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.nat(),
+        fc.constantFrom('=', '+', '/', ' ', '\n', '.', '~', 'é', '\0'),
+        (bytes, pos, ch) => {
+          const s = toBase64url(bytes);
+          const i = pos % s.length;
+          expectThrows(() => fromBase64url(s.slice(0, i) + ch + s.slice(i + 1)), EncodingError, 'crypto.encoding');
+        },
+      ),
+    );
   });
   it('rejects any truncation when the length is fixed (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, cut) => {
-      const s = toBase64url(bytes);
-      const len = cut % s.length;
-      expectThrows(() => fromBase64url(s.slice(0, len), bytes.length), EncodingError, 'crypto.encoding');
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), (bytes, cut) => {
+        const s = toBase64url(bytes);
+        const len = cut % s.length;
+        expectThrows(() => fromBase64url(s.slice(0, len), bytes.length), EncodingError, 'crypto.encoding');
+      }),
+    );
   });
 });
 
@@ -142,13 +172,15 @@ describe('equalBytes', () => {
     expect(equalBytes(new Uint8Array(0), new Uint8Array(0))).toBe(true);
   });
   it('detects any single-bit difference (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.integer({ min: 0, max: 7 }), (a, pos, bit) => {
-      const b = a.slice();
-      const i = pos % b.length;
-      b[i] = (b[i] as number) ^ (1 << bit);
-      expect(equalBytes(a, b)).toBe(false);
-      expect(equalBytes(a, a.slice())).toBe(true);
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.integer({ min: 0, max: 7 }), (a, pos, bit) => {
+        const b = a.slice();
+        const i = pos % b.length;
+        b[i] = (b[i] as number) ^ (1 << bit);
+        expect(equalBytes(a, b)).toBe(false);
+        expect(equalBytes(a, a.slice())).toBe(true);
+      }),
+    );
   });
   it('rejects non-bytes', () => {
     expectThrows(() => equalBytes('ab' as unknown as Uint8Array, new Uint8Array(2)), InputError, 'crypto.input', 'a must be');
@@ -186,8 +218,10 @@ describe('utf8', () => {
     expectThrows(() => utf8Encode('\udc00'), EncodingError, 'crypto.encoding');
   });
   it('round-trips any well-formed string (property)', () => {
-    fc.assert(fc.property(fc.string({ unit: 'grapheme', maxLength: 50 }), (s) => {
-      expect(utf8Decode(utf8Encode(s))).toBe(s);
-    }));
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 50 }), (s) => {
+        expect(utf8Decode(utf8Encode(s))).toBe(s);
+      }),
+    );
   });
 });

@@ -25,13 +25,15 @@ describe('sha256 against node:crypto', () => {
     }
   });
   it('agrees on random inputs, including views with an offset (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat({ max: 16 }), (bytes, offset) => {
-      const buf = new Uint8Array(bytes.length + offset);
-      buf.set(bytes, offset);
-      const view = buf.subarray(offset);
-      expect(toHex(sha256(view))).toBe(createHash('sha256').update(bytes).digest('hex'));
-      expect(toHex(sha512(view))).toBe(createHash('sha512').update(bytes).digest('hex'));
-    }));
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2000 }), fc.nat({ max: 16 }), (bytes, offset) => {
+        const buf = new Uint8Array(bytes.length + offset);
+        buf.set(bytes, offset);
+        const view = buf.subarray(offset);
+        expect(toHex(sha256(view))).toBe(createHash('sha256').update(bytes).digest('hex'));
+        expect(toHex(sha512(view))).toBe(createHash('sha512').update(bytes).digest('hex'));
+      }),
+    );
   });
   it('does not modify its input and returns fresh buffers', () => {
     const input = utf8Encode('abc');

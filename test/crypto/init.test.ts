@@ -1,7 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import {
-  asEcPrivateKey, asEcPublicKey, asSymmetricKey, cellOpen, cellSeal, CryptoError, generateIdentity, initCrypto,
-  NotReadyError, openFrom, sealTo, sign, verify, type EcPrivateKey, type EcPublicKey,
+  asEcPrivateKey,
+  asEcPublicKey,
+  asSymmetricKey,
+  cellOpen,
+  cellSeal,
+  CryptoError,
+  generateIdentity,
+  initCrypto,
+  NotReadyError,
+  openFrom,
+  sealTo,
+  sign,
+  verify,
+  type EcPrivateKey,
+  type EcPublicKey,
 } from '../../crypto/index.ts';
 import { expectThrows } from './expect-error.ts';
 
@@ -13,9 +26,15 @@ describe('initCrypto', () => {
     const pub = new Uint8Array(45) as EcPublicKey;
     const m = new Uint8Array([1]);
     const calls: Array<() => unknown> = [
-      () => generateIdentity(), () => sign(priv, m), () => verify(pub, m), () => sealTo(priv, pub, m),
-      () => openFrom(priv, pub, m), () => cellSeal(key, m, m), () => cellOpen(key, m, m),
-      () => asEcPublicKey(pub), () => asEcPrivateKey(priv),
+      () => generateIdentity(),
+      () => sign(priv, m),
+      () => verify(pub, m),
+      () => sealTo(priv, pub, m),
+      () => openFrom(priv, pub, m),
+      () => cellSeal(key, m, m),
+      () => cellOpen(key, m, m),
+      () => asEcPublicKey(pub),
+      () => asEcPrivateKey(priv),
     ];
     for (const call of calls) {
       const err = expectThrows(call, NotReadyError, 'crypto.not-ready');

@@ -1,8 +1,16 @@
 import { pbkdf2Sync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  checkKdfParams, deriveStorageKey, InputError, KdfParamsError, MIN_ITERATIONS, newKdfParams, pbkdf2Sha256, toHex,
-  utf8Encode, type KdfParams,
+  checkKdfParams,
+  deriveStorageKey,
+  InputError,
+  KdfParamsError,
+  MIN_ITERATIONS,
+  newKdfParams,
+  pbkdf2Sha256,
+  toHex,
+  utf8Encode,
+  type KdfParams,
 } from '../../crypto/index.ts';
 import vectors from '../vectors/pbkdf2_sha256.json' with { type: 'json' };
 import { expectRejects, expectThrows } from './expect-error.ts';
@@ -30,9 +38,18 @@ describe('newKdfParams / checkKdfParams', () => {
   it('refuses weak or malformed params', () => {
     const good = cheap();
     const bad: unknown[] = [
-      null, 'pbkdf2', {}, { ...good, alg: 'pbkdf2-sha1' }, { ...good, iterations: MIN_ITERATIONS - 1 },
-      { ...good, iterations: 1 }, { ...good, iterations: 1e9 }, { ...good, iterations: 700_000.5 }, { ...good, iterations: '700000' },
-      { ...good, salt: new Uint8Array(15) }, { ...good, salt: new Uint8Array(65) }, { ...good, salt: [1, 2, 3] },
+      null,
+      'pbkdf2',
+      {},
+      { ...good, alg: 'pbkdf2-sha1' },
+      { ...good, iterations: MIN_ITERATIONS - 1 },
+      { ...good, iterations: 1 },
+      { ...good, iterations: 1e9 },
+      { ...good, iterations: 700_000.5 },
+      { ...good, iterations: '700000' },
+      { ...good, salt: new Uint8Array(15) },
+      { ...good, salt: new Uint8Array(65) },
+      { ...good, salt: [1, 2, 3] },
     ];
     for (const p of bad) expectThrows(() => checkKdfParams(p), KdfParamsError, 'crypto.kdf-params');
     expect(() => checkKdfParams(good)).not.toThrow();

@@ -2,9 +2,30 @@ import fc from 'fast-check';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
 import {
-  asBoxPublicKey, asBoxSecretKey, asSecretboxKey, asSharedKey, AuthError, box, boxAfter, boxBefore, boxKeyPairFromSecret,
-  boxOpen, boxOpenAfter, fromHex, generateBoxKeyPair, generateSecretboxKey, InputError, KeyError, randomNonce, secretbox,
-  secretboxOpen, toHex, type BoxPublicKey, type BoxSecretKey, type SecretboxKey, type SharedKey,
+  asBoxPublicKey,
+  asBoxSecretKey,
+  asSecretboxKey,
+  asSharedKey,
+  AuthError,
+  box,
+  boxAfter,
+  boxBefore,
+  boxKeyPairFromSecret,
+  boxOpen,
+  boxOpenAfter,
+  fromHex,
+  generateBoxKeyPair,
+  generateSecretboxKey,
+  InputError,
+  KeyError,
+  randomNonce,
+  secretbox,
+  secretboxOpen,
+  toHex,
+  type BoxPublicKey,
+  type BoxSecretKey,
+  type SecretboxKey,
+  type SharedKey,
 } from '../../crypto/index.ts';
 import boxVector from '../vectors/nacl_box.json' with { type: 'json' };
 import secretboxVectors from '../vectors/tweetnacl_secretbox.json' with { type: 'json' };
@@ -115,25 +136,31 @@ describe('tamper detection (opens throw AuthError, never return null)', () => {
     expectThrows(() => boxOpenAfter(bx, nonce, boxBefore(a.publicKey, eve.secretKey)), AuthError, 'crypto.auth');
   });
   it('secretbox: round trip, any single-byte change, any truncation (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
-      const nonce = randomNonce();
-      const c = secretbox(m, nonce, key);
-      expect(c.length).toBe(m.length + 16);
-      expect(secretboxOpen(c, nonce, key)).toEqual(m);
-      expectThrows(() => secretboxOpen(flipByte(c, pos % c.length, mask), nonce, key), AuthError, 'crypto.auth');
-      expectThrows(() => secretboxOpen(c.subarray(0, pos % c.length), nonce, key), AuthError, 'crypto.auth');
-      expectThrows(() => secretboxOpen(c, flipByte(nonce, pos % 24, mask), key), AuthError, 'crypto.auth');
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
+        const nonce = randomNonce();
+        const c = secretbox(m, nonce, key);
+        expect(c.length).toBe(m.length + 16);
+        expect(secretboxOpen(c, nonce, key)).toEqual(m);
+        expectThrows(() => secretboxOpen(flipByte(c, pos % c.length, mask), nonce, key), AuthError, 'crypto.auth');
+        expectThrows(() => secretboxOpen(c.subarray(0, pos % c.length), nonce, key), AuthError, 'crypto.auth');
+        expectThrows(() => secretboxOpen(c, flipByte(nonce, pos % 24, mask), key), AuthError, 'crypto.auth');
+      }),
+      { numRuns: 200 },
+    );
   });
   it('box and box.after agree; any single-byte change or truncation is rejected (property)', () => {
     const shared = boxBefore(b.publicKey, a.secretKey);
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
-      const nonce = randomNonce();
-      const c = boxAfter(m, nonce, shared);
-      expect(boxOpen(c, nonce, a.publicKey, b.secretKey)).toEqual(m);
-      expect(boxOpenAfter(c, nonce, shared)).toEqual(m);
-      expectThrows(() => boxOpenAfter(flipByte(c, pos % c.length, mask), nonce, shared), AuthError, 'crypto.auth');
-      expectThrows(() => boxOpenAfter(c.subarray(0, pos % c.length), nonce, shared), AuthError, 'crypto.auth');
-    }), { numRuns: 200 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
+        const nonce = randomNonce();
+        const c = boxAfter(m, nonce, shared);
+        expect(boxOpen(c, nonce, a.publicKey, b.secretKey)).toEqual(m);
+        expect(boxOpenAfter(c, nonce, shared)).toEqual(m);
+        expectThrows(() => boxOpenAfter(flipByte(c, pos % c.length, mask), nonce, shared), AuthError, 'crypto.auth');
+        expectThrows(() => boxOpenAfter(c.subarray(0, pos % c.length), nonce, shared), AuthError, 'crypto.auth');
+      }),
+      { numRuns: 200 },
+    );
   });
 });

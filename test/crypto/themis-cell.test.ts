@@ -1,8 +1,20 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  asSymmetricKey, AuthError, cellOpen, cellSeal, concatBytes, generateSymmetricKey, initCrypto, InputError, KeyError,
-  MAX_CONTEXT_BYTES, SYMMETRIC_KEY_LENGTH, utf8Decode, utf8Encode, type SymmetricKey,
+  asSymmetricKey,
+  AuthError,
+  cellOpen,
+  cellSeal,
+  concatBytes,
+  generateSymmetricKey,
+  initCrypto,
+  InputError,
+  KeyError,
+  MAX_CONTEXT_BYTES,
+  SYMMETRIC_KEY_LENGTH,
+  utf8Decode,
+  utf8Encode,
+  type SymmetricKey,
 } from '../../crypto/index.ts';
 import vectors from '../vectors/themis.json' with { type: 'json' };
 import { expectThrows, flipByte } from './expect-error.ts';
@@ -69,40 +81,49 @@ describe('cellSeal / cellOpen', () => {
   });
   it('round-trip, any single-byte change and any truncation (property)', () => {
     const key = generateSymmetricKey();
-    fc.assert(fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.nat(), fc.integer({ min: 1, max: 255 }),
-      (m, context, pos, mask) => {
-        const sealed = cellSeal(key, m, context);
-        expect(cellOpen(key, sealed, context)).toEqual(m);
-        expectThrows(() => cellOpen(key, flipByte(sealed, pos % sealed.length, mask), context), AuthError, 'crypto.auth');
-        expectThrows(() => cellOpen(key, sealed.subarray(0, pos % sealed.length), context), AuthError, 'crypto.auth');
-        expectThrows(() => cellOpen(key, sealed, flipByte(context, pos % context.length, mask)), AuthError, 'crypto.auth');
-      },
-    ), { numRuns: 200 });
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 300 }),
+        fc.uint8Array({ minLength: 1, maxLength: 64 }),
+        fc.nat(),
+        fc.integer({ min: 1, max: 255 }),
+        (m, context, pos, mask) => {
+          const sealed = cellSeal(key, m, context);
+          expect(cellOpen(key, sealed, context)).toEqual(m);
+          expectThrows(() => cellOpen(key, flipByte(sealed, pos % sealed.length, mask), context), AuthError, 'crypto.auth');
+          expectThrows(() => cellOpen(key, sealed.subarray(0, pos % sealed.length), context), AuthError, 'crypto.auth');
+          expectThrows(() => cellOpen(key, sealed, flipByte(context, pos % context.length, mask)), AuthError, 'crypto.auth');
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
   // Themis alone accepts an appended byte about once in 200 seals; the wrapper checks the header length.
   it('rejects any trailing bytes, for any key and message (property)', () => {
-    fc.assert(fc.property(
-      fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 8 }),
-      (m, extra) => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 64 }), fc.uint8Array({ minLength: 1, maxLength: 8 }), (m, extra) => {
         const key = generateSymmetricKey();
         const sealed = cellSeal(key, m, ctx);
         expectThrows(() => cellOpen(key, concatBytes(sealed, extra), ctx), AuthError, 'crypto.auth');
-      },
-    ), { numRuns: 3000 });
+      }),
+      { numRuns: 3000 },
+    );
   });
   it('does not mutate its inputs (property)', () => {
     const key = generateSymmetricKey();
     const keyCopy = key.slice();
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 100 }), (m) => {
-      const mCopy = m.slice();
-      const sealed = cellSeal(key, m, ctx);
-      const sealedCopy = sealed.slice();
-      cellOpen(key, sealed, ctx);
-      expect(m).toEqual(mCopy);
-      expect(sealed).toEqual(sealedCopy);
-      expect(key).toEqual(keyCopy);
-    }), { numRuns: 30 });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 100 }), (m) => {
+        const mCopy = m.slice();
+        const sealed = cellSeal(key, m, ctx);
+        const sealedCopy = sealed.slice();
+        cellOpen(key, sealed, ctx);
+        expect(m).toEqual(mCopy);
+        expect(sealed).toEqual(sealedCopy);
+        expect(key).toEqual(keyCopy);
+      }),
+      { numRuns: 30 },
+    );
   });
   it('opens a cell produced by Themis core (documentation example, scell_seal_string_echo)', () => {
     const v = vectors.secureCellSeal;

@@ -1,9 +1,25 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  asEcPrivateKey, asEcPublicKey, AuthError, concatBytes, EC_KEY_LENGTH, fromBase64url, generateIdentity, initCrypto,
-  InputError, KeyError, openFrom, sealTo, sign, utf8Decode, utf8Encode, verify,
-  type EcPrivateKey, type EcPublicKey, type IdentityKeyPair,
+  asEcPrivateKey,
+  asEcPublicKey,
+  AuthError,
+  concatBytes,
+  EC_KEY_LENGTH,
+  fromBase64url,
+  generateIdentity,
+  initCrypto,
+  InputError,
+  KeyError,
+  openFrom,
+  sealTo,
+  sign,
+  utf8Decode,
+  utf8Encode,
+  verify,
+  type EcPrivateKey,
+  type EcPublicKey,
+  type IdentityKeyPair,
 } from '../../crypto/index.ts';
 import vectors from '../vectors/themis.json' with { type: 'json' };
 import { expectThrows, flipByte } from './expect-error.ts';
@@ -76,12 +92,15 @@ describe('sign / verify', () => {
     expectThrows(() => verify(alice.publicKey, 'x' as unknown as Uint8Array), InputError, 'crypto.input');
   });
   it('any single-byte change or truncation is rejected (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
-      const signed = sign(alice.privateKey, m);
-      expect(verify(alice.publicKey, signed)).toEqual(m);
-      expectThrows(() => verify(alice.publicKey, flipByte(signed, pos % signed.length, mask)), AuthError, 'crypto.auth');
-      expectThrows(() => verify(alice.publicKey, signed.subarray(0, pos % signed.length)), AuthError, 'crypto.auth');
-    }), { numRuns: 60 });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
+        const signed = sign(alice.privateKey, m);
+        expect(verify(alice.publicKey, signed)).toEqual(m);
+        expectThrows(() => verify(alice.publicKey, flipByte(signed, pos % signed.length, mask)), AuthError, 'crypto.auth');
+        expectThrows(() => verify(alice.publicKey, signed.subarray(0, pos % signed.length)), AuthError, 'crypto.auth');
+      }),
+      { numRuns: 60 },
+    );
   });
   it('verifies a message signed by another Themis implementation (GoThemis test vector)', () => {
     const v = vectors.secureMessageSigned;
@@ -112,19 +131,41 @@ describe('sealTo / openFrom (Secure Message encrypt)', () => {
     const sealed = sealTo(alice.privateKey, bob.publicKey, utf8Encode('x'));
     expectThrows(() => openFrom(bob.privateKey, alice.publicKey, concatBytes(sealed, new Uint8Array([0]))), AuthError, 'crypto.auth');
     expectThrows(() => sealTo(alice.privateKey, bob.publicKey, new Uint8Array(0)), InputError, 'crypto.input', 'plaintext');
-    expectThrows(() => sealTo(alice.publicKey as unknown as EcPrivateKey, bob.publicKey, utf8Encode('x')), KeyError, 'crypto.key', 'senderPrivate');
-    expectThrows(() => sealTo(alice.privateKey, bob.privateKey as unknown as EcPublicKey, utf8Encode('x')), KeyError, 'crypto.key', 'recipientPublic');
-    expectThrows(() => openFrom(bob.publicKey as unknown as EcPrivateKey, alice.publicKey, sealed), KeyError, 'crypto.key', 'recipientPrivate');
+    expectThrows(
+      () => sealTo(alice.publicKey as unknown as EcPrivateKey, bob.publicKey, utf8Encode('x')),
+      KeyError,
+      'crypto.key',
+      'senderPrivate',
+    );
+    expectThrows(
+      () => sealTo(alice.privateKey, bob.privateKey as unknown as EcPublicKey, utf8Encode('x')),
+      KeyError,
+      'crypto.key',
+      'recipientPublic',
+    );
+    expectThrows(
+      () => openFrom(bob.publicKey as unknown as EcPrivateKey, alice.publicKey, sealed),
+      KeyError,
+      'crypto.key',
+      'recipientPrivate',
+    );
     expectThrows(() => openFrom(bob.privateKey, new Uint8Array(45) as EcPublicKey, sealed), KeyError, 'crypto.key', 'senderPublic');
     expectThrows(() => openFrom(bob.privateKey, alice.publicKey, new Uint8Array(0)), AuthError, 'crypto.auth');
   });
   it('any single-byte change or truncation is rejected (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
-      const sealed = sealTo(alice.privateKey, bob.publicKey, m);
-      expect(openFrom(bob.privateKey, alice.publicKey, sealed)).toEqual(m);
-      expectThrows(() => openFrom(bob.privateKey, alice.publicKey, flipByte(sealed, pos % sealed.length, mask)), AuthError, 'crypto.auth');
-      expectThrows(() => openFrom(bob.privateKey, alice.publicKey, sealed.subarray(0, pos % sealed.length)), AuthError, 'crypto.auth');
-    }), { numRuns: 40 });
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (m, pos, mask) => {
+        const sealed = sealTo(alice.privateKey, bob.publicKey, m);
+        expect(openFrom(bob.privateKey, alice.publicKey, sealed)).toEqual(m);
+        expectThrows(
+          () => openFrom(bob.privateKey, alice.publicKey, flipByte(sealed, pos % sealed.length, mask)),
+          AuthError,
+          'crypto.auth',
+        );
+        expectThrows(() => openFrom(bob.privateKey, alice.publicKey, sealed.subarray(0, pos % sealed.length)), AuthError, 'crypto.auth');
+      }),
+      { numRuns: 40 },
+    );
   });
   it('opens a message encrypted by another Themis implementation (JavaThemis example)', () => {
     const v = vectors.secureMessageEncrypted;

@@ -74,7 +74,8 @@ export async function buildApp(): Promise<string> {
     renameSync(staging, out);
     // Older builds are never used again (their sources changed).
     for (const name of readdirSync(cache)) {
-      if (name !== key && !name.endsWith('.lock') && !name.endsWith('.building')) rmSync(path.join(cache, name), { recursive: true, force: true });
+      if (name !== key && !name.endsWith('.lock') && !name.endsWith('.building'))
+        rmSync(path.join(cache, name), { recursive: true, force: true });
     }
     return out;
   } finally {
@@ -95,7 +96,21 @@ export async function startServer(webDir: string, extraArgs: string[] = [], port
   const keyDir = await mkdtemp(path.join(tmpdir(), 'zr-e2e-key-'));
   const child = spawn(
     process.execPath,
-    [path.join(ROOT, 'bin/zeroroom.js'), 'serve', '--web', webDir, '--host', '127.0.0.1', '--port', String(port), '--ice-server', 'none', '--key-file', path.join(keyDir, 'server.key'), ...extraArgs],
+    [
+      path.join(ROOT, 'bin/zeroroom.js'),
+      'serve',
+      '--web',
+      webDir,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--ice-server',
+      'none',
+      '--key-file',
+      path.join(keyDir, 'server.key'),
+      ...extraArgs,
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ZEROROOM_QUIET: '' } },
   );
   let out = '';
@@ -164,7 +179,11 @@ export function watchErrors(page: Page, label = 'page'): string[] {
  * Call in a `beforeEach`: when the test fails, print the pages' console lines, each page's member
  * list and status line, and the end of the server's output.
  */
-export function printLogsOnFailure(ctx: { onTestFailed(fn: () => Promise<void> | void): void }, pages: () => Record<string, Page | undefined>, server?: () => ServerHandle | undefined): void {
+export function printLogsOnFailure(
+  ctx: { onTestFailed(fn: () => Promise<void> | void): void },
+  pages: () => Record<string, Page | undefined>,
+  server?: () => ServerHandle | undefined,
+): void {
   ctx.onTestFailed(async () => {
     const report = ['--- browser console ---', ...consoleLines.slice(-300)];
     for (const [label, page] of Object.entries(pages())) {
@@ -230,13 +249,10 @@ export async function newInvite(page: Page): Promise<string> {
   const link = page.getByTestId('invite-link');
   const before = (await link.count()) > 0 ? await link.textContent() : null;
   await page.getByTestId('new-invite').click();
-  await page.waitForFunction(
-    (prev) => {
-      const el = document.querySelector('[data-testid="invite-link"]');
-      return el !== null && el.textContent !== '' && el.textContent !== prev;
-    },
-    before,
-  );
+  await page.waitForFunction((prev) => {
+    const el = document.querySelector('[data-testid="invite-link"]');
+    return el !== null && el.textContent !== '' && el.textContent !== prev;
+  }, before);
   return (await link.textContent()) ?? '';
 }
 
@@ -251,12 +267,20 @@ export async function joinByLink(page: Page, invite: string, name: string): Prom
 
 /** Waits until the page lists `n` members. */
 export async function waitMembers(page: Page, n: number): Promise<void> {
-  await explained(page, `${n} members`, page.waitForFunction((count) => document.querySelectorAll('[data-testid="member"]').length === count, n, { timeout: 30_000 }));
+  await explained(
+    page,
+    `${n} members`,
+    page.waitForFunction((count) => document.querySelectorAll('[data-testid="member"]').length === count, n, { timeout: 30_000 }),
+  );
 }
 
 /** Waits until a message with exactly this text is in the list. */
 export async function waitMessage(page: Page, text: string): Promise<void> {
-  await explained(page, `message ${JSON.stringify(text)}`, page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 }));
+  await explained(
+    page,
+    `message ${JSON.stringify(text)}`,
+    page.getByTestId('message-text').filter({ hasText: text }).first().waitFor({ timeout: 30_000 }),
+  );
 }
 
 /** What a room page shows, for failure reports: members, status line, system notes. */
@@ -281,7 +305,9 @@ async function explained(page: Page, what: string, wait: Promise<unknown>): Prom
     const label = labels.get(page) ?? 'page';
     const shown = page.isClosed() ? 'closed' : await shownOn(page);
     const tail = consoleLines.filter((l) => l.includes(` ${label} `)).slice(-15);
-    throw new Error(`${label} never showed ${what}: ${String(e instanceof Error ? e.message.split('\n')[0] : e)}\nshown: ${JSON.stringify(shown)}\n${tail.join('\n')}`);
+    throw new Error(
+      `${label} never showed ${what}: ${String(e instanceof Error ? e.message.split('\n')[0] : e)}\nshown: ${JSON.stringify(shown)}\n${tail.join('\n')}`,
+    );
   }
 }
 

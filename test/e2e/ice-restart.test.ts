@@ -8,14 +8,7 @@
  */
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import {
-  messageTexts,
-  printLogsOnFailure,
-  relayOnlyRoom,
-  sendMessage,
-  waitMessage,
-  watchErrors,
-} from './harness.ts';
+import { messageTexts, printLogsOnFailure, relayOnlyRoom, sendMessage, waitMessage, watchErrors } from './harness.ts';
 import { startCoturn, startTurnWorld, type TurnWorld } from './services.ts';
 
 let world: TurnWorld;
@@ -29,7 +22,13 @@ afterAll(async () => {
   await world?.close();
 });
 
-beforeEach((ctx) => printLogsOnFailure(ctx, () => pages, () => world.server));
+beforeEach((ctx) =>
+  printLogsOnFailure(
+    ctx,
+    () => pages,
+    () => world.server,
+  ),
+);
 
 interface Party {
   readonly page: Page;
@@ -74,7 +73,11 @@ async function bounded<T>(what: string, ms: number, p: Promise<T>): Promise<T> {
 /** The connection badge's state and counts (peer connections made, ICE restarts done on the link). */
 async function badge(p: Page): Promise<{ state: string | null; peerConnections: string | null; iceRestarts: string | null }> {
   const b = p.getByTestId('connection-status');
-  return { state: await b.getAttribute('data-state'), peerConnections: await b.getAttribute('data-peer-connections'), iceRestarts: await b.getAttribute('data-ice-restarts') };
+  return {
+    state: await b.getAttribute('data-state'),
+    peerConnections: await b.getAttribute('data-peer-connections'),
+    iceRestarts: await b.getAttribute('data-ice-restarts'),
+  };
 }
 
 /** Waits (bounded) until the badge shows `state` with these counts; a timeout names what it showed. */
@@ -83,7 +86,12 @@ async function waitBadge(p: Page, want: { state: string; peerConnections: string
     await p.waitForFunction(
       (w) => {
         const b = document.querySelector('[data-testid="connection-status"]');
-        return b !== null && b.getAttribute('data-state') === w.state && b.getAttribute('data-peer-connections') === w.peerConnections && b.getAttribute('data-ice-restarts') === w.iceRestarts;
+        return (
+          b !== null &&
+          b.getAttribute('data-state') === w.state &&
+          b.getAttribute('data-peer-connections') === w.peerConnections &&
+          b.getAttribute('data-ice-restarts') === w.iceRestarts
+        );
       },
       want,
       { timeout },
@@ -113,7 +121,12 @@ describe('ICE restart through a restarted coturn', () => {
     const memberBackUp = m.backUp();
     await world.coturn?.stop();
     world.coturn = undefined;
-    const during = ['during the outage 1 (member)', 'during the outage 2 (member)', 'during the outage 1 (owner)', 'during the outage 2 (owner)'];
+    const during = [
+      'during the outage 1 (member)',
+      'during the outage 2 (member)',
+      'during the outage 1 (owner)',
+      'during the outage 2 (owner)',
+    ];
     await sendMessage(member, during[0]!);
     await sendMessage(owner, during[2]!);
     await sendMessage(member, during[1]!);
@@ -137,7 +150,8 @@ describe('ICE restart through a restarted coturn', () => {
     await member.waitForFunction(() => document.querySelectorAll('.message.pending').length === 0, undefined, { timeout: 30_000 });
     for (const p of [owner, member]) {
       const texts = await messageTexts(p);
-      for (const t of [...during, 'before the outage (member)', 'before the outage (owner)']) expect(count(texts, t), `${t} on ${p === owner ? 'owner' : 'member'}`).toBe(1);
+      for (const t of [...during, 'before the outage (member)', 'before the outage (owner)'])
+        expect(count(texts, t), `${t} on ${p === owner ? 'owner' : 'member'}`).toBe(1);
     }
 
     // The restarted link carries new messages both ways.

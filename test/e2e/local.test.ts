@@ -9,7 +9,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildApp, CHROMIUM, CHROMIUM_ARGS, createRoom, launchChromium, messageTexts, newContext, newInvite, openApp, PASSWORD, sendMessage, startServer, unlock, watchErrors, type ServerHandle } from './harness.ts';
+import {
+  buildApp,
+  CHROMIUM,
+  CHROMIUM_ARGS,
+  createRoom,
+  launchChromium,
+  messageTexts,
+  newContext,
+  newInvite,
+  openApp,
+  PASSWORD,
+  sendMessage,
+  startServer,
+  unlock,
+  watchErrors,
+  type ServerHandle,
+} from './harness.ts';
 import { decodeQrPng, writeY4m } from './qr.ts';
 
 const XSS = [
@@ -98,7 +114,9 @@ describe('web app without peers', { timeout: 60_000 }, () => {
     expect(headers['x-content-type-options']).toBe('nosniff');
     expect(headers['referrer-policy']).toBe('no-referrer');
     const result = await page.evaluate(async () => {
-      const violation = new Promise<string>((resolve) => document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }));
+      const violation = new Promise<string>((resolve) =>
+        document.addEventListener('securitypolicyviolation', (e) => resolve(e.violatedDirective), { once: true }),
+      );
       const s = document.createElement('script');
       s.textContent = 'window.__inline = 1';
       document.body.append(s);
@@ -124,7 +142,11 @@ describe('web app without peers', { timeout: 60_000 }, () => {
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
     const y4m = path.join(dir, 'qr.y4m');
     writeY4m(y4m, png);
-    const camBrowser = await launchChromium(['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', `--use-file-for-fake-video-capture=${y4m}`]);
+    const camBrowser = await launchChromium([
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      `--use-file-for-fake-video-capture=${y4m}`,
+    ]);
     cleanups.push(() => camBrowser.close());
     const camContext = await newContext(camBrowser);
     const camPage = await camContext.newPage();
@@ -140,7 +162,12 @@ describe('web app without peers', { timeout: 60_000 }, () => {
     const profile = await mkdtemp(path.join(tmpdir(), 'zr-profile-'));
     cleanups.push(() => rm(profile, { recursive: true, force: true }));
     const launch = (): Promise<BrowserContext> =>
-      chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, permissions: ['camera', 'microphone'] });
+      chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        args: CHROMIUM_ARGS,
+        headless: true,
+        permissions: ['camera', 'microphone'],
+      });
 
     let ctx = await launch();
     let page = ctx.pages()[0] ?? (await ctx.newPage());
@@ -165,7 +192,10 @@ describe('web app without peers', { timeout: 60_000 }, () => {
         for (const v of values) dump.push(new TextDecoder('latin1').decode(v as Uint8Array));
       }
       db.close();
-      return { count: dump.length, leaks: dump.filter((s) => s.includes('Persistent') || s.includes('first') || s.includes('Alice')).length };
+      return {
+        count: dump.length,
+        leaks: dump.filter((s) => s.includes('Persistent') || s.includes('first') || s.includes('Alice')).length,
+      };
     });
     expect(plaintextFound.count).toBeGreaterThanOrEqual(4);
     expect(plaintextFound.leaks).toBe(0);
@@ -310,7 +340,11 @@ describe('web app without peers', { timeout: 60_000 }, () => {
   it('is installable (manifest, icons, service worker) and the app shell loads offline', async () => {
     const { context, page } = await freshPage();
     await page.goto(server.url);
-    const manifest = (await (await page.request.get(`${server.url}/manifest.webmanifest`)).json()) as { icons: Array<{ src: string }>; start_url: string; display: string };
+    const manifest = (await (await page.request.get(`${server.url}/manifest.webmanifest`)).json()) as {
+      icons: Array<{ src: string }>;
+      start_url: string;
+      display: string;
+    };
     expect(manifest.display).toBe('standalone');
     for (const icon of manifest.icons) expect((await page.request.get(`${server.url}${icon.src}`)).status()).toBe(200);
     await page.evaluate(async () => {

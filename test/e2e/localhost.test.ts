@@ -5,7 +5,21 @@
  */
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { buildApp, createRoom, joinByLink, launchChromium, newContext, newInvite, openApp, sendMessage, startServer, waitMembers, waitMessage, watchErrors, type ServerHandle } from './harness.ts';
+import {
+  buildApp,
+  createRoom,
+  joinByLink,
+  launchChromium,
+  newContext,
+  newInvite,
+  openApp,
+  sendMessage,
+  startServer,
+  waitMembers,
+  waitMessage,
+  watchErrors,
+  type ServerHandle,
+} from './harness.ts';
 
 let server: ServerHandle;
 let browser: Browser;

@@ -65,7 +65,10 @@ class CliPeer {
     const seen = this.events.find(pred);
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`CLI: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events)}\n${this.stderr}`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`CLI: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events)}\n${this.stderr}`)),
+        timeoutMs,
+      );
       this.waiters.push({
         pred,
         resolve: (e) => {
@@ -114,7 +117,20 @@ const isMessage = (text: string) => (e: Event) => e.event === 'message' && e.tex
 describe('browser and command-line clients in one room', () => {
   it('a browser joins a room hosted by `zeroroom host`', async () => {
     const ws = server.url.replace(/^http/, 'ws');
-    const host = CliPeer.start(['host', '--server', ws, '--server-key', server.publicKeyHex, '--app-url', server.url, '--loopback', '--name', 'cli-owner', '--room-name', 'CLI room']);
+    const host = CliPeer.start([
+      'host',
+      '--server',
+      ws,
+      '--server-key',
+      server.publicKeyHex,
+      '--app-url',
+      server.url,
+      '--loopback',
+      '--name',
+      'cli-owner',
+      '--room-name',
+      'CLI room',
+    ]);
     clis.push(host);
     host.send({ cmd: 'invite', ttl: 600 });
     const invite = await host.waitFor((e) => e.event === 'invite', 'invite');

@@ -19,7 +19,9 @@ afterAll(async () => {
 
 describe('relay-only through coturn', () => {
   it('/config.json carries short-lived TURN credentials for the coturn', async () => {
-    const config = (await (await fetch(`${world.server.url}/config.json`)).json()) as { iceServers: Array<{ urls: string[] | string; username?: string; credential?: string }> };
+    const config = (await (await fetch(`${world.server.url}/config.json`)).json()) as {
+      iceServers: Array<{ urls: string[] | string; username?: string; credential?: string }>;
+    };
     const turn = config.iceServers.find((s) => s.username !== undefined);
     expect(turn?.credential).toBeTruthy();
     expect(JSON.stringify(turn?.urls)).toContain(`127.0.0.1:${world.coturn?.port}`);

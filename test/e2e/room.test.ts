@@ -76,7 +76,13 @@ afterAll(async () => {
 });
 
 describe('a room with an owner and two members', () => {
-  beforeEach((ctx) => printLogsOnFailure(ctx, () => ({ owner, ann, bob }), () => server));
+  beforeEach((ctx) =>
+    printLogsOnFailure(
+      ctx,
+      () => ({ owner, ann, bob }),
+      () => server,
+    ),
+  );
 
   it('create, invite by link, join, and everyone exchanges messages in the same order', async () => {
     ({ context: ownerContext, page: owner } = await device('owner'));

@@ -38,12 +38,31 @@ export async function startCoturn(opts: { port?: number } = {}): Promise<Coturn>
   const secret = 'e2e-turn-secret-0123456789';
   // A relay port range per run, away from the ephemeral range's busiest part.
   const minPort = 50_000 + (process.pid % 100) * 100;
-  const child = spawn('turnserver', [
-    '-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`, `--min-port=${minPort}`, `--max-port=${minPort + 99}`,
-    '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=zeroroom.test', '--fingerprint', '--no-tls', '--no-dtls', '--no-cli',
-    '--allow-loopback-peers', '--no-multicast-peers', `--pidfile=${path.join(dir, 'turnserver.pid')}`, `--userdb=${path.join(dir, 'turndb')}`,
-    '--log-file=stdout', '--simple-log',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'turnserver',
+    [
+      '-n',
+      '--listening-ip=127.0.0.1',
+      '--relay-ip=127.0.0.1',
+      `--listening-port=${port}`,
+      `--min-port=${minPort}`,
+      `--max-port=${minPort + 99}`,
+      '--use-auth-secret',
+      `--static-auth-secret=${secret}`,
+      '--realm=zeroroom.test',
+      '--fingerprint',
+      '--no-tls',
+      '--no-dtls',
+      '--no-cli',
+      '--allow-loopback-peers',
+      '--no-multicast-peers',
+      `--pidfile=${path.join(dir, 'turnserver.pid')}`,
+      `--userdb=${path.join(dir, 'turndb')}`,
+      '--log-file=stdout',
+      '--simple-log',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let out = '';
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await new Promise<void>((resolve, reject) => {
@@ -96,7 +115,10 @@ export async function startFrameRecorder(): Promise<FrameRecorder> {
   });
   const frames: Buffer[] = [];
   const sockets = new Set<WebSocket>();
-  const wss = new WebSocketServer({ server: http, handleProtocols: (protocols) => (protocols.has('v1.saltyrtc.org') ? 'v1.saltyrtc.org' : false) });
+  const wss = new WebSocketServer({
+    server: http,
+    handleProtocols: (protocols) => (protocols.has('v1.saltyrtc.org') ? 'v1.saltyrtc.org' : false),
+  });
   wss.on('connection', (client, req) => {
     const upstream = new WebSocket(target + (req.url ?? '/'), 'v1.saltyrtc.org');
     sockets.add(client);

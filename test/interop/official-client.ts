@@ -58,7 +58,10 @@ export function loadOfficialClient(): OfficialSaltyRtc {
   g.WebSocket = WebSocket;
   if (g.window === undefined) g.window = globalThis; // the client reads window.crypto.getRandomValues
   const require = createRequire(import.meta.url);
-  for (const file of ['@saltyrtc/client/dist/saltyrtc-client.es5.js', '@saltyrtc/task-relayed-data/dist/saltyrtc-task-relayed-data.es5.js']) {
+  for (const file of [
+    '@saltyrtc/client/dist/saltyrtc-client.es5.js',
+    '@saltyrtc/task-relayed-data/dist/saltyrtc-task-relayed-data.es5.js',
+  ]) {
     const path = require.resolve(file);
     // runInThisContext: the bundles declare `var saltyrtcClient` / `var saltyrtcTaskRelayedData` as globals.
     vm.runInThisContext(readFileSync(path, 'utf8'), { filename: path });

@@ -38,7 +38,13 @@ afterAll(async () => {
 });
 
 function build(serverKey: Uint8Array) {
-  return salty.newBuilder().connectTo('127.0.0.1', port).withKeyStore(salty.newKeyStore()).withServerKey(serverKey).withPingInterval(0).withLoggingLevel('none');
+  return salty
+    .newBuilder()
+    .connectTo('127.0.0.1', port)
+    .withKeyStore(salty.newKeyStore())
+    .withServerKey(serverKey)
+    .withPingInterval(0)
+    .withLoggingLevel('none');
 }
 
 function useWs(client: SaltyClient): SaltyClient {
@@ -54,23 +60,30 @@ function reach(client: SaltyClient, state: string, who: string): Promise<void> {
       if (ev.data === state) resolve();
     });
     client.on('connection-error', () => reject(new Error(`${who}: connection error before ${state}`)));
-    client.on('connection-closed', (ev: SaltyEvent) => reject(new Error(`${who}: connection closed (code ${String(ev.data)}) before ${state}`)));
+    client.on('connection-closed', (ev: SaltyEvent) =>
+      reject(new Error(`${who}: connection closed (code ${String(ev.data)}) before ${state}`)),
+    );
     client.on('no-shared-task', () => reject(new Error(`${who}: no shared task`)));
   });
 }
 
 function nextData(client: SaltyClient): Promise<unknown> {
-  return new Promise((resolve) => client.getTask().on('data', (ev: SaltyEvent) => {
-    resolve(ev.data);
-    return false; // one message, then unregister
-  }));
+  return new Promise((resolve) =>
+    client.getTask().on('data', (ev: SaltyEvent) => {
+      resolve(ev.data);
+      return false; // one message, then unregister
+    }),
+  );
 }
 
 describe('official @saltyrtc/client against our server', () => {
   it('completes the handshakes and relays a task message each way', async () => {
     const initiator = useWs(build(serverKeys.publicKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
     const responder = useWs(
-      build(serverKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder(),
+      build(serverKeys.publicKey)
+        .initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes)
+        .usingTasks([salty.newRelayedDataTask()])
+        .asResponder(),
     );
     const initiatorDone = reach(initiator, 'task', 'initiator');
     const responderDone = reach(responder, 'task', 'responder');
@@ -94,7 +107,10 @@ describe('official @saltyrtc/client against our server', () => {
     const initiatorBuilder = build(serverKeys.publicKey).usingTasks([salty.newRelayedDataTask()]);
     const initiator = useWs(initiatorBuilder.asInitiator());
     const responder = useWs(
-      build(serverKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder(),
+      build(serverKeys.publicKey)
+        .initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes)
+        .usingTasks([salty.newRelayedDataTask()])
+        .asResponder(),
     );
     const responderDone = reach(responder, 'task', 'responder');
     const responderWaiting = reach(responder, 'peer-handshake', 'responder');
@@ -111,7 +127,12 @@ describe('official @saltyrtc/client against our server', () => {
   it('lets the initiator pick one of two responders and drop the other (drop-responder, 3004)', async () => {
     const initiator = useWs(build(serverKeys.publicKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
     const responderFor = () =>
-      useWs(build(serverKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder());
+      useWs(
+        build(serverKeys.publicKey)
+          .initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes)
+          .usingTasks([salty.newRelayedDataTask()])
+          .asResponder(),
+      );
     const first = responderFor();
     const second = responderFor();
     const firstDone = reach(first, 'task', 'first responder');
@@ -133,7 +154,10 @@ describe('official @saltyrtc/client against our server', () => {
   it('completes with clients pinning the older of two server keys (rotation overlap)', async () => {
     const initiator = useWs(build(previousKeys.publicKey).usingTasks([salty.newRelayedDataTask()]).asInitiator());
     const responder = useWs(
-      build(previousKeys.publicKey).initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes).usingTasks([salty.newRelayedDataTask()]).asResponder(),
+      build(previousKeys.publicKey)
+        .initiatorInfo(initiator.permanentKeyBytes, initiator.authTokenBytes)
+        .usingTasks([salty.newRelayedDataTask()])
+        .asResponder(),
     );
     const done = Promise.all([reach(initiator, 'task', 'initiator'), reach(responder, 'task', 'responder')]);
     initiator.connect();

@@ -15,7 +15,14 @@ import { decodeNonce, encodeNonce, initialCsn } from '../../protocol/saltyrtc/no
 import * as sm from '../../protocol/saltyrtc/server-messages.ts';
 import * as pm from '../../protocol/saltyrtc/peer-messages.ts';
 import { encode } from '../../protocol/msgpack.ts';
-import { initialState, step, type ClientContext, type ClientEffect, type ClientEvent, type ClientState } from '../../protocol/saltyrtc/client-machine.ts';
+import {
+  initialState,
+  step,
+  type ClientContext,
+  type ClientEffect,
+  type ClientEvent,
+  type ClientState,
+} from '../../protocol/saltyrtc/client-machine.ts';
 
 const taskData = { exclude: [], handover: true };
 
@@ -63,7 +70,10 @@ class Party {
     return boxOpen(frame.subarray(24), frame.subarray(0, 24), this.ctx.permanent.publicKey, this.session.secretKey);
   }
   /** Run the server handshake; returns the effects of server-auth. */
-  handshake(address: number, extra: { initiatorConnected?: boolean; responders?: number[]; signed?: 'good' | 'bad' | 'none' } = {}): ClientEffect[] {
+  handshake(
+    address: number,
+    extra: { initiatorConnected?: boolean; responders?: number[]; signed?: 'good' | 'bad' | 'none' } = {},
+  ): ClientEffect[] {
     this.feed({ type: 'frame', bytes: this.fromServer(sm.encodeServerHello({ key: this.session.publicKey }), 0, true) });
     const sent = this.take();
     const auth = sm.decodeClientAuth(this.openToServer(sent[sent.length - 1]!));
@@ -72,11 +82,15 @@ class Party {
     const nonce = encodeNonce({ cookie: this.cookie, source: 0, destination: address, csn: this.csn++ });
     const signedPlain = concatBytes(this.session.publicKey, this.ctx.permanent.publicKey);
     const signedKeys =
-      extra.signed === 'none' ? undefined : box(extra.signed === 'bad' ? signedPlain.reverse() : signedPlain, nonce, this.ctx.permanent.publicKey, this.server.secretKey);
+      extra.signed === 'none'
+        ? undefined
+        : box(extra.signed === 'bad' ? signedPlain.reverse() : signedPlain, nonce, this.ctx.permanent.publicKey, this.server.secretKey);
     const msg = sm.encodeServerAuth({
       yourCookie: decodeNonce(sent[0]!.subarray(0, 24)).cookie,
       signedKeys,
-      ...(this.ctx.role === 'initiator' ? { responders: extra.responders ?? [] } : { initiatorConnected: extra.initiatorConnected ?? true }),
+      ...(this.ctx.role === 'initiator'
+        ? { responders: extra.responders ?? [] }
+        : { initiatorConnected: extra.initiatorConnected ?? true }),
     });
     const bytes = concatBytes(nonce, box(msg, nonce, this.ctx.permanent.publicKey, this.session.secretKey));
     return this.feed({ type: 'frame', bytes });
@@ -93,7 +107,15 @@ function relay(from: Party, to: Party): void {
   }
 }
 
-function setup(opts: { token?: Uint8Array; pending?: Uint8Array[]; accept?: (t: Uint8Array) => boolean; trusted?: BoxPublicKey[]; responderToken?: Uint8Array | null } = {}) {
+function setup(
+  opts: {
+    token?: Uint8Array;
+    pending?: Uint8Array[];
+    accept?: (t: Uint8Array) => boolean;
+    trusted?: BoxPublicKey[];
+    responderToken?: Uint8Array | null;
+  } = {},
+) {
   const ownerKeys = generateBoxKeyPair();
   const memberKeys = generateBoxKeyPair();
   const token = systemRandom(32);
@@ -110,7 +132,11 @@ function setup(opts: { token?: Uint8Array; pending?: Uint8Array[]; accept?: (t: 
   );
   const responderToken = opts.responderToken === null ? undefined : (opts.responderToken ?? token);
   const responder = new Party(
-    context('responder', memberKeys, { serverKey: serverKeys.publicKey, initiatorKey: ownerKeys.publicKey, ...(responderToken !== undefined ? { token: responderToken } : {}) }),
+    context('responder', memberKeys, {
+      serverKey: serverKeys.publicKey,
+      initiatorKey: ownerKeys.publicKey,
+      ...(responderToken !== undefined ? { token: responderToken } : {}),
+    }),
     serverKeys,
   );
   return { initiator, responder, ownerKeys, memberKeys, token };
@@ -127,7 +153,8 @@ function connect(s: ReturnType<typeof setup>): void {
   }
 }
 
-const find = <T extends ClientEffect['type']>(p: Party, t: T) => p.effects.filter((e): e is Extract<ClientEffect, { type: T }> => e.type === t);
+const find = <T extends ClientEffect['type']>(p: Party, t: T) =>
+  p.effects.filter((e): e is Extract<ClientEffect, { type: T }> => e.type === t);
 
 /** The drop-responder the initiator sent to the server (last frame to 0x00), decoded. */
 function lastDrop(p: Party): sm.DropResponder | undefined {
@@ -137,7 +164,7 @@ function lastDrop(p: Party): sm.DropResponder | undefined {
 }
 
 describe('client handshake', () => {
-  it('token path: both sides authenticate and learn each other\'s permanent key', () => {
+  it("token path: both sides authenticate and learn each other's permanent key", () => {
     const s = setup();
     connect(s);
     const a = find(s.initiator, 'peer-authenticated');
@@ -205,10 +232,17 @@ describe('client handshake', () => {
 
 describe('server handshake', () => {
   it('accepts valid signed_keys and refuses bad or missing ones when the server key is pinned', () => {
-    for (const [signed, ok] of [['good', true], ['bad', false], ['none', false]] as const) {
+    for (const [signed, ok] of [
+      ['good', true],
+      ['bad', false],
+      ['none', false],
+    ] as const) {
       const s = setup();
       const effects = s.initiator.handshake(1, { signed });
-      expect(effects.some((e) => e.type === 'server-ready'), signed).toBe(ok);
+      expect(
+        effects.some((e) => e.type === 'server-ready'),
+        signed,
+      ).toBe(ok);
       if (!ok) expect(effects.find((e) => e.type === 'failed')).toMatchObject({ error: { code: 'saltyrtc.server-key' } });
     }
   });
@@ -221,7 +255,10 @@ describe('server handshake', () => {
 
   it('refuses short frames, replayed and reordered server messages, changed cookies', () => {
     const s = setup();
-    expect(s.initiator.feed({ type: 'frame', bytes: new Uint8Array(24) }).find((e) => e.type === 'close-ws')).toEqual({ type: 'close-ws', code: 3001 });
+    expect(s.initiator.feed({ type: 'frame', bytes: new Uint8Array(24) }).find((e) => e.type === 'close-ws')).toEqual({
+      type: 'close-ws',
+      code: 3001,
+    });
 
     const t = setup();
     t.initiator.handshake(1);
@@ -232,12 +269,20 @@ describe('server handshake', () => {
     const u = setup();
     u.initiator.handshake(1);
     u.initiator.csn += 1; // skip one
-    expect(u.initiator.feed({ type: 'frame', bytes: u.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) }).some((e) => e.type === 'failed')).toBe(true);
+    expect(
+      u.initiator
+        .feed({ type: 'frame', bytes: u.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) })
+        .some((e) => e.type === 'failed'),
+    ).toBe(true);
 
     const v = setup();
     v.initiator.handshake(1);
     v.initiator.cookie.set(systemRandom(16));
-    expect(v.initiator.feed({ type: 'frame', bytes: v.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) }).some((e) => e.type === 'failed')).toBe(true);
+    expect(
+      v.initiator
+        .feed({ type: 'frame', bytes: v.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) })
+        .some((e) => e.type === 'failed'),
+    ).toBe(true);
   });
 
   it('refuses malformed server messages', () => {
@@ -250,7 +295,10 @@ describe('server handshake', () => {
     expect(find(t.initiator, 'failed')).toHaveLength(1);
     const u = setup();
     // server-auth before server-hello (out of order): not a valid server-hello
-    u.initiator.feed({ type: 'frame', bytes: u.initiator.fromServer(encode({ type: 'server-auth', your_cookie: new Uint8Array(16), responders: [] }), 0, true) });
+    u.initiator.feed({
+      type: 'frame',
+      bytes: u.initiator.fromServer(encode({ type: 'server-auth', your_cookie: new Uint8Array(16), responders: [] }), 0, true),
+    });
     expect(find(u.initiator, 'failed')).toHaveLength(1);
   });
 
@@ -272,7 +320,10 @@ describe('server handshake', () => {
     for (const [code, err] of codes) {
       const s = setup();
       const e = s.responder.feed({ type: 'ws-closed', code });
-      expect(e.find((x) => x.type === 'failed'), String(code)).toMatchObject({ error: { code: err, closeCode: code } });
+      expect(
+        e.find((x) => x.type === 'failed'),
+        String(code),
+      ).toMatchObject({ error: { code: err, closeCode: code } });
     }
   });
 });
@@ -327,7 +378,10 @@ describe('client-to-client: malformed and out-of-order', () => {
   it('send-error and disconnected end the peer; new-responder on a used address resets it', () => {
     const s = setup();
     connect(s);
-    s.initiator.feed({ type: 'frame', bytes: s.initiator.fromServer(sm.encodeSendError({ id: Uint8Array.of(1, 2, 0, 0, 0, 0, 0, 9) }), 1) });
+    s.initiator.feed({
+      type: 'frame',
+      bytes: s.initiator.fromServer(sm.encodeSendError({ id: Uint8Array.of(1, 2, 0, 0, 0, 0, 0, 9) }), 1),
+    });
     expect(find(s.initiator, 'peer-lost')).toHaveLength(1);
     s.initiator.feed({ type: 'frame', bytes: s.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) });
     expect(s.initiator.state.peers.get(2)?.stage).toBe('await-token-or-key');

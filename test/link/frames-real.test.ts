@@ -41,7 +41,15 @@ beforeAll(async () => {
       onLink: resolve,
     });
   });
-  member = await joinRoom({ signalingUrl: server.url, ownerKey: ownerKeys.publicKey, token, permanentKeys: generateBoxKeyPair(), iceServers: [], wrtc, WebSocket: WS });
+  member = await joinRoom({
+    signalingUrl: server.url,
+    ownerKey: ownerKeys.publicKey,
+    token,
+    permanentKeys: generateBoxKeyPair(),
+    iceServers: [],
+    wrtc,
+    WebSocket: WS,
+  });
   ownerLink = await linked;
   ownerLink.on('message', (m) => delivered.push(toHex(m)));
 });

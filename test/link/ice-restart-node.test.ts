@@ -24,9 +24,26 @@ beforeAll(async () => {
   memberKeys = generateBoxKeyPair();
   const token = systemRandom(32);
   const linked = new Promise<PeerLink>((resolve) => {
-    owner = startOwner({ signalingUrl: server.url, permanentKeys: ownerKeys, iceServers: [], wrtc, WebSocket: WS, pendingTokens: () => [token], acceptToken: () => true, onLink: resolve });
+    owner = startOwner({
+      signalingUrl: server.url,
+      permanentKeys: ownerKeys,
+      iceServers: [],
+      wrtc,
+      WebSocket: WS,
+      pendingTokens: () => [token],
+      acceptToken: () => true,
+      onLink: resolve,
+    });
   });
-  member = await joinRoom({ signalingUrl: server.url, ownerKey: ownerKeys.publicKey, token, permanentKeys: memberKeys, iceServers: [], wrtc, WebSocket: WS });
+  member = await joinRoom({
+    signalingUrl: server.url,
+    ownerKey: ownerKeys.publicKey,
+    token,
+    permanentKeys: memberKeys,
+    iceServers: [],
+    wrtc,
+    WebSocket: WS,
+  });
   ownerLink = await linked;
 });
 
@@ -93,7 +110,14 @@ describe('ICE restart with libdatachannel peers', () => {
       url: server.url,
       WebSocket: WS,
       pathKey: ownerKeys.publicKey,
-      context: { role: 'responder', permanent: memberKeys, random: systemRandom, taskData: { exclude: [], handover: true }, initiatorKey: ownerKeys.publicKey, iceRestart: request },
+      context: {
+        role: 'responder',
+        permanent: memberKeys,
+        random: systemRandom,
+        taskData: { exclude: [], handover: true },
+        initiatorKey: ownerKeys.publicKey,
+        iceRestart: request,
+      },
     });
     const chosen = new Promise<IceRestartTaskData | null>((resolve, reject) => {
       asker.on('peer-authenticated', (_peer, _key, _shared, _taskData, iceRestart) => resolve(iceRestart));

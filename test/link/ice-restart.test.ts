@@ -4,14 +4,38 @@
 // needs a browser's RTCPeerConnection (test/e2e/ice-restart.test.ts); libdatachannel cannot restart.
 import msgpack from 'msgpack-lite';
 import { describe, expect, it } from 'vitest';
-import { box, boxBefore, boxOpen, concatBytes, generateBoxKeyPair, systemRandom, asSharedKey, type BoxKeyPair } from '../../crypto/index.ts';
+import {
+  box,
+  boxBefore,
+  boxOpen,
+  concatBytes,
+  generateBoxKeyPair,
+  systemRandom,
+  asSharedKey,
+  type BoxKeyPair,
+} from '../../crypto/index.ts';
 import { DecodeError } from '../../protocol/errors.ts';
 import { decode, encode } from '../../protocol/msgpack.ts';
-import { iceRestartRequest, initialState, step, type ClientContext, type ClientEffect, type ClientEvent, type ClientState } from '../../protocol/saltyrtc/client-machine.ts';
+import {
+  iceRestartRequest,
+  initialState,
+  step,
+  type ClientContext,
+  type ClientEffect,
+  type ClientEvent,
+  type ClientState,
+} from '../../protocol/saltyrtc/client-machine.ts';
 import { decodeNonce, encodeNonce, initialCsn } from '../../protocol/saltyrtc/nonce.ts';
 import * as pm from '../../protocol/saltyrtc/peer-messages.ts';
 import * as sm from '../../protocol/saltyrtc/server-messages.ts';
-import { IceRestartError, newRestart, restartIdOf, restartStep, type RestartEvent, type RestartState } from '../../protocol/link/ice-restart.ts';
+import {
+  IceRestartError,
+  newRestart,
+  restartIdOf,
+  restartStep,
+  type RestartEvent,
+  type RestartState,
+} from '../../protocol/link/ice-restart.ts';
 
 const taskData = { exclude: [], handover: true };
 const session = new Uint8Array(16).fill(7);
@@ -39,7 +63,15 @@ describe('ICE-restart task codec', () => {
   it('task data is exactly {session: bin 16}', () => {
     const d = (v: unknown) => pm.decodeIceRestartTaskData(decode(encode(v as never)));
     expect(d({ session })).toEqual({ session });
-    for (const bad of [{}, { session: new Uint8Array(15) }, { session: new Uint8Array(17) }, { session: 'x'.repeat(16) }, { session, extra: 1 }, [session], 'session']) {
+    for (const bad of [
+      {},
+      { session: new Uint8Array(15) },
+      { session: new Uint8Array(17) },
+      { session: 'x'.repeat(16) },
+      { session, extra: 1 },
+      [session],
+      'session',
+    ]) {
       expect(() => d(bad)).toThrow(DecodeError);
     }
     expect(() => pm.decodeIceRestartTaskData(undefined)).toThrow(DecodeError);
@@ -48,7 +80,12 @@ describe('ICE-restart task codec', () => {
   it('the ICE-restart task must come first and only beside the WebRTC task', () => {
     const auth = (tasks: string[]) =>
       pm.decodeAuthFromResponder(
-        encode({ type: 'auth', your_cookie: cookie, tasks, data: Object.fromEntries(tasks.map((t) => [t, t === pm.WEBRTC_TASK ? taskData : { session }])) }),
+        encode({
+          type: 'auth',
+          your_cookie: cookie,
+          tasks,
+          data: Object.fromEntries(tasks.map((t) => [t, t === pm.WEBRTC_TASK ? taskData : { session }])),
+        }),
       );
     expect(() => iceRestartRequest(auth([pm.WEBRTC_TASK, pm.ICE_RESTART_TASK]))).toThrow(/must be offered first/);
     expect(() => iceRestartRequest(auth([pm.ICE_RESTART_TASK]))).toThrow(/must be offered first/);
@@ -94,7 +131,12 @@ class Party {
     this.feed({ type: 'frame', bytes: this.fromServer(sm.encodeServerHello({ key: this.session.publicKey }), 0, true) });
     const sent = this.out.splice(0);
     const yourCookie = decodeNonce(sent[0]!.subarray(0, 24)).cookie;
-    boxOpen(sent[sent.length - 1]!.subarray(24), sent[sent.length - 1]!.subarray(0, 24), this.ctx.permanent.publicKey, this.session.secretKey);
+    boxOpen(
+      sent[sent.length - 1]!.subarray(24),
+      sent[sent.length - 1]!.subarray(0, 24),
+      this.ctx.permanent.publicKey,
+      this.session.secretKey,
+    );
     const msg = sm.encodeServerAuth({ yourCookie, ...(this.ctx.role === 'initiator' ? { responders: [] } : { initiatorConnected: true }) });
     const nonce = encodeNonce({ cookie: this.cookie, source: 0, destination: address, csn: this.csn++ });
     this.feed({ type: 'frame', bytes: concatBytes(nonce, box(msg, nonce, this.ctx.permanent.publicKey, this.session.secretKey)) });
@@ -106,16 +148,30 @@ class Party {
 
 function ctxOf(role: 'initiator' | 'responder', permanent: BoxKeyPair, extra: Partial<ClientContext>): ClientContext {
   // defineProperties, not spread: a test's getter must stay a getter (read at each use).
-  return Object.defineProperties({ role, permanent, random: systemRandom, taskData, sharedWith: (pub: BoxKeyPair['publicKey']) => boxBefore(pub, permanent.secretKey) }, Object.getOwnPropertyDescriptors(extra)) as ClientContext;
+  return Object.defineProperties(
+    { role, permanent, random: systemRandom, taskData, sharedWith: (pub: BoxKeyPair['publicKey']) => boxBefore(pub, permanent.secretKey) },
+    Object.getOwnPropertyDescriptors(extra),
+  ) as ClientContext;
 }
 
 /** Owner and member on the trusted-key path, relayed until quiet. */
-function negotiate(member: Partial<ClientContext>, owner: Partial<ClientContext>): { initiator: Party; responder: Party; asked: pm.IceRestartTaskData[] } {
+function negotiate(
+  member: Partial<ClientContext>,
+  owner: Partial<ClientContext>,
+): { initiator: Party; responder: Party; asked: pm.IceRestartTaskData[] } {
   const ownerKeys = generateBoxKeyPair();
   const memberKeys = generateBoxKeyPair();
   const asked: pm.IceRestartTaskData[] = [];
-  const initiator = new Party(ctxOf('initiator', ownerKeys, { trustedKeys: () => [memberKeys.publicKey], pendingTokens: () => [], ...owner }));
-  const responder = new Party(ctxOf('responder', memberKeys, Object.defineProperties({ initiatorKey: ownerKeys.publicKey }, Object.getOwnPropertyDescriptors(member))));
+  const initiator = new Party(
+    ctxOf('initiator', ownerKeys, { trustedKeys: () => [memberKeys.publicKey], pendingTokens: () => [], ...owner }),
+  );
+  const responder = new Party(
+    ctxOf(
+      'responder',
+      memberKeys,
+      Object.defineProperties({ initiatorKey: ownerKeys.publicKey }, Object.getOwnPropertyDescriptors(member)),
+    ),
+  );
   initiator.handshake(1);
   responder.handshake(2);
   initiator.out.splice(0);

@@ -156,7 +156,13 @@ describe('owner and members', () => {
       url: server.url,
       WebSocket: WS,
       pathKey: room.ownerKeys.publicKey,
-      context: { role: 'responder', permanent: generateBoxKeyPair(), random: systemRandom, taskData: { exclude: [], handover: true }, initiatorKey: room.ownerKeys.publicKey },
+      context: {
+        role: 'responder',
+        permanent: generateBoxKeyPair(),
+        random: systemRandom,
+        taskData: { exclude: [], handover: true },
+        initiatorKey: room.ownerKeys.publicKey,
+      },
     });
     eavesdropper.on('peer-message', (_p, m) => seen.push(m));
     eavesdropper.on('peer-authenticated', (...a) => seen.push(a));

@@ -34,10 +34,16 @@ describe('decoders', () => {
     expect(pm.decodeWebRtcTaskData(a.data.get(pm.WEBRTC_TASK))).toEqual(taskData);
     const b = pm.decodeAuthFromInitiator(pm.encodeAuthToResponder(cookie, pm.WEBRTC_TASK, taskData));
     expect(b.task).toBe(pm.WEBRTC_TASK);
-    expect(pm.decodePostAuth(pm.encodeOffer({ type: 'offer', sdp: 'v=0' }))).toEqual({ type: 'offer', offer: { type: 'offer', sdp: 'v=0' } });
+    expect(pm.decodePostAuth(pm.encodeOffer({ type: 'offer', sdp: 'v=0' }))).toEqual({
+      type: 'offer',
+      offer: { type: 'offer', sdp: 'v=0' },
+    });
     expect(pm.decodePostAuth(pm.encodeClose(3001))).toEqual({ type: 'close', reason: 3001 });
     expect(pm.decodePostAuth(pm.encodeHandover())).toEqual({ type: 'handover' });
-    expect(pm.decodePostAuth(pm.encodeApplication({ hi: 1 }))).toEqual({ type: 'application', data: { t: 'map', v: new Map([['hi', { t: 'int', v: 1 }]]) } });
+    expect(pm.decodePostAuth(pm.encodeApplication({ hi: 1 }))).toEqual({
+      type: 'application',
+      data: { t: 'map', v: new Map([['hi', { t: 'int', v: 1 }]]) },
+    });
   });
 
   it('refuse malformed input', () => {
@@ -46,12 +52,28 @@ describe('decoders', () => {
       ['short key', () => pm.decodeKey(encode({ type: 'key', key: new Uint8Array(31) }))],
       ['wrong type', () => pm.decodeKey(encode({ type: 'token', key }))],
       ['trailing bytes', () => pm.decodeKey(new Uint8Array([...pm.encodeKey(key), 0]))],
-      ['auth: short cookie', () => pm.decodeAuthFromResponder(encode({ type: 'auth', your_cookie: new Uint8Array(15), tasks: ['a'], data: { a: null } }))],
+      [
+        'auth: short cookie',
+        () => pm.decodeAuthFromResponder(encode({ type: 'auth', your_cookie: new Uint8Array(15), tasks: ['a'], data: { a: null } })),
+      ],
       ['auth: empty tasks', () => pm.decodeAuthFromResponder(encode({ type: 'auth', your_cookie: cookie, tasks: [], data: {} }))],
       ['auth: task not in data', () => pm.decodeAuthFromResponder(encode({ type: 'auth', your_cookie: cookie, tasks: ['a'], data: {} }))],
-      ['auth: both task and tasks', () => pm.decodeAuthFromInitiator(encode({ type: 'auth', your_cookie: cookie, task: 'a', tasks: ['a'], data: { a: null } }))],
+      [
+        'auth: both task and tasks',
+        () => pm.decodeAuthFromInitiator(encode({ type: 'auth', your_cookie: cookie, task: 'a', tasks: ['a'], data: { a: null } })),
+      ],
       ['auth: data not a map', () => pm.decodeAuthFromInitiator(encode({ type: 'auth', your_cookie: cookie, task: 'a', data: [] }))],
-      ['task data: negative exclude', () => pm.decodeWebRtcTaskData({ t: 'map', v: new Map([['exclude', { t: 'arr', v: [{ t: 'int', v: -1 }] }], ['handover', { t: 'bool', v: true }]]) })],
+      [
+        'task data: negative exclude',
+        () =>
+          pm.decodeWebRtcTaskData({
+            t: 'map',
+            v: new Map([
+              ['exclude', { t: 'arr', v: [{ t: 'int', v: -1 }] }],
+              ['handover', { t: 'bool', v: true }],
+            ]),
+          }),
+      ],
       ['task data: nil', () => pm.decodeWebRtcTaskData({ t: 'nil' })],
       ['offer: bad sdp type', () => pm.decodePostAuth(encode({ type: 'offer', offer: { type: 'bogus', sdp: '' } }))],
       ['offer: sdp too long', () => pm.decodePostAuth(encode({ type: 'offer', offer: { type: 'offer', sdp: 'x'.repeat(70000) } }))],

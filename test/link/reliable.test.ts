@@ -1,6 +1,16 @@
 // Inner frames, chunking, acks and de-duplication (protocol/link/reliable.ts), exact bytes.
 import { describe, expect, it } from 'vitest';
-import { CHUNK_PAYLOAD, chunkMessage, decodeInner, encodeInner, Inbox, LinkProtocolError, MAX_CHUNK_PAYLOAD, Outbox, type Inner } from '../../protocol/link/reliable.ts';
+import {
+  CHUNK_PAYLOAD,
+  chunkMessage,
+  decodeInner,
+  encodeInner,
+  Inbox,
+  LinkProtocolError,
+  MAX_CHUNK_PAYLOAD,
+  Outbox,
+  type Inner,
+} from '../../protocol/link/reliable.ts';
 import { MAX_FRAME, PORTABLE_FRAME } from '../../protocol/link/frame.ts';
 
 const data = (f: Inner): Extract<Inner, { kind: 'data' }> => {

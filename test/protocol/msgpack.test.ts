@@ -56,8 +56,15 @@ describe('msgpack decode: one test per rule', () => {
 
   it('decodes every int width', () => {
     const cases: [string, number][] = [
-      ['cc ff', 255], ['cd ffff', 65535], ['ce ffffffff', 2 ** 32 - 1], ['cf 001fffffffffffff', Number.MAX_SAFE_INTEGER],
-      ['d0 80', -128], ['d1 8000', -32768], ['d2 80000000', -(2 ** 31)], ['d3 ffe0000000000001', Number.MIN_SAFE_INTEGER], ['ff', -1],
+      ['cc ff', 255],
+      ['cd ffff', 65535],
+      ['ce ffffffff', 2 ** 32 - 1],
+      ['cf 001fffffffffffff', Number.MAX_SAFE_INTEGER],
+      ['d0 80', -128],
+      ['d1 8000', -32768],
+      ['d2 80000000', -(2 ** 31)],
+      ['d3 ffe0000000000001', Number.MIN_SAFE_INTEGER],
+      ['ff', -1],
     ];
     for (const [h, v] of cases) expect(decode(hex(h)), h).toEqual({ t: 'int', v });
   });
@@ -108,27 +115,41 @@ describe('msgpack decode: one test per rule', () => {
 
   it('round-trips any encodable value (property)', () => {
     const leaf = fc.oneof(
-      fc.constant(null), fc.boolean(), fc.maxSafeInteger(), fc.string(), fc.uint8Array({ maxLength: 70000 / 100 }),
+      fc.constant(null),
+      fc.boolean(),
+      fc.maxSafeInteger(),
+      fc.string(),
+      fc.uint8Array({ maxLength: 70000 / 100 }),
       fc.double({ noNaN: true }).filter((d) => !Number.isInteger(d)),
     );
     const value = fc.letrec((tie) => ({
-      node: fc.oneof({ depthSize: 'small', maxDepth: 4 }, leaf, fc.array(tie('node'), { maxLength: 20 }), fc.dictionary(fc.string(), tie('node'), { maxKeys: 20 })),
+      node: fc.oneof(
+        { depthSize: 'small', maxDepth: 4 },
+        leaf,
+        fc.array(tie('node'), { maxLength: 20 }),
+        fc.dictionary(fc.string(), tie('node'), { maxKeys: 20 }),
+      ),
     })).node;
-    fc.assert(fc.property(value, (v) => {
-      const bytes = encode(v as Encodable);
-      expect(msgpackLite.decode(Buffer.from(bytes))).toBeDefined();
-      expect(encode(toPlain(decode(bytes)) as Encodable)).toEqual(bytes);
-    }));
+    fc.assert(
+      fc.property(value, (v) => {
+        const bytes = encode(v as Encodable);
+        expect(msgpackLite.decode(Buffer.from(bytes))).toBeDefined();
+        expect(encode(toPlain(decode(bytes)) as Encodable)).toEqual(bytes);
+      }),
+    );
   });
 
   it('never throws anything but DecodeError on random bytes (property)', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
-      try {
-        decode(bytes);
-      } catch (e) {
-        expect(e).toBeInstanceOf(DecodeError);
-      }
-    }), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        try {
+          decode(bytes);
+        } catch (e) {
+          expect(e).toBeInstanceOf(DecodeError);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -172,9 +193,13 @@ describe('Fields', () => {
 
 function toPlain(v: ReturnType<typeof decode>): unknown {
   switch (v.t) {
-    case 'nil': return null;
-    case 'arr': return v.v.map(toPlain);
-    case 'map': return Object.fromEntries([...v.v].map(([k, x]) => [k, toPlain(x)]));
-    default: return v.v;
+    case 'nil':
+      return null;
+    case 'arr':
+      return v.v.map(toPlain);
+    case 'map':
+      return Object.fromEntries([...v.v].map(([k, x]) => [k, toPlain(x)]));
+    default:
+      return v.v;
   }
 }

@@ -47,7 +47,12 @@ function joinOne(net: Net, name: string): MemberNode {
 }
 
 function syncFrom(net: Net, node: MemberNode, more = false): ReturnType<Net['owner']> {
-  const bytes = encodeMessage({ type: 'sync', last_idx: node.state!.lastIdx, epoch: node.state!.epoch, ...(more ? { more: true as const } : {}) });
+  const bytes = encodeMessage({
+    type: 'sync',
+    last_idx: node.state!.lastIdx,
+    epoch: node.state!.epoch,
+    ...(more ? { more: true as const } : {}),
+  });
   return net.owner({ kind: 'received', from: node.peer, bytes, now: net.now });
 }
 
@@ -110,13 +115,7 @@ describe('catch-up limit', () => {
     ownerSends(net, 10);
     net.take(a, 'down'); // lost with the link
     const answers = Array.from({ length: 5 }, () => sentTo(a, syncFrom(net, a).effects));
-    expect(answers.map((ms) => ms.map((m) => m.type))).toEqual([
-      ['resync', 'history'],
-      ['resync'],
-      ['resync'],
-      ['resync'],
-      ['resync'],
-    ]);
+    expect(answers.map((ms) => ms.map((m) => m.type))).toEqual([['resync', 'history'], ['resync'], ['resync'], ['resync'], ['resync']]);
     const first = answers[0]![1] as Extract<ToMember, { type: 'history' }>;
     expect(first.entries.map((e) => e.idx)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(net.ownerErrors).toEqual([]);
@@ -196,7 +195,9 @@ describe('page requests and epochs', () => {
     ownerSends(net, 1);
     net.take(a, 'down');
     const current = encodeMessage({ type: 'sync', last_idx: 1, epoch: net.ownerState.epoch, more: true });
-    expect(sentTo(a, net.owner({ kind: 'received', from: a.peer, bytes: current, now: net.now }).effects).map((m) => m.type)).toEqual(['history']);
+    expect(sentTo(a, net.owner({ kind: 'received', from: a.peer, bytes: current, now: net.now }).effects).map((m) => m.type)).toEqual([
+      'history',
+    ]);
   });
 });
 
@@ -205,7 +206,13 @@ describe('wire: the more flags', () => {
   it('round-trips sync.more and history.more', () => {
     const sync = { type: 'sync', last_idx: 4, epoch: 1, more: true } as const;
     expect(decodeToOwner(encodeMessage(sync))).toEqual(sync);
-    const history = { type: 'history', from_idx: 3, log_start: 0, entries: [{ idx: 3, from: id, env: new Uint8Array([1]) }], more: true } as const;
+    const history = {
+      type: 'history',
+      from_idx: 3,
+      log_start: 0,
+      entries: [{ idx: 3, from: id, env: new Uint8Array([1]) }],
+      more: true,
+    } as const;
     expect(decodeToMember(encode(history))).toEqual(history);
     expect(decodeToOwner(encodeMessage({ type: 'sync', last_idx: 4, epoch: 1 }))).not.toHaveProperty('more');
   });

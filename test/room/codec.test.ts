@@ -133,7 +133,15 @@ describe('link message codecs', () => {
     { type: 'refused', code: 'room.replay' },
     { type: 'refused', code: 'room.replay', seq: 9 },
     { type: 'deliver', idx: 0, from: id, env: b(90) },
-    { type: 'history', from_idx: 7, log_start: 2, entries: [{ idx: 7, from: id, env: b(5) }, { idx: 8, from: id, env: b(6) }] },
+    {
+      type: 'history',
+      from_idx: 7,
+      log_start: 2,
+      entries: [
+        { idx: 7, from: id, env: b(5) },
+        { idx: 8, from: id, env: b(6) },
+      ],
+    },
     { type: 'member-added', cert: b(100) },
     { type: 'rekey', ann: b(100), key: b(100) },
     { type: 'removed', reason: 'kicked' },
@@ -184,10 +192,49 @@ describe('machines fed malformed or hostile maps', () => {
   // Well-formed msgpack maps with a real type and random field values: every outcome is either a
   // typed refusal with the state unchanged or (rarely) a handled message.
   const field = fc.oneof(fc.integer(), fc.string({ maxLength: 40 }), fc.uint8Array({ maxLength: 80 }), fc.boolean(), fc.constant(null));
-  const types = ['join-request', 'join-confirm', 'send', 'leave', 'sync', 'join-accept', 'join-refused', 'welcome', 'refused', 'deliver', 'history', 'member-added', 'rekey', 'removed', 'resync'];
+  const types = [
+    'join-request',
+    'join-confirm',
+    'send',
+    'leave',
+    'sync',
+    'join-accept',
+    'join-refused',
+    'welcome',
+    'refused',
+    'deliver',
+    'history',
+    'member-added',
+    'rekey',
+    'removed',
+    'resync',
+  ];
   const hostile = fc.record({
     type: fc.constantFrom(...types),
-    fields: fc.dictionary(fc.constantFrom('invite', 'ipub', 'sealed', 'proof', 'env', 'idx', 'from', 'cert', 'ann', 'key', 'code', 'last_idx', 'epoch', 'reason', 'certs', 'entries', 'from_idx', 'log_start'), field, { maxKeys: 4 }),
+    fields: fc.dictionary(
+      fc.constantFrom(
+        'invite',
+        'ipub',
+        'sealed',
+        'proof',
+        'env',
+        'idx',
+        'from',
+        'cert',
+        'ann',
+        'key',
+        'code',
+        'last_idx',
+        'epoch',
+        'reason',
+        'certs',
+        'entries',
+        'from_idx',
+        'log_start',
+      ),
+      field,
+      { maxKeys: 4 },
+    ),
   });
 
   it('owner and member machines only refuse with typed errors', () => {
@@ -195,18 +242,24 @@ describe('machines fed malformed or hostile maps', () => {
     const a: MemberNode = net.join('a', net.invite());
     net.run();
     fc.assert(
-      fc.property(fc.oneof(hostile.map((h) => encode({ type: h.type, ...h.fields } as never)), fc.uint8Array({ maxLength: 200 })), (data) => {
-        const o = ownerStep(net.ctx, net.ownerState, { kind: 'received', from: a.peer, bytes: data, now: net.now });
-        if (o.error !== undefined) {
-          expect(o.error).toBeInstanceOf(ZeroRoomError);
-          expect(o.state).toBe(net.ownerState);
-        }
-        const m = memberStep(a.ctx, a.state!, { kind: 'received', bytes: data, now: net.now });
-        if (m.error !== undefined) {
-          expect(m.error).toBeInstanceOf(ZeroRoomError);
-          expect(m.state).toBe(a.state);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          hostile.map((h) => encode({ type: h.type, ...h.fields } as never)),
+          fc.uint8Array({ maxLength: 200 }),
+        ),
+        (data) => {
+          const o = ownerStep(net.ctx, net.ownerState, { kind: 'received', from: a.peer, bytes: data, now: net.now });
+          if (o.error !== undefined) {
+            expect(o.error).toBeInstanceOf(ZeroRoomError);
+            expect(o.state).toBe(net.ownerState);
+          }
+          const m = memberStep(a.ctx, a.state!, { kind: 'received', bytes: data, now: net.now });
+          if (m.error !== undefined) {
+            expect(m.error).toBeInstanceOf(ZeroRoomError);
+            expect(m.state).toBe(a.state);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

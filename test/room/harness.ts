@@ -106,7 +106,13 @@ export const APP_URL = 'https://zeroroom.test/app/';
 export const SERVER = 'ws://127.0.0.1:9/';
 
 export function ownerCtx(d: Device, admit?: OwnerCtx['admit']): OwnerCtx {
-  return { random: d.random, identity: d.identity, peerKey: d.box.publicKey, invites: { appUrl: APP_URL, server: SERVER }, ...(admit ? { admit } : {}) };
+  return {
+    random: d.random,
+    identity: d.identity,
+    peerKey: d.box.publicKey,
+    invites: { appUrl: APP_URL, server: SERVER },
+    ...(admit ? { admit } : {}),
+  };
 }
 
 export function memberCtx(d: Device): MemberCtx {

@@ -4,7 +4,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initCrypto } from '../../crypto/index.ts';
 import { ownerStep } from '../../protocol/room/owner.ts';
 import { decodeMemberState, decodeOwnerState, encodeMemberState, encodeOwnerState } from '../../protocol/room/state-codec.ts';
-import { MAX_INVITE_RECORDS, MAX_PENDING_INVITES, MEMBER_KEPT_EPOCHS, OWNER_KEPT_EPOCHS, type EpochRecord, type OwnerState } from '../../protocol/room/types.ts';
+import {
+  MAX_INVITE_RECORDS,
+  MAX_PENDING_INVITES,
+  MEMBER_KEPT_EPOCHS,
+  OWNER_KEPT_EPOCHS,
+  type EpochRecord,
+  type OwnerState,
+} from '../../protocol/room/types.ts';
 import { Net, device, everyoneReadsEveryone } from './harness.ts';
 
 beforeAll(async () => {

@@ -3,7 +3,14 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initCrypto } from '../../crypto/index.ts';
-import { CATCH_UP_INTERVAL_MS, memberList, memberSafetyCode, ownerSafetyCode, pendingAuthTokens, memberPeerKeys } from '../../protocol/room/index.ts';
+import {
+  CATCH_UP_INTERVAL_MS,
+  memberList,
+  memberSafetyCode,
+  ownerSafetyCode,
+  pendingAuthTokens,
+  memberPeerKeys,
+} from '../../protocol/room/index.ts';
 import { Net, device, everyoneReadsEveryone, rng, type MemberNode } from './harness.ts';
 
 beforeAll(async () => {
@@ -30,12 +37,22 @@ describe('room scenario', () => {
     const [a, b, c, d] = joinAll(net, ['alice', 'bob', 'carol', 'dave']) as [MemberNode, MemberNode, MemberNode, MemberNode];
     expect(net.ownerEvents.filter((e) => e.type === 'member-joined')).toHaveLength(4);
     // Earlier members learn about later ones through member-added.
-    expect(a.events.filter((e) => e.type === 'member-joined').map((e) => (e.type === 'member-joined' ? e.member.name : ''))).toEqual(['bob', 'carol', 'dave']);
+    expect(a.events.filter((e) => e.type === 'member-joined').map((e) => (e.type === 'member-joined' ? e.member.name : ''))).toEqual([
+      'bob',
+      'carol',
+      'dave',
+    ]);
     everyoneReadsEveryone(net, 'joined');
     const code0 = safetyCodesAgree(net);
     // Everyone sees the same member list with the same fingerprints, owner first.
     const list = memberList(net.ownerState);
-    expect(list.map((m) => [m.name, m.owner])).toEqual([['owner', true], ['alice', false], ['bob', false], ['carol', false], ['dave', false]]);
+    expect(list.map((m) => [m.name, m.owner])).toEqual([
+      ['owner', true],
+      ['alice', false],
+      ['bob', false],
+      ['carol', false],
+      ['dave', false],
+    ]);
     for (const n of [a, b, c, d]) expect(memberList(n.state!)).toEqual(list);
     expect(list[1]!.fingerprint).toMatch(/^[0-9a-f]{4}( [0-9a-f]{4}){7}$/);
 
@@ -53,7 +70,8 @@ describe('room scenario', () => {
     expect(c.events.some((e) => e.type === 'removed' && e.reason === 'kicked')).toBe(true);
     expect(net.ownerState.epoch).toBe(2);
     expect(c.state!.epochs.some((e) => e.epoch >= 2)).toBe(false);
-    for (const n of [a, b, d]) expect(n.events.some((e) => e.type === 'member-left' && e.member.id === c.state!.selfId && e.reason === 'kicked')).toBe(true);
+    for (const n of [a, b, d])
+      expect(n.events.some((e) => e.type === 'member-left' && e.member.id === c.state!.selfId && e.reason === 'kicked')).toBe(true);
     everyoneReadsEveryone(net, 'after-kick', [c]);
     safetyCodesAgree(net);
 
@@ -225,7 +243,14 @@ describe('room under an unreliable network', () => {
       }
       // Every refusal on the way was typed (checkedStep asserts ZeroRoomError) and none was a forgery.
       const codes = new Set([...net.ownerErrors, ...nodes.flatMap((n) => n.errors)].map((e) => e.code));
-      for (const bad of ['room.bad-signature', 'room.impersonation', 'room.not-owner', 'room.fork', 'room.bad-ciphertext', 'room.bad-rekey']) {
+      for (const bad of [
+        'room.bad-signature',
+        'room.impersonation',
+        'room.not-owner',
+        'room.fork',
+        'room.bad-ciphertext',
+        'room.bad-rekey',
+      ]) {
         expect(codes.has(bad), `unexpected ${bad}`).toBe(false);
       }
     });
@@ -264,7 +289,14 @@ describe('room under reordering inside links (the link guarantee broken on purpo
           for (const t of later) expect(victim.texts()).not.toContain(t);
         }
         const codes = new Set([...net.ownerErrors, ...nodes.flatMap((n) => n.errors)].map((e) => e.code));
-        for (const bad of ['room.bad-signature', 'room.impersonation', 'room.not-owner', 'room.fork', 'room.bad-ciphertext', 'room.bad-rekey']) {
+        for (const bad of [
+          'room.bad-signature',
+          'room.impersonation',
+          'room.not-owner',
+          'room.fork',
+          'room.bad-ciphertext',
+          'room.bad-rekey',
+        ]) {
           expect(codes.has(bad), `unexpected ${bad}`).toBe(false);
         }
       }),

@@ -2,16 +2,7 @@
 // error and leaves the attacked machine's state exactly as it was (the same object).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody, encodeEnvelopeBody } from '../../protocol/room/codec.ts';
-import {
-  initCrypto,
-  asSymmetricKey,
-  cellSeal,
-  sealTo,
-  sha256,
-  sign,
-  verify,
-  openFrom,
-} from '../../crypto/index.ts';
+import { initCrypto, asSymmetricKey, cellSeal, sealTo, sha256, sign, verify, openFrom } from '../../crypto/index.ts';
 import {
   decodeInviteUrl,
   decodeToMember,
@@ -95,7 +86,13 @@ describe('invite tokens', () => {
     const sealed = sealTo(
       joiner.identity.privateKey,
       real.opub,
-      encodeJoinSecret({ room: real.room, token: new Uint8Array(32).fill(1), jkey: new Uint8Array(32), npub: joiner.box.publicKey, name: 'x' }),
+      encodeJoinSecret({
+        room: real.room,
+        token: new Uint8Array(32).fill(1),
+        jkey: new Uint8Array(32),
+        npub: joiner.box.publicKey,
+        name: 'x',
+      }),
     );
     const bytes = encodeMessage({ type: 'join-request', invite: inviteIdBytes(real.token), ipub: joiner.identity.publicKey, sealed });
     ownerRefuses(net, toPeer(joiner), bytes, 'room.join-proof');
@@ -198,7 +195,11 @@ describe('rotation authority', () => {
     const body = decodeAnnBody(verify(net.ownerDev.identity.publicKey, real.ann));
     const forgedAnn = sign(b.dev.identity.privateKey, encodeAnnBody(body));
     const key = new Uint8Array(32).fill(9);
-    const forgedKey = sealTo(b.dev.identity.privateKey, a.dev.identity.publicKey, encodeRekeyKey({ room: body.room, epoch: body.epoch, annHash: sha256(forgedAnn), key }));
+    const forgedKey = sealTo(
+      b.dev.identity.privateKey,
+      a.dev.identity.publicKey,
+      encodeRekeyKey({ room: body.room, epoch: body.epoch, annHash: sha256(forgedAnn), key }),
+    );
     memberRefuses(a, encodeMessage({ type: 'rekey', ann: forgedAnn, key: forgedKey }), 'room.not-owner');
     // The owner's real announcement with a key sealed by someone else: bad-rekey.
     memberRefuses(a, encodeMessage({ type: 'rekey', ann: real.ann, key: forgedKey }), 'room.bad-rekey');
@@ -228,13 +229,27 @@ describe('messages', () => {
     const outsider = device('outsider');
     const epoch = a.state!.epochs.find((e) => e.epoch === a.state!.epoch)!;
     // The outsider somehow has the room key, signs with its own key, claims to be b.
-    const env = sealEnvelope(outsider.identity.privateKey, { room: net.ownerState.room, epoch: epoch.epoch, key: epoch.key!, from: b.state!.selfId, seq: 99, body: { text: 'forged', ts: 0 } });
+    const env = sealEnvelope(outsider.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: epoch.epoch,
+      key: epoch.key!,
+      from: b.state!.selfId,
+      seq: 99,
+      body: { text: 'forged', ts: 0 },
+    });
     const out = ownerRefuses(net, toPeer(outsider), encodeMessage({ type: 'send', env }), 'room.not-member');
     expect(sentTypes(out.effects)).toEqual(['removed', 'close']);
     // Delivered to a member as if b sent it: the signature is not b's.
     memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: b.state!.selfId, env }), 'room.bad-signature');
     // Under its own id: not a member.
-    const ownId = sealEnvelope(outsider.identity.privateKey, { room: net.ownerState.room, epoch: epoch.epoch, key: epoch.key!, from: idOf(outsider), seq: 1, body: { text: 'forged', ts: 0 } });
+    const ownId = sealEnvelope(outsider.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: epoch.epoch,
+      key: epoch.key!,
+      from: idOf(outsider),
+      seq: 1,
+      body: { text: 'forged', ts: 0 },
+    });
     memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: idOf(outsider), env: ownId }), 'room.not-member');
   });
 
@@ -242,7 +257,14 @@ describe('messages', () => {
     const { net, nodes } = setup('o-imp');
     const [a, b] = nodes as [MemberNode, MemberNode];
     const epoch = b.state!.epochs.find((e) => e.epoch === b.state!.epoch)!;
-    const env = sealEnvelope(b.dev.identity.privateKey, { room: net.ownerState.room, epoch: epoch.epoch, key: epoch.key!, from: a.state!.selfId, seq: 1, body: { text: 'I am a', ts: 0 } });
+    const env = sealEnvelope(b.dev.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: epoch.epoch,
+      key: epoch.key!,
+      from: a.state!.selfId,
+      seq: 1,
+      body: { text: 'I am a', ts: 0 },
+    });
     const out = ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env }), 'room.impersonation');
     expect(sentTypes(out.effects)).toEqual(['refused']);
     const refusal = out.effects[0]!;
@@ -278,18 +300,36 @@ describe('messages', () => {
 
     // A fresh sequence number under the previous epoch's key, after the grace time: refused.
     const old = b.state!.epochs.find((e) => e.epoch === 0)!;
-    const stale = sealEnvelope(b.dev.identity.privateKey, { room: net.ownerState.room, epoch: 0, key: old.key!, from: b.state!.selfId, seq: b.state!.seq + 1, body: { text: 'stale', ts: 0 } });
+    const stale = sealEnvelope(b.dev.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: 0,
+      key: old.key!,
+      from: b.state!.selfId,
+      seq: b.state!.seq + 1,
+      body: { text: 'stale', ts: 0 },
+    });
     const inGrace = net.owner({ kind: 'received', from: b.peer, bytes: encodeMessage({ type: 'send', env: stale }), now: net.now });
     expect(inGrace.error).toBeUndefined(); // within graceMs of the rotation: ordered
     net.run();
     expect(a.texts()).toContain('stale');
-    const stale2 = sealEnvelope(b.dev.identity.privateKey, { room: net.ownerState.room, epoch: 0, key: old.key!, from: b.state!.selfId, seq: b.state!.seq + 2, body: { text: 'stale2', ts: 0 } });
+    const stale2 = sealEnvelope(b.dev.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: 0,
+      key: old.key!,
+      from: b.state!.selfId,
+      seq: b.state!.seq + 2,
+      body: { text: 'stale2', ts: 0 },
+    });
     net.now += 31_000;
     ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env: stale2 }), 'room.epoch-expired');
     // Two epochs back, delivered to a member: outside the index-based grace rule.
     net.owner({ kind: 'rotate', now: net.now });
     net.run();
-    memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: b.state!.selfId, env: stale2 }), 'room.epoch-expired');
+    memberRefuses(
+      a,
+      encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: b.state!.selfId, env: stale2 }),
+      'room.epoch-expired',
+    );
   });
 
   it('refuses a tampered ciphertext (signed by the real sender) and a tampered envelope', () => {
@@ -333,7 +373,14 @@ describe('history', () => {
     // 1. The owner rewrites b's text: it can only re-sign as itself, the signature is not b's.
     const e0 = entries[0]!;
     const epoch = net.ownerState.epochs.at(-1)!;
-    const rewritten = sealEnvelope(net.ownerDev.identity.privateKey, { room: net.ownerState.room, epoch: epoch.epoch, key: epoch.key!, from: e0.from, seq: 50, body: { text: 'b never said this', ts: 0 } });
+    const rewritten = sealEnvelope(net.ownerDev.identity.privateKey, {
+      room: net.ownerState.room,
+      epoch: epoch.epoch,
+      key: epoch.key!,
+      from: e0.from,
+      seq: 50,
+      body: { text: 'b never said this', ts: 0 },
+    });
     memberRefuses(a, history([{ ...e0, env: rewritten }, entries[1]!]), 'room.bad-signature');
     // 2. A flipped byte in c's entry.
     const flipped = entries[1]!.env.slice();

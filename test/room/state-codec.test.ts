@@ -169,18 +169,42 @@ describe('versions and framing', () => {
     expect((err as StateVersionError).version).toBe(2);
   });
   it('refuses a missing or non-int version', () => {
-    refused(decodeOwnerState, edit(ownerBytes(), (o) => delete o.v), /missing field "v"/);
-    refused(decodeOwnerState, edit(ownerBytes(), (o) => (o.v = '1')), /"v" must be int/);
-    refused(decodeOwnerState, edit(ownerBytes(), (o) => (o.v = 1.5)), /"v" must be int/);
+    refused(
+      decodeOwnerState,
+      edit(ownerBytes(), (o) => delete o.v),
+      /missing field "v"/,
+    );
+    refused(
+      decodeOwnerState,
+      edit(ownerBytes(), (o) => (o.v = '1')),
+      /"v" must be int/,
+    );
+    refused(
+      decodeOwnerState,
+      edit(ownerBytes(), (o) => (o.v = 1.5)),
+      /"v" must be int/,
+    );
   });
   it('refuses the other role, and an unknown role in decodeRoomState', () => {
     refused(decodeOwnerState, memberBytes(), /unexpected field|role/);
     refused(decodeMemberState, ownerBytes(), /unexpected field|role/);
-    refused(decodeRoomState, edit(memberBytes(), (o) => (o.role = 'admin')), /unknown role/);
+    refused(
+      decodeRoomState,
+      edit(memberBytes(), (o) => (o.role = 'admin')),
+      /unknown role/,
+    );
   });
   it('refuses unexpected fields', () => {
-    refused(decodeOwnerState, edit(ownerBytes(), (o) => (o.extra = 1)), /unexpected field "extra"/);
-    refused(decodeMemberState, edit(memberBytes(), (o) => (o.extra = 1)), /unexpected field "extra"/);
+    refused(
+      decodeOwnerState,
+      edit(ownerBytes(), (o) => (o.extra = 1)),
+      /unexpected field "extra"/,
+    );
+    refused(
+      decodeMemberState,
+      edit(memberBytes(), (o) => (o.extra = 1)),
+      /unexpected field "extra"/,
+    );
   });
   it('refuses trailing bytes, every truncation, garbage and non-maps', () => {
     const bytes = ownerBytes();
@@ -207,7 +231,8 @@ describe('versions and framing', () => {
 });
 
 describe('owner state rules', () => {
-  const bad = (change: (o: { [k: string]: Plain }) => void, message?: RegExp) => refused(decodeOwnerState, edit(ownerBytes(), change), message);
+  const bad = (change: (o: { [k: string]: Plain }) => void, message?: RegExp) =>
+    refused(decodeOwnerState, edit(ownerBytes(), change), message);
   const member = (o: { [k: string]: Plain }, i: number) => obj(arr(o.members)[i]!);
   const invite = (o: { [k: string]: Plain }, status: string) => obj(arr(o.invites).find((r) => obj(r).status === status)!);
 
@@ -253,15 +278,15 @@ describe('owner state rules', () => {
       ipub[ipub.length - 1]! ^= 1; // breaks the Themis container CRC
     }, /ipub" is not a Themis EC public key/);
     bad((o) => (obj(member(o, 1).info).npub = new Uint8Array(31)), /npub" must be 32 bytes/);
-    bad((o) => (member(o, 1).peer = (member(o, 0).peer as string)), /peer is not the member's peer key/);
+    bad((o) => (member(o, 1).peer = member(o, 0).peer as string), /peer is not the member's peer key/);
     bad((o) => (member(o, 1).peer = (member(o, 1).peer as string).toUpperCase()), /64 lowercase hex/);
     bad((o) => (member(o, 1).cert = new Uint8Array(2049)), /cert" must be 1\.\.2048/);
     bad((o) => (member(o, 1).catchUp = { at: 1, next: 2, extra: 3 }), /unexpected field "extra"/);
     bad((o) => (member(o, 1).catchUp = { at: 1.5, next: 2 }), /at" must be int/);
     bad((o) => (member(o, 1).untilEpoch = 3), /unexpected field "untilEpoch"/);
   });
-  it('invites: id is the token\'s invite id, known status, claim only while claimed, usedBy only when used', () => {
-    bad((o) => (invite(o, 'pending').id = (invite(o, 'used').id as string)), /not the token's invite id|duplicate/);
+  it("invites: id is the token's invite id, known status, claim only while claimed, usedBy only when used", () => {
+    bad((o) => (invite(o, 'pending').id = invite(o, 'used').id as string), /not the token's invite id|duplicate/);
     bad((o) => (invite(o, 'pending').id = 'x'), /64 lowercase hex/);
     bad((o) => (invite(o, 'pending').status = 'expired'), /status: unknown value/);
     bad((o) => (invite(o, 'pending').token = null), /token" must be bin/);
@@ -357,7 +382,7 @@ describe('fuzzing: only StateError', () => {
   });
 });
 
-describe('decoded states are the caller\'s own', () => {
+describe("decoded states are the caller's own", () => {
   it('share no bytes with the input buffer', () => {
     const bytes = memberBytes('a');
     const s: MemberState = decodeMemberState(bytes);

@@ -27,7 +27,12 @@ describe('welcome with a rekey', () => {
     expect(bob.state!.epoch).toBe(net.ownerState.epoch);
     expect(bob.events.some((e) => e.type === 'joined')).toBe(true);
     expect(bob.state!.members.map((m) => m.info.name).sort()).toEqual(['alice', 'bob', 'carol', 'owner']);
-    expect(net.current().map((n) => n.name).sort()).toEqual(['alice', 'bob', 'carol']);
+    expect(
+      net
+        .current()
+        .map((n) => n.name)
+        .sort(),
+    ).toEqual(['alice', 'bob', 'carol']);
     everyoneReadsEveryone(net, 'after');
     void alice;
     void carol;

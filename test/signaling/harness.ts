@@ -73,7 +73,12 @@ export interface TestServer {
 }
 
 export async function startServer(
-  o: { limits?: Partial<SignalingLimits>; keys?: BoxKeyPair[]; now?: () => number; clientAddress?: (req: http.IncomingMessage) => string } = {},
+  o: {
+    limits?: Partial<SignalingLimits>;
+    keys?: BoxKeyPair[];
+    now?: () => number;
+    clientAddress?: (req: http.IncomingMessage) => string;
+  } = {},
 ): Promise<TestServer> {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const observer = new RecordingObserver();

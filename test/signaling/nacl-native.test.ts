@@ -17,12 +17,18 @@ describe('native X25519 + tweetnacl HSalsa20', () => {
   });
   it('box.before equals tweetnacl, and box with it equals tweetnacl box', () => {
     fc.assert(
-      fc.property(bytes32, bytes32, fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 24, maxLength: 24 }), (a, b, msg, nonce) => {
-        const bob = nacl.box.keyPair.fromSecretKey(b);
-        const shared = nativeBoxBefore(bob.publicKey as BoxPublicKey, a as BoxSecretKey);
-        expect(shared).toEqual(nacl.box.before(bob.publicKey, a));
-        expect(boxAfter(msg, nonce, shared)).toEqual(nacl.box(msg, nonce, bob.publicKey, a));
-      }),
+      fc.property(
+        bytes32,
+        bytes32,
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ minLength: 24, maxLength: 24 }),
+        (a, b, msg, nonce) => {
+          const bob = nacl.box.keyPair.fromSecretKey(b);
+          const shared = nativeBoxBefore(bob.publicKey as BoxPublicKey, a as BoxSecretKey);
+          expect(shared).toEqual(nacl.box.before(bob.publicKey, a));
+          expect(boxAfter(msg, nonce, shared)).toEqual(nacl.box(msg, nonce, bob.publicKey, a));
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -33,7 +39,9 @@ describe('native X25519 + tweetnacl HSalsa20', () => {
       const other = nacl.box.keyPair();
       expect(nativeBoxBefore(other.publicKey as BoxPublicKey, p.secretKey)).toEqual(nacl.box.before(other.publicKey, p.secretKey));
       // a copy of the secret (no cached key object) takes the import path and agrees
-      expect(nativeBoxBefore(other.publicKey as BoxPublicKey, p.secretKey.slice() as BoxSecretKey)).toEqual(nacl.box.before(other.publicKey, p.secretKey));
+      expect(nativeBoxBefore(other.publicKey as BoxPublicKey, p.secretKey.slice() as BoxSecretKey)).toEqual(
+        nacl.box.before(other.publicKey, p.secretKey),
+      );
     }
   });
   it('refuses a low-order public key (all zeros) with KeyError', () => {
@@ -48,7 +56,10 @@ describe('native X25519 + tweetnacl HSalsa20', () => {
     const peers = [nacl.box.keyPair(), nacl.box.keyPair(), nacl.box.keyPair()];
     const first = cache.get(peers[0]!.publicKey as BoxPublicKey, me.secretKey as BoxSecretKey, 'me');
     expect(cache.get(peers[0]!.publicKey as BoxPublicKey, me.secretKey as BoxSecretKey, 'me')).toBe(first);
-    for (const p of peers) expect(cache.get(p.publicKey as BoxPublicKey, me.secretKey as BoxSecretKey, 'me')).toEqual(nacl.box.before(p.publicKey, me.secretKey));
+    for (const p of peers)
+      expect(cache.get(p.publicKey as BoxPublicKey, me.secretKey as BoxSecretKey, 'me')).toEqual(
+        nacl.box.before(p.publicKey, me.secretKey),
+      );
     // peers[0] was evicted (capacity 2): a fresh, equal object
     const again = cache.get(peers[0]!.publicKey as BoxPublicKey, me.secretKey as BoxSecretKey, 'me');
     expect(again).not.toBe(first);

@@ -12,10 +12,16 @@ describe('nonce codec', () => {
   });
   it('round-trips every field', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: CSN_LIMIT - 1 }), (c, s, d, csn) => {
-        const decoded = decodeNonce(encodeNonce({ cookie: c, source: s, destination: d, csn }));
-        expect(decoded).toEqual({ cookie: c, source: s, destination: d, csn });
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: 255 }),
+        fc.integer({ min: 0, max: CSN_LIMIT - 1 }),
+        (c, s, d, csn) => {
+          const decoded = decodeNonce(encodeNonce({ cookie: c, source: s, destination: d, csn }));
+          expect(decoded).toEqual({ cookie: c, source: s, destination: d, csn });
+        },
+      ),
     );
   });
   it('decodes a subarray view at an offset', () => {

@@ -18,7 +18,8 @@ afterEach(async () => {
 });
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-const initiator = (o: Partial<Parameters<typeof SaltyTestClient.connect>[1]> = {}) => SaltyTestClient.connect(srv.url, { role: 'initiator', ...o });
+const initiator = (o: Partial<Parameters<typeof SaltyTestClient.connect>[1]> = {}) =>
+  SaltyTestClient.connect(srv.url, { role: 'initiator', ...o });
 const responder = (i: SaltyTestClient, o: Partial<Parameters<typeof SaltyTestClient.connect>[1]> = {}) =>
   SaltyTestClient.connect(srv.url, { role: 'responder', initiatorKey: i.keys.publicKey, ...o });
 
@@ -524,7 +525,9 @@ describe('limits and paths', () => {
     const path = `/${hex(nacl.randomBytes(32))}`;
     const reply = await new Promise<string>((resolve, reject) => {
       const sock = net.connect(srv.port, '127.0.0.1', () => {
-        sock.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`);
+        sock.write(
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`,
+        );
       });
       let got = '';
       sock.on('data', (d) => (got += d.toString()));

@@ -50,8 +50,10 @@ function run(ctx: ServerContext, state: PathState, events: ServerEvent[]): { sta
   return { state, effects };
 }
 
-const sends = (effects: readonly ServerEffect[], conn: number) => effects.filter((e): e is Extract<ServerEffect, { type: 'send' }> => e.type === 'send' && e.conn === conn);
-const closes = (effects: readonly ServerEffect[]) => effects.filter((e): e is Extract<ServerEffect, { type: 'close' }> => e.type === 'close');
+const sends = (effects: readonly ServerEffect[], conn: number) =>
+  effects.filter((e): e is Extract<ServerEffect, { type: 'send' }> => e.type === 'send' && e.conn === conn);
+const closes = (effects: readonly ServerEffect[]) =>
+  effects.filter((e): e is Extract<ServerEffect, { type: 'close' }> => e.type === 'close');
 
 /** Client side of the handshake in plain tweetnacl, driven by the effects. */
 class Peer {
@@ -70,7 +72,12 @@ class Peer {
     this.serverKey = new Uint8Array((msgpack.decode(frame.subarray(24)) as { key: Buffer }).key);
   }
   frame(plain: object, encrypt: boolean, over: Partial<{ csn: number; cookie: Uint8Array; destination: number }> = {}): ServerEvent {
-    const nonce = encodeNonce({ cookie: over.cookie ?? this.cookie, source: this.address, destination: over.destination ?? 0, csn: over.csn ?? this.csn++ });
+    const nonce = encodeNonce({
+      cookie: over.cookie ?? this.cookie,
+      source: this.address,
+      destination: over.destination ?? 0,
+      csn: over.csn ?? this.csn++,
+    });
     const data = msgpack.encode(plain);
     const body = encrypt ? nacl.box(data, nonce, this.serverKey, this.keys.secretKey) : data;
     return { type: 'frame', conn: this.conn, bytes: Uint8Array.from([...nonce, ...body]) };
@@ -114,7 +121,10 @@ describe('server machine', () => {
     const [hello] = sends(effects, 1);
     const n = decodeNonce(hello!.bytes.subarray(0, 24));
     expect([n.source, n.destination, n.csn < 2 ** 32]).toEqual([0, 0, true]);
-    expect(msgpack.decode(hello!.bytes.subarray(24))).toEqual({ type: 'server-hello', key: Buffer.from(state.clients.get(1)!.sessionPublic!) });
+    expect(msgpack.decode(hello!.bytes.subarray(24))).toEqual({
+      type: 'server-hello',
+      key: Buffer.from(state.clients.get(1)!.sessionPublic!),
+    });
     expect(emptyPath.clients.size).toBe(0);
   });
 
@@ -188,7 +198,9 @@ describe('server machine', () => {
     const a = connectInitiator(ctx, emptyPath, 1, ikeys);
     expect(step(ctx, a.state, { type: 'timeout', conn: 1, kind: 'handshake' }).effects).toEqual([]);
     const b = step(ctx, a.state, { type: 'connected', conn: 2 });
-    expect(closes(step(ctx, b.state, { type: 'timeout', conn: 2, kind: 'handshake' }).effects)).toEqual([{ type: 'close', conn: 2, code: 3008, reject: 'handshake-timeout' }]);
+    expect(closes(step(ctx, b.state, { type: 'timeout', conn: 2, kind: 'handshake' }).effects)).toEqual([
+      { type: 'close', conn: 2, code: 3008, reject: 'handshake-timeout' },
+    ]);
   });
 
   it('ping timeout of the initiator: 3008 and disconnected to responders', () => {
@@ -227,7 +239,9 @@ describe('server machine', () => {
     const a = step(ctx, emptyPath, { type: 'connected', conn: 1 });
     const p = new Peer(1, pair());
     p.hello(sends(a.effects, 1)[0]!.bytes);
-    expect(closes(step(ctx, a.state, p.frame(p.auth(), true)).effects)).toEqual([{ type: 'close', conn: 1, code: 3001, reject: 'bad-message' }]);
+    expect(closes(step(ctx, a.state, p.frame(p.auth(), true)).effects)).toEqual([
+      { type: 'close', conn: 1, code: 3001, reject: 'bad-message' },
+    ]);
   });
 
   it('errors that are not ZeroRoomErrors propagate (bugs are not hidden behind close codes)', () => {
@@ -256,7 +270,14 @@ describe('server machine', () => {
 
   it('lowest free responder address', () => {
     expect(lowestFreeResponder(new Map())).toBe(2);
-    expect(lowestFreeResponder(new Map([[2, 1], [4, 2]]))).toBe(3);
+    expect(
+      lowestFreeResponder(
+        new Map([
+          [2, 1],
+          [4, 2],
+        ]),
+      ),
+    ).toBe(3);
     const full = new Map(Array.from({ length: 254 }, (_, i) => [i + 2, i] as [number, number]));
     expect(lowestFreeResponder(full)).toBeNull();
     full.delete(255);

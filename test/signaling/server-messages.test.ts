@@ -30,7 +30,15 @@ describe('server-hello / client-hello', () => {
       it('nil key', () => bad(() => decode(mp.map([T(name), ['key', mp.nil()]]))));
       it('unknown extra field', () => bad(() => decode(mp.map([T(name), ['key', mp.bin(key)], ['x', mp.int(1)]])), /unexpected field/));
       it('wrong type', () => bad(() => decode(mp.map([T('client-auth'), ['key', mp.bin(key)]])), /type must be/));
-      it('type as bin', () => bad(() => decode(mp.map([['type', mp.bin(new TextEncoder().encode(name))], ['key', mp.bin(key)]]))));
+      it('type as bin', () =>
+        bad(() =>
+          decode(
+            mp.map([
+              ['type', mp.bin(new TextEncoder().encode(name))],
+              ['key', mp.bin(key)],
+            ]),
+          ),
+        ));
       it('trailing bytes', () => bad(() => decode(mp.cat([encode({ key }), new Uint8Array([0])])), /trailing/));
       it('truncated', () => bad(() => decode(encode({ key }).subarray(0, 20)), /truncated/));
       it('not a map', () => bad(() => decode(mp.arr([mp.str(name), mp.bin(key)])), /expected a map/));
@@ -57,28 +65,94 @@ describe('client-auth', () => {
   it('round-trips with and without optional fields', () => {
     const full = { yourCookie: cookie, subprotocols: ['v1.saltyrtc.org', 'x'], pingInterval: 30, yourKey: key };
     expect(sm.decodeClientAuth(sm.encodeClientAuth(full))).toEqual({ type: 'client-auth', ...full });
-    expect(sm.decodeClientAuth(sm.encodeClientAuth({ yourCookie: cookie, subprotocols: [] }))).toEqual({ type: 'client-auth', yourCookie: cookie, subprotocols: [] });
+    expect(sm.decodeClientAuth(sm.encodeClientAuth({ yourCookie: cookie, subprotocols: [] }))).toEqual({
+      type: 'client-auth',
+      yourCookie: cookie,
+      subprotocols: [],
+    });
   });
   it('reads the official client form (msgpack-lite)', () => {
-    const bytes = new Uint8Array(msgpack.encode({ type: 'client-auth', your_cookie: Buffer.from(cookie), subprotocols: ['v1.saltyrtc.org'], ping_interval: 0 }));
+    const bytes = new Uint8Array(
+      msgpack.encode({ type: 'client-auth', your_cookie: Buffer.from(cookie), subprotocols: ['v1.saltyrtc.org'], ping_interval: 0 }),
+    );
     expect(sm.decodeClientAuth(bytes).pingInterval).toBe(0);
   });
   it('missing your_cookie', () => bad(() => sm.decodeClientAuth(valid([], ['your_cookie'])), /your_cookie/));
-  it('your_cookie as str', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.str('a'.repeat(16))], ['subprotocols', mp.arr([])]])), /must be bin/));
-  it('your_cookie of 15 bytes', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie.subarray(1))], ['subprotocols', mp.arr([])]])), /16 bytes/));
+  it('your_cookie as str', () =>
+    bad(
+      () => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.str('a'.repeat(16))], ['subprotocols', mp.arr([])]])),
+      /must be bin/,
+    ));
+  it('your_cookie of 15 bytes', () =>
+    bad(
+      () => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie.subarray(1))], ['subprotocols', mp.arr([])]])),
+      /16 bytes/,
+    ));
   it('missing subprotocols', () => bad(() => sm.decodeClientAuth(valid([], ['subprotocols'])), /subprotocols/));
-  it('subprotocols as str', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.str('v1.saltyrtc.org')]]))));
-  it('subprotocol item as bin', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([mp.bin(new Uint8Array(3))])]])), /item must be str/));
+  it('subprotocols as str', () =>
+    bad(() =>
+      sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.str('v1.saltyrtc.org')]])),
+    ));
+  it('subprotocol item as bin', () =>
+    bad(
+      () =>
+        sm.decodeClientAuth(
+          mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([mp.bin(new Uint8Array(3))])]]),
+        ),
+      /item must be str/,
+    ));
   it('too many subprotocols', () => {
     const many = Array.from({ length: sm.MAX_SUBPROTOCOLS + 1 }, (_, i) => `p${i}`);
-    bad(() => sm.decodeClientAuth(new Uint8Array(msgpack.encode({ type: 'client-auth', your_cookie: Buffer.from(cookie), subprotocols: many }))), /more than/);
+    bad(
+      () =>
+        sm.decodeClientAuth(new Uint8Array(msgpack.encode({ type: 'client-auth', your_cookie: Buffer.from(cookie), subprotocols: many }))),
+      /more than/,
+    );
   });
-  it('subprotocol name too long', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([mp.str('x'.repeat(257))])]])), /too long/));
-  it('ping_interval as float (2.0)', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.f64(2)]])), /must be int/));
-  it('ping_interval negative', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.int(-1)]])), /out of range/));
-  it('ping_interval above 2^31-1', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.u32(2 ** 31)]])), /out of range/));
-  it('ping_interval nil', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.nil()]]))));
-  it('ping_interval as bool', () => bad(() => sm.decodeClientAuth(mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.bool(true)]]))));
+  it('subprotocol name too long', () =>
+    bad(
+      () =>
+        sm.decodeClientAuth(
+          mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([mp.str('x'.repeat(257))])]]),
+        ),
+      /too long/,
+    ));
+  it('ping_interval as float (2.0)', () =>
+    bad(
+      () =>
+        sm.decodeClientAuth(
+          mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.f64(2)]]),
+        ),
+      /must be int/,
+    ));
+  it('ping_interval negative', () =>
+    bad(
+      () =>
+        sm.decodeClientAuth(
+          mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.int(-1)]]),
+        ),
+      /out of range/,
+    ));
+  it('ping_interval above 2^31-1', () =>
+    bad(
+      () =>
+        sm.decodeClientAuth(
+          mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.u32(2 ** 31)]]),
+        ),
+      /out of range/,
+    ));
+  it('ping_interval nil', () =>
+    bad(() =>
+      sm.decodeClientAuth(
+        mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.nil()]]),
+      ),
+    ));
+  it('ping_interval as bool', () =>
+    bad(() =>
+      sm.decodeClientAuth(
+        mp.map([T('client-auth'), ['your_cookie', mp.bin(cookie)], ['subprotocols', mp.arr([])], ['ping_interval', mp.bool(true)]]),
+      ),
+    ));
   it('your_key nil', () => bad(() => sm.decodeClientAuth(valid([['your_key', mp.nil()]]))));
   it('your_key of 16 bytes', () => bad(() => sm.decodeClientAuth(valid([['your_key', mp.bin(cookie)]])), /32 bytes/));
   it('your_key as str', () => bad(() => sm.decodeClientAuth(valid([['your_key', mp.str('k'.repeat(32))]]))));
@@ -94,24 +168,76 @@ describe('server-auth', () => {
   const signed = new Uint8Array(80).fill(9);
   it('round-trips for each role', () => {
     const i = sm.encodeServerAuth({ yourCookie: cookie, signedKeys: signed, responders: [2, 5] });
-    expect(sm.decodeServerAuth(i, 'initiator')).toEqual({ type: 'server-auth', yourCookie: cookie, signedKeys: signed, responders: [2, 5] });
+    expect(sm.decodeServerAuth(i, 'initiator')).toEqual({
+      type: 'server-auth',
+      yourCookie: cookie,
+      signedKeys: signed,
+      responders: [2, 5],
+    });
     const r = sm.encodeServerAuth({ yourCookie: cookie, initiatorConnected: false });
     expect(sm.decodeServerAuth(r, 'responder')).toEqual({ type: 'server-auth', yourCookie: cookie, initiatorConnected: false });
   });
   const base = (extra: [string, Wire][]): Wire => mp.map([T('server-auth'), ['your_cookie', mp.bin(cookie)], ...extra]);
   it('initiator: responders missing', () => bad(() => sm.decodeServerAuth(base([]), 'initiator'), /responders/));
   it('initiator: responders nil', () => bad(() => sm.decodeServerAuth(base([['responders', mp.nil()]]), 'initiator')));
-  it('initiator: initiator_connected present', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([])], ['initiator_connected', mp.bool(true)]]), 'initiator'), /unexpected field/));
-  it('initiator: responder id 1', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.int(1)])]]), 'initiator'), /out of range/));
+  it('initiator: initiator_connected present', () =>
+    bad(
+      () =>
+        sm.decodeServerAuth(
+          base([
+            ['responders', mp.arr([])],
+            ['initiator_connected', mp.bool(true)],
+          ]),
+          'initiator',
+        ),
+      /unexpected field/,
+    ));
+  it('initiator: responder id 1', () =>
+    bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.int(1)])]]), 'initiator'), /out of range/));
   it('initiator: responder id 256', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.int(256)])]]), 'initiator')));
-  it('initiator: responder id as float', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.f64(2)])]]), 'initiator'), /must be int/));
-  it('initiator: repeated responder', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.int(2), mp.int(2)])]]), 'initiator'), /twice/));
+  it('initiator: responder id as float', () =>
+    bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.f64(2)])]]), 'initiator'), /must be int/));
+  it('initiator: repeated responder', () =>
+    bad(() => sm.decodeServerAuth(base([['responders', mp.arr([mp.int(2), mp.int(2)])]]), 'initiator'), /twice/));
   it('responder: initiator_connected missing', () => bad(() => sm.decodeServerAuth(base([]), 'responder'), /initiator_connected/));
-  it('responder: initiator_connected as int 1', () => bad(() => sm.decodeServerAuth(base([['initiator_connected', mp.int(1)]]), 'responder'), /must be bool/));
-  it('responder: responders present', () => bad(() => sm.decodeServerAuth(base([['initiator_connected', mp.bool(true)], ['responders', mp.arr([])]]), 'responder'), /unexpected field/));
-  it('signed_keys of 79 bytes', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([])], ['signed_keys', mp.bin(signed.subarray(1))]]), 'initiator'), /80 bytes/));
-  it('signed_keys as str', () => bad(() => sm.decodeServerAuth(base([['responders', mp.arr([])], ['signed_keys', mp.str('x'.repeat(80))]]), 'initiator')));
-  it('your_cookie missing', () => bad(() => sm.decodeServerAuth(mp.map([T('server-auth'), ['responders', mp.arr([])]]), 'initiator'), /your_cookie/));
+  it('responder: initiator_connected as int 1', () =>
+    bad(() => sm.decodeServerAuth(base([['initiator_connected', mp.int(1)]]), 'responder'), /must be bool/));
+  it('responder: responders present', () =>
+    bad(
+      () =>
+        sm.decodeServerAuth(
+          base([
+            ['initiator_connected', mp.bool(true)],
+            ['responders', mp.arr([])],
+          ]),
+          'responder',
+        ),
+      /unexpected field/,
+    ));
+  it('signed_keys of 79 bytes', () =>
+    bad(
+      () =>
+        sm.decodeServerAuth(
+          base([
+            ['responders', mp.arr([])],
+            ['signed_keys', mp.bin(signed.subarray(1))],
+          ]),
+          'initiator',
+        ),
+      /80 bytes/,
+    ));
+  it('signed_keys as str', () =>
+    bad(() =>
+      sm.decodeServerAuth(
+        base([
+          ['responders', mp.arr([])],
+          ['signed_keys', mp.str('x'.repeat(80))],
+        ]),
+        'initiator',
+      ),
+    ));
+  it('your_cookie missing', () =>
+    bad(() => sm.decodeServerAuth(mp.map([T('server-auth'), ['responders', mp.arr([])]]), 'initiator'), /your_cookie/));
   it('encoder wants exactly one role field', () => {
     expect(() => sm.encodeServerAuth({ yourCookie: cookie })).toThrow(RangeError);
     expect(() => sm.encodeServerAuth({ yourCookie: cookie, responders: [], initiatorConnected: true })).toThrow(RangeError);

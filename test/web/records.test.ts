@@ -4,7 +4,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../protocol/msgpack.ts';
-import { decodeHistory, decodeOutbox, decodeSettings, encodeHistory, encodeOutbox, encodeSettings, seqKey } from '../../web/session/records.ts';
+import {
+  decodeHistory,
+  decodeOutbox,
+  decodeSettings,
+  encodeHistory,
+  encodeOutbox,
+  encodeSettings,
+  seqKey,
+} from '../../web/session/records.ts';
 import { parseServerConfig } from '../../web/session/server-config.ts';
 import type { Settings } from '../../web/session/types.ts';
 import { looksLikeInvite } from '../../web/views/scanner.ts';
@@ -39,14 +47,26 @@ describe('storage record codecs', () => {
     expect(() => decodeOutbox(encode({ v: 1, seq: 3, at: 5, wire: new Uint8Array([1]) }))).toThrow(/text/);
     expect(() => decodeOutbox(encode({ ...good, v: 2 }))).toThrow(/v/);
     expect(() => decodeOutbox(new Uint8Array([...encode(good), 0]))).toThrow();
-    expect(() => decodeHistory(encode({ v: 1, idx: 1, senderId: 'a', senderName: 'b', seq: 1, text: 't', at: 1, system: 1 }))).toThrow(/system/);
+    expect(() => decodeHistory(encode({ v: 1, idx: 1, senderId: 'a', senderName: 'b', seq: 1, text: 't', at: 1, system: 1 }))).toThrow(
+      /system/,
+    );
     expect(() => decodeSettings(encode({ v: 1, displayName: 'x' }))).toThrow(/missing/);
   });
 
   it('refuse oversized texts and lists', () => {
     expect(() => decodeOutbox(encode({ v: 1, seq: 1, text: 'x'.repeat(64 * 1024 + 1), at: 1, wire: new Uint8Array([1]) }))).toThrow(/text/);
     const many = Array.from({ length: 33 }, () => ({ urls: ['stun:a'] }));
-    const raw = encode({ v: 1, displayName: '', signalingUrl: '', serverKey: '', iceServers: many, relayOnly: false, customIce: false, everyMessages: 0, everyMinutes: 0 });
+    const raw = encode({
+      v: 1,
+      displayName: '',
+      signalingUrl: '',
+      serverKey: '',
+      iceServers: many,
+      relayOnly: false,
+      customIce: false,
+      everyMessages: 0,
+      everyMinutes: 0,
+    });
     expect(() => decodeSettings(raw)).toThrow(/iceServers/);
   });
 
@@ -57,7 +77,12 @@ describe('storage record codecs', () => {
 });
 
 describe('/config.json decoder', () => {
-  const good = { iceServers: [{ urls: ['turn:127.0.0.1:3478'], username: 'u', credential: 'c' }, { urls: 'stun:127.0.0.1' }], appUrl: 'http://127.0.0.1:8765/', signalingUrl: 'ws://127.0.0.1:8765', serverKey: 'ab'.repeat(32) };
+  const good = {
+    iceServers: [{ urls: ['turn:127.0.0.1:3478'], username: 'u', credential: 'c' }, { urls: 'stun:127.0.0.1' }],
+    appUrl: 'http://127.0.0.1:8765/',
+    signalingUrl: 'ws://127.0.0.1:8765',
+    serverKey: 'ab'.repeat(32),
+  };
 
   it('accepts the server format and normalises urls', () => {
     const c = parseServerConfig(good);

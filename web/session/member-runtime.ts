@@ -30,7 +30,14 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
   /** The first contact's SaltyRTC auth token; absent once the owner knows our peer key. */
   private authToken: Uint8Array | undefined;
 
-  constructor(deps: RuntimeDeps, record: RoomRecord & { readonly state: MemberState }, keys: RoomIdentity, history: HistoryRecord[], outbox: OutboxRecord[], authToken?: Uint8Array) {
+  constructor(
+    deps: RuntimeDeps,
+    record: RoomRecord & { readonly state: MemberState },
+    keys: RoomIdentity,
+    history: HistoryRecord[],
+    outbox: OutboxRecord[],
+    authToken?: Uint8Array,
+  ) {
     super(deps, record, keys, history, outbox);
     this.ctx = { random: (n) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey };
     for (const o of outbox) this.unsent.add(o.seq);
@@ -92,8 +99,8 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     this.authToken = undefined;
     this.attempt = 0;
     link.on('message', (bytes) => {
-      this.serial(() => this.applyReceived(memberStep(this.ctx, this.state, { kind: 'received', bytes, now: Date.now() }))).catch((e: unknown) =>
-        console.error('member step failed', e),
+      this.serial(() => this.applyReceived(memberStep(this.ctx, this.state, { kind: 'received', bytes, now: Date.now() }))).catch(
+        (e: unknown) => console.error('member step failed', e),
       );
     });
     console.info(`room ${this.id.slice(0, 8)}: link to the owner ${link.state}`);
@@ -115,7 +122,8 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
       this.deps.changed();
       // Dropped, or closed by the owner (kick: the 'removed' message is processed first, in order).
       this.serial(async () => {
-        if (!this.closed && (this.state.phase === 'member' || this.state.phase === 'joining' || this.state.phase === 'accepted')) this.connectFailed(new Error('link closed'));
+        if (!this.closed && (this.state.phase === 'member' || this.state.phase === 'joining' || this.state.phase === 'accepted'))
+          this.connectFailed(new Error('link closed'));
       }).catch((e: unknown) => console.error('reconnect failed', e));
     });
     this.linkState = link.state;
@@ -130,7 +138,9 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     for (const o of this.outbox) {
       if (this.unsent.delete(o.seq)) link.send(o.wire);
     }
-    this.serial(() => this.apply(memberStep(this.ctx, this.state, { kind: 'connected', now: Date.now() }))).catch((e: unknown) => console.error('connected step failed', e));
+    this.serial(() => this.apply(memberStep(this.ctx, this.state, { kind: 'connected', now: Date.now() }))).catch((e: unknown) =>
+      console.error('connected step failed', e),
+    );
   }
 
   stop(): void {
@@ -204,7 +214,12 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     const s = this.state;
     const self = s.members.find((m) => m.info.id === s.selfId);
     const members = s.members.map((m) =>
-      this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : m.info.owner ? this.linkState : 'via-owner', m.info.owner ? (this.link?.counts ?? null) : null),
+      this.memberView(
+        m.info,
+        s.selfId,
+        m.info.id === s.selfId ? 'self' : m.info.owner ? this.linkState : 'via-owner',
+        m.info.owner ? (this.link?.counts ?? null) : null,
+      ),
     );
     return {
       id: this.id,

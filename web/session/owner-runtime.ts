@@ -32,7 +32,11 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       random: (n) => crypto.getRandomValues(new Uint8Array(n)),
       identity: keys.identity,
       peerKey: keys.peer.publicKey,
-      invites: { appUrl: deps.appUrl, server: record.server, ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}) },
+      invites: {
+        appUrl: deps.appUrl,
+        server: record.server,
+        ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+      },
     };
   }
 
@@ -53,7 +57,9 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       onWarning: (m) => console.warn(`owner ${this.id.slice(0, 8)}: ${m}`),
     });
     this.tickTimer = setInterval(() => {
-      this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'tick', now: Date.now() }))).catch((e: unknown) => console.error('tick failed', e));
+      this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'tick', now: Date.now() }))).catch((e: unknown) =>
+        console.error('tick failed', e),
+      );
     }, TICK_MS);
     // signalingReady has no event; the header badge follows it.
     this.statusTimer = setInterval(() => {
@@ -76,8 +82,8 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
   private attach(link: PeerLink): void {
     const from = toHex(link.peerKey) as PeerKeyHex;
     link.on('message', (bytes) => {
-      this.serial(() => this.applyReceived(ownerStep(this.ctx, this.state, { kind: 'received', from, bytes, now: Date.now() }))).catch((e: unknown) =>
-        console.error('owner step failed', e),
+      this.serial(() => this.applyReceived(ownerStep(this.ctx, this.state, { kind: 'received', from, bytes, now: Date.now() }))).catch(
+        (e: unknown) => console.error('owner step failed', e),
       );
     });
     console.info(`owner ${this.id.slice(0, 8)}: link ${from.slice(0, 8)} ${link.state}`);

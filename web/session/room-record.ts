@@ -2,7 +2,14 @@
  * Sealed records of one room (docs/PROTOCOL.md section 6): the room record (who we are in it, where
  * its signaling server is, the room machine's state) and the room's identity (key pairs).
  */
-import { asBoxPublicKey, asBoxSecretKey, asEcPrivateKey, asEcPublicKey, type BoxKeyPair, type IdentityKeyPair } from '../../crypto/index.ts';
+import {
+  asBoxPublicKey,
+  asBoxSecretKey,
+  asEcPrivateKey,
+  asEcPublicKey,
+  type BoxKeyPair,
+  type IdentityKeyPair,
+} from '../../crypto/index.ts';
 import { encode, Fields } from '../../protocol/msgpack.ts';
 import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../../protocol/room/state-codec.ts';
 import type { MemberState, OwnerState } from '../../protocol/room/types.ts';
@@ -19,7 +26,15 @@ export interface RoomRecord {
 }
 
 export function encodeRoomRecord(r: RoomRecord): Uint8Array {
-  return encode({ v: 1, id: r.id, role: r.role, server: r.server, serverKey: r.serverKey, createdAt: r.createdAt, state: r.state.role === 'owner' ? encodeOwnerState(r.state) : encodeMemberState(r.state) });
+  return encode({
+    v: 1,
+    id: r.id,
+    role: r.role,
+    server: r.server,
+    serverKey: r.serverKey,
+    createdAt: r.createdAt,
+    state: r.state.role === 'owner' ? encodeOwnerState(r.state) : encodeMemberState(r.state),
+  });
 }
 
 export function decodeRoomRecord(bytes: Uint8Array): RoomRecord {

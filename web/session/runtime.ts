@@ -140,7 +140,16 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
 
   protected async addMessage(ev: Extract<RoomEvent, { type: 'message' }>): Promise<void> {
     if (this.history.some((h) => h.idx === ev.idx)) return;
-    const rec: HistoryRecord = { idx: ev.idx, senderId: ev.from, senderName: ev.name, seq: ev.seq, text: ev.text, at: ev.ts, system: false, ...this.logFields(ev.idx) };
+    const rec: HistoryRecord = {
+      idx: ev.idx,
+      senderId: ev.from,
+      senderName: ev.name,
+      seq: ev.seq,
+      text: ev.text,
+      at: ev.ts,
+      system: false,
+      ...this.logFields(ev.idx),
+    };
     await this.deps.vault.put('history', seqKey(this.id, ev.idx), encodeHistory(rec));
     this.history.push(rec);
     this.history.sort((a, b) => a.idx - b.idx);
@@ -165,7 +174,15 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       pending: false,
       system: false,
     }));
-    const pending: MessageView[] = this.outbox.map((o) => ({ key: `${selfId}/${o.seq}`, senderId: selfId, senderName: selfName, text: o.text, at: o.at, pending: true, system: false }));
+    const pending: MessageView[] = this.outbox.map((o) => ({
+      key: `${selfId}/${o.seq}`,
+      senderId: selfId,
+      senderName: selfName,
+      text: o.text,
+      at: o.at,
+      pending: true,
+      system: false,
+    }));
     return [...delivered, ...pending, ...this.system];
   }
 

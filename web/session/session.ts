@@ -81,7 +81,8 @@ export class Session {
           record.role === 'owner'
             ? new OwnerRuntime(session.deps, restoreLog(record as RoomRecord & { state: OwnerState }, history), keys, history)
             : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
-        if (runtime instanceof OwnerRuntime) runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
+        if (runtime instanceof OwnerRuntime)
+          runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
         session.rooms.set(key, runtime);
       } catch (e) {
         console.error(`room ${key} could not be restored`, e);
@@ -98,7 +99,11 @@ export class Session {
   /** ICE servers: the server's current list (fresh TURN credentials) unless the user set their own. */
   private iceServers(): RTCIceServer[] {
     const list = this.settings.customIce || this.config === null ? this.settings.iceServers : this.config.iceServers;
-    return list.map((s) => ({ urls: [...s.urls], ...(s.username !== undefined ? { username: s.username } : {}), ...(s.credential !== undefined ? { credential: s.credential } : {}) }));
+    return list.map((s) => ({
+      urls: [...s.urls],
+      ...(s.username !== undefined ? { username: s.username } : {}),
+      ...(s.credential !== undefined ? { credential: s.credential } : {}),
+    }));
   }
 
   onChange(fn: RoomsListener): void {
@@ -125,7 +130,8 @@ export class Session {
   async saveSettings(settings: Settings): Promise<void> {
     await this.vault.put('settings', 'settings', encodeSettings(settings));
     this.settings = settings;
-    for (const room of this.rooms.values()) if (room instanceof OwnerRuntime) room.setRotation(settings.rotation.everyMessages, settings.rotation.everyMinutes);
+    for (const room of this.rooms.values())
+      if (room instanceof OwnerRuntime) room.setRotation(settings.rotation.everyMessages, settings.rotation.everyMinutes);
   }
 
   private signaling(): { server: string; serverKey: string } {
@@ -138,9 +144,18 @@ export class Session {
     const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
     const { server, serverKey } = this.signaling();
     const now = Date.now();
-    const config = { ...DEFAULT_CONFIG, rotateEveryMessages: rotationCount(this.settings.rotation.everyMessages), rotateAfterMs: this.settings.rotation.everyMinutes * 60_000 };
+    const config = {
+      ...DEFAULT_CONFIG,
+      rotateEveryMessages: rotationCount(this.settings.rotation.everyMessages),
+      rotateAfterMs: this.settings.rotation.everyMinutes * 60_000,
+    };
     const step = createOwnerState(
-      { random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl: this.deps.appUrl, server } },
+      {
+        random: (n: number) => crypto.getRandomValues(new Uint8Array(n)),
+        identity: keys.identity,
+        peerKey: keys.peer.publicKey,
+        invites: { appUrl: this.deps.appUrl, server },
+      },
       { name, ownerName: this.settings.displayName, now, config },
     );
     if (step.error !== undefined) throw step.error;

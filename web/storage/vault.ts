@@ -71,7 +71,8 @@ export class Vault {
     if (!(check instanceof Uint8Array)) throw new StorageError('storage.meta', 'check record is missing or corrupt');
     const key = await deriveStorageKey(password, params);
     try {
-      if (utf8Decode(cellOpen(key, check, CHECK_CONTEXT)) !== CHECK_TEXT) throw new StorageError('storage.meta', 'check record has wrong content');
+      if (utf8Decode(cellOpen(key, check, CHECK_CONTEXT)) !== CHECK_TEXT)
+        throw new StorageError('storage.meta', 'check record has wrong content');
     } catch (e) {
       if (e instanceof AuthError) throw new StorageError('storage.password', 'wrong password', { cause: e });
       throw e;

@@ -11,7 +11,9 @@ export function homeView(ctx: Ctx): View {
   });
   displayName.value = ctx.session.settings.displayName;
   const saveName = (): Promise<void> =>
-    displayName.value === ctx.session.settings.displayName ? Promise.resolve() : ctx.session.saveSettings({ ...ctx.session.settings, displayName: displayName.value });
+    displayName.value === ctx.session.settings.displayName
+      ? Promise.resolve()
+      : ctx.session.saveSettings({ ...ctx.session.settings, displayName: displayName.value });
 
   const roomName = h('input', { testid: 'room-name-input', attrs: { maxlength: '128', placeholder: 'Room name', required: '' } });
   const createForm = h('form', { className: 'card', attrs: { 'aria-label': 'Create a room' } }, [
@@ -91,12 +93,16 @@ export function homeView(ctx: Ctx): View {
       lastRooms = state.rooms;
       const items = [...state.rooms.values()].map((room) =>
         h('li', {}, [
-          h('button', {
-            className: 'room-link',
-            testid: 'room-entry',
-            attrs: { 'data-room-id': room.id },
-            on: { click: () => ctx.navigate({ view: 'room', roomId: room.id }) },
-          }, [h('span', { text: room.name }), h('span', { className: 'muted', text: room.role === 'owner' ? ' (owner)' : '' })]),
+          h(
+            'button',
+            {
+              className: 'room-link',
+              testid: 'room-entry',
+              attrs: { 'data-room-id': room.id },
+              on: { click: () => ctx.navigate({ view: 'room', roomId: room.id }) },
+            },
+            [h('span', { text: room.name }), h('span', { className: 'muted', text: room.role === 'owner' ? ' (owner)' : '' })],
+          ),
         ]),
       );
       list.replaceChildren(...(items.length > 0 ? items : [h('li', { className: 'muted', text: 'No rooms yet.' })]));

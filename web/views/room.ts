@@ -18,12 +18,20 @@ const BADGE_TEXT: Record<ConnectionState, string> = {
 
 function messageItem(m: MessageView): HTMLElement {
   const time = new Date(m.at);
-  return h('li', { className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}`, testid: m.system ? 'system-message' : 'message', attrs: { 'data-sender': m.senderId, 'data-key': m.key } }, [
-    h('span', { className: 'sender', text: m.senderName || m.senderId.slice(0, 8) }),
-    h('time', { className: 'at', text: time.toLocaleTimeString(), attrs: { datetime: time.toISOString() } }),
-    h('span', { className: 'text', testid: m.system ? 'system-text' : 'message-text', text: m.text }),
-    m.pending ? h('span', { className: 'muted', text: ' (sending…)' }) : null,
-  ]);
+  return h(
+    'li',
+    {
+      className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}`,
+      testid: m.system ? 'system-message' : 'message',
+      attrs: { 'data-sender': m.senderId, 'data-key': m.key },
+    },
+    [
+      h('span', { className: 'sender', text: m.senderName || m.senderId.slice(0, 8) }),
+      h('time', { className: 'at', text: time.toLocaleTimeString(), attrs: { datetime: time.toISOString() } }),
+      h('span', { className: 'text', testid: m.system ? 'system-text' : 'message-text', text: m.text }),
+      m.pending ? h('span', { className: 'muted', text: ' (sending…)' }) : null,
+    ],
+  );
 }
 
 /** How the link was kept up, for diagnostics and tests: peer connections made vs ICE restarts. */
@@ -69,11 +77,19 @@ export function roomView(ctx: Ctx, roomId: string): View {
   const epoch = h('span', { testid: 'epoch' });
   const status = h('span', { className: 'badge', testid: 'room-status' });
   const safety = h('code', { testid: 'safety-code' });
-  const removed = h('p', { className: 'error', testid: 'removed-notice', text: 'You were removed from this room. Nothing new will arrive.', attrs: { role: 'alert' } });
+  const removed = h('p', {
+    className: 'error',
+    testid: 'removed-notice',
+    text: 'You were removed from this room. Nothing new will arrive.',
+    attrs: { role: 'alert' },
+  });
   removed.hidden = true;
   const messages = h('ol', { className: 'messages', testid: 'message-list', attrs: { 'aria-live': 'polite' } });
   const members = h('ul', { className: 'members', testid: 'member-list' });
-  const input = h('textarea', { testid: 'message-input', attrs: { rows: '2', maxlength: '4000', placeholder: 'Message', 'aria-label': 'Message' } });
+  const input = h('textarea', {
+    testid: 'message-input',
+    attrs: { rows: '2', maxlength: '4000', placeholder: 'Message', 'aria-label': 'Message' },
+  });
   const sendButton = h('button', { text: 'Send', testid: 'send-button', attrs: { type: 'submit' } });
   const composer = h('form', { className: 'composer' }, [input, sendButton]);
   const send = (): void => {
@@ -162,7 +178,12 @@ export function roomView(ctx: Ctx, roomId: string): View {
           panel = invitePanel(ctx, roomId);
           ownerTools.replaceChildren(
             panel.el,
-            h('button', { text: 'Rotate key now', testid: 'rotate-button', attrs: { type: 'button' }, on: { click: () => ctx.run(() => ctx.session.rotateNow(roomId)) } }),
+            h('button', {
+              text: 'Rotate key now',
+              testid: 'rotate-button',
+              attrs: { type: 'button' },
+              on: { click: () => ctx.run(() => ctx.session.rotateNow(roomId)) },
+            }),
           );
         }
         panel.update(room);

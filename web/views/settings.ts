@@ -22,7 +22,11 @@ export function parseIceText(text: string): IceServerSetting[] {
       for (const u of urls.split(',')) {
         if (!/^(stun|stuns|turn|turns):/.test(u)) throw new Error(`not a STUN/TURN URL: ${u}`);
       }
-      return { urls: urls.split(','), ...(username !== undefined ? { username } : {}), ...(credential !== undefined ? { credential } : {}) };
+      return {
+        urls: urls.split(','),
+        ...(username !== undefined ? { username } : {}),
+        ...(credential !== undefined ? { credential } : {}),
+      };
     });
 }
 
@@ -84,7 +88,10 @@ export function settingsView(ctx: Ctx): View {
         // Unchanged server list: keep following /config.json (TURN credentials are short-lived).
         customIce: iceToText(parseIceText(ice.value)) !== iceToText(serverIce),
         relayOnly: relayOnly.checked,
-        rotation: { everyMessages: Math.max(0, Math.floor(Number(everyMessages.value))), everyMinutes: Math.max(0, Math.floor(Number(everyMinutes.value))) },
+        rotation: {
+          everyMessages: Math.max(0, Math.floor(Number(everyMessages.value))),
+          everyMinutes: Math.max(0, Math.floor(Number(everyMinutes.value))),
+        },
       };
       await ctx.session.saveSettings(next);
       saved.textContent = 'Saved.';
@@ -92,13 +99,19 @@ export function settingsView(ctx: Ctx): View {
   });
 
   const oldPw = h('input', { testid: 'old-password-input', attrs: { type: 'password', autocomplete: 'current-password', required: '' } });
-  const newPw = h('input', { testid: 'new-password-input', attrs: { type: 'password', autocomplete: 'new-password', required: '', minlength: '8' } });
+  const newPw = h('input', {
+    testid: 'new-password-input',
+    attrs: { type: 'password', autocomplete: 'new-password', required: '', minlength: '8' },
+  });
   const pwStatus = h('span', { className: 'muted', attrs: { role: 'status' } });
   const pwForm = h('form', { className: 'card', attrs: { 'aria-label': 'Change password' } }, [
     h('h2', { text: 'Change password' }),
     h('label', { className: 'field' }, [h('span', { text: 'Current password' }), oldPw]),
     h('label', { className: 'field' }, [h('span', { text: 'New password' }), newPw]),
-    h('div', { className: 'row' }, [h('button', { text: 'Change password', testid: 'change-password', attrs: { type: 'submit' } }), pwStatus]),
+    h('div', { className: 'row' }, [
+      h('button', { text: 'Change password', testid: 'change-password', attrs: { type: 'submit' } }),
+      pwStatus,
+    ]),
   ]);
   pwForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -117,7 +130,11 @@ export function settingsView(ctx: Ctx): View {
   });
 
   const roomList = h('ul', { className: 'rooms' });
-  const el = h('section', { className: 'settings' }, [form, pwForm, h('div', { className: 'card' }, [h('h2', { text: 'Forget a room' }), roomList])]);
+  const el = h('section', { className: 'settings' }, [
+    form,
+    pwForm,
+    h('div', { className: 'card' }, [h('h2', { text: 'Forget a room' }), roomList]),
+  ]);
   let lastRooms: unknown = null;
   return {
     el,
@@ -134,7 +151,8 @@ export function settingsView(ctx: Ctx): View {
               attrs: { type: 'button', 'data-room-id': room.id },
               on: {
                 click: () => {
-                  if (window.confirm(`Delete "${room.name}", its keys and its history from this device?`)) ctx.run(() => ctx.session.forget(room.id));
+                  if (window.confirm(`Delete "${room.name}", its keys and its history from this device?`))
+                    ctx.run(() => ctx.session.forget(room.id));
                 },
               },
             }),

@@ -57,7 +57,12 @@ export function mountShell(root: HTMLElement, store: Store, session: Session): v
     if (currentRoute === null || !sameRoute(currentRoute, state.route)) {
       current?.destroy?.();
       currentRoute = state.route;
-      current = state.route.view === 'room' ? roomView(ctx, state.route.roomId) : state.route.view === 'settings' ? settingsView(ctx) : homeView(ctx);
+      current =
+        state.route.view === 'room'
+          ? roomView(ctx, state.route.roomId)
+          : state.route.view === 'settings'
+            ? settingsView(ctx)
+            : homeView(ctx);
       content.replaceChildren(current.el);
     }
     current?.update(state);
