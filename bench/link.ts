@@ -13,7 +13,7 @@ import { WebSocketServer, WebSocket } from 'ws';
 import { generateBoxKeyPair, systemRandom, toHex } from '../crypto/index.ts';
 import { attachSignalingServer } from '../signaling/server.ts';
 import { joinRoom, startOwner, type PeerLink } from '../protocol/link/peer-link.ts';
-import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from '../signaling/node-wrtc.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 
 const CONNECTS = Number(process.env.CONNECTS ?? 20);

@@ -22,7 +22,7 @@ import {
 } from '../crypto/index.ts';
 import { startOwner } from '../protocol/link/owner.ts';
 import { joinRoom } from '../protocol/link/member.ts';
-import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from '../signaling/node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import {

@@ -1,4 +1,16 @@
-import { ZeroRoomError } from '../protocol/errors.ts';
+/**
+ * Base class of every error ZeroRoom throws on purpose. `code` is stable and documented in
+ * docs/PROTOCOL.md ("Error codes"); `message` is for people and may change. It lives in the lowest
+ * layer (crypto imports nothing of ours); protocol/errors.ts re-exports it.
+ */
+export class ZeroRoomError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
 
 /**
  * Base class of every error the crypto layer throws on purpose. Codes are stable and listed in

@@ -1,5 +1,5 @@
 import nacl from 'tweetnacl';
-import type { Brand } from '../protocol/brand.ts';
+import type { Brand } from './brand.ts';
 import { copyBytes, requireBytes, type Bytes } from './bytes.ts';
 import { AuthError, InputError, KeyError } from './errors.ts';
 import { systemRandom, type RandomBytes } from './random.ts';

@@ -1,4 +1,4 @@
-import type { Brand } from '../protocol/brand.ts';
+import type { Brand } from './brand.ts';
 import { copyBytes, requireBytes, type Bytes } from './bytes.ts';
 import { AuthError, InputError, KeyError } from './errors.ts';
 import { themisReady, type Themis } from './init.ts';

@@ -162,7 +162,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
       await this.outboxRefused(ev.code, ev.seq);
       return;
     }
-    super.onRoomEvent(ev);
+    await super.onRoomEvent(ev);
     if (ev.type === 'message' && ev.from === this.state.selfId) await this.setOutbox(this.outbox.filter((o) => o.seq !== ev.seq));
     if (ev.type === 'left') this.onFinished('left');
     if (ev.type === 'join-refused') this.onFinished('join-refused');
@@ -184,7 +184,7 @@ export class JoinDriver extends RoomDriver<MemberState> {
       await this.sendText(entry.text);
       return;
     }
-    super.onRoomEvent({ type: 'send-refused', code, seq });
+    await super.onRoomEvent({ type: 'send-refused', code, seq });
   }
 
   private async setOutbox(entries: OutboxEntry[]): Promise<void> {

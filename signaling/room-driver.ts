@@ -7,7 +7,7 @@
  */
 import { WebSocket } from 'ws';
 import { memberList } from '../protocol/room/index.ts';
-import { nodeWrtc, releaseNodeWrtc } from '../protocol/link/node-wrtc.ts';
+import { nodeWrtc, releaseNodeWrtc } from './node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../protocol/room/types.ts';

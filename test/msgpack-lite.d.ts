@@ -1,7 +1,7 @@
 // msgpack-lite ships no types; the tests use it only as the official SaltyRTC client's codec.
 declare module 'msgpack-lite' {
   export function encode(value: unknown): Buffer;
-  export function decode(bytes: Uint8Array): any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  export function decode(bytes: Uint8Array): any;
   const _default: { encode: typeof encode; decode: typeof decode };
   export default _default;
 }

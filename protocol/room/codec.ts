@@ -84,7 +84,7 @@ function binItem(v: MsgValue, max: number, what: string): Uint8Array {
   return v.v;
 }
 
-function rekeyField(f: Fields, key: string, what: string): RekeyWire | undefined {
+function rekeyField(f: Fields, key: string, _what: string): RekeyWire | undefined {
   return f.optional(key, (k) => {
     const r = f.map_(k).only(['ann', 'key']);
     return { ann: r.bin('ann', { min: 1, max: MAX_ANN }), key: r.bin('key', { min: 1, max: 4096 }) };

@@ -4,7 +4,7 @@
  * (structured clone, or msgpack) and tests can deep-freeze them.
  */
 import type { BoxPublicKey, EcPublicKey, IdentityKeyPair, RandomBytes } from '../../crypto/index.ts';
-import type { Brand } from '../brand.ts';
+import type { Brand } from '../../crypto/brand.ts';
 import type { RoomError } from './errors.ts';
 import type { ZeroRoomError } from '../errors.ts';
 

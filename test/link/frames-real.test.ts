@@ -5,7 +5,7 @@ import { generateBoxKeyPair, systemRandom, toHex, type SharedKey } from '../../c
 import { sealFrame, type SendState } from '../../protocol/link/frame.ts';
 import { encodeInner } from '../../protocol/link/reliable.ts';
 import { joinRoom, startOwner, type OwnerHandle, type PeerLink } from '../../protocol/link/peer-link.ts';
-import { releaseNodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { releaseNodeWrtc } from '../../signaling/node-wrtc.ts';
 import { collect, nextEvent, TestServer, untilState, wrtc, WS } from './harness.ts';
 
 /** The internals of a live session the test reaches into to forge frames. */

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import { generateBoxKeyPair, type BoxKeyPair } from '../../crypto/index.ts';
 import { attachSignalingServer, type SignalingServer } from '../../signaling/server.ts';
-import { nodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { nodeWrtc } from '../../signaling/node-wrtc.ts';
 import type { WebSocketCtor } from '../../protocol/saltyrtc/client-driver.ts';
 import type { PeerLink } from '../../protocol/link/peer-link.ts';
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateBoxKeyPair, systemRandom, toHex, type BoxKeyPair } from '../../crypto/index.ts';
 import { IceRestartError } from '../../protocol/link/ice-restart.ts';
-import { releaseNodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { releaseNodeWrtc } from '../../signaling/node-wrtc.ts';
 import { joinRoom, startOwner, type OwnerHandle, type PeerLink, type PeerLinkImpl } from '../../protocol/link/peer-link.ts';
 import type { LinkSession } from '../../protocol/link/session.ts';
 import { SignalingClient } from '../../protocol/saltyrtc/client-driver.ts';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateBoxKeyPair, systemRandom, toHex, type BoxKeyPair, type BoxPublicKey } from '../../crypto/index.ts';
 import { startOwner, joinRoom, type OwnerHandle, type PeerLink } from '../../protocol/link/peer-link.ts';
-import { releaseNodeWrtc } from '../../protocol/link/node-wrtc.ts';
+import { releaseNodeWrtc } from '../../signaling/node-wrtc.ts';
 import { SignalingClient } from '../../protocol/saltyrtc/client-driver.ts';
 import { collect, nextEvent, pattern, TestServer, until, untilState, wrtc, WS } from './harness.ts';
 
