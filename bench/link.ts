@@ -19,7 +19,8 @@ import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 const CONNECTS = Number(process.env.CONNECTS ?? 20);
 const TOTAL_BYTES = Number(process.env.MIB ?? 64) * 1024 * 1024;
 const MSG = Number(process.env.MSG ?? 16 * 1024);
-const wrtc = nodeWrtc({ loopback: true });
+// Typed as the DOM API the bare baseline uses below (the polyfill implements it).
+const wrtc = nodeWrtc({ loopback: true }) as unknown as { RTCPeerConnection: typeof RTCPeerConnection };
 const WS = WebSocket as unknown as WebSocketCtor;
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;

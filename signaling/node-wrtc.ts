@@ -23,16 +23,24 @@ export interface NodeWrtcOptions {
   readonly loopback?: boolean;
 }
 
+// The polyfill's own parameter types (signaling/ is compiled without lib.dom).
+type PcConfig = ConstructorParameters<typeof polyfill.RTCPeerConnection>[0];
+type DescriptionInit = Parameters<InstanceType<typeof polyfill.RTCPeerConnection>['setRemoteDescription']>[0];
+type CandidateInit = Parameters<InstanceType<typeof polyfill.RTCPeerConnection>['addIceCandidate']>[0];
+
+/** What simple-peer's `wrtc` option takes. */
+export interface NodeWrtc {
+  readonly RTCPeerConnection: typeof polyfill.RTCPeerConnection;
+  readonly RTCSessionDescription: typeof polyfill.RTCSessionDescription;
+  readonly RTCIceCandidate: typeof polyfill.RTCIceCandidate;
+}
+
 /** The object to pass as simple-peer's `wrtc` option (and as `wrtc` to startOwner/joinRoom). */
-export function nodeWrtc(opts: NodeWrtcOptions = {}): {
-  RTCPeerConnection: typeof RTCPeerConnection;
-  RTCSessionDescription: typeof RTCSessionDescription;
-  RTCIceCandidate: typeof RTCIceCandidate;
-} {
+export function nodeWrtc(opts: NodeWrtcOptions = {}): NodeWrtc {
   const Base = polyfill.RTCPeerConnection;
   class ShimPeerConnection extends Base {
-    constructor(config?: RTCConfiguration) {
-      super(opts.loopback === true ? ({ ...config, bindAddress: '127.0.0.1' } as RTCConfiguration) : config);
+    constructor(config?: PcConfig) {
+      super(opts.loopback === true ? ({ ...config, bindAddress: '127.0.0.1' } as PcConfig) : config);
       live.add(this);
       this.addEventListener('connectionstatechange', () => {
         if (this.connectionState !== 'closed' || !live.delete(this)) return;
@@ -42,7 +50,7 @@ export function nodeWrtc(opts: NodeWrtcOptions = {}): {
       });
     }
     private remoteApplied: Promise<void> = Promise.resolve();
-    override setRemoteDescription(description: RTCSessionDescriptionInit): Promise<void> {
+    override setRemoteDescription(description: DescriptionInit): Promise<void> {
       const applying = super.setRemoteDescription(description);
       // Later candidates wait for this, whether it succeeds or not (the error goes to the caller).
       this.remoteApplied = applying.then(
@@ -51,23 +59,23 @@ export function nodeWrtc(opts: NodeWrtcOptions = {}): {
       );
       return applying;
     }
-    override async addIceCandidate(candidate?: RTCIceCandidateInit | null): Promise<void> {
+    override async addIceCandidate(candidate?: CandidateInit | null): Promise<void> {
       await this.remoteApplied;
       return super.addIceCandidate(candidate);
     }
-    override async createOffer(): Promise<RTCSessionDescriptionInit> {
+    override async createOffer(): Promise<DescriptionInit> {
       const d = await super.createOffer();
       return { type: d.type, sdp: d.sdp ?? '' };
     }
-    override async createAnswer(): Promise<RTCSessionDescriptionInit> {
+    override async createAnswer(): Promise<DescriptionInit> {
       const d = await super.createAnswer();
       return { type: d.type, sdp: d.sdp ?? '' };
     }
   }
   return {
-    RTCPeerConnection: ShimPeerConnection as unknown as typeof RTCPeerConnection,
-    RTCSessionDescription: polyfill.RTCSessionDescription as unknown as typeof RTCSessionDescription,
-    RTCIceCandidate: polyfill.RTCIceCandidate as unknown as typeof RTCIceCandidate,
+    RTCPeerConnection: ShimPeerConnection,
+    RTCSessionDescription: polyfill.RTCSessionDescription,
+    RTCIceCandidate: polyfill.RTCIceCandidate,
   };
 }
 

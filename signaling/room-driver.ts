@@ -9,6 +9,7 @@ import { WebSocket } from 'ws';
 import { memberList } from '../protocol/room/index.ts';
 import { nodeWrtc, releaseNodeWrtc } from './node-wrtc.ts';
 import type { PeerLink } from '../protocol/link/peer-link.ts';
+import type { IceServer } from '../protocol/link/rtc.ts';
 import type { WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
 import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../protocol/room/types.ts';
 import { CommandError, LineSplitter, MAX_LINE, errorJson, roomEventJson, type OutEvent } from './json-lines.ts';
@@ -131,7 +132,7 @@ export function lingerClose(link: PeerLink): Promise<void> {
 export function nodeLinkEnv(opts: { loopback: boolean; iceServers: readonly string[] }): {
   wrtc: object;
   WebSocket: WebSocketCtor;
-  iceServers: RTCIceServer[];
+  iceServers: IceServer[];
 } {
   return {
     wrtc: nodeWrtc({ loopback: opts.loopback }),

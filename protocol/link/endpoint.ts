@@ -1,6 +1,7 @@
 /** What both ends of a peer link are configured with (owner: protocol/link/owner.ts, member: member.ts). */
 import type { BoxKeyPair, BoxPublicKey, RandomBytes } from '../../crypto/index.ts';
 import type { Timers, WebSocketCtor } from '../saltyrtc/client-driver.ts';
+import type { IceServer, IceTransportPolicy } from './rtc.ts';
 
 export interface EndpointOptions {
   /** Signaling server base URL (ws:// or wss://); the path hex(owner key) is appended. */
@@ -9,8 +10,8 @@ export interface EndpointOptions {
   readonly serverKey?: BoxPublicKey;
   /** This side's SaltyRTC permanent key pair (the owner's public key is in every invite). */
   readonly permanentKeys: BoxKeyPair;
-  readonly iceServers: readonly RTCIceServer[];
-  readonly iceTransportPolicy?: RTCIceTransportPolicy;
+  readonly iceServers: readonly IceServer[];
+  readonly iceTransportPolicy?: IceTransportPolicy;
   /** WebRTC implementation for simple-peer (Node: nodeWrtc()); browsers leave it out. */
   readonly wrtc?: object;
   /** WebSocket constructor (default globalThis.WebSocket; Node 20 passes `ws`). */

@@ -10,14 +10,23 @@ import { collect, nextEvent, TestServer, untilState, wrtc, WS } from './harness.
 
 /** The internals of a live session the test reaches into to forge frames. */
 interface SessionInternals {
+  /** The session's peer connection (simple-peer-adapter.ts): raw frames go out here. */
   peer: { send(b: Uint8Array): void };
   key: SharedKey;
   sendState: SendState;
 }
 const internals = (link: PeerLink): SessionInternals => {
-  const s = (link as unknown as { session: SessionInternals | null }).session;
+  const s = (
+    link as unknown as { session: { transport: SessionInternals['peer']; frames: { key: SharedKey; sendState: SendState } } | null }
+  ).session;
   if (s === null) throw new Error('no live session');
-  return s;
+  return {
+    peer: s.transport,
+    key: s.frames.key,
+    get sendState() {
+      return s.frames.sendState;
+    },
+  };
 };
 
 let server: TestServer;
