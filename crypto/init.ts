@@ -29,18 +29,30 @@ export function themisReady(): Themis {
   return themis;
 }
 
-function isNode(): boolean {
-  return typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+type Listener = (...args: unknown[]) => void;
+type GlueEvent = 'unhandledRejection' | 'uncaughtException';
+/** The part of Node's `process` the workaround below needs; absent in browsers. */
+interface NodeProcess {
+  readonly versions?: { readonly node?: string };
+  listeners(event: GlueEvent): Listener[];
+  removeListener(event: GlueEvent, listener: Listener): void;
+}
+
+/** Node's process object, or undefined in a browser (this module runs on both). */
+function nodeProcess(): NodeProcess | undefined {
+  const p = (globalThis as { process?: NodeProcess }).process;
+  return typeof p?.versions?.node === 'string' ? p : undefined;
 }
 
 async function load(wasmUrl: string | undefined): Promise<void> {
   // Snapshot before importing, in case a glue version installs its handlers at module load.
-  const before = isNode() ? listenerSnapshot() : undefined;
+  const proc = nodeProcess();
+  const before = proc !== undefined ? listenerSnapshot(proc) : undefined;
   // Dynamic import: the ~1.5 MB glue must not delay first paint in the browser (platform.md).
   const ns = (await import('wasm-themis')) as Themis & { default?: Themis };
   const lib: Themis = typeof ns.initialize === 'function' ? ns : (ns.default as Themis);
   if (typeof lib?.initialize !== 'function') throw new InitError('wasm-themis has no initialize()');
-  if (before !== undefined) await initializeInNode(lib, wasmUrl, before);
+  if (proc !== undefined && before !== undefined) await initializeInNode(proc, lib, wasmUrl, before);
   else await lib.initialize(wasmUrl);
   themis = lib;
 }
@@ -51,8 +63,8 @@ async function load(wasmUrl: string | undefined): Promise<void> {
  * afterwards remove exactly the unhandledRejection / uncaughtException listeners the glue added
  * (they rethrow and would kill the process on any stray rejection).
  */
-async function initializeInNode(lib: Themis, wasmUrl: string | undefined, before: ListenerSnapshot): Promise<void> {
-  const g = globalThis as { fetch?: typeof fetch };
+async function initializeInNode(proc: NodeProcess, lib: Themis, wasmUrl: string | undefined, before: ListenerSnapshot): Promise<void> {
+  const g = globalThis as { fetch?: unknown };
   const savedFetch = g.fetch;
   let started: Promise<unknown>;
   try {
@@ -64,23 +76,19 @@ async function initializeInNode(lib: Themis, wasmUrl: string | undefined, before
   try {
     await started;
   } finally {
-    removeAdded('unhandledRejection', before.unhandledRejection);
-    removeAdded('uncaughtException', before.uncaughtException);
+    removeAdded(proc, 'unhandledRejection', before.unhandledRejection);
+    removeAdded(proc, 'uncaughtException', before.uncaughtException);
   }
 }
 
-type Listener = (...args: unknown[]) => void;
-type ListenerSnapshot = Record<'unhandledRejection' | 'uncaughtException', Listener[]>;
+type ListenerSnapshot = Record<GlueEvent, Listener[]>;
 
-function listenerSnapshot(): ListenerSnapshot {
-  return {
-    unhandledRejection: process.listeners('unhandledRejection') as Listener[],
-    uncaughtException: process.listeners('uncaughtException') as Listener[],
-  };
+function listenerSnapshot(proc: NodeProcess): ListenerSnapshot {
+  return { unhandledRejection: proc.listeners('unhandledRejection'), uncaughtException: proc.listeners('uncaughtException') };
 }
 
-function removeAdded(event: 'unhandledRejection' | 'uncaughtException', before: Listener[]): void {
-  for (const listener of process.listeners(event as 'uncaughtException') as Listener[]) {
-    if (!before.includes(listener)) process.removeListener(event as 'uncaughtException', listener);
+function removeAdded(proc: NodeProcess, event: GlueEvent, before: Listener[]): void {
+  for (const listener of proc.listeners(event)) {
+    if (!before.includes(listener)) proc.removeListener(event, listener);
   }
 }

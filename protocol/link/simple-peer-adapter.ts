@@ -65,7 +65,7 @@ export class SimplePeerTransport {
       // Without a short wait simple-peer keeps the process alive ~5 s after destroy (platform notes).
       iceCompleteTimeout: 300,
       ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}),
-    } as ConstructorParameters<typeof Peer>[0]);
+    });
     this.peer.on('signal', (d: SignalData) => {
       const s = fromSignalData(d);
       if (s !== null) events.signal(s);
