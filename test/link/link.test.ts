@@ -137,7 +137,8 @@ describe('owner and members', () => {
     await join(room, good);
     await first;
     const intruder = generateBoxKeyPair();
-    await expect(join(room, good, intruder)).rejects.toMatchObject({ code: 'saltyrtc.refused' });
+    // The owner saw this token pending: its reuse gets the owner's authenticated refusal (4.1).
+    await expect(join(room, good, intruder)).rejects.toMatchObject({ code: 'saltyrtc.initiator-refused' });
     await expect(join(room, systemRandom(32), intruder)).rejects.toMatchObject({ code: 'saltyrtc.refused' });
     expect(room.owner.links.has(toHex(intruder.publicKey))).toBe(false);
     expect(room.links).toHaveLength(1);
