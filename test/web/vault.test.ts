@@ -88,6 +88,19 @@ describe('Vault: Argon2id password key wrapping a random data key', () => {
     expect(new TextDecoder().decode(await v.get('rooms', 'r'))).toBe('room');
   });
 
+  it('THREAT-MODEL "A stolen device": a copy taken before a password change still opens, with the old password, records written after it', async () => {
+    const v = await vault.Vault.create(PASSWORD);
+    const db = await dbm.openDb();
+    const stolen = { kdf: await db.get('meta', 'kdf'), key: await db.get('meta', 'key') }; // the thief's copy of meta
+    await v.changePassword(PASSWORD, NEW_PASSWORD);
+    await v.put('history', 'r/7', utf8Encode('written after the change'));
+    // The thief later gets the new records too (a second copy), and puts its old meta next to them.
+    await db.put('meta', stolen.kdf!, 'kdf');
+    await db.put('meta', stolen.key!, 'key');
+    const opened = await vault.Vault.unlock(PASSWORD);
+    expect(new TextDecoder().decode(await opened.get('history', 'r/7'))).toBe('written after the change');
+  });
+
   it('refuses stored KDF params outside the bounds (weaker, or minutes/gigabytes) and unknown fields', async () => {
     await vault.Vault.create(PASSWORD);
     const db = await dbm.openDb();
