@@ -45,7 +45,7 @@ describe('deniability: none (THREAT-MODEL.md "Deniability")', () => {
       from: a.state!.selfId as MemberId,
       seq: inner.seq + 1,
       key: epochKey,
-      body: { type: 'text', text: 'a never said this', ts: 0 },
+      body: { text: 'a never said this', ts: 0 },
     });
     expect(() => openEnvelope(aPublic, forged, a.state!.selfId, b.state!.room)).toThrow(
       expect.objectContaining({ code: 'room.bad-signature' }),
