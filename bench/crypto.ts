@@ -3,7 +3,8 @@
  *  - seal+open per second for 256 B and 64 KiB with Themis Secure Cell (Seal, key mode) and NaCl
  *    secretbox (tweetnacl), each with its ratio to Node's native AES-256-GCM on the same size;
  *  - Secure Message sign / verify (and encrypt / decrypt) per second;
- *  - the unlock cost: deriveStorageKey with the default KdfParams.
+ *  - the unlock cost: deriveStorageKey (Argon2id) with the default KdfParams, and its ratio to the
+ *    former PBKDF2 unlock (1.5M iterations).
  * Each figure is a time-boxed loop (~0.8 s) after a warm-up, single-threaded, on whatever else the
  * machine is doing: compare ratios, not absolute numbers, across machines.
  */
@@ -12,7 +13,7 @@ import os from 'node:os';
 import {
   cellOpen,
   cellSeal,
-  DEFAULT_ITERATIONS,
+  deriveLegacyStorageKey,
   deriveStorageKey,
   generateIdentity,
   generateSecretboxKey,
@@ -27,7 +28,11 @@ import {
   sign,
   utf8Encode,
   verify,
+  type LegacyKdfParams,
 } from '../crypto/index.ts';
+
+/** The unlock before Argon2id (PROTOCOL.md 1.5): the baseline of the unlock ratio. */
+const FORMER_PBKDF2_ITERATIONS = 1_500_000;
 
 const SLICE_MS = 800;
 
@@ -107,16 +112,31 @@ async function main(): Promise<void> {
   console.log(`  decrypt: ${fmt(rate(() => openFrom(bob.privateKey, alice.publicKey, sealed)))}/s`);
   console.log(`  identity key pair: ${fmt(rate(() => generateIdentity()))}/s`);
 
+  // Unlock: the Argon2id password key of the default params, next to the former PBKDF2 unlock
+  // (1.5M iterations, WebCrypto), interleaved so both see the same machine load.
   const params = newKdfParams();
-  const times: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const s = performance.now();
+  const legacy: LegacyKdfParams = { alg: 'pbkdf2-sha256', iterations: FORMER_PBKDF2_ITERATIONS, salt: params.salt };
+  const argon: number[] = [];
+  const pbkdf2: number[] = [];
+  await deriveStorageKey('correct horse battery staple', params); // warm-up: wasm compile
+  for (let i = 0; i < 5; i++) {
+    let s = performance.now();
     await deriveStorageKey('correct horse battery staple', params);
-    times.push(performance.now() - s);
+    argon.push(performance.now() - s);
+    s = performance.now();
+    await deriveLegacyStorageKey('correct horse battery staple', legacy);
+    pbkdf2.push(performance.now() - s);
   }
-  times.sort((a, b) => a - b);
-  console.log(`\nunlock: deriveStorageKey, PBKDF2-HMAC-SHA256 (WebCrypto), ${DEFAULT_ITERATIONS.toLocaleString('en-US')} iterations`);
-  console.log(`  median ${times[1]!.toFixed(0)} ms (runs: ${times.map((t) => t.toFixed(0)).join(', ')} ms; target 250-500 ms)`);
+  const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const runs = (xs: number[]): string => xs.map((t) => t.toFixed(0)).join(', ');
+  console.log(
+    `\nunlock: deriveStorageKey, Argon2id (hash-wasm) m=${params.memoryKiB / 1024} MiB t=${params.passes} p=${params.parallelism}`,
+  );
+  console.log(`  median ${med(argon).toFixed(0)} ms (runs: ${runs(argon)} ms; target 250-500 ms)`);
+  console.log(
+    `  former PBKDF2-HMAC-SHA256 unlock, ${FORMER_PBKDF2_ITERATIONS.toLocaleString('en-US')} iterations: median ${med(pbkdf2).toFixed(0)} ms (runs: ${runs(pbkdf2)} ms)`,
+  );
+  console.log(`  ratio Argon2id / PBKDF2: x${(med(argon) / med(pbkdf2)).toFixed(2)} (medians)`);
   console.log(`\ntotal bench time ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }
 

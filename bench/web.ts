@@ -4,7 +4,7 @@
  * WebRTC page pair connecting through a plain WebSocket relay, measured in the same run.
  *
  * The ZeroRoom time includes everything a new member's browser does: load the page, choose a
- * password (PBKDF2 storage key), load Themis, SaltyRTC handshake, WebRTC, the room join and the
+ * password (Argon2id password key, strength check), load Themis, SaltyRTC handshake, WebRTC, the room join and the
  * first message from the room's history.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -48,13 +48,16 @@ function sizes(dir: string): void {
   // The Emscripten glue of wasm-themis (the app chunk only references the wasm's URL).
   const themis = js.filter((f) => readFileSync(path.join(dir, 'assets', f), 'utf8').includes('themis_secure_cell'));
   const wasm = assets.filter((f) => f.endsWith('.wasm'));
+  // zxcvbn-ts and its password list: loaded only when a new password is chosen (first run, change).
+  const estimator = js.filter((f) => f.startsWith('password-estimator-'));
   const sum = (files: string[]): number => files.reduce((n, f) => n + gz(path.join(dir, f.startsWith('assets/') ? f : `assets/${f}`)), 0);
-  const rest = js.filter((f) => !initial.includes(`assets/${f}`) && !themis.includes(f));
+  const rest = js.filter((f) => !initial.includes(`assets/${f}`) && !themis.includes(f) && !estimator.includes(f));
   console.log('bundle (gzip -9):');
   console.log(`  initial JS      ${kb(sum(initial))}  (${initial.join(', ')})`);
   console.log(`  Themis chunk    ${kb(sum(themis))}  (${themis.join(', ')})`);
   console.log(`  Themis wasm     ${kb(sum(wasm))}  (${wasm.join(', ')})`);
   console.log(`  other lazy JS   ${kb(sum(rest))}  (${rest.join(', ')})`);
+  console.log(`  password check  ${kb(sum(estimator))}  (${estimator.join(', ')}; only when a new password is chosen)`);
 }
 
 interface Phases {
@@ -132,7 +135,7 @@ async function main(): Promise<void> {
     console.log(`invite link -> first decrypted message (median of ${RUNS}, Chromium, 127.0.0.1):`);
     console.log(`  ZeroRoom        ${z.toFixed(0)} ms  (runs: ${zr.map((x) => x.total.toFixed(0)).join(', ')})`);
     console.log(
-      `    medians: page to lock screen ${median(zr.map((p) => p.lockScreen)).toFixed(0)} ms, first-run unlock (PBKDF2 + Themis load) ${median(zr.map((p) => p.unlock)).toFixed(0)} ms, join to first message (SaltyRTC, WebRTC, room join, history) ${median(zr.map((p) => p.join)).toFixed(0)} ms`,
+      `    medians: page to lock screen ${median(zr.map((p) => p.lockScreen)).toFixed(0)} ms, first-run unlock (strength check + Argon2id + Themis load) ${median(zr.map((p) => p.unlock)).toFixed(0)} ms, join to first message (SaltyRTC, WebRTC, room join, history) ${median(zr.map((p) => p.join)).toFixed(0)} ms`,
     );
     console.log(
       `  bare WebRTC     ${b.toFixed(0)} ms  (plain ws relay, no crypto/storage; runs: ${bare.map((x) => x.toFixed(0)).join(', ')})`,

@@ -19,6 +19,7 @@ import { type IceServer, turnCredentials } from './turn-credentials.ts';
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUILT_APP = path.join(PACKAGE_ROOT, 'web', 'dist');
 const PLACEHOLDER = path.join(PACKAGE_ROOT, 'signaling', 'placeholder');
+const NO_APP = path.join(PACKAGE_ROOT, 'signaling', 'no-app');
 
 export const command: Command = {
   help: () =>
@@ -126,7 +127,9 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   io.out(`zeroroom: listening on ${listenOrigin}`);
   io.out(`zeroroom: server public key ${publicKeyHex}`);
   for (const extra of keys.slice(1)) io.out(`zeroroom: also accepting server key ${Buffer.from(extra.publicKey).toString('hex')}`);
-  io.out(`zeroroom: serving ${placeholder ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`);
+  io.out(
+    `zeroroom: serving ${config.webRoot === 'none' ? 'no web app (--web none: it is hosted elsewhere)' : placeholder ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`,
+  );
 
   return {
     url: listenOrigin,
@@ -180,9 +183,11 @@ async function readTls(tls: { certPath: string; keyPath: string }): Promise<{ ce
 }
 
 async function openSite(config: ServeConfig): Promise<{ site: StaticSite; placeholder: boolean }> {
-  const dir = config.webRoot ?? (existsSync(path.join(BUILT_APP, 'index.html')) ? BUILT_APP : PLACEHOLDER);
+  // `--web none`: the app is hosted on its own origin (docs/PROTOCOL.md section 8); serve only a page saying so.
+  const dir =
+    config.webRoot === 'none' ? NO_APP : (config.webRoot ?? (existsSync(path.join(BUILT_APP, 'index.html')) ? BUILT_APP : PLACEHOLDER));
   try {
-    return { site: await openStaticSite(dir), placeholder: dir === PLACEHOLDER };
+    return { site: await openStaticSite(dir), placeholder: dir === PLACEHOLDER || dir === NO_APP };
   } catch (e) {
     throw new CliError(`--web ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }

@@ -9,7 +9,7 @@ export interface ServeConfig {
   /** First file = the key the server presents to clients that pin none; the rest stay accepted (rotation). */
   readonly keyFiles: readonly string[];
   readonly tls: { readonly certPath: string; readonly keyPath: string } | undefined;
-  /** `--web DIR`; undefined = the package's web/dist if built, else the placeholder page. */
+  /** `--web DIR`; undefined = the package's web/dist if built, else the placeholder page; 'none' = no app. */
   readonly webRoot: string | undefined;
   readonly limits: Partial<SignalingLimits>;
   readonly iceServerUrls: readonly string[];
@@ -129,7 +129,13 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   },
   { name: 'tls-cert', kind: 'string', valueName: 'PATH', help: 'PEM certificate chain: serve https/wss (needs --tls-key)' },
   { name: 'tls-key', kind: 'string', valueName: 'PATH', help: 'PEM private key for --tls-cert' },
-  { name: 'web', kind: 'string', valueName: 'DIR', help: 'static app to serve', defaultText: 'web/dist if built, else a placeholder page' },
+  {
+    name: 'web',
+    kind: 'string',
+    valueName: 'DIR',
+    help: "static app to serve; 'none': no app (it is hosted on its own origin)",
+    defaultText: 'web/dist if built, else a placeholder page',
+  },
   ...LIMIT_FLAGS.map((l) => l.flag),
   {
     name: 'ice-server',

@@ -1,12 +1,13 @@
 /**
  * `--state DIR` of `zeroroom host` / `zeroroom join`: the room's identity keys and the room
  * machine's state (for the owner that includes the room's log of signed envelopes, its history),
- * each a file sealed with Secure Cell under a key derived from ZEROROOM_PASSWORD (the same KDF as the
- * web app's storage, docs/PROTOCOL.md section 6). Files are mode 0600 in a 0700 directory and are
+ * each a file sealed with Secure Cell under a random data key wrapped by a key derived from
+ * ZEROROOM_PASSWORD (Argon2id, the same scheme as the web app's storage, docs/PROTOCOL.md section 6). Files are mode 0600 in a 0700 directory and are
  * replaced atomically (write a temporary file, fsync, rename), so a crash leaves the old or the new
  * version, never half of one.
  *
- * Layout: kdf.json (KDF parameters and a sealed check value, in clear), identity.bin, room.bin.
+ * Layout: kdf.json (KDF parameters and the wrapped data key, in clear; signaling/state-kdf.ts),
+ * identity.bin, room.bin, outbox.bin.
  * One room per directory; two processes must not share a directory.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,16 +21,9 @@ import {
   asEcPublicKey,
   cellOpen,
   cellSeal,
-  checkKdfParams,
-  deriveStorageKey,
-  fromBase64url,
-  newKdfParams,
-  toBase64url,
-  utf8Decode,
   utf8Encode,
   type BoxKeyPair,
   type IdentityKeyPair,
-  type KdfParams,
   type SymmetricKey,
 } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
@@ -37,10 +31,9 @@ import { encode, Fields } from '../protocol/msgpack.ts';
 import { MAX_LINK_MESSAGE, MAX_TEXT } from '../protocol/room/codec.ts';
 import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../protocol/room/state-codec.ts';
 import type { MemberState, OwnerState } from '../protocol/room/types.ts';
+import { openStateKey } from './state-kdf.ts';
 
 export class StateDirError extends ZeroRoomError {}
-
-const CHECK_TEXT = 'zeroroom cli state v1';
 
 /** One room's persistent state. */
 export interface RoomFile {
@@ -84,31 +77,8 @@ export class StateDir {
       );
     }
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const metaPath = path.join(dir, 'kdf.json');
-    const meta = await readOptional(metaPath);
-    if (meta === null) {
-      const params = newKdfParams();
-      const key = await deriveStorageKey(password, params);
-      const check = cellSeal(key, utf8Encode(CHECK_TEXT), utf8Encode('meta/check'));
-      const json = JSON.stringify({
-        alg: params.alg,
-        iterations: params.iterations,
-        salt: toBase64url(params.salt),
-        check: toBase64url(check),
-      });
-      await writeAtomic(metaPath, utf8Encode(json + '\n'));
-      return new StateDir(dir, key);
-    }
-    const { params, check } = parseMeta(utf8Decode(meta));
-    const key = await deriveStorageKey(password, params);
-    try {
-      if (utf8Decode(cellOpen(key, check, utf8Encode('meta/check'))) !== CHECK_TEXT)
-        throw new StateDirError('state.corrupt', `${metaPath}: wrong check value`);
-    } catch (e) {
-      if (e instanceof AuthError) throw new StateDirError('state.password', `wrong ZEROROOM_PASSWORD for ${dir}`, { cause: e });
-      throw e;
-    }
-    return new StateDir(dir, key);
+    // kdf.json: Argon2id params and the wrapped data key; a legacy PBKDF2 one is migrated (state-kdf.ts).
+    return new StateDir(dir, await openStateKey(dir, password));
   }
 
   private async readSealed(name: string): Promise<Uint8Array | null> {
@@ -199,22 +169,7 @@ function outboxEntryFrom(f: Fields): OutboxEntry {
   };
 }
 
-function parseMeta(text: string): { params: KdfParams; check: Uint8Array } {
-  let o: unknown;
-  try {
-    o = JSON.parse(text);
-  } catch (e) {
-    throw new StateDirError('state.corrupt', 'kdf.json is not JSON', { cause: e });
-  }
-  if (typeof o !== 'object' || o === null) throw new StateDirError('state.corrupt', 'kdf.json is not an object');
-  const m = o as Record<string, unknown>;
-  if (typeof m.salt !== 'string' || typeof m.check !== 'string') throw new StateDirError('state.corrupt', 'kdf.json: salt/check missing');
-  const params = { alg: m.alg, iterations: m.iterations, salt: fromBase64url(m.salt) };
-  checkKdfParams(params); // refuses parameters weaker than the policy (a tampered file)
-  return { params, check: fromBase64url(m.check) };
-}
-
-async function readOptional(file: string): Promise<Uint8Array | null> {
+export async function readOptional(file: string): Promise<Uint8Array | null> {
   try {
     return new Uint8Array(await readFile(file));
   } catch (e) {

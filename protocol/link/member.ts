@@ -12,6 +12,7 @@
  * reconnect (new peer connection) follows.
  */
 import { systemRandom, type BoxPublicKey } from '../../crypto/index.ts';
+import { ZeroRoomError } from '../errors.ts';
 import { SignalingClient, systemTimers } from '../saltyrtc/client-driver.ts';
 import type { SaltyClientError } from '../saltyrtc/client-errors.ts';
 import { CloseCode } from '../saltyrtc/close-codes.ts';
@@ -26,19 +27,37 @@ export interface JoinOptions extends EndpointOptions {
   readonly ownerKey: BoxPublicKey;
   /** The invite's 32-byte one-time token; leave out when the owner already trusts our key. */
   readonly token?: Uint8Array;
+  /** The invite's `exp` (ms since the epoch): with `token`, past it a refused join is final (`link.invite-expired`). */
+  readonly inviteExpiresAt?: number;
+  /** Clock for the invite expiry (default Date.now). */
+  readonly now?: () => number;
 }
 
 /** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
 export const FIRST_JOIN_ATTEMPTS = 4;
 
-/** Errors after which retrying cannot help: the owner refused or dropped us, or the server is not the pinned one. */
-export const FATAL_JOIN_CODES: ReadonlySet<string> = new Set([
-  'saltyrtc.refused',
-  'saltyrtc.dropped',
-  'saltyrtc.server-key',
-  'saltyrtc.no-task',
-  'saltyrtc.path-full',
-]);
+/**
+ * The only errors after which a member stops trying to reach its owner (docs/PROTOCOL.md 4.1, 4.6):
+ * - `saltyrtc.initiator-refused`: the owner's authenticated refusal of our token or key;
+ * - `link.invite-expired`: our own clock says the invite expired before the owner admitted us.
+ * Every close code the signaling server can send (3000, 3004, 3005, 3006, 3007, 1001, 1006, ...) can
+ * be forged by the server or by anyone who fills the owner's path, so none of them is final: retry
+ * those with backoff, and show them as a connection problem, not as a refusal.
+ */
+export const FATAL_JOIN_CODES: ReadonlySet<string> = new Set(['saltyrtc.initiator-refused', 'link.invite-expired']);
+
+/** True when `e` (a joinRoom rejection or a link 'close' error) means: stop, do not retry. */
+export function isFinalJoinError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && FATAL_JOIN_CODES.has(code);
+}
+
+/** The joiner's clock is past its invite's expiry and the owner has not admitted it (final). */
+export class InviteExpiredError extends ZeroRoomError {
+  constructor(expiresAt: number) {
+    super('link.invite-expired', `the invite expired at ${new Date(expiresAt).toISOString()} before the owner let us in`);
+  }
+}
 
 /**
  * Join the owner's room. Resolves with the link once its data channel is open for the first time;
@@ -58,7 +77,10 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
       ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}),
     },
   });
+  const now = opts.now ?? Date.now;
   let token = opts.token;
+  /** 4.1 stale tokens: after a 3005 on the token path, the next attempt goes without the token. */
+  let skipToken = false;
   let attempt = 0;
   let opened = false;
   let client: SignalingClient | null = null;
@@ -85,6 +107,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
     const connect = (restartOf: LinkSession | null = null): void => {
       if (link.state === 'closed') return;
       client?.close();
+      const useToken = restartOf === null && token !== undefined && !skipToken ? token : undefined;
       const c = new SignalingClient({
         url: opts.signalingUrl,
         WebSocket: WS,
@@ -97,7 +120,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           random,
           taskData: { exclude: [], handover: true },
           initiatorKey: opts.ownerKey,
-          ...(token !== undefined ? { token } : {}),
+          ...(useToken !== undefined ? { token: useToken } : {}),
           ...(restartOf !== null ? { iceRestart: { session: restartOf.restartId } } : {}),
         },
       });
@@ -150,7 +173,14 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           return;
         }
         if (link.state === 'closed') return;
-        if (FATAL_JOIN_CODES.has(error.code)) return giveUp(error);
+        if (isFinalJoinError(error)) return giveUp(error);
+        if (token !== undefined) {
+          // Not admitted yet (the token is unspent): an invite past its expiry by our clock is final.
+          if (opts.inviteExpiresAt !== undefined && now() > opts.inviteExpiresAt)
+            return giveUp(new InviteExpiredError(opts.inviteExpiresAt));
+          // A 3005 may mean the owner admitted us and deleted the token: alternate with the trusted-key path.
+          if (error.code === 'saltyrtc.refused') skipToken = !skipToken;
+        }
         retry(error);
       });
       c.start();

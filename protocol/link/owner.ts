@@ -29,6 +29,14 @@ export interface OwnerOptions extends EndpointOptions {
   readonly acceptToken: (token: Uint8Array, memberKey: BoxPublicKey) => boolean;
   /** Keys admitted without a token, in addition to members with a live (not closed) link. */
   readonly trustedKeys?: () => Iterable<BoxPublicKey>;
+  /**
+   * Auth tokens of invites the owner issued and refuses now (used, revoked, expired): their holders
+   * get the owner's authenticated refusal (docs/PROTOCOL.md 4.1), final for them. The link layer adds
+   * the tokens it saw pending in this run that are no longer pending (REMEMBERED_TOKENS).
+   */
+  readonly refusedTokens?: () => Iterable<Uint8Array>;
+  /** Peer keys the owner refuses (e.g. removed members): authenticated refusal, final for them. */
+  readonly refusedKeys?: () => Iterable<BoxPublicKey>;
   /** A member's link opened for the first time in this owner session. */
   readonly onLink: (link: PeerLink) => void;
   /** The signaling connection became ready (true) or dropped (false; the owner reconnects). */
@@ -45,6 +53,9 @@ export interface OwnerHandle {
   /** Close every link and leave the server. */
   close(): void;
 }
+
+/** Auth tokens seen pending in this owner run that the link layer keeps to refuse them later (4.1). */
+export const REMEMBERED_TOKENS = 256;
 
 export function startOwner(opts: OwnerOptions): OwnerHandle {
   const owner = new Owner(opts);
@@ -64,6 +75,8 @@ class Owner implements OwnerHandle {
   signalingReady = false;
   private readonly timers: Timers;
   private readonly random: RandomBytes;
+  /** Auth tokens seen pending (hex -> token), oldest first; those no longer pending are refused. */
+  private readonly seenTokens = new Map<string, Uint8Array>();
 
   constructor(private readonly opts: OwnerOptions) {
     this.timers = opts.timers ?? systemTimers;
@@ -86,9 +99,11 @@ class Owner implements OwnerHandle {
         ...(opts.serverKey !== undefined ? { serverKey: opts.serverKey } : {}),
         random: this.random,
         taskData: { exclude: [], handover: true },
-        pendingTokens: opts.pendingTokens,
+        pendingTokens: () => this.pendingTokens(),
         acceptToken: opts.acceptToken,
         trustedKeys: () => this.trusted(),
+        refusedTokens: () => this.refusedTokens(),
+        ...(opts.refusedKeys !== undefined ? { refusedKeys: opts.refusedKeys } : {}),
         acceptIceRestart: (key, request) => this.links.get(toHex(key))?.session?.acceptsIceRestart(request.session) === true,
       },
     });
@@ -149,6 +164,24 @@ class Owner implements OwnerHandle {
       this.reconnectTimer = this.timers.setTimeout(() => this.connect(), delay);
     });
     client.start();
+  }
+
+  /** The application's pending tokens, remembered so that a later use of one is refused with authentication. */
+  private pendingTokens(): Uint8Array[] {
+    const tokens = [...this.opts.pendingTokens()];
+    for (const t of tokens) {
+      const id = toHex(t);
+      this.seenTokens.delete(id); // re-insert: newest last
+      this.seenTokens.set(id, t.slice());
+    }
+    while (this.seenTokens.size > REMEMBERED_TOKENS) this.seenTokens.delete(this.seenTokens.keys().next().value as string);
+    return tokens;
+  }
+
+  /** Tried after pending tokens and trusted keys: a pending one never reaches this (it opened before). */
+  private *refusedTokens(): Iterable<Uint8Array> {
+    yield* this.seenTokens.values();
+    yield* this.opts.refusedTokens?.() ?? [];
   }
 
   private *trusted(): Iterable<BoxPublicKey> {

@@ -25,7 +25,7 @@ import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts
 import { ZeroRoomError } from '../errors.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import { Emitter } from './emitter.ts';
-import { Inbox, Outbox, type Inner } from './reliable.ts';
+import { Inbox, LinkTooLargeError, MAX_MESSAGE, Outbox, type Inner } from './reliable.ts';
 import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
 
 export type LinkState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
@@ -58,7 +58,7 @@ export interface PeerLink {
   /** Bytes accepted by send() and not yet handed to the data channel, plus the channel's own buffer. */
   readonly bufferedAmount: number;
   readonly counts: LinkCounts;
-  /** Queue one message (any size up to MAX_MESSAGE). Throws LinkClosedError after close. */
+  /** Queue one message (any size up to MAX_MESSAGE = 1 MiB; larger: LinkTooLargeError). Throws LinkClosedError after close. */
   send(bytes: Uint8Array): void;
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
   /** Deliver what is queued, tell the peer, and close for good (no reconnect). */
@@ -137,6 +137,8 @@ export class PeerLinkImpl implements PeerLink {
 
   send(bytes: Uint8Array): void {
     if (this.stateValue === 'closed') throw new LinkClosedError();
+    if (bytes.length > MAX_MESSAGE)
+      throw new LinkTooLargeError(`message of ${bytes.length} bytes, the link carries at most ${MAX_MESSAGE}`);
     const frames = this.outbox.add(bytes.slice(), this.current?.chunkSize);
     // Before the peer's RESUME the frames wait in the outbox; resume() re-chunks them.
     if (this.current !== null && this.current.peerResumed) this.current.enqueueAll(frames);

@@ -24,9 +24,14 @@ export const chunkPayloadFor = (frameSize: number): number => frameSize - NONCE_
 export const CHUNK_PAYLOAD = chunkPayloadFor(PORTABLE_FRAME);
 /** Largest chunk payload a receiver accepts (frames up to MAX_FRAME). */
 export const MAX_CHUNK_PAYLOAD = chunkPayloadFor(MAX_FRAME);
-/** Largest message the link carries (a bound on reassembly memory). */
-export const MAX_MESSAGE = 64 * 1024 * 1024;
-const MAX_CHUNKS = Math.ceil(MAX_MESSAGE / CHUNK_PAYLOAD);
+/**
+ * Largest message the link carries, and so the most one partial message can hold in reassembly
+ * (docs/PROTOCOL.md 4.5). Room messages are at most 1 MiB (protocol/room/codec.ts
+ * MAX_LINK_MESSAGE); bulk data (files) gets its own path.
+ */
+export const MAX_MESSAGE = 1024 * 1024;
+/** Most chunks a message of MAX_MESSAGE bytes can need (at the smallest chunk size). */
+export const MAX_CHUNKS = Math.ceil(MAX_MESSAGE / CHUNK_PAYLOAD);
 /** Ack after this many complete messages or bytes, whichever comes first (driver also acks when idle). */
 export const ACK_EVERY_MESSAGES = 32;
 export const ACK_EVERY_BYTES = 256 * 1024;
@@ -34,6 +39,13 @@ export const ACK_EVERY_BYTES = 256 * 1024;
 export class LinkProtocolError extends ZeroRoomError {
   constructor(message: string) {
     super('link.protocol', message);
+  }
+}
+
+/** A message above MAX_MESSAGE: refused by send(), or by the receiver before it stores the chunk. */
+export class LinkTooLargeError extends ZeroRoomError {
+  constructor(message: string) {
+    super('link.too-large', message);
   }
 }
 
@@ -81,7 +93,9 @@ export function decodeInner(b: Uint8Array): Inner {
       if (b.length < DATA_HEADER + 1) throw new LinkProtocolError('DATA frame too short');
       const count = v.getUint32(9);
       const index = v.getUint32(5);
-      if (count < 1 || count > MAX_CHUNKS) throw new LinkProtocolError(`DATA chunk count ${count} out of range`);
+      if (count < 1) throw new LinkProtocolError('DATA chunk count 0');
+      if (count > MAX_CHUNKS)
+        throw new LinkTooLargeError(`DATA chunk count ${count} above ${MAX_CHUNKS}: message above ${MAX_MESSAGE} bytes`);
       if (index >= count) throw new LinkProtocolError('DATA chunk index >= count');
       if (b.length - DATA_HEADER > MAX_CHUNK_PAYLOAD) throw new LinkProtocolError('DATA chunk too large');
       return { kind: 'data', msgId: v.getUint32(1), index, count, payload: b.subarray(DATA_HEADER) };
@@ -125,7 +139,8 @@ export class Outbox {
 
   /** Register a message; returns its DATA frames (chunks of `chunk` bytes) to send now. */
   add(bytes: Uint8Array, chunk: number = CHUNK_PAYLOAD): Inner[] {
-    if (bytes.length > MAX_MESSAGE) throw new LinkProtocolError(`message larger than ${MAX_MESSAGE} bytes`);
+    if (bytes.length > MAX_MESSAGE)
+      throw new LinkTooLargeError(`message of ${bytes.length} bytes, the link carries at most ${MAX_MESSAGE}`);
     const id = this.nextId++;
     this.unacked.push({ id, bytes });
     this.unackedBytes += bytes.length;
@@ -164,6 +179,25 @@ export class Outbox {
   }
 }
 
+/**
+ * Size rules of 4.5, checked before a chunk is stored: every chunk but the last has the first chunk's
+ * size, so the first chunk already shows the least the whole message needs; the running total never
+ * passes MAX_MESSAGE. A claimed 100 MiB message is refused at its first chunk, nothing allocated.
+ */
+function checkChunkSize(p: { chunks: Uint8Array[]; size: number }, f: Extract<Inner, { kind: 'data' }>): void {
+  const len = f.payload.length;
+  if (f.index === 0) {
+    const least = (f.count - 1) * len + (f.count > 1 ? 1 : 0);
+    if (least > MAX_MESSAGE) throw new LinkTooLargeError(`message of ${f.count} chunks of ${len} bytes is above ${MAX_MESSAGE} bytes`);
+  } else {
+    const first = p.chunks[0]?.length ?? 0;
+    const last = f.index === f.count - 1;
+    if (last ? len > first || len === 0 : len !== first)
+      throw new LinkProtocolError(`chunk ${f.index}/${f.count} of ${len} bytes after a first chunk of ${first}`);
+  }
+  if (p.size + len > MAX_MESSAGE) throw new LinkTooLargeError(`message above ${MAX_MESSAGE} bytes`);
+}
+
 /** Receiver side: reassembly, de-duplication across sessions, ack bookkeeping. */
 export class Inbox {
   private nextId = 1;
@@ -186,6 +220,7 @@ export class Inbox {
     if (f.msgId > this.nextId) throw new LinkProtocolError(`message ${f.msgId} skips ${this.nextId}`);
     const p = this.partial ?? { id: f.msgId, count: f.count, chunks: [], size: 0 };
     if (p.count !== f.count || p.chunks.length !== f.index) throw new LinkProtocolError(`chunk ${f.index}/${f.count} out of order`);
+    checkChunkSize(p, f);
     p.chunks.push(f.payload.slice());
     p.size += f.payload.length;
     if (p.chunks.length < p.count) {

@@ -4,8 +4,9 @@ import { ZeroRoomError } from '../errors.ts';
 export type ClientErrorCode =
   | 'saltyrtc.protocol' // malformed or out-of-order message (close 3001)
   | 'saltyrtc.server-key' // pinned server key: signed_keys missing or wrong (close 3007 semantics)
-  | 'saltyrtc.refused' // initiator could not decrypt our token/key: bad, reused or untrusted (3005)
-  | 'saltyrtc.dropped' // dropped by the initiator (3004)
+  | 'saltyrtc.refused' // close 3005 (initiator could not decrypt our token/key), maybe forged by the server: never final
+  | 'saltyrtc.dropped' // close 3004 (dropped by the initiator, or so the server says): never final
+  | 'saltyrtc.initiator-refused' // the authenticated initiator refused our token or key (PROTOCOL.md 4.1): final
   | 'saltyrtc.no-task' // no shared task (3006)
   | 'saltyrtc.path-full' // 3000
   | 'saltyrtc.subprotocol' // 1002

@@ -55,6 +55,14 @@ export interface ClientContext {
   /** Permanent keys the initiator trusts (responders that may skip the token). */
   readonly trustedKeys?: () => Iterable<BoxPublicKey>;
   /**
+   * Auth tokens the initiator issued and now refuses (used, revoked, expired invites): a responder
+   * whose token opens with one of them gets the authenticated refusal (docs/PROTOCOL.md 4.1), unless
+   * its permanent key is trusted.
+   */
+  readonly refusedTokens?: () => Iterable<Uint8Array>;
+  /** Permanent keys the initiator knows and refuses (e.g. removed members): authenticated refusal. */
+  readonly refusedKeys?: () => Iterable<BoxPublicKey>;
+  /**
    * A responder asks for an ICE restart of one of its link sessions (docs/PROTOCOL.md 4.6): true
    * chooses the ICE-restart task, false the WebRTC task (a new peer connection). Absent: never.
    */
@@ -84,6 +92,8 @@ export interface PeerState {
   readonly permanentKey: BoxPublicKey | null;
   readonly session: BoxKeyPair | null;
   readonly sessionShared: SharedKey | null;
+  /** Initiator: this responder gets the authenticated refusal instead of our `auth` (4.1). */
+  readonly refused: boolean;
 }
 
 export interface ClientState {
@@ -451,6 +461,7 @@ function addResponder(tx: Tx, id: number): void {
     permanentKey: null,
     session: null,
     sessionShared: null,
+    refused: false,
   });
 }
 
@@ -465,6 +476,7 @@ function startResponderHandshake(tx: Tx): void {
     permanentKey: ctx.initiatorKey,
     session,
     sessionShared: null,
+    refused: false,
   };
   tx.peers.set(INITIATOR, p);
   const token = ctx.token;
@@ -489,37 +501,60 @@ function onPeerMessage(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array
   }
 }
 
-/** Initiator: the first message is a 'token' (pending invite) or a 'key' (trusted responder). */
+/**
+ * Initiator: the first message is a 'token' (pending invite) or a 'key' (trusted responder). A token
+ * or key the initiator knows but refuses continues the handshake to the session keys and ends in the
+ * authenticated refusal (docs/PROTOCOL.md 4.1); one it does not know is dropped with 3005.
+ */
 function onFirstResponderMessage(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void {
   const ctx = tx.ctx;
-  for (const token of ctx.pendingTokens?.() ?? []) {
+  const openToken = (token: Uint8Array): BoxPublicKey | null => {
     let plain: Uint8Array;
     try {
       plain = secretboxOpen(data, nonce, asSecretboxKey(token));
     } catch (e) {
       if (!(e instanceof AuthError)) throw e;
-      continue; // not this invite's token: try the next one
+      return null; // not this invite's token: try the next one
     }
-    const msg = pm.decodeToken(plain);
-    const key = asBoxPublicKey(msg.key);
-    if (ctx.acceptToken?.(token, key) !== true) {
-      return dropResponder(tx, p.address, CloseCode.InitiatorCouldNotDecrypt, 'token no longer valid');
-    }
-    tx.peers.set(p.address, { ...p, stage: 'await-key', permanentKey: key });
-    return;
-  }
-  for (const trusted of ctx.trustedKeys?.() ?? []) {
-    let plain: Uint8Array;
+    return asBoxPublicKey(pm.decodeToken(plain).key);
+  };
+  const openKey = (key: BoxPublicKey): Uint8Array | null => {
     try {
-      plain = boxOpenAfter(data, nonce, ctx.sharedWith(trusted));
+      return boxOpenAfter(data, nonce, ctx.sharedWith(key));
     } catch (e) {
       if (!(e instanceof AuthError)) throw e; // only 'not this key' means try the next one
-      continue;
+      return null;
     }
-    const withKey = { ...p, stage: 'await-key' as const, permanentKey: trusted };
-    return onKeyPlain(tx, withKey, plain);
+  };
+  const trusted = (key: BoxPublicKey): boolean => {
+    for (const t of ctx.trustedKeys?.() ?? []) if (equalBytes(t, key)) return true;
+    return false;
+  };
+  for (const token of ctx.pendingTokens?.() ?? []) {
+    const key = openToken(token);
+    if (key === null) continue;
+    // A token refused meanwhile, from a key we trust: a member reconnecting with a token it spent.
+    const refused = ctx.acceptToken?.(token, key) !== true && !trusted(key);
+    tx.peers.set(p.address, { ...p, stage: 'await-key', permanentKey: key, refused });
+    return;
   }
-  dropResponder(tx, p.address, CloseCode.InitiatorCouldNotDecrypt, 'first message opened with no pending token and no trusted key');
+  for (const key of ctx.trustedKeys?.() ?? []) {
+    const plain = openKey(key);
+    if (plain === null) continue;
+    return onKeyPlain(tx, { ...p, stage: 'await-key', permanentKey: key }, plain);
+  }
+  for (const token of ctx.refusedTokens?.() ?? []) {
+    const key = openToken(token);
+    if (key === null) continue;
+    tx.peers.set(p.address, { ...p, stage: 'await-key', permanentKey: key, refused: !trusted(key) });
+    return;
+  }
+  for (const key of ctx.refusedKeys?.() ?? []) {
+    const plain = openKey(key);
+    if (plain === null) continue;
+    return onKeyPlain(tx, { ...p, stage: 'await-key', permanentKey: key, refused: true }, plain);
+  }
+  dropResponder(tx, p.address, CloseCode.InitiatorCouldNotDecrypt, 'first message opened with no known token and no known key');
 }
 
 function onKey(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void {
@@ -567,6 +602,12 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
   if (ctx.role === 'initiator') {
     const auth = pm.decodeAuthFromResponder(plain);
     if (!equalBytes(auth.yourCookie, p.channel.ourCookie)) throw new ProtocolError('auth: your_cookie mismatch');
+    if (p.refused) {
+      // 4.1: the refusal in place of our auth, sealed with this handshake's session keys; no task.
+      tx.sendToPeer(p, pm.encodeClose(pm.REFUSAL_REASON), (m, n) => boxAfter(m, n, shared));
+      tx.emit({ type: 'warning', message: `refused responder ${p.address}: a token or key we know and refuse` });
+      return dropResponder(tx, p.address, CloseCode.DroppedByInitiator, 'refused (authenticated refusal sent)');
+    }
     if (!auth.tasks.includes(pm.WEBRTC_TASK)) {
       tx.sendToPeer(p, pm.encodeClose(CloseCode.NoSharedTask), (m, n) => boxAfter(m, n, shared));
       return dropResponder(tx, p.address, CloseCode.DroppedByInitiator, 'no shared task'); // 'close' 3006 told the responder why
@@ -587,7 +628,15 @@ function onAuth(tx: Tx, p: PeerState, nonce: Uint8Array, data: Uint8Array): void
     tx.emit({ type: 'peer-authenticated', peer: p.address, peerKey: p.permanentKey, sessionShared: shared, taskData, iceRestart: restart });
     return;
   }
-  const auth = pm.decodeAuthFromInitiator(plain);
+  const auth = pm.decodeInitiatorAnswer(plain);
+  if (auth.type === 'refusal') {
+    // Sealed with this handshake's session keys, whose initiator half came boxed from the initiator's
+    // permanent key: only the owner can say this, and it cannot be replayed into another handshake.
+    const err = new SaltyClientError('saltyrtc.initiator-refused', 'the owner refused this invite or key', auth.reason);
+    tx.peers.delete(p.address);
+    tx.emit({ type: 'peer-lost', peer: p.address, error: err });
+    return tx.fail(err, CloseCode.GoingAway);
+  }
   if (!equalBytes(auth.yourCookie, p.channel.ourCookie)) throw new ProtocolError('auth: your_cookie mismatch');
   if (auth.task === pm.ICE_RESTART_TASK && ctx.iceRestart !== undefined) {
     const echoed = pm.decodeIceRestartTaskData(auth.data.get(pm.ICE_RESTART_TASK));

@@ -190,6 +190,27 @@ export function decodeAuthFromInitiator(bytes: Uint8Array): AuthFromInitiator {
   return { type: 'auth', yourCookie, task, data };
 }
 
+/** The initiator's authenticated refusal: `close` 3004 in place of its `auth` (docs/PROTOCOL.md 4.1). */
+export interface RefusalFromInitiator {
+  readonly type: 'refusal';
+  readonly reason: 3004;
+}
+
+/** Reason of the authenticated refusal's `close`. */
+export const REFUSAL_REASON = 3004;
+
+/**
+ * What a responder accepts from the initiator at stage await-auth: its `auth`, or exactly
+ * `{type: "close", reason: 3004}`, the owner's refusal (both sealed with this handshake's session keys).
+ */
+export function decodeInitiatorAnswer(bytes: Uint8Array): AuthFromInitiator | RefusalFromInitiator {
+  const f = Fields.fromBytes(bytes, 'auth');
+  if (f.str('type', 16) !== 'close') return decodeAuthFromInitiator(bytes);
+  f.only(['type', 'reason']);
+  f.int('reason', { min: REFUSAL_REASON, max: REFUSAL_REASON });
+  return { type: 'refusal', reason: REFUSAL_REASON };
+}
+
 /** The WebRTC task's entry in an auth's data map. */
 export function decodeWebRtcTaskData(value: MsgValue | undefined): WebRtcTaskData {
   if (value === undefined) throw new DecodeError('auth: no WebRTC task data');

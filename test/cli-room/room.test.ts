@@ -85,7 +85,8 @@ describe('zeroroom host + join through zeroroom serve', () => {
       memberDirs.push(path.join(tmp, `m${i}`));
       members.push(client(`m${i}`, ['join', urls[i]!, '--name', `m${i}`, '--state', memberDirs[i]!]));
     }
-    const joined = await Promise.all(members.map((m) => m.waitFor(isEvent('joined'), 'joined', 45_000)));
+    // Five processes start at once, each deriving its --state key (Argon2id, 64 MiB): generous on a shared machine.
+    const joined = await Promise.all(members.map((m) => m.waitFor(isEvent('joined'), 'joined', 120_000)));
     for (const j of joined) expect(j.room).toBe(ready.room);
     for (const m of members) memberIds.push(String((await m.waitFor(isEvent('ready'), 'ready')).member));
     await Promise.all(memberIds.map((id) => host.waitFor(isEvent('member-joined', { member: id }), `member-joined ${id}`)));
@@ -101,7 +102,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
     const fromM2 = host.events.find(isMessage('hello from m2'))!;
     expect(fromM2.from).toBe(memberIds[2]);
     expect(fromM2.name).toBe('m2');
-  }, 90_000);
+  }, 180_000);
 
   it('rotates after every 5 messages and on the timer; members follow', async () => {
     // The 3 s timer resets the message count: on a loaded machine it can fire among the six
@@ -169,7 +170,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
     expect((await stat(path.join(memberDirs[3]!, 'outbox.bin'))).mode & 0o777).toBe(0o600);
 
     host = startHost();
-    const ready = await host.waitFor(isEvent('ready'), 'restored host ready');
+    const ready = await host.waitFor(isEvent('ready'), 'restored host ready', 60_000);
     expect(ready.restored).toBe(true);
     // The same member processes reconnect on the trusted-key path (no invite involved).
     await Promise.all(
@@ -187,7 +188,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
 
     // A member restarted from its --state resumes without its invite URL, and its stored message goes out.
     const m3 = client('m3-restarted', ['join', '--state', memberDirs[3]!, '--name', 'ignored']);
-    const m3ready = await m3.waitFor(isEvent('ready'), 'restarted m3 ready');
+    const m3ready = await m3.waitFor(isEvent('ready'), 'restarted m3 ready', 60_000);
     expect(m3ready.member).toBe(memberIds[3]);
     expect(m3ready.phase).toBe('member');
     await everyoneGets([host, m3, ...staying.slice(0, 3)], 'sent while the host was down (m3, then it quit)');
@@ -203,7 +204,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
     const kicked = members[4]!;
     const removedAt = kicked.events.findIndex(isEvent('removed'));
     expect(kicked.events.slice(removedAt).filter((e) => e.event === 'message')).toEqual([]);
-  }, 90_000);
+  }, 150_000);
 
   it('a member that leaves is announced, the key rotates, and its client exits', async () => {
     const leaver = members[2]!;

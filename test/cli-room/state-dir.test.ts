@@ -1,10 +1,27 @@
 // --state DIR: sealed records round-trip, wrong password and tampered or swapped files are refused,
-// files are 0600, and no password means no state (fail closed).
-import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+// files are 0600, no password means no state (fail closed), and a PBKDF2 directory is migrated.
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateBoxKeyPair, generateIdentity, initCrypto, systemRandom } from '../../crypto/index.ts';
+import {
+  AuthError,
+  cellOpen,
+  cellSeal,
+  deriveLegacyStorageKey,
+  deriveStorageKey,
+  generateBoxKeyPair,
+  generateIdentity,
+  initCrypto,
+  LEGACY_MIN_ITERATIONS,
+  newDataKey,
+  newKdfParams,
+  systemRandom,
+  toBase64url,
+  utf8Encode,
+  wrapDataKey,
+  type SymmetricKey,
+} from '../../crypto/index.ts';
 import { createRoom, ownerStep } from '../../protocol/room/index.ts';
 import type { OwnerState } from '../../protocol/room/types.ts';
 import { DecodeError } from '../../protocol/errors.ts';
@@ -80,11 +97,31 @@ describe('StateDir', () => {
     expect(await codeOf(store.readKeys())).toBe('state.corrupt');
   });
 
-  it('refuses KDF parameters weakened in kdf.json', async () => {
+  it('keeps Argon2id params and the wrapped data key in kdf.json, nothing else', async () => {
+    const m = JSON.parse(await readFile(path.join(dir(), 'kdf.json'), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(m).sort()).toEqual(['alg', 'key', 'memoryKiB', 'parallelism', 'passes', 'salt']);
+    expect(m).toMatchObject({ alg: 'argon2id', memoryKiB: 65536, passes: 3, parallelism: 1 });
+  });
+
+  it('refuses KDF parameters weakened or made costly in kdf.json, and unknown fields', async () => {
     const meta = path.join(dir(), 'kdf.json');
-    const m = JSON.parse(await readFile(meta, 'utf8')) as { iterations: number };
-    await writeFile(meta, JSON.stringify({ ...m, iterations: 1000 }));
-    await expect(StateDir.open(dir(), 'correct horse')).rejects.toMatchObject({ code: 'crypto.kdf-params' });
+    const good = await readFile(meta, 'utf8');
+    const m = JSON.parse(good) as Record<string, unknown>;
+    for (const [change, code] of [
+      [{ memoryKiB: 1024 }, 'crypto.kdf-params'],
+      [{ memoryKiB: 4 * 1024 * 1024 }, 'crypto.kdf-params'],
+      [{ passes: 1 }, 'crypto.kdf-params'],
+      [{ passes: 1000 }, 'crypto.kdf-params'],
+      [{ parallelism: 64 }, 'crypto.kdf-params'],
+      [{ alg: 'scrypt' }, 'crypto.kdf-params'],
+      [{ extra: true }, 'state.corrupt'],
+      [{ key: 'not base64!' }, 'state.corrupt'],
+    ] as const) {
+      await writeFile(meta, JSON.stringify({ ...m, ...change }));
+      await expect(StateDir.open(dir(), 'correct horse'), JSON.stringify(change)).rejects.toMatchObject({ code });
+    }
+    await writeFile(meta, good);
+    await StateDir.open(dir(), 'correct horse');
   });
 
   it('keeps a member outbox: empty when absent, round-trips sealed, refuses malformed, reordered or oversized lists', async () => {
@@ -117,5 +154,95 @@ describe('StateDir', () => {
     }
     await writeFile(file, Buffer.concat([await readFile(file), Buffer.from([0])]));
     expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
+  });
+});
+
+describe('StateDir migration from PBKDF2 (docs/PROTOCOL.md 6.5)', () => {
+  const legacyParams = { alg: 'pbkdf2-sha256' as const, iterations: LEGACY_MIN_ITERATIONS, salt: new Uint8Array(16).fill(7) };
+  const seal = (key: SymmetricKey, name: string, plain: Uint8Array): Uint8Array => cellSeal(key, plain, utf8Encode(`zeroroom-cli/${name}`));
+  let identity: ReturnType<typeof generateIdentity>;
+  const peer = generateBoxKeyPair();
+  let identityPlain: Uint8Array;
+  beforeAll(() => {
+    identity = generateIdentity();
+    identityPlain = encode({ v: 1, ipub: identity.publicKey, ipriv: identity.privateKey, npub: peer.publicKey, nsec: peer.secretKey });
+  });
+
+  /** A directory exactly as the code before Argon2id wrote it: K = PBKDF2(password) seals every file. */
+  async function legacyDir(name: string): Promise<{ dir: string; oldKey: SymmetricKey; legacyJson: string }> {
+    const d = path.join(tmp, name);
+    await mkdir(d, { recursive: true, mode: 0o700 });
+    const oldKey = await deriveLegacyStorageKey('correct horse', legacyParams);
+    const legacyJson = JSON.stringify({
+      alg: 'pbkdf2-sha256',
+      iterations: legacyParams.iterations,
+      salt: toBase64url(legacyParams.salt),
+      check: toBase64url(cellSeal(oldKey, utf8Encode('zeroroom cli state v1'), utf8Encode('meta/check'))),
+    });
+    await writeFile(path.join(d, 'kdf.json'), legacyJson + '\n', { mode: 0o600 });
+    await writeFile(path.join(d, 'identity.bin'), seal(oldKey, 'identity.bin', identityPlain), { mode: 0o600 });
+    await writeFile(path.join(d, 'outbox.bin'), seal(oldKey, 'outbox.bin', encode({ v: 1, entries: [] })), { mode: 0o600 });
+    return { dir: d, oldKey, legacyJson };
+  }
+
+  it('a wrong password changes nothing', async () => {
+    const { dir, legacyJson } = await legacyDir('legacy-wrong');
+    expect(await codeOf(StateDir.open(dir, 'wrong horse'))).toBe('state.password');
+    expect((await readFile(path.join(dir, 'kdf.json'), 'utf8')).trim()).toBe(legacyJson);
+  });
+
+  it('the next open with the right password moves every file to a random data key and drops the PBKDF2 params', async () => {
+    const { dir, oldKey } = await legacyDir('legacy-ok');
+    const store = await StateDir.open(dir, 'correct horse');
+    expect((await store.readKeys())?.identity.publicKey).toEqual(identity.publicKey);
+    expect(await store.readOutbox()).toEqual([]);
+    const m = JSON.parse(await readFile(path.join(dir, 'kdf.json'), 'utf8')) as Record<string, unknown>;
+    expect(Object.keys(m).sort()).toEqual(['alg', 'key', 'memoryKiB', 'parallelism', 'passes', 'salt']);
+    expect(m.alg).toBe('argon2id');
+    // A PBKDF2 guess opens nothing any more: the files are sealed under the new random data key.
+    for (const f of ['identity.bin', 'outbox.bin']) {
+      const sealed = new Uint8Array(await readFile(path.join(dir, f)));
+      expect(() => cellOpen(oldKey, sealed, utf8Encode(`zeroroom-cli/${f}`))).toThrow(AuthError);
+    }
+    // Opens again (now the Argon2id path), and a wrong password is still refused.
+    expect((await (await StateDir.open(dir, 'correct horse')).readKeys())?.peer.publicKey).toEqual(peer.publicKey);
+    expect(await codeOf(StateDir.open(dir, 'wrong horse'))).toBe('state.password');
+  });
+
+  it('an interrupted migration (kdf.json replaced, one file moved, one not) is finished by the next open', async () => {
+    const { dir, oldKey, legacyJson } = await legacyDir('legacy-crash');
+    const params = newKdfParams();
+    const dataKey = newDataKey();
+    const wrapped = wrapDataKey(await deriveStorageKey('correct horse', params), dataKey);
+    const legacy = JSON.parse(legacyJson) as Record<string, unknown>;
+    await writeFile(
+      path.join(dir, 'kdf.json'),
+      JSON.stringify({
+        alg: 'argon2id',
+        memoryKiB: params.memoryKiB,
+        passes: params.passes,
+        parallelism: params.parallelism,
+        salt: toBase64url(params.salt),
+        key: toBase64url(wrapped),
+        legacy: { iterations: legacy.iterations, salt: legacy.salt, check: legacy.check },
+      }),
+    );
+    await writeFile(path.join(dir, 'identity.bin'), seal(dataKey, 'identity.bin', identityPlain)); // moved before the crash
+    const store = await StateDir.open(dir, 'correct horse');
+    expect((await store.readKeys())?.identity.publicKey).toEqual(identity.publicKey);
+    expect(await store.readOutbox()).toEqual([]);
+    const m = JSON.parse(await readFile(path.join(dir, 'kdf.json'), 'utf8')) as Record<string, unknown>;
+    expect(m.legacy).toBeUndefined();
+    const outbox = new Uint8Array(await readFile(path.join(dir, 'outbox.bin')));
+    expect(() => cellOpen(oldKey, outbox, utf8Encode('zeroroom-cli/outbox.bin'))).toThrow(AuthError);
+  });
+
+  it('refuses a legacy kdf.json with weakened params or unknown fields', async () => {
+    const { dir, legacyJson } = await legacyDir('legacy-bad');
+    const m = JSON.parse(legacyJson) as Record<string, unknown>;
+    await writeFile(path.join(dir, 'kdf.json'), JSON.stringify({ ...m, iterations: 1000 }));
+    await expect(StateDir.open(dir, 'correct horse')).rejects.toMatchObject({ code: 'crypto.kdf-params' });
+    await writeFile(path.join(dir, 'kdf.json'), JSON.stringify({ ...m, extra: 1 }));
+    await expect(StateDir.open(dir, 'correct horse')).rejects.toMatchObject({ code: 'state.corrupt' });
   });
 });

@@ -136,15 +136,25 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
     expect(r2).toBe('room key');
   });
 
-  it('NaCl, hashes and the storage KDF give the same bytes as Node', async () => {
-    const params = { alg: 'pbkdf2-sha256' as const, iterations: zr.MIN_ITERATIONS, salt: new Uint8Array(16).fill(4) };
+  it('NaCl, hashes and the storage KDFs (Argon2id, legacy PBKDF2) give the same bytes as Node', async () => {
+    const params = {
+      alg: 'argon2id' as const,
+      memoryKiB: zr.MIN_MEMORY_KIB,
+      passes: zr.MIN_PASSES,
+      parallelism: 1,
+      salt: new Uint8Array(16).fill(4),
+    };
     const nodeKey = hex(await zr.deriveStorageKey('pässword', params));
+    const legacy = { alg: 'pbkdf2-sha256' as const, iterations: zr.LEGACY_MIN_ITERATIONS, salt: new Uint8Array(16).fill(4) };
+    const nodeLegacyKey = hex(await zr.deriveLegacyStorageKey('pässword', legacy));
     const sk = new Uint8Array(32).fill(8);
     const nonce = new Uint8Array(24).fill(2);
     const r = await page.evaluate(
-      async ([iterations, sk, nonce]) => {
+      async ([memoryKiB, passes, iterations, sk, nonce]) => {
         const z = (window as unknown as Win).zr;
-        const key = await z.deriveStorageKey('pa\u0308ssword', { alg: 'pbkdf2-sha256', iterations, salt: new Uint8Array(16).fill(4) });
+        const salt = new Uint8Array(16).fill(4);
+        const key = await z.deriveStorageKey('pa\u0308ssword', { alg: 'argon2id', memoryKiB, passes, parallelism: 1, salt });
+        const legacyKey = await z.deriveLegacyStorageKey('pa\u0308ssword', { alg: 'pbkdf2-sha256', iterations, salt });
         const pair = z.boxKeyPairFromSecret(z.asBoxSecretKey(z.fromHex(sk)));
         const sb = z.secretbox(z.utf8Encode('hi'), z.fromHex(nonce), z.asSecretboxKey(z.fromHex(sk)));
         let open = '';
@@ -155,6 +165,7 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
         }
         return {
           key: z.toHex(key),
+          legacyKey: z.toHex(legacyKey),
           pub: z.toHex(pair.publicKey),
           sb: z.toHex(sb),
           open,
@@ -163,9 +174,10 @@ describe('crypto/ in Chromium (Vite bundle)', () => {
           b64: z.toBase64url(z.fromHex('fbffbf')),
         };
       },
-      [zr.MIN_ITERATIONS, hex(sk), hex(nonce)] as const,
+      [zr.MIN_MEMORY_KIB, zr.MIN_PASSES, zr.LEGACY_MIN_ITERATIONS, hex(sk), hex(nonce)] as const,
     );
     expect(r.key).toBe(nodeKey);
+    expect(r.legacyKey).toBe(nodeLegacyKey);
     expect(r.pub).toBe(hex(zr.boxKeyPairFromSecret(zr.asBoxSecretKey(sk)).publicKey));
     expect(r.sb).toBe(hex(zr.secretbox(zr.utf8Encode('hi'), nonce, zr.asSecretboxKey(sk))));
     expect(r.open).toBe('crypto.auth');

@@ -113,11 +113,14 @@ function setup(
     pending?: Uint8Array[];
     accept?: (t: Uint8Array) => boolean;
     trusted?: BoxPublicKey[];
+    refusedTokens?: Uint8Array[];
+    refusedKeys?: BoxPublicKey[];
     responderToken?: Uint8Array | null;
+    memberKeys?: BoxKeyPair;
   } = {},
 ) {
   const ownerKeys = generateBoxKeyPair();
-  const memberKeys = generateBoxKeyPair();
+  const memberKeys = opts.memberKeys ?? generateBoxKeyPair();
   const token = systemRandom(32);
   const pending = opts.pending ?? [token];
   const used = new Set<string>();
@@ -127,6 +130,8 @@ function setup(
       pendingTokens: () => pending,
       acceptToken: opts.accept ?? ((t) => (used.has(t.join()) ? false : (used.add(t.join()), true))),
       trustedKeys: () => opts.trusted ?? [],
+      refusedTokens: () => opts.refusedTokens ?? [],
+      refusedKeys: () => opts.refusedKeys ?? [],
     }),
     serverKeys,
   );
@@ -209,11 +214,13 @@ describe('client handshake', () => {
     expect(find(s.initiator, 'peer-lost')[0]?.error.code).toBe('saltyrtc.refused');
   });
 
-  it('refuses a token the application no longer accepts (reused)', () => {
+  it('refuses a token the application no longer accepts (reused) with the authenticated refusal', () => {
     const s = setup({ accept: () => false });
     connect(s);
-    expect(lastDrop(s.initiator)?.reason).toBe(3005);
+    expect(lastDrop(s.initiator)?.reason).toBe(3004);
+    expect(find(s.initiator, 'peer-authenticated')).toHaveLength(0);
     expect(find(s.responder, 'peer-authenticated')).toHaveLength(0);
+    expect(find(s.responder, 'failed')[0]?.error.code).toBe('saltyrtc.initiator-refused');
   });
 
   it('refuses an untrusted responder without a token', () => {
@@ -417,5 +424,102 @@ describe('client-to-client: malformed and out-of-order', () => {
     expect(e).toContainEqual({ type: 'close-ws', code: 1001 });
     expect(find(s.responder, 'peer-lost')[0]?.error.closeCode).toBe(1001);
     expect(s.initiator.state.peers.has(2)).toBe(false);
+  });
+});
+
+describe('authenticated refusal (docs/PROTOCOL.md 4.1)', () => {
+  /** Everything the responder got from the initiator, for replay. */
+  function refusedRun(opts: Parameters<typeof setup>[0]) {
+    const s = setup(opts);
+    connect(s);
+    return s;
+  }
+
+  it('a refused token (used, revoked, expired invite): the handshake reaches the session keys, then the refusal', () => {
+    const refused = systemRandom(32);
+    const s = refusedRun({ pending: [systemRandom(32)], refusedTokens: [refused], responderToken: refused });
+    expect(find(s.initiator, 'peer-authenticated')).toHaveLength(0);
+    expect(find(s.responder, 'peer-authenticated')).toHaveLength(0);
+    const failed = find(s.responder, 'failed');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!.error.code).toBe('saltyrtc.initiator-refused');
+    expect(failed[0]!.error.closeCode).toBe(3004);
+    expect(lastDrop(s.initiator)).toEqual({ type: 'drop-responder', id: 2, reason: 3004 });
+    expect(find(s.initiator, 'warning').some((w) => w.message.includes('refused responder 2'))).toBe(true);
+  });
+
+  it('a refused key (e.g. a removed member) on the trusted-key path gets the refusal', () => {
+    const member = generateBoxKeyPair();
+    const s = refusedRun({
+      pending: [],
+      responderToken: null,
+      memberKeys: member,
+      refusedKeys: [generateBoxKeyPair().publicKey, member.publicKey],
+    });
+    expect(find(s.responder, 'failed')[0]?.error.code).toBe('saltyrtc.initiator-refused');
+    expect(find(s.initiator, 'peer-authenticated')).toHaveLength(0);
+  });
+
+  it('a refused or no-longer-accepted token from a trusted key continues as a trusted reconnect', () => {
+    const member = generateBoxKeyPair();
+    const spent = systemRandom(32);
+    const a = refusedRun({ pending: [], refusedTokens: [spent], responderToken: spent, memberKeys: member, trusted: [member.publicKey] });
+    expect(find(a.initiator, 'peer-authenticated')[0]?.peerKey).toEqual(member.publicKey);
+    expect(find(a.responder, 'peer-authenticated')).toHaveLength(1);
+    const b = refusedRun({ accept: () => false, memberKeys: member, trusted: [member.publicKey] });
+    expect(find(b.responder, 'peer-authenticated')).toHaveLength(1);
+    expect(find(b.responder, 'failed')).toHaveLength(0);
+  });
+
+  it('an unknown token stays a 3005 drop: not final', () => {
+    const s = refusedRun({ refusedTokens: [systemRandom(32)], responderToken: systemRandom(32) });
+    expect(lastDrop(s.initiator)?.reason).toBe(3005);
+    expect(find(s.responder, 'failed')).toHaveLength(0);
+    expect(s.responder.feed({ type: 'ws-closed', code: 3005 }).find((e) => e.type === 'failed')).toMatchObject({
+      error: { code: 'saltyrtc.refused' },
+    });
+  });
+
+  it('only the initiator can refuse: a refusal replayed into a new handshake does not open; server close codes are only codes', () => {
+    const refused = systemRandom(32);
+    const member = generateBoxKeyPair();
+    const first = setup({ pending: [], refusedTokens: [refused], responderToken: refused, memberKeys: member });
+    expect(first.initiator.handshake(1).some((e) => e.type === 'server-ready')).toBe(true);
+    first.responder.handshake(2);
+    first.initiator.feed({ type: 'frame', bytes: first.initiator.fromServer(sm.encodeNewResponder({ id: 2 }), 1) });
+    const recorded: Uint8Array[] = [];
+    for (let i = 0; i < 4; i++) {
+      relay(first.responder, first.initiator);
+      const frames = first.initiator.take();
+      for (const f of frames) {
+        if (f[17] === 0) first.initiator.toServer.push(f);
+        else {
+          recorded.push(f);
+          first.responder.feed({ type: 'frame', bytes: f });
+        }
+      }
+    }
+    expect(find(first.responder, 'failed')[0]?.error.code).toBe('saltyrtc.initiator-refused');
+    expect(recorded).toHaveLength(2); // the owner's key, then the refusal
+
+    // The server replays the owner's key and refusal to the same member in a later handshake (same
+    // permanent keys, new session key): the key opens (boxed with permanent keys) but the refusal
+    // was sealed to the old session key and does not open, so the member does not give up.
+    const again = new Party(
+      context('responder', member, { serverKey: serverKeys.publicKey, initiatorKey: first.ownerKeys.publicKey, token: refused }),
+      serverKeys,
+    );
+    again.handshake(2);
+    again.take();
+    again.feed({ type: 'frame', bytes: recorded[0]! });
+    expect(find(again, 'failed')).toHaveLength(0); // the replayed key opened: the member sent its auth
+    expect(again.take().length).toBe(1);
+    again.feed({ type: 'frame', bytes: recorded[1]! });
+    expect(find(again, 'failed').map((f) => f.error.code)).toEqual(['saltyrtc.protocol']);
+
+    // A responder at await-auth accepts a close only as exactly {type: close, reason: 3004}.
+    expect(() => pm.decodeInitiatorAnswer(encode({ type: 'close', reason: 3005 }))).toThrow();
+    expect(() => pm.decodeInitiatorAnswer(encode({ type: 'close', reason: 3004, extra: 1 }))).toThrow();
+    expect(pm.decodeInitiatorAnswer(encode({ type: 'close', reason: 3004 }))).toEqual({ type: 'refusal', reason: 3004 });
   });
 });

@@ -7,7 +7,10 @@ import {
   encodeInner,
   Inbox,
   LinkProtocolError,
+  LinkTooLargeError,
   MAX_CHUNK_PAYLOAD,
+  MAX_CHUNKS,
+  MAX_MESSAGE,
   Outbox,
   type Inner,
 } from '../../protocol/link/reliable.ts';
@@ -67,7 +70,9 @@ describe('inner frame bytes', () => {
       [1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 5], // count 0
       [1, 0, 0, 0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 5], // count beyond MAX_MESSAGE
     ];
-    for (const b of bad) expect(() => decodeInner(Uint8Array.from(b)), JSON.stringify(b)).toThrow(LinkProtocolError);
+    for (const b of bad) expect(() => decodeInner(Uint8Array.from(b)), JSON.stringify(b)).toThrow(/.*/);
+    for (const b of bad.slice(0, -1)) expect(() => decodeInner(Uint8Array.from(b)), JSON.stringify(b)).toThrow(LinkProtocolError);
+    expect(() => decodeInner(Uint8Array.from(bad[bad.length - 1]!))).toThrow(LinkTooLargeError);
     const big = new Uint8Array(13 + MAX_CHUNK_PAYLOAD + 1);
     big.set([1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2]);
     expect(() => decodeInner(big)).toThrow(LinkProtocolError);
@@ -75,15 +80,24 @@ describe('inner frame bytes', () => {
 });
 
 describe('Outbox and Inbox', () => {
-  it('chunks a 5 MB message and reassembles it', () => {
-    const msg = Uint8Array.from({ length: 5 * 1024 * 1024 }, (_, i) => (i * 31) & 0xff);
-    const frames = new Outbox().add(msg);
-    expect(frames.length).toBe(Math.ceil(msg.length / CHUNK_PAYLOAD));
-    const inbox = new Inbox();
-    let out: Uint8Array | null = null;
-    for (const f of frames) out = inbox.receive(data(decodeInner(encodeInner(f))));
-    expect(out).not.toBeNull();
-    expect(Buffer.from(out!).equals(Buffer.from(msg))).toBe(true);
+  it('chunks a message of exactly MAX_MESSAGE (1 MiB) and reassembles it, with either chunk size', () => {
+    const msg = Uint8Array.from({ length: MAX_MESSAGE }, (_, i) => (i * 31) & 0xff);
+    for (const chunk of [CHUNK_PAYLOAD, MAX_CHUNK_PAYLOAD]) {
+      const frames = new Outbox().add(msg, chunk);
+      expect(frames.length).toBe(Math.ceil(msg.length / chunk));
+      expect(frames.length).toBeLessThanOrEqual(MAX_CHUNKS);
+      const inbox = new Inbox();
+      let out: Uint8Array | null = null;
+      for (const f of frames) out = inbox.receive(data(decodeInner(encodeInner(f))));
+      expect(out).not.toBeNull();
+      expect(Buffer.from(out!).equals(Buffer.from(msg))).toBe(true);
+    }
+  });
+
+  it('refuses to send a message above MAX_MESSAGE (link.too-large)', () => {
+    const out = new Outbox();
+    expect(() => out.add(new Uint8Array(MAX_MESSAGE + 1))).toThrow(LinkTooLargeError);
+    expect(out.pending).toBe(0);
   });
 
   it('sends an empty message as one empty chunk', () => {
@@ -135,5 +149,68 @@ describe('Outbox and Inbox', () => {
     expect(inbox.ackDue).toBe(true);
     expect(inbox.takeAck()).toEqual({ kind: 'ack', msgId: 32 });
     expect(inbox.hasUnacked).toBe(false);
+  });
+});
+
+describe('reassembly limit (docs/PROTOCOL.md 4.5)', () => {
+  const chunk = (msgId: number, index: number, count: number, size: number): Extract<Inner, { kind: 'data' }> =>
+    data(decodeInner(encodeInner({ kind: 'data', msgId, index, count, payload: new Uint8Array(size) })));
+  const tooLarge = (f: () => unknown): void => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(LinkTooLargeError);
+      expect((e as LinkTooLargeError).code).toBe('link.too-large');
+      return;
+    }
+    throw new Error('not refused');
+  };
+
+  it('refuses a claimed 100 MiB message at its first frame, before storing any chunk', () => {
+    const size = 100 * 1024 * 1024;
+    // 64 KiB frames: 1602 chunks of 65483 bytes; the count alone gives it away.
+    const count = Math.ceil(size / MAX_CHUNK_PAYLOAD);
+    const first = encodeInner({ kind: 'data', msgId: 1, index: 0, count, payload: new Uint8Array(MAX_CHUNK_PAYLOAD) });
+    tooLarge(() => decodeInner(first));
+  });
+
+  it('refuses at the first chunk when the count fits but the chunk size does not (65 chunks of 64 KiB = 4 MiB)', () => {
+    const inbox = new Inbox();
+    const heap = process.memoryUsage().arrayBuffers;
+    tooLarge(() => inbox.receive(chunk(1, 0, MAX_CHUNKS, MAX_CHUNK_PAYLOAD)));
+    // Nothing was kept: the inbox still expects message 1 from its first chunk, and a proper message goes through.
+    expect(process.memoryUsage().arrayBuffers - heap).toBeLessThan(MAX_MESSAGE);
+    expect(inbox.resumePoint()).toBe(1);
+    expect(inbox.receive(chunk(1, 0, 1, 10))?.length).toBe(10);
+  });
+
+  it('refuses a running total above MAX_MESSAGE at the chunk that passes it', () => {
+    // 65 chunks of 16331 bytes: the first chunk allows it (64 * 16331 + 1 <= 1 MiB), the last one passes it.
+    const inbox = new Inbox();
+    for (let i = 0; i < MAX_CHUNKS - 1; i++) expect(inbox.receive(chunk(1, i, MAX_CHUNKS, CHUNK_PAYLOAD))).toBeNull();
+    tooLarge(() => inbox.receive(chunk(1, MAX_CHUNKS - 1, MAX_CHUNKS, CHUNK_PAYLOAD)));
+  });
+
+  it('refuses chunks whose sizes differ from the first (the bound on the first chunk must hold)', () => {
+    const grow = new Inbox();
+    expect(grow.receive(chunk(1, 0, 3, 100))).toBeNull();
+    expect(() => grow.receive(chunk(1, 1, 3, MAX_CHUNK_PAYLOAD))).toThrow(LinkProtocolError);
+    const lastLarger = new Inbox();
+    expect(lastLarger.receive(chunk(1, 0, 2, 100))).toBeNull();
+    expect(() => lastLarger.receive(chunk(1, 1, 2, 101))).toThrow(LinkProtocolError);
+    const lastEmpty = new Inbox();
+    expect(lastEmpty.receive(chunk(1, 0, 2, 100))).toBeNull();
+    expect(() => lastEmpty.receive(chunk(1, 1, 2, 0))).toThrow(LinkProtocolError);
+    // A shorter last chunk and an exact multiple are both fine.
+    const ok = new Inbox();
+    expect(ok.receive(chunk(1, 0, 2, 100))).toBeNull();
+    expect(ok.receive(chunk(1, 1, 2, 1))?.length).toBe(101);
+    expect(ok.receive(chunk(2, 0, 2, 100))).toBeNull();
+    expect(ok.receive(chunk(2, 1, 2, 100))?.length).toBe(200);
+  });
+
+  it('room messages fit: the room codec limit is not above the link limit', async () => {
+    const { MAX_LINK_MESSAGE } = await import('../../protocol/room/codec.ts');
+    expect(MAX_LINK_MESSAGE).toBeLessThanOrEqual(MAX_MESSAGE);
   });
 });

@@ -12,15 +12,15 @@ export const DB_VERSION = 1;
 export const SEALED_STORES = ['identities', 'rooms', 'keys', 'history', 'outbox', 'settings'] as const;
 export type SealedStore = (typeof SEALED_STORES)[number];
 
-/** KDF parameters as stored (structured clone, in clear). */
-export interface StoredKdfParams {
-  readonly alg: string;
-  readonly iterations: number;
-  readonly salt: Uint8Array;
-}
+/** KDF parameters as stored (structured clone, in clear); decoded strictly by crypto's checkKdfParams. */
+export type StoredKdfParams = Readonly<Record<string, unknown>>;
 
+/**
+ * `kdf`: the KDF parameters; `key`: the data key wrapped by the password key (docs/PROTOCOL.md 6.2);
+ * `check`: only in stores written before Argon2id (deleted by their migration).
+ */
 interface ZeroRoomDb extends DBSchema {
-  meta: { key: 'kdf' | 'check'; value: StoredKdfParams | Uint8Array };
+  meta: { key: 'kdf' | 'key' | 'check'; value: StoredKdfParams | Uint8Array };
   identities: { key: string; value: Uint8Array };
   rooms: { key: string; value: Uint8Array };
   keys: { key: string; value: Uint8Array };
@@ -41,6 +41,13 @@ export function openDb(): Promise<Db> {
     },
   });
   return opened;
+}
+
+/** Close the database and forget the connection (the next openDb opens it again). */
+export async function closeDb(): Promise<void> {
+  const db = opened;
+  opened = undefined;
+  if (db !== undefined) (await db).close();
 }
 
 /** True once a password has been chosen (the KDF parameters exist). */

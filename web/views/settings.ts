@@ -2,6 +2,7 @@
  * Settings: signaling server URL and pinned key, STUN/TURN servers with credentials (defaults from
  * the server's /config.json), rotation policy, change password, forget a room.
  */
+import { buildHash } from '../build-info.ts';
 import { h } from '../dom.ts';
 import { defaultSettings } from '../session/session.ts';
 import type { IceServerSetting, Settings } from '../session/types.ts';
@@ -134,6 +135,7 @@ export function settingsView(ctx: Ctx): View {
     form,
     pwForm,
     h('div', { className: 'card' }, [h('h2', { text: 'Forget a room' }), roomList]),
+    h('p', { className: 'muted', testid: 'build-hash', text: `App build: ${buildHash() ?? 'development (no build hash)'}` }),
   ]);
   let lastRooms: unknown = null;
   return {
