@@ -20,7 +20,7 @@ export const PATH_PATTERN = /^\/([0-9a-f]{64})$/;
 export type LogFields = Record<string, string | number | boolean>;
 
 /** Why the server as a whole refuses new upgrades right now (HTTP 503), or null when it takes them. */
-export type Unavailable = 'shutting-down';
+export type Unavailable = 'shutting-down' | 'cluster-unavailable';
 
 export interface AdmissionOptions {
   readonly server: http.Server;
@@ -94,7 +94,7 @@ export function attachAdmission(opts: AdmissionOptions): Admission {
       'Connection: close',
       'Content-Type: text/plain; charset=utf-8',
       `Content-Length: ${Buffer.byteLength(body)}`,
-      ...(reason === 'rate-limited' ? ['Retry-After: 1'] : []),
+      ...(reason === 'rate-limited' || reason === 'cluster-unavailable' ? ['Retry-After: 1'] : []),
     ];
     if (!socket.writable) return void socket.destroy();
     // Destroy only once the response is flushed (destroying right after end() can drop it).

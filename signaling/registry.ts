@@ -2,19 +2,23 @@
  * The connection registry of one node: which connections are on which path, the per-path state of
  * the pure machine (protocol/saltyrtc/server-machine.ts: addresses, initiator, responders), and
  * relaying with its per-destination queue limit. It feeds socket events to the machine and carries
- * out the effects. This is the seam a multi-node registry replaces (signaling/cluster/).
+ * out the effects. With a cluster port (signaling/cluster/, `zeroroom serve --redis`) the path-wide
+ * decisions go to the cluster and its messages come back in as machine events (docs/PROTOCOL.md 3.8);
+ * without one, nothing of the cluster runs.
  */
 import { WebSocket } from 'ws';
 import { CloseCode } from '../protocol/saltyrtc/close-codes.ts';
 import {
   emptyPath,
   step,
+  type ClusterEffect,
   type PathState,
   type ServerContext,
   type ServerEvent,
   type StepResult,
 } from '../protocol/saltyrtc/server-machine.ts';
 import type { LogFields } from './admission.ts';
+import type { NodeId, NodeMessage } from './cluster/messages.ts';
 import type { SignalingObserver } from './observer.ts';
 import { SocketTable, type SocketEntry } from './sockets.ts';
 
@@ -41,6 +45,16 @@ export interface ConnectionRegistry {
   readonly pathCount: number;
   /** Close every client with 1001 and resolve once all sockets are closed. */
   shutDown(): Promise<void>;
+  /** False while a cluster node has no registration (upgrades then get HTTP 503). */
+  readonly accepting: boolean;
+}
+
+/** What the registry needs from a cluster node (signaling/cluster/node.ts implements it). */
+export interface ClusterPort {
+  readonly up: boolean;
+  run(pathHex: string, effect: ClusterEffect): void;
+  sendError(node: NodeId, conn: number, id: Uint8Array): void;
+  attach(sink: { message(m: NodeMessage): void; lost(reason: string): void }): void;
 }
 
 interface PathEntry {
@@ -58,6 +72,10 @@ interface ConnEntry extends SocketEntry {
 }
 
 export function createLocalRegistry(deps: RegistryDeps): ConnectionRegistry {
+  return createRegistry(deps, null);
+}
+
+export function createRegistry(deps: RegistryDeps, cluster: ClusterPort | null): ConnectionRegistry {
   const { observer, log } = deps;
   const paths = new Map<string, PathEntry>();
   let nextPathNumber = 1;
@@ -78,7 +96,8 @@ export function createLocalRegistry(deps: RegistryDeps): ConnectionRegistry {
   function pathFor(pathHex: string): PathEntry {
     const existing = paths.get(pathHex);
     if (existing !== undefined) return existing;
-    const entry: PathEntry = { hex: pathHex, number: nextPathNumber++, ctx: deps.contextFor(pathHex), state: emptyPath, open: 0 };
+    const ctx = cluster === null ? deps.contextFor(pathHex) : { ...deps.contextFor(pathHex), clustered: true };
+    const entry: PathEntry = { hex: pathHex, number: nextPathNumber++, ctx, state: emptyPath, open: 0 };
     paths.set(pathHex, entry);
     observer.pathOpened();
     log('path-opened', { path: entry.number });
@@ -159,14 +178,38 @@ export function createLocalRegistry(deps: RegistryDeps): ConnectionRegistry {
           case 'log':
             log(e.event, { ...e.fields, path: path.number });
             break;
+          default:
+            cluster?.run(path.hex, e);
         }
       }
     }
   }
 
+  cluster?.attach({
+    message(m) {
+      if (m.type === 'relay') {
+        const to = sockets.get(m.conn);
+        if (!canRelayTo(to)) return cluster.sendError(m.fromNode, m.fromConn, m.frame.subarray(16, 24));
+        to.ws.send(m.frame);
+        observer.relayed(m.frame.length);
+        return;
+      }
+      const c = sockets.get(m.conn);
+      if (c !== undefined) dispatch(c.path, m);
+    },
+    lost(reason) {
+      // What this node knew about its paths is no longer the cluster's: end every session cleanly.
+      log('cluster-closing-all', { reason, connections: sockets.size });
+      for (const c of [...sockets.conns.values()]) sockets.close(c, CloseCode.ServiceRestart);
+    },
+  });
+
   return {
     accept,
     shutDown: () => sockets.shutDown(),
+    get accepting() {
+      return cluster === null || cluster.up;
+    },
     get connectionCount() {
       return sockets.size;
     },

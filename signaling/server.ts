@@ -163,7 +163,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     clientAddress: opts.clientAddress ?? peerAddress,
     now: opts.now ?? Date.now,
     openConnections: () => registry.connectionCount,
-    unavailable: () => (closing ? 'shutting-down' : null),
+    unavailable: () => (closing ? 'shutting-down' : registry.accepting ? null : 'cluster-unavailable'),
     accept: (ws, pathHex, ip) => registry.accept(ws, pathHex, ip),
   });
   const attached = admission;
