@@ -88,7 +88,7 @@ export function decodeNodeMessage(bytes: Uint8Array, maxFrame: number): NodeMess
     }
     case NodeMessageType.SendError:
       exactly(8);
-      return { seq, type: 'send-error', conn, id: body.slice() };
+      return { seq, type: 'send-error', conn, id: new Uint8Array(body) }; // a copy (Buffer's slice is a view)
     case NodeMessageType.NewResponder:
       exactly(1);
       if (!isResponder(body[0]!)) throw malformed('new-responder: not a responder address');
