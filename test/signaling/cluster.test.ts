@@ -5,8 +5,10 @@
  * frames verbatim and in order, the lowest free responder address, 3000 on a full path, and 3004
  * for a replaced initiator. Every step awaits a frame or a close; nothing sleeps.
  */
+import { createClient } from '@redis/client';
 import nacl from 'tweetnacl';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { encodeNodeMessage } from '../../signaling/cluster/messages.ts';
 import { startServer, type TestServer } from './harness.ts';
 import { RawSocket, SaltyTestClient, bin, pack, parseNonce } from './raw-client.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
@@ -205,5 +207,78 @@ describe('order and identity under concurrency', () => {
       seen.set(nn.source, f[24]!);
     }
     for (const r of rs) expect(seen.get(r.address)).toBe(r.address);
+  });
+});
+
+describe('a node that can no longer trust its view', () => {
+  async function publish(node: TestServer, bytes: Uint8Array): Promise<void> {
+    const c = createClient({ url: redis.url });
+    await c.connect();
+    try {
+      await c.sendCommand(['PUBLISH', `zr:to:${node.node!.nodeId!}`, Buffer.from(bytes)]);
+    } finally {
+      c.destroy();
+    }
+  }
+  async function lastSeq(node: TestServer): Promise<number> {
+    const c = createClient({ url: redis.url });
+    await c.connect();
+    try {
+      return Number(await c.sendCommand(['GET', `zr:seq:${node.node!.nodeId!}`]));
+    } finally {
+      c.destroy();
+    }
+  }
+
+  it('refuses a replayed or malformed inter-node message without effect (cluster.replay, cluster.message)', async () => {
+    await startNodes();
+    const i = await initiatorOn(a);
+    const r = await responderOn(b, i.keys.publicKey);
+    expect((await i.nextServerMessage()).msg).toEqual({ type: 'new-responder', id: 2 });
+    const replayLogged = a.nextLog('cluster-message-refused');
+    // A replay of message 1 (the initiator's grant), here as a forged 'disconnected'.
+    await publish(a, encodeNodeMessage({ seq: 1, type: 'disconnected', conn: 1, id: 2 }));
+    expect((await replayLogged).code).toBe('cluster.replay');
+    const malformedLogged = a.nextLog('cluster-message-refused');
+    await publish(a, Uint8Array.of(1, 5, 0, 0));
+    expect((await malformedLogged).code).toBe('cluster.message');
+    // Nothing reached the initiator: the next thing it gets is the responder's frame.
+    const f = Buffer.from(r.relayFrame(1, nacl.randomBytes(20)));
+    expect(await i.nextFrame()).toEqual(f);
+    expect(i.sock.pending).toBe(0);
+  });
+
+  it('lost inter-node messages (a gap) close every client of that node with 1012; the node registers again', async () => {
+    await startNodes();
+    const i = await initiatorOn(a);
+    const r = await responderOn(b, i.keys.publicKey);
+    expect((await i.nextServerMessage()).msg).toEqual({ type: 'new-responder', id: 2 });
+    const oldId = a.node!.nodeId;
+    const registered = a.nextLog('cluster-registered');
+    await publish(a, encodeNodeMessage({ seq: (await lastSeq(a)) + 2, type: 'new-initiator', conn: 1 }));
+    expect((await i.sock.closed).code).toBe(1012);
+    await registered;
+    expect(a.node!.nodeId).not.toBe(oldId);
+    // Retiring the old id freed the initiator slot: the responder on B was told.
+    expect((await r.nextServerMessage()).msg).toEqual({ type: 'disconnected', id: 1 });
+    const again = await initiatorOn(a, i.keys);
+    expect(again.serverAuth.responders).toEqual([2]);
+  });
+
+  it('a lease found gone (a stalled node that was swept) closes its clients with 1012 and it registers again', async () => {
+    a = await startServer({ limits, redis: { url: redis.url, timing: { leaseMs: 1000, heartbeatMs: 100, reapIntervalMs: 100 } } });
+    b = await startServer({ limits, redis: { url: redis.url } });
+    const i = await initiatorOn(a);
+    const r = await responderOn(b, i.keys.publicKey);
+    expect((await i.nextServerMessage()).msg).toEqual({ type: 'new-responder', id: 2 });
+    const registered = a.nextLog('cluster-registered');
+    const c = createClient({ url: redis.url });
+    await c.connect();
+    await c.sendCommand(['DEL', `zr:node:${a.node!.nodeId!}`]);
+    c.destroy();
+    expect((await i.sock.closed).code).toBe(1012);
+    expect((await r.nextServerMessage()).msg).toEqual({ type: 'disconnected', id: 1 });
+    await registered;
+    expect(a.logs.some((l) => l.event === 'cluster-lost' && l.fields.reason === 'lease-lost')).toBe(true);
   });
 });
