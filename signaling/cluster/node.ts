@@ -61,6 +61,8 @@ export interface ClusterSink {
 export type LossReason = 'redis-connection' | 'lease-lost' | 'script-cache-lost' | 'messages-lost' | 'script-error';
 
 const REAP_BUDGET = 500;
+/** Connection attempts at start before `start()` rejects (about 1.5 s in all). */
+const START_ATTEMPTS = 6;
 
 /** Well-kept ranges for the timing; out of range is a configuration error. */
 export function resolveTiming(partial: Partial<ClusterTiming> = {}): ClusterTiming {
@@ -85,6 +87,7 @@ export class ClusterNode {
   private channel = '';
   private seq = new SequenceCheck();
   private isUp = false;
+  private started = false;
   private closed = false;
   private sink: ClusterSink | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
@@ -98,7 +101,10 @@ export class ClusterNode {
   private constructor(private readonly opts: ClusterOptions) {
     this.timing = resolveTiming(opts.timing);
     this.log = opts.log ?? ((): void => undefined);
-    const reconnectStrategy = (retries: number): number => Math.min(50 * 2 ** retries, 1000);
+    // At start, give up after a few attempts (a wrong URL must not hang `zeroroom serve` silently);
+    // once registered, keep trying for as long as it takes (clients get 503 meanwhile).
+    const reconnectStrategy = (retries: number, cause: Error): number | Error =>
+      this.started || retries < START_ATTEMPTS ? Math.min(50 * 2 ** retries, 1000) : cause;
     // No offline queue: a command issued while the connection is down fails at once instead of
     // running later against state this node no longer trusts.
     this.cmd = createClient({ url: opts.url, disableOfflineQueue: true, socket: { reconnectStrategy } });
@@ -121,6 +127,7 @@ export class ClusterNode {
       await node.cmd.connect();
       await node.sub.connect();
       await node.establish();
+      node.started = true;
     } catch (e) {
       node.closed = true;
       node.cmd.destroy();

@@ -8,7 +8,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../signaling/cli-args.ts';
 import { DEFAULT_REDIS_LEASE_MS, parseServeConfig } from '../../signaling/config.ts';
-import { REPO_ROOT } from '../cli/spawn-cli.ts';
+import { REPO_ROOT, runCli } from '../cli/spawn-cli.ts';
+import { freePort } from './redis-server.ts';
 
 /** Value imports of a TypeScript file (type-only imports and `import(...)` are not followed). */
 function valueImports(file: string): string[] {
@@ -70,5 +71,16 @@ describe('zeroroom serve --redis flags', () => {
     expect(() => parseServeConfig(['--redis', 'redis://a:1', '--redis-lease-ms', '999'], {})).toThrow(UsageError);
     expect(() => parseServeConfig(['--redis', 'redis://a:1', '--redis-lease-ms', '600001'], {})).toThrow(UsageError);
     expect(() => parseServeConfig(['--redis-lease-ms', '5000'], {})).toThrow(UsageError);
+  });
+});
+
+describe('zeroroom serve --redis without a Redis', () => {
+  it('exits 1 with one line naming the Redis host (never its password) instead of hanging', async () => {
+    const port = await freePort(); // nothing listens there
+    const run = runCli(['serve', '--port', '0', '--redis', `redis://:hunter2secret@127.0.0.1:${port}`], { cwd: REPO_ROOT });
+    expect(await run.exited).toBe(1);
+    expect(run.stderr()).toMatch(new RegExp(`^zeroroom: --redis redis://127\\.0\\.0\\.1:${port}: `, 'm'));
+    expect(run.stderr() + run.stdout()).not.toContain('hunter2secret');
+    expect(run.stdout()).not.toContain('listening on');
   });
 });
