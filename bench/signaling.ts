@@ -5,6 +5,11 @@
 // The server (ours or the bare ws baseline) runs in a child process, so client work and client memory
 // do not count; the child is started with --expose-gc and reports process.memoryUsage() after gc.
 // Targets (issue 3): relay >= 0.8x bare ws; memory/conn <= 1.5x bare ws; no errors at 5,000 connections.
+//
+// npm run bench:signaling -- --nodes 2 — several nodes (issue 12): a real redis-server on 127.0.0.1
+// (free port, temp dir) and two server children sharing it, against one node without Redis:
+//   handshakes/s, relay frames/s with the initiator on node 1 and the responder on node 2, and the
+//   latency Redis adds per relayed frame (one frame in flight at a time; median and p99).
 import { type ChildProcess, fork } from 'node:child_process';
 import { type KeyObject, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -55,7 +60,7 @@ function cpuMs(): number {
   return (u.user + u.system) / 1000;
 }
 
-async function runChild(kind: 'ours' | 'bare'): Promise<void> {
+async function runChild(kind: 'ours' | 'bare', redisUrl: string | undefined): Promise<void> {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   let connections: () => number;
   let rejects: () => number = () => 0;
@@ -68,7 +73,17 @@ async function runChild(kind: 'ours' | 'bare'): Promise<void> {
     const keys = generateBoxKeyPair();
     serverKeyHex = Buffer.from(keys.publicKey).toString('hex');
     const metrics = new SignalingMetrics();
+    // --redis URL: a cluster node (the code path of `zeroroom serve --redis`).
+    let node: { close(): Promise<void> } | undefined;
+    let registry: Parameters<typeof attachSignalingServer>[0]['registry'];
+    if (redisUrl !== undefined) {
+      const { ClusterNode, clusterRegistry } = await import('../signaling/cluster/node.ts');
+      const started = await ClusterNode.start({ url: redisUrl, maxPayload: 1024 * 1024 });
+      node = started;
+      registry = clusterRegistry(started);
+    }
     const signaling = attachSignalingServer({
+      ...(registry !== undefined ? { registry } : {}),
       server,
       permanentKeys: [keys],
       observer: metrics,
@@ -77,7 +92,10 @@ async function runChild(kind: 'ours' | 'bare'): Promise<void> {
     });
     connections = () => signaling.connectionCount;
     rejects = () => [...metrics.rejectsByReason.values()].reduce((a, b) => a + b, 0);
-    close = () => signaling.close();
+    close = async () => {
+      await signaling.close();
+      await node?.close();
+    };
   } else {
     // The baseline: only the WebSocket part. Same path pairing, verbatim forwarding, no parsing, no crypto.
     const wss = new WebSocketServer({
@@ -153,17 +171,17 @@ interface ServerChild {
   stop(): Promise<void>;
 }
 
-/** Rejects if `p` has not settled within STEP_DEADLINE_MS (a stuck child must fail the run, not hang it). */
-function withDeadline<T>(p: Promise<T>, what: string): Promise<T> {
+/** Rejects if `p` has not settled within `ms` (a stuck child must fail the run, not hang it). */
+function withDeadline<T>(p: Promise<T>, what: string, ms: number = STEP_DEADLINE_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no ${what} within ${STEP_DEADLINE_MS} ms`)), STEP_DEADLINE_MS);
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
   });
   return Promise.race([p, expired]).finally(() => clearTimeout(timer));
 }
 
-function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
-  const child = fork(fileURLToPath(import.meta.url), ['--child', kind], {
+function startChild(kind: 'ours' | 'bare', redisUrl?: string): Promise<ServerChild> {
+  const child = fork(fileURLToPath(import.meta.url), ['--child', kind, ...(redisUrl !== undefined ? ['--redis', redisUrl] : [])], {
     // BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each server child (open it in Chrome DevTools).
     execArgv: [
       '--expose-gc',
@@ -209,6 +227,8 @@ function startChild(kind: 'ours' | 'bare'): Promise<ServerChild> {
       });
     }),
     `${kind} server start`,
+    // Compiling and loading the server through tsx takes seconds on a loaded machine.
+    START_DEADLINE_MS,
   );
 }
 
@@ -273,6 +293,7 @@ interface SaltyConn {
 
 /** Every connect and handshake step gets this deadline, so a stuck server fails the run loudly instead of hanging it. */
 const STEP_DEADLINE_MS = 15_000;
+const START_DEADLINE_MS = 60_000;
 
 /** Resolves with `event`'s first argument; rejects on close, error, or after STEP_DEADLINE_MS (terminating the socket). */
 function awaitSocket<T>(ws: WebSocket, event: 'message' | 'open', what: string): Promise<T> {
@@ -369,8 +390,11 @@ function closeAll(conns: readonly SaltyConn[]): Promise<void> {
 
 async function benchHandshakes(
   server: ServerChild,
+  /** Several nodes: worker w connects to servers[w % n] (a load balancer's round robin). */
+  servers: readonly ServerChild[] = [server],
 ): Promise<{ perSecond: number; errors: number; total: number; serverCpuMsEach: number; clientCpuMsEach: number }> {
-  const serverCpuBefore = (await server.memory()).cpuMs;
+  const cpuOf = async () => (await Promise.all(servers.map((x) => x.memory()))).reduce((n, m) => n + m.cpuMs, 0);
+  const serverCpuBefore = await cpuOf();
   const clientCpuBefore = cpuMs();
   let done = 0;
   let errors = 0;
@@ -382,9 +406,10 @@ async function benchHandshakes(
       const keys = newClientKeys();
       const role = (w + i) % 2 === 0 ? 'initiator' : 'responder';
       try {
+        const target = servers[w % servers.length]!;
         const conn = await saltyConnect(
-          server.url,
-          server.serverKey,
+          target.url,
+          target.serverKey,
           role,
           role === 'initiator' ? keys.publicKey.toString('hex') : randomBytes(32).toString('hex'),
           keys,
@@ -400,7 +425,7 @@ async function benchHandshakes(
   await Promise.all(Array.from({ length: HANDSHAKE_CONCURRENCY }, (_, w) => worker(w)));
   const elapsed = (performance.now() - start) / 1000;
   if (errors > 0) console.log(`  handshake errors: ${errors} (first: ${firstError})`);
-  const serverCpu = (await server.memory()).cpuMs - serverCpuBefore;
+  const serverCpu = (await cpuOf()) - serverCpuBefore;
   return {
     perSecond: done / elapsed,
     errors,
@@ -412,7 +437,11 @@ async function benchHandshakes(
 
 // --- 2. relay throughput
 
-async function relayPair(server: ServerChild, kind: 'ours' | 'bare'): Promise<{ initiator: SaltyConn; responder: SaltyConn }> {
+async function relayPair(
+  server: ServerChild,
+  kind: 'ours' | 'bare',
+  responderServer: ServerChild = server,
+): Promise<{ initiator: SaltyConn; responder: SaltyConn }> {
   const keys = newClientKeys();
   const path = keys.publicKey.toString('hex');
   if (kind === 'bare') {
@@ -420,7 +449,11 @@ async function relayPair(server: ServerChild, kind: 'ours' | 'bare'): Promise<{ 
     return { initiator, responder: await openBare(server.url, path) };
   }
   const initiator = await saltyConnect(server.url, server.serverKey, 'initiator', path, keys);
-  const responder = await saltyConnect(server.url, server.serverKey, 'responder', path, newClientKeys());
+  // The initiator's new-responder notice, taken off the socket so the relay counts only relayed frames
+  // (listening before the responder connects: the notice comes before the responder's server-auth).
+  const notice = firstMessage(initiator.ws);
+  const responder = await saltyConnect(responderServer.url, responderServer.serverKey, 'responder', path, newClientKeys());
+  await notice;
   return { initiator, responder };
 }
 
@@ -431,9 +464,14 @@ interface RelayRun {
   readonly serverCpuUsPerFrame: number;
 }
 
-async function benchRelay(server: ServerChild, kind: 'ours' | 'bare', frameSize: number): Promise<RelayRun> {
-  const { initiator, responder } = await relayPair(server, kind);
-  const cpuBefore = await server.cpuMs();
+async function benchRelay(
+  server: ServerChild,
+  kind: 'ours' | 'bare',
+  frameSize: number,
+  responderServer: ServerChild = server,
+): Promise<RelayRun> {
+  const { initiator, responder } = await relayPair(server, kind, responderServer);
+  const cpuBefore = (await server.cpuMs()) + (responderServer !== server ? await responderServer.cpuMs() : 0);
   const payload = randomBytes(frameSize - 24);
   let received = 0;
   let receivedBytes = 0;
@@ -475,7 +513,7 @@ async function benchRelay(server: ServerChild, kind: 'ours' | 'bare', frameSize:
     pump();
   });
   const seconds = (lastReceived - start) / 1000;
-  const serverCpuMs = (await server.cpuMs()) - cpuBefore;
+  const serverCpuMs = (await server.cpuMs()) + (responderServer !== server ? await responderServer.cpuMs() : 0) - cpuBefore;
   await closeAll([initiator, responder]);
   return {
     framesPerSecond: received / seconds,
@@ -609,9 +647,101 @@ async function main(): Promise<void> {
   );
 }
 
+// --- several nodes (--nodes 2) ----------------------------------------------------------------
+
+const LATENCY_FRAMES = 2000;
+
+/** One frame in flight at a time, initiator -> responder: one-way times in ms (both ends in this process). */
+async function relayLatencies(initiatorServer: ServerChild, responderServer: ServerChild): Promise<number[]> {
+  const { initiator, responder } = await relayPair(initiatorServer, 'ours', responderServer);
+  const payload = randomBytes(200);
+  const times: number[] = [];
+  for (let k = 0; k < LATENCY_FRAMES + 100; k++) {
+    const arrived = new Promise<void>((resolve) => {
+      const on = (data: Buffer) => {
+        if (data[16] !== 0x01) return;
+        responder.ws.off('message', on);
+        resolve();
+      };
+      responder.ws.on('message', on);
+    });
+    const t0 = performance.now();
+    initiator.ws.send(Buffer.concat([nonce(initiator.cookie, 0x01, responder.id, initiator.seq++), payload]));
+    await withDeadline(arrived, 'a relayed frame');
+    if (k >= 100) times.push(performance.now() - t0); // the first 100 warm up
+  }
+  await closeAll([initiator, responder]);
+  return times;
+}
+
+function quantile(xs: readonly number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
+}
+
+async function mainNodes(): Promise<void> {
+  checkNativeBox();
+  const t0 = performance.now();
+  const load = () => os.loadavg()[0]?.toFixed(1) ?? '?';
+  const { startRedis } = await import('../test/signaling/redis-server.ts');
+  const redis = await startRedis();
+  console.log(
+    `bench:signaling --nodes 2  node ${process.version}, ${os.cpus().length} cores, load ${load()}, loopback; redis-server on 127.0.0.1:${redis.port}; every server in its own child process`,
+  );
+  try {
+    const one = await startChild('ours');
+    const n1 = await startChild('ours', redis.url);
+    const n2 = await startChild('ours', redis.url);
+    try {
+      const hs1 = await benchHandshakes(one);
+      const hs2 = await benchHandshakes(n1, [n1, n2]);
+      console.log(
+        `handshakes: 1 node ${fmt(hs1.perSecond)}/s (server CPU ${fmt(hs1.serverCpuMsEach, 2)} ms each) | 2 nodes + Redis ${fmt(hs2.perSecond)}/s (server CPU ${fmt(hs2.serverCpuMsEach, 2)} ms each, both nodes) | ratio ${fmt(hs2.perSecond / hs1.perSecond, 2)}x; errors ${hs1.errors}/${hs2.errors} (${HANDSHAKE_CONCURRENCY} concurrent clients, ${HANDSHAKE_SECONDS} s each)`,
+      );
+      for (const size of [1024]) {
+        const oneRuns: RelayRun[] = [];
+        const twoRuns: RelayRun[] = [];
+        for (let round = 0; round < RELAY_ROUNDS; round++) {
+          oneRuns.push(await benchRelay(one, 'ours', size));
+          twoRuns.push(await benchRelay(n1, 'ours', size, n2));
+        }
+        const best = (runs: RelayRun[]) => runs.reduce((x, y) => (y.framesPerSecond > x.framesPerSecond ? y : x));
+        const o = best(oneRuns);
+        const t = best(twoRuns);
+        console.log(
+          `relay ${fmt(size / 1024)} KiB frames: 1 node ${fmt(o.framesPerSecond)} frames/s ${fmt(o.mbPerSecond, 1)} MB/s (server CPU ${fmt(o.serverCpuUsPerFrame, 1)} us/frame) | initiator on node 1, responder on node 2 ${fmt(t.framesPerSecond)} frames/s ${fmt(t.mbPerSecond, 1)} MB/s (both nodes' CPU ${fmt(t.serverCpuUsPerFrame, 1)} us/frame) | ratio ${fmt(t.framesPerSecond / o.framesPerSecond, 2)}x (best of ${RELAY_ROUNDS} alternating ${RELAY_SECONDS} s runs)`,
+        );
+      }
+      const lat1 = await relayLatencies(one, one);
+      const lat2 = await relayLatencies(n1, n2);
+      const latSame = await relayLatencies(n1, n1);
+      const m1 = quantile(lat1, 0.5);
+      const p1 = quantile(lat1, 0.99);
+      const m2 = quantile(lat2, 0.5);
+      const p2 = quantile(lat2, 0.99);
+      console.log(
+        `relay latency (200 B frames, one in flight, ${LATENCY_FRAMES} frames): 1 node median ${fmt(m1 * 1000)} us p99 ${fmt(p1 * 1000)} us | 2 nodes median ${fmt(m2 * 1000)} us p99 ${fmt(p2 * 1000)} us | Redis adds median ${fmt((m2 - m1) * 1000)} us, p99 ${fmt((p2 - p1) * 1000)} us per frame (ratio ${fmt(m2 / m1, 2)}x median); both clients on one clustered node: median ${fmt(quantile(latSame, 0.5) * 1000)} us p99 ${fmt(quantile(latSame, 0.99) * 1000)} us`,
+      );
+    } finally {
+      await one.stop();
+      await n1.stop();
+      await n2.stop();
+    }
+  } finally {
+    await redis.stop();
+  }
+  console.log(`summary (load ${load()}): ${fmt((performance.now() - t0) / 1000, 1)} s`);
+}
+
 const childIndex = process.argv.indexOf('--child');
+const redisIndex = process.argv.indexOf('--redis');
+const nodesIndex = process.argv.indexOf('--nodes');
 if (childIndex !== -1) {
-  await runChild(process.argv[childIndex + 1] === 'ours' ? 'ours' : 'bare');
+  await runChild(process.argv[childIndex + 1] === 'ours' ? 'ours' : 'bare', redisIndex !== -1 ? process.argv[redisIndex + 1] : undefined);
+} else if (nodesIndex !== -1) {
+  const nodes = Number(process.argv[nodesIndex + 1]);
+  if (nodes !== 2) throw new Error('--nodes: only 2 is measured (two nodes against one)');
+  await mainNodes();
 } else {
   await main();
 }

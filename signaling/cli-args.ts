@@ -22,6 +22,8 @@ export interface FlagSpec {
   /** Integer bounds for `int` flags (inclusive). */
   readonly min?: number;
   readonly max?: number;
+  /** The variable, when not `envName(name)` (e.g. `--redis` reads `ZEROROOM_REDIS_URL`). */
+  readonly env?: string;
 }
 
 export type FlagValue = string | number | boolean | string[];
@@ -30,6 +32,11 @@ export type ParsedFlags = ReadonlyMap<string, FlagValue>;
 /** `max-payload` -> `ZEROROOM_MAX_PAYLOAD`. */
 export function envName(flag: string): string {
   return 'ZEROROOM_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+/** The variable a flag reads. */
+export function variableOf(spec: FlagSpec): string {
+  return spec.env ?? envName(spec.name);
 }
 
 function parseInt10(raw: string, spec: FlagSpec, source: string): number {
@@ -85,7 +92,7 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
   }
   for (const spec of specs) {
     if (out.has(spec.name)) continue;
-    const variable = envName(spec.name);
+    const variable = variableOf(spec);
     const raw = env[variable];
     if (raw === undefined) continue;
     if (spec.kind === 'int') out.set(spec.name, parseInt10(raw.trim(), spec, variable));
@@ -126,7 +133,7 @@ export function formatFlagHelp(specs: readonly FlagSpec[]): string {
     const extra = [
       s.kind === 'list' ? 'repeatable' : '',
       s.defaultText !== undefined ? `default ${s.defaultText}` : '',
-      `env ${envName(s.name)}`,
+      `env ${variableOf(s)}`,
     ]
       .filter((x) => x !== '')
       .join('; ');

@@ -12,7 +12,7 @@ import { SERVE_FLAGS, type ServeConfig, parseServeConfig } from './config.ts';
 import { createHttpHandler, securityHeaders } from './http.ts';
 import { KeyFileError, loadOrCreateKeyFile } from './keyfile.ts';
 import { SignalingMetrics } from './metrics.ts';
-import { attachSignalingServer, behindProxy } from './server.ts';
+import { attachSignalingServer, behindProxy, defaultLimits, type SignalingServerOptions } from './server.ts';
 import { type StaticSite, openStaticSite } from './static-files.ts';
 import { type IceServer, turnCredentials } from './turn-credentials.ts';
 
@@ -102,7 +102,10 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     throw new CliError(`--tls-cert/--tls-key: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
 
+  // Several nodes: only with --redis is the cluster code (and the Redis client) loaded at all.
+  const cluster = config.redis === undefined ? undefined : await startCluster(config.redis, config, io);
   const signaling = attachSignalingServer({
+    ...(cluster !== undefined ? { registry: cluster.registry } : {}),
     server,
     permanentKeys: keys,
     limits: config.limits,
@@ -113,6 +116,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
 
   await listen(server, config.host, config.port).catch(async (e: unknown) => {
     await signaling.close();
+    await cluster?.close();
     throw new CliError(`cannot listen on ${config.host}:${config.port}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   });
   const port = (server.address() as AddressInfo).port;
@@ -127,6 +131,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   io.out(`zeroroom: listening on ${listenOrigin}`);
   io.out(`zeroroom: server public key ${publicKeyHex}`);
   for (const extra of keys.slice(1)) io.out(`zeroroom: also accepting server key ${Buffer.from(extra.publicKey).toString('hex')}`);
+  if (cluster !== undefined) io.out(`zeroroom: cluster node ${cluster.nodeId} on Redis ${cluster.where}`);
   io.out(
     `zeroroom: serving ${config.webRoot === 'none' ? 'no web app (--web none: it is hosted elsewhere)' : placeholder ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`,
   );
@@ -137,12 +142,35 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     close: async () => {
       // Signaling first: it closes every client with 1001 (going away); then the HTTP side.
       await signaling.close();
+      await cluster?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
     },
   };
+}
+
+async function startCluster(
+  redis: { url: string; leaseMs: number },
+  config: ServeConfig,
+  io: CliIo,
+): Promise<{ registry: NonNullable<SignalingServerOptions['registry']>; nodeId: string; where: string; close(): Promise<void> }> {
+  const { ClusterNode, clusterRegistry, timingForLease } = await import('./cluster/node.ts');
+  const parsed = new URL(redis.url);
+  const where = `${parsed.protocol}//${parsed.host}`; // never the password
+  let node: Awaited<ReturnType<typeof ClusterNode.start>>;
+  try {
+    node = await ClusterNode.start({
+      url: redis.url,
+      timing: timingForLease(redis.leaseMs),
+      maxPayload: config.limits.maxPayload ?? defaultLimits.maxPayload,
+      log: config.quiet ? () => {} : (event, fields) => io.err(formatLog(event, fields)),
+    });
+  } catch (e) {
+    throw new CliError(`--redis ${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  return { registry: clusterRegistry(node), nodeId: node.nodeId ?? '?', where, close: () => node.close() };
 }
 
 function wsOf(httpOrigin: string): string {

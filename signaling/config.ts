@@ -22,6 +22,8 @@ export interface ServeConfig {
   /** Reverse proxies whose last X-Forwarded-For hop is taken as the client address (per-IP limits). */
   readonly trustedProxies: readonly string[];
   readonly quiet: boolean;
+  /** Several nodes sharing paths through Redis (docs/PROTOCOL.md 3.8); undefined = this process alone. */
+  readonly redis: { readonly url: string; readonly leaseMs: number } | undefined;
 }
 
 export interface TurnConfig {
@@ -35,6 +37,7 @@ export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_KEY_FILE = './.zeroroom/server.key';
 export const DEFAULT_ICE_SERVER = 'stun:stun.l.google.com:19302';
 export const DEFAULT_TURN_TTL_SECONDS = 3600;
+export const DEFAULT_REDIS_LEASE_MS = 10_000;
 
 /** Limit flags, named after the `SignalingLimits` fields they set. */
 const LIMIT_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof SignalingLimits }> = [
@@ -183,6 +186,22 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: 'reverse proxy address whose X-Forwarded-For (last hop) names the client, for the per-IP limits',
   },
   { name: 'quiet', kind: 'bool', help: 'log only start, stop and errors' },
+  {
+    name: 'redis',
+    kind: 'string',
+    valueName: 'URL',
+    env: 'ZEROROOM_REDIS_URL',
+    help: 'redis:// or rediss:// URL: share paths with every node using the same Redis (several nodes behind a load balancer)',
+  },
+  {
+    name: 'redis-lease-ms',
+    kind: 'int',
+    valueName: 'MS',
+    min: 1000,
+    max: 600_000,
+    help: "a node that has not renewed its lease in Redis for this long is dead: its clients' peers are told within 1.2x this",
+    defaultText: String(DEFAULT_REDIS_LEASE_MS),
+  },
 ];
 
 /** Accepts `url` only if it parses, has one of `schemes` and contains nothing that could break a header. */
@@ -257,6 +276,11 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const trustedProxies = flagList(flags, 'trust-proxy') ?? [];
   for (const ip of trustedProxies) if (isIP(ip) === 0) throw new UsageError(`--trust-proxy: "${ip}" is not an IP address`);
 
+  const redisUrl = flagString(flags, 'redis');
+  if (redisUrl !== undefined) checkUrl('--redis', redisUrl, ['redis:', 'rediss:']);
+  const redisLeaseMs = flagInt(flags, 'redis-lease-ms');
+  if (redisLeaseMs !== undefined && redisUrl === undefined) throw new UsageError('--redis-lease-ms needs --redis');
+
   const keyFiles = flagList(flags, 'key-file') ?? [DEFAULT_KEY_FILE];
   if (keyFiles.length === 0) throw new UsageError('--key-file: give at least one key file');
 
@@ -274,5 +298,6 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     connectOrigins,
     trustedProxies,
     quiet: flagBool(flags, 'quiet'),
+    redis: redisUrl === undefined ? undefined : { url: redisUrl, leaseMs: redisLeaseMs ?? DEFAULT_REDIS_LEASE_MS },
   };
 }

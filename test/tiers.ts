@@ -26,6 +26,7 @@ const SYSTEM = [
   'node-datachannel',
   'redis',
   'ioredis',
+  '@redis/client',
 ];
 /** Our own modules that do the same (anything that imports them is integration). */
 const SYSTEM_OURS = ['signaling/node-wrtc.ts', 'signaling/server.ts', 'signaling/cli.ts'];

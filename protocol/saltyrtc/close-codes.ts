@@ -6,6 +6,8 @@
 
 export const CloseCode = {
   GoingAway: 1001,
+  /** Several nodes only: this node lost its shared path state (Redis); reconnect. */
+  ServiceRestart: 1012,
   NoSharedSubprotocol: 1002,
   /** WebSocket level: a frame larger than maxPayload (ws sends it itself). */
   MessageTooBig: 1009,
@@ -40,6 +42,13 @@ export const CLOSE_CODE_TABLE: readonly CloseCodeEntry[] = [
     client: 'server did not select v1.saltyrtc.org',
   },
   { code: 1009, name: 'Message Too Big', server: 'frame larger than maxPayload', client: '-' },
+  {
+    code: 1012,
+    name: 'Service Restart',
+    server:
+      'several nodes only: the node lost its registration in Redis (connection lost, lease expired, Redis restarted, inter-node messages lost); reconnect',
+    client: '-',
+  },
   { code: 3000, name: 'Path Full', server: 'all 254 responder addresses taken', client: '-' },
   {
     code: 3001,
@@ -86,4 +95,6 @@ export const UpgradeRefusal = {
   'too-many-per-ip': 429,
   'rate-limited': 429,
   'shutting-down': 503,
+  /** Several nodes only: the node is not registered in Redis right now. */
+  'cluster-unavailable': 503,
 } as const;

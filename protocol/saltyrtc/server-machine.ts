@@ -9,6 +9,13 @@
  *
  * Relayed frames do not change the state: `step` then returns the same state object, so the hot
  * path allocates only the effect list.
+ *
+ * Several nodes (docs/PROTOCOL.md 3.8): with `ctx.clustered` the path-wide decisions (addresses,
+ * the initiator, relay destinations, drop-responder, departures) are not taken here but handed to
+ * the cluster as effects ('claim', 'cluster-relay', 'cluster-drop', 'leave'); the cluster answers
+ * with events ('granted-*', 'path-full', notices, 'dropped'). Each node's state then holds only
+ * its own clients, and everything per client (handshake, cookies, sequence numbers, encryption of
+ * notices) stays the same code as on one node.
  */
 import {
   boxAfter,
@@ -62,9 +69,23 @@ export interface ServerContext {
   readonly generateSessionKey: () => BoxKeyPair;
   /** NaCl box.before(theirPublic, mySecret); the driver may memoise it. */
   readonly sharedKey: (theirPublic: BoxPublicKey, mySecret: BoxSecretKey) => SharedKey;
+  /** Path-wide decisions are the cluster's (several nodes behind a load balancer); absent = one node. */
+  readonly clustered?: boolean;
 }
 
-export type Phase = 'await-hello-or-auth' | 'await-auth' | 'authenticated';
+/** 'claiming' only with ctx.clustered: client-auth accepted, the cluster has not granted the slot yet. */
+export type Phase = 'await-hello-or-auth' | 'await-auth' | 'claiming' | 'authenticated';
+
+/** What a claiming client keeps until the cluster grants its slot. */
+export interface Claim {
+  readonly signer: BoxKeyPair | undefined;
+  readonly pingIntervalSeconds: number;
+  /** Frames the client sent before server-auth, processed in order once the slot is granted. */
+  readonly held: readonly Uint8Array[];
+}
+
+/** A claiming client may send at most this many frames before its server-auth (a compliant one sends none). */
+export const MAX_HELD_FRAMES = 16;
 
 export interface ClientRecord {
   readonly conn: ConnId;
@@ -87,6 +108,8 @@ export interface ClientRecord {
   readonly theirCookie: Uint8Array | null;
   /** Next combined sequence number we expect; CSN_LIMIT once exhausted. */
   readonly theirCsn: number | null;
+  /** Only while phase = 'claiming' (never present on one node). */
+  readonly claim?: Claim;
 }
 
 export interface PathState {
@@ -105,7 +128,23 @@ export type ServerEvent =
   /** The driver saw a frame it cannot hand in (a text frame). */
   | { readonly type: 'invalid-frame'; readonly conn: ConnId; readonly why: string }
   /** The driver could not write a relayed frame to its destination socket. */
-  | { readonly type: 'relay-failed'; readonly conn: ConnId; readonly nonce: Uint8Array };
+  | { readonly type: 'relay-failed'; readonly conn: ConnId; readonly nonce: Uint8Array }
+  | ClusterEvent;
+
+/** What the cluster tells a node about one of its clients (only with ctx.clustered). */
+export type ClusterEvent =
+  /** The initiator slot is ours; `responders` = the addresses of the authenticated responders. */
+  | { readonly type: 'granted-initiator'; readonly conn: ConnId; readonly responders: readonly number[] }
+  | { readonly type: 'granted-responder'; readonly conn: ConnId; readonly address: number; readonly initiatorConnected: boolean }
+  /** No responder address left: close 3000. */
+  | { readonly type: 'path-full'; readonly conn: ConnId }
+  | { readonly type: 'new-responder'; readonly conn: ConnId; readonly id: number }
+  | { readonly type: 'new-initiator'; readonly conn: ConnId }
+  | { readonly type: 'disconnected'; readonly conn: ConnId; readonly id: number }
+  /** A frame this client sent could not be relayed; `id` = bytes 16..23 of its nonce. */
+  | { readonly type: 'send-error'; readonly conn: ConnId; readonly id: Uint8Array }
+  /** The slot was taken away (drop-responder, or a new initiator): close with `code`, no notices. */
+  | { readonly type: 'dropped'; readonly conn: ConnId; readonly code: number };
 
 export type LogFields = Record<string, string | number | boolean>;
 
@@ -122,7 +161,22 @@ export type ServerEffect =
       readonly address: number;
       readonly pingIntervalSeconds: number;
     }
-  | { readonly type: 'log'; readonly event: string; readonly fields: LogFields };
+  | { readonly type: 'log'; readonly event: string; readonly fields: LogFields }
+  | ClusterEffect;
+
+/** Path-wide work for the cluster (only with ctx.clustered), in the order it must happen. */
+export type ClusterEffect =
+  | { readonly type: 'claim'; readonly conn: ConnId; readonly role: Role }
+  | {
+      readonly type: 'cluster-relay';
+      readonly conn: ConnId;
+      readonly source: number;
+      readonly destination: number;
+      readonly bytes: Uint8Array;
+    }
+  | { readonly type: 'cluster-drop'; readonly conn: ConnId; readonly id: number; readonly code: number }
+  /** The client left the path (any reason); the cluster frees its slot and sends 'disconnected' if it held one. */
+  | { readonly type: 'leave'; readonly conn: ConnId };
 
 export interface StepResult {
   readonly state: PathState;
@@ -238,6 +292,8 @@ export function step(ctx: ServerContext, state: PathState, event: ServerEvent): 
     case 'relay-failed':
       sendError(tx, event.conn, event.nonce);
       break;
+    default:
+      onClusterEvent(tx, event);
   }
   return tx.result();
 }
@@ -313,6 +369,10 @@ function closeClient(tx: Tx, conn: ConnId, code: number, notify: boolean, reject
  */
 function departed(tx: Tx, conn: ConnId): ClientRecord | undefined {
   const rec = tx.remove(conn);
+  if (tx.ctx.clustered === true) {
+    if (rec !== undefined && (rec.phase === 'authenticated' || rec.phase === 'claiming')) tx.emit({ type: 'leave', conn });
+    return rec;
+  }
   if (rec === undefined || rec.phase !== 'authenticated') return rec;
   const notice = sm.encodeDisconnected({ id: rec.address });
   if (rec.role === 'initiator') {
@@ -359,6 +419,7 @@ function sendError(tx: Tx, conn: ConnId, nonce: Uint8Array): void {
 function onFrame(tx: Tx, conn: ConnId, bytes: Uint8Array): void {
   const rec = tx.client(conn);
   if (rec === undefined) return; // closed by us already: late frames are dropped
+  if (rec.phase === 'claiming') return hold(tx, rec, bytes);
   try {
     // "it first checks that the message contains more than 24 byte"
     if (bytes.length <= NONCE_LENGTH) throw protocolError('frame without data');
@@ -399,6 +460,10 @@ function relay(tx: Tx, rec: ClientRecord, nonce: Nonce, bytes: Uint8Array): void
   if (rec.phase !== 'authenticated') throw protocolError('relay before authentication');
   const ok = rec.role === 'initiator' ? isResponderAddress(nonce.destination) : nonce.destination === INITIATOR_ADDRESS;
   if (!ok) throw protocolError('relay to an address of the same role');
+  if (tx.ctx.clustered === true) {
+    tx.emit({ type: 'cluster-relay', conn: rec.conn, source: rec.address, destination: nonce.destination, bytes });
+    return;
+  }
   const to = rec.role === 'initiator' ? tx.responderAt(nonce.destination) : (tx.initiator ?? undefined);
   if (to === undefined) return sendError(tx, rec.conn, bytes.subarray(0, NONCE_LENGTH));
   tx.emit({ type: 'relay', from: rec.conn, to, bytes });
@@ -414,6 +479,8 @@ function onServerMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, data: Uin
     }
     case 'authenticated':
       return onAuthenticatedMessage(tx, rec, nonce, data);
+    case 'claiming':
+      throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'frame of a claiming client reached the handshake');
   }
 }
 
@@ -494,6 +561,11 @@ function authenticate(tx: Tx, rec: ClientRecord, role: Role, auth: sm.ClientAuth
     if (signer === undefined) throw new ServerRefusal(CloseCode.InvalidKey, 'bad-auth', 'pinned server key unknown');
   }
   const pingIntervalSeconds = auth.pingInterval ?? 0;
+  if (tx.ctx.clustered === true) {
+    tx.put({ ...rec, phase: 'claiming', role, claim: { signer, pingIntervalSeconds, held: [] } });
+    tx.emit({ type: 'claim', conn: rec.conn, role });
+    return;
+  }
   if (role === 'initiator') authenticateInitiator(tx, rec, signer, pingIntervalSeconds);
   else authenticateResponder(tx, rec, signer, pingIntervalSeconds);
 }
@@ -556,6 +628,12 @@ function onAuthenticatedMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, da
     throw e;
   }
   const drop = sm.decodeDropResponder(plain);
+  if (tx.ctx.clustered === true) {
+    const code = sm.dropReasonOf(drop);
+    tx.log('drop-responder', { conn: rec.conn, id: drop.id, code });
+    tx.emit({ type: 'cluster-drop', conn: rec.conn, id: drop.id, code });
+    return;
+  }
   const target = tx.responderAt(drop.id);
   if (target === undefined) {
     tx.log('drop-responder-unknown', { conn: rec.conn, id: drop.id });
@@ -564,4 +642,69 @@ function onAuthenticatedMessage(tx: Tx, rec: ClientRecord, nonce: Uint8Array, da
   const code = sm.dropReasonOf(drop);
   tx.log('drop-responder', { conn: rec.conn, id: drop.id, code });
   closeClient(tx, target, code, false);
+}
+
+// --- several nodes (ctx.clustered) ----------------------------------------------------------------
+
+/** Keep a frame of a claiming client for after its server-auth (bounded). */
+function hold(tx: Tx, rec: ClientRecord, bytes: Uint8Array): void {
+  const claim = rec.claim;
+  if (claim === undefined) throw new ServerRefusal(CloseCode.InternalError, 'bad-message', 'claiming without a claim');
+  if (claim.held.length >= MAX_HELD_FRAMES) return refuse(tx, rec.conn, protocolError('too many frames before server-auth'));
+  tx.put({ ...rec, claim: { ...claim, held: [...claim.held, bytes] } });
+}
+
+function onClusterEvent(tx: Tx, event: ClusterEvent): void {
+  const rec = tx.client(event.conn);
+  // A client we closed already (its 'leave' frees the slot): nothing to tell it.
+  if (rec === undefined) return;
+  switch (event.type) {
+    case 'granted-initiator':
+    case 'granted-responder':
+      return granted(tx, rec, event);
+    case 'path-full':
+      if (rec.phase !== 'claiming' || rec.role !== 'responder') return unexpected(tx, rec, event.type);
+      tx.log('refused', { conn: rec.conn, code: CloseCode.PathFull, reason: 'path-full', why: 'path full (254 responders)' });
+      // The cluster gave it no slot: nothing to leave.
+      return closeClient(tx, rec.conn, CloseCode.PathFull, false, 'path-full');
+    case 'dropped':
+      if (rec.phase !== 'authenticated') return unexpected(tx, rec, event.type);
+      if (rec.role === 'initiator') tx.log('initiator-replaced', { conn: rec.conn });
+      return closeClient(tx, rec.conn, event.code, false);
+    case 'new-responder':
+      if (rec.phase !== 'authenticated' || rec.role !== 'initiator') return unexpected(tx, rec, event.type);
+      sendToClient(tx, rec, sm.encodeNewResponder({ id: event.id }), true);
+      return;
+    case 'new-initiator':
+      if (rec.phase !== 'authenticated' || rec.role !== 'responder') return unexpected(tx, rec, event.type);
+      sendToClient(tx, rec, sm.encodeNewInitiator(), true);
+      return;
+    case 'disconnected':
+      if (rec.phase !== 'authenticated') return unexpected(tx, rec, event.type);
+      sendToClient(tx, rec, sm.encodeDisconnected({ id: event.id }), true);
+      return;
+    case 'send-error':
+      if (rec.phase !== 'authenticated') return unexpected(tx, rec, event.type);
+      sendToClient(tx, rec, sm.encodeSendError({ id: event.id }), true);
+      return;
+  }
+}
+
+/** The cluster sent something that does not fit the client's phase or role: log it, change nothing. */
+function unexpected(tx: Tx, rec: ClientRecord, what: string): void {
+  tx.log('cluster-unexpected', { conn: rec.conn, what, phase: rec.phase });
+}
+
+function granted(tx: Tx, rec: ClientRecord, event: Extract<ClusterEvent, { type: 'granted-initiator' | 'granted-responder' }>): void {
+  const role: Role = event.type === 'granted-initiator' ? 'initiator' : 'responder';
+  const claim = rec.claim;
+  if (rec.phase !== 'claiming' || rec.role !== role || claim === undefined) return unexpected(tx, rec, event.type);
+  const { claim: _done, ...unclaimed } = rec;
+  const address = event.type === 'granted-initiator' ? INITIATOR_ADDRESS : event.address;
+  const authed: ClientRecord = { ...unclaimed, phase: 'authenticated', role, address };
+  tx.put(authed);
+  if (event.type === 'granted-initiator') sendServerAuth(tx, authed, claim.signer, { responders: [...event.responders] });
+  else sendServerAuth(tx, authed, claim.signer, { initiatorConnected: event.initiatorConnected });
+  tx.emit({ type: 'authenticated', conn: rec.conn, role, address, pingIntervalSeconds: claim.pingIntervalSeconds });
+  for (const frame of claim.held) onFrame(tx, rec.conn, frame);
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { envName } from '../../signaling/cli-args.ts';
+import { variableOf } from '../../signaling/cli-args.ts';
 import { SERVE_FLAGS } from '../../signaling/config.ts';
 import { SignalingMetrics } from '../../signaling/metrics.ts';
 import { REPO_ROOT } from './spawn-cli.ts';
@@ -14,7 +14,7 @@ describe('docs/OPERATIONS.md', () => {
     for (const f of SERVE_FLAGS) {
       const row = doc.split('\n').find((l) => l.startsWith(`| \`--${f.name}`));
       expect(row, `--${f.name}`).toBeDefined();
-      expect(row).toContain(`\`${envName(f.name)}\``);
+      expect(row).toContain(`\`${variableOf(f)}\``);
     }
   });
 

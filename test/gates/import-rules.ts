@@ -33,7 +33,7 @@ const PACKAGES: Record<Part, readonly string[] | null> = {
 };
 
 /** Packages that only run in Node. */
-const NODE_ONLY = ['ws', 'node-datachannel', 'node-datachannel/polyfill', 'playwright-core', 'redis', 'ioredis'];
+const NODE_ONLY = ['ws', 'node-datachannel', 'node-datachannel/polyfill', 'playwright-core', 'redis', 'ioredis', '@redis/client'];
 
 export interface Violation {
   readonly file: string;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import nacl from 'tweetnacl';
 import type { BoxKeyPair, BoxPublicKey, BoxSecretKey } from '../../crypto/index.ts';
 import type { RejectReason, SignalingObserver } from '../../signaling/observer.ts';
+import { ClusterNode, clusterRegistry, type ClusterTiming } from '../../signaling/cluster/node.ts';
 import { attachSignalingServer, type SignalingLimits, type SignalingServer } from '../../signaling/server.ts';
 
 export class RecordingObserver extends EventEmitter implements SignalingObserver {
@@ -69,6 +70,10 @@ export interface TestServer {
   observer: RecordingObserver;
   keys: BoxKeyPair[];
   logs: { event: string; fields: Record<string, string | number | boolean> }[];
+  /** Resolves when the server logs `event` (counting from the call). */
+  nextLog(event: string): Promise<Record<string, string | number | boolean>>;
+  /** With `redis`: the cluster node. */
+  node: ClusterNode | null;
   stop(): Promise<void>;
 }
 
@@ -78,18 +83,30 @@ export async function startServer(
     keys?: BoxKeyPair[];
     now?: () => number;
     clientAddress?: (req: http.IncomingMessage) => string;
+    /** A cluster node on this Redis (docs/PROTOCOL.md 3.8). */
+    redis?: { url: string; timing?: Partial<ClusterTiming> };
   } = {},
 ): Promise<TestServer> {
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const observer = new RecordingObserver();
   const keys = o.keys ?? [boxKeyPair()];
   const logs: TestServer['logs'] = [];
+  const logEvents = new EventEmitter();
+  const log = (event: string, fields: Record<string, string | number | boolean>): void => {
+    logs.push({ event, fields });
+    logEvents.emit(event, fields);
+  };
+  const node =
+    o.redis === undefined
+      ? null
+      : await ClusterNode.start({ url: o.redis.url, timing: o.redis.timing, maxPayload: o.limits?.maxPayload ?? 1024 * 1024, log });
   const signaling = attachSignalingServer({
     server,
     permanentKeys: keys,
     limits: o.limits,
     observer,
-    log: (event, fields) => logs.push({ event, fields }),
+    log,
+    ...(node !== null ? { registry: clusterRegistry(node) } : {}),
     ...(o.now !== undefined ? { now: o.now } : {}),
     ...(o.clientAddress !== undefined ? { clientAddress: o.clientAddress } : {}),
   });
@@ -103,8 +120,11 @@ export async function startServer(
     observer,
     keys,
     logs,
+    node,
+    nextLog: (event) => new Promise((resolve) => logEvents.once(event, resolve)),
     async stop() {
       await signaling.close();
+      await node?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
