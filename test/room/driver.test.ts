@@ -10,9 +10,9 @@ import { DriverError } from '../../protocol/room/driver-ports.ts';
 import { MAX_TICK_MS, MIN_TICK_MS, tickInterval } from '../../protocol/room/owner-driver.ts';
 import { MAX_OUTBOX } from '../../protocol/room/records.ts';
 import { encode } from '../../protocol/msgpack.ts';
-import type { MemberState, OwnerState } from '../../protocol/room/index.ts';
+import type { MemberState, OwnerState, RoomEvent, Step } from '../../protocol/room/index.ts';
 import { MemoryStore, Recorder, World, type Party } from './driver-harness.ts';
-import type { MemberDriver } from '../../protocol/room/member-driver.ts';
+import { MemberDriver } from '../../protocol/room/member-driver.ts';
 import type { OwnerDriver } from '../../protocol/room/owner-driver.ts';
 
 beforeAll(async () => {
@@ -175,6 +175,11 @@ describe('persist, then effects', () => {
     expect(owner.store.saved.epoch).toBe(epoch + 1);
     for (const m of members) expect(m.driver.state.epoch).toBe(epoch);
 
+    // Members keep their links across the drop (the link layer gives them a new session, 4.6).
+    const links = [...world.net.members.values()];
+    const attempts = world.net.attempts.length;
+    for (const l of links) expect(l.state).toBe('offline');
+
     // Restart from what was saved, with the same identity; members come back on their trusted keys.
     const rec = new Recorder();
     const store = new MemoryStore<OwnerState>(owner.store.saved);
@@ -182,6 +187,8 @@ describe('persist, then effects', () => {
     await restarted.driver.start();
     await world.until(() => members.every((m) => m.driver.state.epoch === epoch + 1), 'members at the saved epoch');
     expect(restarted.driver.state.epoch).toBe(epoch + 1);
+    expect([...world.net.members.values()]).toEqual(links);
+    expect(world.net.attempts.length).toBe(attempts);
     consistent(restarted, members);
     await restarted.driver.send('after the restart');
     await members[1]!.driver.send('m1 after the restart');
@@ -380,5 +387,28 @@ describe('hostile peer input through the driver', () => {
     expect(owner.rec.lines.filter((l) => l.startsWith('error:'))).toEqual([]);
     await owner.driver.send('still fine');
     await everyoneHasOnce([owner, ...members], 'still fine');
+  });
+});
+
+describe('events', () => {
+  it('every machine event reaches the sink after the save, also a type the driver does not know', async () => {
+    const { members } = await room(1);
+    const m0 = members[0]!;
+    class Probe extends MemberDriver {
+      push(step: Step<MemberState>): Promise<void> {
+        return this.serial(() => this.commit(step));
+      }
+    }
+    const rec = new Recorder();
+    const probe = new Probe(m0.driver.state, m0.store, world.env(rec), {
+      identity: m0.identity,
+      link: world.net.memberPort(m0.identity.peer.publicKey),
+    });
+    const future = { type: 'file-offered', id: 'f1' } as unknown as RoomEvent;
+    const state = { ...m0.driver.state };
+    await probe.push({ state, effects: [{ kind: 'event', event: future }] });
+    expect(rec.events.map((e) => e.kind)).toEqual(['saved', 'room']);
+    expect(rec.events[1]).toEqual({ kind: 'room', event: future });
+    expect(m0.store.saved).toEqual(state);
   });
 });
