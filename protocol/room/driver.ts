@@ -117,8 +117,12 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
     });
   }
 
-  /** Peer input or a timer: a refusal is logged; the machine answered the peer through its effects. */
+  /**
+   * Peer input or a timer: a refusal is logged; the machine answered the peer through its effects.
+   * Input that arrives after stop() is dropped (a restarted driver catches up through sync).
+   */
   protected input(what: string, make: (state: S, now: number) => Step<S>): void {
+    if (this.stopped) return;
     this.background(what, async () => {
       const step = make(this.current, this.now());
       if (step.error !== undefined) {

@@ -39,8 +39,8 @@ export class OwnerRuntime extends RoomRuntime {
     return this.driver.start();
   }
 
-  stop(): void {
-    void this.driver.stop();
+  stop(): Promise<void> {
+    return this.driver.stop();
   }
 
   send(text: string): Promise<void> {

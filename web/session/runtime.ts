@@ -169,7 +169,8 @@ export abstract class RoomRuntime {
 
   abstract view(): RoomView;
   abstract start(): Promise<void>;
-  abstract stop(): void;
+  /** Resolves once queued steps are done and the links are closed. */
+  abstract stop(): Promise<void>;
   abstract send(text: string): Promise<void>;
 }
 

@@ -217,7 +217,8 @@ export class Session {
 
   async forget(roomId: string): Promise<void> {
     const room = this.room(roomId);
-    room.stop();
+    // Queued steps finish (and write) first; only then are the room's records deleted.
+    await room.stop();
     await this.vault.delete('rooms', roomId);
     await this.vault.delete('identities', roomId);
     await this.vault.deletePrefix('history', `${roomId}/`);
@@ -228,7 +229,7 @@ export class Session {
   }
 
   close(): void {
-    for (const room of this.rooms.values()) room.stop();
+    for (const room of this.rooms.values()) void room.stop();
     this.listener = () => undefined;
   }
 
