@@ -34,6 +34,7 @@ export interface RoomStore<S extends OwnerState | MemberState> {
 
 /** Diagnostics for people (browser console, the CLI's stderr, a test's list). Never peer plaintext. */
 export interface Logger {
+  /** Every link state change, as `link <peer key hex, 8 digits> <state>` (owner) or `link to the owner <state>` (member). */
   info(message: string): void;
   warn(message: string): void;
   error(message: string): void;

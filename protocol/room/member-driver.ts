@@ -151,6 +151,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
   private setLinkState(state: LinkState): void {
     if (state === this.linkStateValue) return;
     this.linkStateValue = state;
+    this.env.log.info(`link to the owner ${state}`);
     this.env.events({ kind: 'link', peer: this.state.ownerPeer, member: this.ownerId(), state });
   }
 

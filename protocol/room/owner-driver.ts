@@ -86,7 +86,10 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
   /** A member's first link in this run; the same link object carries its later sessions (4.6). */
   private attach(link: PeerLink): void {
     const peer = toHex(link.peerKey) as PeerKeyHex;
-    const report = (): void => this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
+    const report = (): void => {
+      this.env.log.info(`link ${peer.slice(0, 8)} ${link.state}`);
+      this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
+    };
     link.on('message', (bytes) =>
       this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
     );

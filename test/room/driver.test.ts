@@ -359,6 +359,10 @@ describe('connector', () => {
     await stopped;
     expect(m0.driver.linkState).toBe('closed');
     await world.until(() => owner.rec.texts().includes('queued before stop'), 'owner got it');
+    // Link states are logged (info) in one format; the browser tests follow them in the console.
+    expect(m0.rec.lines).toEqual(expect.arrayContaining(['info: link to the owner direct', 'info: link to the owner closed']));
+    const peer = m0.identity.peer.publicKey;
+    expect(owner.rec.lines).toContain(`info: link ${toHex(peer).slice(0, 8)} direct`);
   });
 });
 
