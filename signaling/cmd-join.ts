@@ -48,7 +48,10 @@ type MemberRecord = RoomRecord & { readonly state: MemberState };
  * The invite URL from exactly one of: the argument, --invite / ZEROROOM_INVITE, --invite-file /
  * ZEROROOM_INVITE_FILE. `rest` is stdin input that followed an invite read from stdin.
  */
-async function inviteOf(positional: string | undefined, flags: ReadonlyMap<string, unknown>): Promise<{ url?: string; rest: string }> {
+async function inviteOf(
+  positional: string | undefined,
+  flags: ReadonlyMap<string, unknown>,
+): Promise<{ url?: string; rest: string; fromStdin?: boolean }> {
   const f = flags as Parameters<typeof flagString>[0];
   const flag = flagString(f, 'invite');
   const file = flagString(f, 'invite-file');
@@ -63,8 +66,11 @@ async function inviteOf(positional: string | undefined, flags: ReadonlyMap<strin
     } catch (e) {
       throw new CliError(`--invite-file -: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
-    if (first.line === '') throw new UsageError('--invite-file -: no invite URL on the first line of stdin');
-    return { url: first.line, rest: first.rest };
+    if (first.line === '') {
+      process.stdin.destroy();
+      throw new UsageError('--invite-file -: no invite URL on the first line of stdin');
+    }
+    return { url: first.line, rest: first.rest, fromStdin: true };
   }
   let text: string;
   try {
@@ -182,10 +188,18 @@ export const command: Command = {
     const invite = await inviteOf(positional, flags);
     keepStdoutForJson();
     const io = driverIo(cliIo);
-    await initCrypto();
     const stateDir = flagString(flags, 'state');
-    const store = stateDir === undefined ? null : await StateDir.open(stateDir, cliIo.env.ZEROROOM_PASSWORD);
-    const { record, keys } = await openMembership(invite.url, flagString(flags, 'name') ?? 'member', store);
+    let opened;
+    try {
+      await initCrypto();
+      const store = stateDir === undefined ? null : await StateDir.open(stateDir, cliIo.env.ZEROROOM_PASSWORD);
+      opened = { store, ...(await openMembership(invite.url, flagString(flags, 'name') ?? 'member', store)) };
+    } catch (e) {
+      // An invite read from stdin left it paused: an open pipe would keep the failed process alive.
+      if (invite.fromStdin) process.stdin.destroy();
+      throw e;
+    }
+    const { store, record, keys } = opened;
     const { state, ...meta } = record;
 
     let status = EXIT_OK;

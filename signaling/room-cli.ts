@@ -143,7 +143,10 @@ export function readFirstStdinLine(): Promise<{ line: string; rest: string }> {
       process.stdin.off('data', onData);
       process.stdin.off('end', onEnd);
       process.stdin.pause();
-      if (error !== null) return reject(error);
+      if (error !== null) {
+        process.stdin.destroy(); // the process ends with this error: an open pipe must not keep it alive
+        return reject(error);
+      }
       const nl = buf.indexOf('\n');
       resolve(nl === -1 ? { line: buf.trim(), rest: '' } : { line: buf.slice(0, nl).trim(), rest: buf.slice(nl + 1) });
     };

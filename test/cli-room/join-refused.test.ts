@@ -8,7 +8,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initCrypto } from '../../crypto/index.ts';
 import { decodeInviteUrl, inviteUrl } from '../../protocol/room/invite.ts';
-import { EXIT_REFUSED, EXIT_USAGE } from '../../signaling/cli.ts';
+import { EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE } from '../../signaling/cli.ts';
+import { MAX_INVITE_LINE } from '../../signaling/room-cli.ts';
 import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
 import { Client, isEvent, type Ev } from './clients.ts';
 
@@ -118,5 +119,10 @@ describe('the invite URL off the command line', () => {
     empty.child.stdin!.end('\n');
     expect(await empty.exited).toBe(EXIT_USAGE);
     expect(empty.stderr).toMatch(/no invite URL/);
+    // An endless first line is not buffered without bound.
+    const endless = client('endless', ['join', '--invite-file', '-']);
+    endless.child.stdin!.write('h'.repeat(MAX_INVITE_LINE + 10));
+    expect(await endless.exited).toBe(EXIT_RUNTIME);
+    expect(endless.stderr).toMatch(/longer than/);
   }, 30_000);
 });
