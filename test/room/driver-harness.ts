@@ -7,7 +7,9 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { equalBytes, generateBoxKeyPair, generateIdentity, toHex, type BoxPublicKey, type RandomBytes } from '../../crypto/index.ts';
+import { ZeroRoomError } from '../../protocol/errors.ts';
 import { Emitter } from '../../protocol/link/emitter.ts';
+import { FATAL_JOIN_CODES } from '../../protocol/link/member.ts';
 import type { OwnerHandle } from '../../protocol/link/owner.ts';
 import { LinkClosedError, type LinkState, type PeerLink, type PeerLinkEvents } from '../../protocol/link/peer-link.ts';
 import { SaltyClientError } from '../../protocol/saltyrtc/client-errors.ts';
@@ -42,6 +44,13 @@ import {
 import { seededRandom } from './harness.ts';
 
 export const APP_URL = 'https://zeroroom.test/';
+/** The link layer's final refusal code (whichever FATAL_JOIN_CODES names first). */
+export const REFUSED = [...FATAL_JOIN_CODES][0]!;
+
+/** A final refusal of the owner, as the link layer reports it. */
+function refusal(message: string): ZeroRoomError {
+  return new ZeroRoomError(REFUSED, message);
+}
 export const SERVER = 'ws://127.0.0.1:9';
 
 // ---- time ----------------------------------------------------------------------------------
@@ -239,7 +248,7 @@ export class FakeNet {
           }
           if (!this.admits(owner, key, opts.token)) {
             this.attempts.push([hex, 'refused']);
-            reject(new SaltyClientError('saltyrtc.refused', 'the owner could not decrypt our token or key', 3005));
+            reject(refusal('the owner refuses our token or key'));
             return;
           }
           this.attempts.push([hex, 'linked']);
@@ -288,7 +297,7 @@ export class FakeNet {
     if (owner === null || this.partitioned.has(hex)) return;
     const key = member.selfKey!;
     if (!this.admits(owner, key, undefined)) {
-      member.end(new SaltyClientError('saltyrtc.refused', 'no longer trusted', 3005));
+      member.end(refusal('no longer trusted'));
       return;
     }
     this.pair(owner, key, member);

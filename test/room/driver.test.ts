@@ -11,7 +11,7 @@ import { MAX_TICK_MS, MIN_TICK_MS, tickInterval } from '../../protocol/room/owne
 import { MAX_OUTBOX } from '../../protocol/room/records.ts';
 import { encode } from '../../protocol/msgpack.ts';
 import type { MemberState, OwnerState, RoomEvent, Step } from '../../protocol/room/index.ts';
-import { MemoryStore, Recorder, World, type Party } from './driver-harness.ts';
+import { MemoryStore, REFUSED, Recorder, World, type Party } from './driver-harness.ts';
 import { MemberDriver } from '../../protocol/room/member-driver.ts';
 import type { OwnerDriver } from '../../protocol/room/owner-driver.ts';
 
@@ -326,9 +326,9 @@ describe('connector', () => {
     await world.until(() => first.driver.state.phase === 'member', 'first joined');
     const second = await world.startJoin(url, 'second');
     await world.settle();
-    expect(second.rec.events.filter((e) => e.kind === 'refused')).toEqual([expect.objectContaining({ code: 'saltyrtc.refused' })]);
+    expect(second.rec.events.filter((e) => e.kind === 'refused')).toEqual([expect.objectContaining({ code: REFUSED })]);
     expect(second.driver.linkState).toBe('closed');
-    expect(second.driver.refusal).toBe('saltyrtc.refused');
+    expect(second.driver.refusal).toBe(REFUSED);
     const attempts = world.net.attempts.length;
     await world.advance(60_000, 5000);
     expect(world.net.attempts.length).toBe(attempts);
