@@ -49,7 +49,9 @@ export const MAX_SALT_LENGTH = 64;
 export const MAX_PASSWORD_BYTES = 4096;
 /** Legacy PBKDF2 bounds (as before Argon2id). */
 export const LEGACY_MIN_ITERATIONS = 600_000;
-export const LEGACY_MAX_ITERATIONS = 100_000_000;
+// At most twice what the old code wrote (1.5M; 2M in older drafts): a tampered meta record or kdf.json
+// cannot make an unlock take tens of seconds.
+export const LEGACY_MAX_ITERATIONS = 3_000_000;
 
 const KDF_FIELDS = ['alg', 'memoryKiB', 'passes', 'parallelism', 'salt'];
 const LEGACY_FIELDS = ['alg', 'iterations', 'salt'];

@@ -38,11 +38,22 @@ export class CliError extends ZeroRoomError {
 export const EXIT_OK = 0;
 export const EXIT_RUNTIME = 1;
 export const EXIT_USAGE = 2;
+/** `zeroroom join`: the owner refused us (used, revoked or wrong invite; a key it no longer trusts). */
+export const EXIT_REFUSED = 3;
+
+/** The exit statuses, as --help and README list them. */
+export const EXIT_STATUS_HELP = [
+  'exit status:',
+  `  ${EXIT_OK}  stopped by {"cmd":"quit"}, SIGTERM or SIGINT, or (join) after {"cmd":"leave"}`,
+  `  ${EXIT_RUNTIME}  runtime error (one line on stderr): unreadable or partial --state, wrong ZEROROOM_PASSWORD, malformed invite, a room no longer joined`,
+  `  ${EXIT_USAGE}  usage error: unknown option, missing or malformed value`,
+  `  ${EXIT_REFUSED}  join only: the owner refused us (invite used, revoked, expired or wrong; no longer a trusted member)`,
+].join('\n');
 
 function topLevelHelp(): string {
   const lines = ['usage: zeroroom <command> [options]', '', 'commands:'];
   for (const [name, { summary }] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)}${summary}`);
-  lines.push('', 'Run `zeroroom <command> --help` for the options of one command.');
+  lines.push('', 'Run `zeroroom <command> --help` for the options of one command.', '', EXIT_STATUS_HELP);
   return lines.join('\n');
 }
 
@@ -52,7 +63,7 @@ const processIo: CliIo = {
   env: process.env,
 };
 
-/** Entry point of bin/zeroroom.js. Returns the exit status: 0 ok, 1 runtime failure, 2 usage error. */
+/** Entry point of bin/zeroroom.js. Returns the exit status (EXIT_STATUS_HELP). */
 export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
   const [name, ...rest] = argv;
   try {

@@ -3,34 +3,26 @@
  * restores, the owner's identity and room, keeps its SaltyRTC path open so members can join and
  * reconnect, and speaks JSON lines: commands on stdin, events on stdout.
  */
-import {
-  asBoxPublicKey,
-  equalBytes,
-  fromHex,
-  generateBoxKeyPair,
-  generateIdentity,
-  initCrypto,
-  systemRandom,
-  toHex,
-} from '../crypto/index.ts';
-import { startOwner, type OwnerHandle } from '../protocol/link/owner.ts';
-import type { PeerLink } from '../protocol/link/peer-link.ts';
-import { createRoom, memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from '../protocol/room/index.ts';
-import type { OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from '../protocol/room/types.ts';
+import { fromHex, generateBoxKeyPair, generateIdentity, initCrypto, systemRandom, toHex } from '../crypto/index.ts';
+import type { DriverEvent } from '../protocol/room/driver-ports.ts';
+import { OwnerDriver } from '../protocol/room/owner-driver.ts';
+import { createRoom } from '../protocol/room/owner.ts';
+import type { RoomIdentity, RoomRecord } from '../protocol/room/records.ts';
+import type { OwnerState, RoomConfig } from '../protocol/room/types.ts';
 import { flagBool, flagInt, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
-import { CliError, EXIT_OK, type Command } from './cli.ts';
-import { commandLineHandler, parseHostCommand, type HostCommand } from './json-lines.ts';
+import { CliError, EXIT_OK, EXIT_STATUS_HELP, type Command } from './cli.ts';
+import { commandLineHandler, errorJson, parseHostCommand, roomEventJson, type HostCommand } from './json-lines.ts';
 import {
+  cliDriverEnv,
   closeWebRtc,
   driverIo,
+  ephemeralStore,
   keepStdoutForJson,
-  lingerClose,
-  nodeLinkEnv,
-  RoomDriver,
+  nodeOwnerPort,
   startLifecycle,
   type DriverIo,
-} from './room-driver.ts';
-import { StateDir, type RoomKeys } from './state-dir.ts';
+} from './room-cli.ts';
+import { StateDir } from './state-dir.ts';
 
 export const HOST_FLAGS: readonly FlagSpec[] = [
   {
@@ -63,11 +55,6 @@ export const HOST_FLAGS: readonly FlagSpec[] = [
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
 ];
 
-/** Rotation timer and invite expiry run on ticks of the owner's clock (section 5.7). */
-function tickInterval(rotateAfterMs: number): number {
-  return rotateAfterMs > 0 ? Math.min(15_000, Math.max(250, Math.floor(rotateAfterMs / 4))) : 15_000;
-}
-
 function serverKeyFlag(hex: string | undefined): string {
   if (hex === undefined) return '';
   if (!/^[0-9a-f]{64}$/i.test(hex)) throw new UsageError('--server-key: expected 64 hex digits');
@@ -91,148 +78,13 @@ function defaultAppUrl(server: string): string {
   return `${u.protocol === 'wss:' ? 'https:' : 'http:'}//${u.host}/`;
 }
 
-export class HostDriver extends RoomDriver<OwnerState> {
-  private handle: OwnerHandle | null = null;
-  private tickTimer: ReturnType<typeof setInterval> | null = null;
-  private announced = false;
-  private stopping = false;
-  readonly ctx: OwnerCtx;
+type OwnerRecord = RoomRecord & { readonly state: OwnerState };
 
-  constructor(
-    state: OwnerState,
-    io: DriverIo,
-    save: ((s: OwnerState) => Promise<void>) | null,
-    private readonly keys: RoomKeys,
-    private readonly opts: {
-      server: string;
-      serverKey: string;
-      appUrl: string;
-      loopback: boolean;
-      iceServers: readonly string[];
-      restored: boolean;
-    },
-  ) {
-    super(state, io, save);
-    this.ctx = {
-      random: systemRandom,
-      identity: keys.identity,
-      peerKey: keys.peer.publicKey,
-      invites: { appUrl: opts.appUrl, server: opts.server, ...(opts.serverKey !== '' ? { serverKey: fromHex(opts.serverKey, 32) } : {}) },
-    };
-  }
-
-  start(): void {
-    const env = nodeLinkEnv({ loopback: this.opts.loopback, iceServers: this.opts.iceServers });
-    this.handle = startOwner({
-      signalingUrl: this.opts.server,
-      ...(this.opts.serverKey !== '' ? { serverKey: asBoxPublicKey(fromHex(this.opts.serverKey, 32)) } : {}),
-      permanentKeys: this.keys.peer,
-      ...env,
-      pendingTokens: () => pendingAuthTokens(this.state, Date.now()),
-      // The link layer only checks that the auth token is one of ours; the room machine admits (5.3).
-      acceptToken: (token) => pendingAuthTokens(this.state, Date.now()).some((t) => equalBytes(t, token)),
-      trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
-      onLink: (link) => this.attach(link),
-      onSignalingState: (ready) => this.onSignaling(ready),
-      onWarning: (m) => this.io.warn(m),
-    });
-    this.tickTimer = setInterval(() => {
-      void this.command((s) => ownerStep(this.ctx, s, { kind: 'tick', now: Date.now() }));
-    }, tickInterval(this.state.config.rotateAfterMs));
-  }
-
-  private onSignaling(ready: boolean): void {
-    if (this.stopping) return;
-    if (ready && !this.announced) {
-      this.announced = true;
-      const s = this.state;
-      this.io.out({
-        event: 'ready',
-        room: toHex(s.room),
-        server: this.opts.server,
-        member: s.selfId,
-        epoch: s.epoch,
-        restored: this.opts.restored,
-      });
-      return;
-    }
-    this.io.out({ event: 'signaling', ready });
-  }
-
-  private memberOf(peer: string): string | null {
-    return this.state.members.find((m) => m.peer === peer)?.info.id ?? null;
-  }
-
-  private attach(link: PeerLink): void {
-    const from = toHex(link.peerKey) as PeerKeyHex;
-    const report = (state: string): void => this.io.out({ event: 'link', member: this.memberOf(from), peer: from, state });
-    link.on('message', (bytes) => {
-      void this.received((s) => ownerStep(this.ctx, s, { kind: 'received', from, bytes, now: Date.now() }));
-    });
-    link.on('state', report);
-    link.on('error', (e) => this.io.warn(`link ${from.slice(0, 8)}: ${e.message}`));
-    report(link.state);
-  }
-
-  protected sendTo(to: string, bytes: Uint8Array): void {
-    const link = this.handle?.links.get(to);
-    // A member without a live link catches up with sync/history when it reconnects (5.10).
-    if (link !== undefined && link.state !== 'closed') link.send(bytes);
-  }
-
-  protected closeLink(to: string): void {
-    const link = this.handle?.links.get(to);
-    if (link !== undefined) void lingerClose(link);
-  }
-
-  /** One stdin command; returns true for quit. */
-  onCommand(cmd: HostCommand): boolean {
-    const now = Date.now();
-    switch (cmd.cmd) {
-      case 'invite':
-        void this.command((s) =>
-          ownerStep(this.ctx, s, { kind: 'invite', now, ...(cmd.ttlSeconds !== undefined ? { ttlMs: cmd.ttlSeconds * 1000 } : {}) }),
-        );
-        return false;
-      case 'send':
-        void this.command((s) => ownerStep(this.ctx, s, { kind: 'send', text: cmd.text, now }));
-        return false;
-      case 'kick':
-        void this.command((s) => ownerStep(this.ctx, s, { kind: 'kick', member: cmd.member, now }));
-        return false;
-      case 'revoke':
-        void this.command((s) => ownerStep(this.ctx, s, { kind: 'revoke', invite: cmd.invite, now }));
-        return false;
-      case 'rotate':
-        void this.command((s) => ownerStep(this.ctx, s, { kind: 'rotate', now }));
-        return false;
-      case 'members':
-      case 'safety-code':
-        this.query(cmd.cmd);
-        return false;
-      case 'quit':
-        return true;
-    }
-  }
-
-  protected safetyCode(): string {
-    return ownerSafetyCode(this.state);
-  }
-
-  async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.tickTimer !== null) clearInterval(this.tickTimer);
-    await this.idle();
-    this.handle?.close();
-    this.handle = null;
-  }
-}
-
-/** Restore the room from --state, or create identity and room (and save them when --state is set). */
+/** Restore the room from --state, or create identity and room (and their files when --state is set). */
 async function openRoom(
   flags: ReadonlyMap<string, unknown>,
   store: StateDir | null,
-): Promise<{ state: OwnerState; keys: RoomKeys; server: string; serverKey: string; appUrl: string; restored: boolean }> {
+): Promise<{ record: OwnerRecord; keys: RoomIdentity; restored: boolean }> {
   const f = flags as Parameters<typeof flagString>[0];
   const serverFlag = flagString(f, 'server');
   const rotateEvery = flagInt(f, 'rotate-every');
@@ -241,25 +93,26 @@ async function openRoom(
     ...(rotateEvery !== undefined ? { rotateEveryMessages: rotateEvery } : {}),
     ...(rotateAfter !== undefined ? { rotateAfterMs: rotateAfter * 1000 } : {}),
   };
-  const saved = store === null ? null : await store.readRoom();
-  const savedKeys = store === null ? null : await store.readKeys();
-  if (saved !== null && savedKeys !== null) {
-    if (saved.role !== 'owner') throw new CliError(`${store!.dir} holds a room this client joined; use zeroroom join --state`);
-    const state = saved.state as OwnerState;
-    const server = serverFlag !== undefined ? wsUrlFlag(serverFlag) : saved.server;
-    const serverKey = flagString(f, 'server-key') !== undefined ? serverKeyFlag(flagString(f, 'server-key')) : saved.serverKey;
-    const appUrl = flagString(f, 'app-url') ?? (serverFlag !== undefined ? defaultAppUrl(server) : saved.appUrl);
-    return { state: { ...state, config: { ...state.config, ...overrides } }, keys: savedKeys, server, serverKey, appUrl, restored: true };
+  // A partial directory is refused here (state.partial): a new room never replaces its files.
+  const saved = store === null ? null : await store.load();
+  if (saved !== null) {
+    const { record } = saved;
+    if (record.state.role !== 'owner') throw new CliError(`${store!.dir} holds a room this client joined; use zeroroom join --state`);
+    const server = serverFlag !== undefined ? wsUrlFlag(serverFlag) : record.server;
+    const serverKey = flagString(f, 'server-key') !== undefined ? serverKeyFlag(flagString(f, 'server-key')) : record.serverKey;
+    const appUrl = flagString(f, 'app-url') ?? (serverFlag !== undefined ? defaultAppUrl(server) : record.appUrl);
+    const state: OwnerState = { ...record.state, config: { ...record.state.config, ...overrides } };
+    return { record: { ...record, server, serverKey, appUrl, state }, keys: saved.keys, restored: true };
   }
   if (serverFlag === undefined) throw new UsageError('--server is required (ws://HOST:PORT of a zeroroom serve)');
   const server = wsUrlFlag(serverFlag);
   const serverKey = serverKeyFlag(flagString(f, 'server-key'));
   const appUrl = flagString(f, 'app-url') ?? defaultAppUrl(server);
-  const keys: RoomKeys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+  const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
   const roomName = flagString(f, 'room-name');
-  let step;
+  let state: OwnerState;
   try {
-    step = createRoom(
+    state = createRoom(
       { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl, server } },
       {
         now: Date.now(),
@@ -267,13 +120,58 @@ async function openRoom(
         ...(roomName !== undefined ? { name: roomName } : {}),
         config: overrides,
       },
-    );
+    ).state;
   } catch (e) {
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
   }
-  if (store !== null) await store.writeKeys(keys);
-  return { state: step.state, keys, server, serverKey, appUrl, restored: false };
+  const record: OwnerRecord = { role: 'owner', server, serverKey, appUrl, createdAt: Date.now(), state };
+  if (store !== null) await store.create({ keys, record });
+  return { record, keys, restored: false };
+}
+
+/** Driver events as JSON lines; `ready` once the signaling path is open the first time. */
+function hostEvents(io: DriverIo, driver: () => OwnerDriver, ready: (d: OwnerDriver) => object): (e: DriverEvent) => void {
+  let announced = false;
+  return (e) => {
+    switch (e.kind) {
+      case 'room':
+        return io.out(roomEventJson(e.event));
+      case 'link':
+        return io.out({ event: 'link', member: e.member, peer: e.peer, state: e.state });
+      case 'signaling':
+        if (e.ready && !announced) {
+          announced = true;
+          return io.out({ event: 'ready', ...ready(driver()) });
+        }
+        return io.out({ event: 'signaling', ready: e.ready });
+      case 'error':
+        return io.out(errorJson(e.error));
+      default:
+        return;
+    }
+  };
+}
+
+/** One stdin command; the answer (or the refusal) is an event. */
+function onCommand(driver: OwnerDriver, io: DriverIo, cmd: Exclude<HostCommand, { cmd: 'quit' }>): void {
+  const report = (e: unknown): void => io.out(errorJson(e));
+  switch (cmd.cmd) {
+    case 'invite':
+      return void driver.invite(cmd.ttlSeconds !== undefined ? cmd.ttlSeconds * 1000 : undefined).catch(report);
+    case 'send':
+      return void driver.send(cmd.text).catch(report);
+    case 'kick':
+      return void driver.kick(cmd.member).catch(report);
+    case 'revoke':
+      return void driver.revoke(cmd.invite).catch(report);
+    case 'rotate':
+      return void driver.rotate().catch(report);
+    case 'members':
+      return void driver.inOrder(() => io.out({ event: 'members', members: driver.members() }));
+    case 'safety-code':
+      return void driver.inOrder(() => io.out({ event: 'safety-code', epoch: driver.state.epoch, code: driver.safetyCode() }));
+  }
 }
 
 export const command: Command = {
@@ -287,6 +185,8 @@ export const command: Command = {
       'It runs until {"cmd":"quit"}, SIGTERM or SIGINT (end of stdin does not stop it).',
       '',
       formatFlagHelp(HOST_FLAGS),
+      '',
+      EXIT_STATUS_HELP,
     ].join('\n'),
   run: async (args, cliIo) => {
     const flags = parseFlags(args, HOST_FLAGS, cliIo.env);
@@ -295,28 +195,35 @@ export const command: Command = {
     await initCrypto();
     const stateDir = flagString(flags, 'state');
     const store = stateDir === undefined ? null : await StateDir.open(stateDir, cliIo.env.ZEROROOM_PASSWORD);
-    const room = await openRoom(flags, store);
-    const save =
-      store === null
-        ? null
-        : (state: OwnerState) =>
-            store.writeRoom({ role: 'owner', server: room.server, serverKey: room.serverKey, appUrl: room.appUrl, state });
-    if (save !== null) await save(room.state);
-    const driver = new HostDriver(room.state, io, save, room.keys, {
-      server: room.server,
-      serverKey: room.serverKey,
-      appUrl: room.appUrl,
-      loopback: flagBool(flags, 'loopback'),
-      iceServers: flagList(flags, 'ice-server') ?? [],
-      restored: room.restored,
+    const { record, keys, restored } = await openRoom(flags, store);
+    // Flags may have changed where the room is served and its rotation policy: saved before it starts.
+    if (store !== null && restored) await store.writeRoom(record);
+    const { state, ...meta } = record;
+    const events = hostEvents(
+      io,
+      () => driver,
+      (d) => ({ room: toHex(d.state.room), server: record.server, member: d.state.selfId, epoch: d.state.epoch, restored }),
+    );
+    const driver: OwnerDriver = new OwnerDriver(state, store?.roomStore<OwnerState>(meta) ?? ephemeralStore(), cliDriverEnv(io, events), {
+      identity: keys,
+      invites: {
+        appUrl: record.appUrl,
+        server: record.server,
+        ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+      },
+      link: nodeOwnerPort({
+        server: record.server,
+        serverKey: record.serverKey,
+        loopback: flagBool(flags, 'loopback'),
+        iceServers: flagList(flags, 'ice-server') ?? [],
+        keys: keys.peer,
+      }),
     });
     const life = startLifecycle(
       io,
-      commandLineHandler(parseHostCommand, io.out, (cmd) => {
-        if (driver.onCommand(cmd)) life.stop('quit');
-      }),
+      commandLineHandler(parseHostCommand, io.out, (cmd) => (cmd.cmd === 'quit' ? life.stop('quit') : onCommand(driver, io, cmd))),
     );
-    driver.start();
+    await driver.start();
     const reason = await life.stopped;
     life.dispose();
     await driver.stop();

@@ -3,6 +3,7 @@
  * line splitter for stdin, one strict decoder for commands, and the mapping of room events to
  * output objects. Pure: no streams here, so each rule has its own unit test.
  */
+import { toHex } from '../crypto/index.ts';
 import { MAX_TEXT } from '../protocol/room/codec.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import type { InviteId, MemberId, RoomEvent } from '../protocol/room/types.ts';
@@ -177,7 +178,18 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
       return { event: 'error', code: ev.code, message: `the owner refused message${ev.seq === null ? '' : ` #${ev.seq}`}`, seq: ev.seq };
     case 'history-skipped':
       return { event: 'history-skipped', count: ev.count, reason: ev.reason };
+    default: {
+      // An event type added to the machines later: passed on under its own name, fields as they are.
+      const other: { readonly type: string } = ev;
+      const { type, ...fields } = other as { readonly type: string } & Record<string, unknown>;
+      return { ...jsonSafe(fields), event: type };
+    }
   }
+}
+
+/** Byte fields as hex, so an unknown event still prints as JSON. */
+function jsonSafe(fields: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v instanceof Uint8Array ? toHex(v) : v]));
 }
 
 /** An error as an output object: our typed errors keep their code. */

@@ -1,65 +1,49 @@
 /**
- * `--state DIR` of `zeroroom host` / `zeroroom join`: the room's identity keys and the room
- * machine's state (for the owner that includes the room's log of signed envelopes, its history),
- * each a file sealed with Secure Cell under a random data key wrapped by a key derived from
- * ZEROROOM_PASSWORD (Argon2id, the same scheme as the web app's storage, docs/PROTOCOL.md section 6). Files are mode 0600 in a 0700 directory and are
- * replaced atomically (write a temporary file, fsync, rename), so a crash leaves the old or the new
- * version, never half of one.
+ * `--state DIR` of `zeroroom host` / `zeroroom join` (docs/PROTOCOL.md 5.13): the room's identity keys,
+ * the room record (the room machine's state; for the owner it includes the room's log) and a
+ * member's outbox, each a file sealed with Secure Cell under a random data key wrapped by a key
+ * derived from ZEROROOM_PASSWORD (Argon2id, the same scheme as the web app's storage, section 6;
+ * signaling/state-kdf.ts). The plaintexts are the shared record codecs
+ * of protocol/room/records.ts. Files are mode 0600 in a 0700 directory and are replaced atomically
+ * (write a temporary file, fsync, rename), so a crash leaves the old or the new version, never half
+ * of one; a new room's files are created without ever replacing an existing file.
  *
- * Layout: kdf.json (KDF parameters and the wrapped data key, in clear; signaling/state-kdf.ts),
- * identity.bin, room.bin, outbox.bin.
- * One room per directory; two processes must not share a directory.
+ * Layout: kdf.json (KDF parameters and the wrapped data key, in clear), identity.bin, room.bin,
+ * outbox.bin (members). One room per directory; two processes must not share a directory.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  AuthError,
-  asBoxPublicKey,
-  asBoxSecretKey,
-  asEcPrivateKey,
-  asEcPublicKey,
-  cellOpen,
-  cellSeal,
-  utf8Encode,
-  type BoxKeyPair,
-  type IdentityKeyPair,
-  type SymmetricKey,
-} from '../crypto/index.ts';
+import { AuthError, cellOpen, cellSeal, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
-import { encode, Fields } from '../protocol/msgpack.ts';
-import { MAX_LINK_MESSAGE, MAX_TEXT } from '../protocol/room/codec.ts';
-import { MAX_STATE_BYTES, decodeRoomState, encodeMemberState, encodeOwnerState } from '../protocol/room/state-codec.ts';
+import type { RoomStore } from '../protocol/room/driver-ports.ts';
+import {
+  decodeOutboxList,
+  decodeRoomIdentity,
+  decodeRoomRecord,
+  encodeOutboxList,
+  encodeRoomIdentity,
+  encodeRoomRecord,
+  type OutboxRecord,
+  type RoomIdentity,
+  type RoomRecord,
+} from '../protocol/room/records.ts';
 import type { MemberState, OwnerState } from '../protocol/room/types.ts';
 import { openStateKey } from './state-kdf.ts';
 
+/**
+ * `state.password` (none, or wrong), `state.corrupt` (a file that does not open or a wrong check
+ * value), `state.partial` (identity.bin or room.bin missing while the other exists), `state.path`
+ * (DIR is not a directory, or a file of it is not a file), `state.io` (any other file-system error).
+ */
 export class StateDirError extends ZeroRoomError {}
 
-/** One room's persistent state. */
-export interface RoomFile {
-  readonly role: 'owner' | 'member';
-  /** Signaling server URL and its pinned key (hex, '' when not pinned). */
-  readonly server: string;
-  readonly serverKey: string;
-  /** Owner: the web app origin used in invites. */
-  readonly appUrl: string;
-  readonly state: OwnerState | MemberState;
-}
+const FILES = { identity: 'identity.bin', room: 'room.bin', outbox: 'outbox.bin', kdf: 'kdf.json' } as const;
 
-/** A member's own message not yet delivered back by the owner: re-sent on every new link. */
-export interface OutboxEntry {
-  readonly seq: number;
-  readonly text: string;
-  /** The exact bytes sent (the owner's per-sender sequence check drops a copy it has). */
-  readonly wire: Uint8Array;
-}
-
-/** Undelivered messages a member keeps; the next send is refused until the owner catches up. */
-export const MAX_OUTBOX = 1000;
-
-export interface RoomKeys {
-  readonly identity: IdentityKeyPair;
-  readonly peer: BoxKeyPair;
+/** What a state directory holds once it has a room. */
+export interface SavedRoom {
+  readonly keys: RoomIdentity;
+  readonly record: RoomRecord;
 }
 
 export class StateDir {
@@ -76,13 +60,19 @@ export class StateDir {
         '--state needs the ZEROROOM_PASSWORD environment variable (the state is encrypted with a key derived from it)',
       );
     }
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const kind = await kindOf(dir);
+    if (kind !== null && kind !== 'directory') throw new StateDirError('state.path', `--state ${dir} is a ${kind}, not a directory`);
+    await fsCall(dir, () => mkdir(dir, { recursive: true, mode: 0o700 }));
     // kdf.json: Argon2id params and the wrapped data key; a legacy PBKDF2 one is migrated (state-kdf.ts).
     return new StateDir(dir, await openStateKey(dir, password));
   }
 
+  private file(name: string): string {
+    return path.join(this.dir, name);
+  }
+
   private async readSealed(name: string): Promise<Uint8Array | null> {
-    const sealed = await readOptional(path.join(this.dir, name));
+    const sealed = await readOptional(this.file(name));
     if (sealed === null) return null;
     try {
       return cellOpen(this.key, sealed, utf8Encode(`zeroroom-cli/${name}`));
@@ -93,80 +83,115 @@ export class StateDir {
     }
   }
 
-  private async writeSealed(name: string, plain: Uint8Array): Promise<void> {
-    await writeAtomic(path.join(this.dir, name), cellSeal(this.key, plain, utf8Encode(`zeroroom-cli/${name}`)));
+  private async writeSealed(name: string, plain: Uint8Array, opts: { create?: boolean } = {}): Promise<void> {
+    await writeAtomic(this.file(name), cellSeal(this.key, plain, utf8Encode(`zeroroom-cli/${name}`)), opts);
   }
 
-  async readKeys(): Promise<RoomKeys | null> {
-    const bytes = await this.readSealed('identity.bin');
-    if (bytes === null) return null;
-    const f = Fields.fromBytes(bytes, 'identity.bin').only(['v', 'ipub', 'ipriv', 'npub', 'nsec']);
-    f.int('v', { min: 1, max: 1 });
-    return {
-      identity: { publicKey: asEcPublicKey(f.bin('ipub', 45)), privateKey: asEcPrivateKey(f.bin('ipriv', 45)) },
-      peer: { publicKey: asBoxPublicKey(f.bin('npub', 32)), secretKey: asBoxSecretKey(f.bin('nsec', 32)) },
-    };
+  async readKeys(): Promise<RoomIdentity | null> {
+    const bytes = await this.readSealed(FILES.identity);
+    return bytes === null ? null : decodeRoomIdentity(bytes);
   }
 
-  writeKeys(k: RoomKeys): Promise<void> {
-    return this.writeSealed(
-      'identity.bin',
-      encode({ v: 1, ipub: k.identity.publicKey, ipriv: k.identity.privateKey, npub: k.peer.publicKey, nsec: k.peer.secretKey }),
+  async readRoom(): Promise<RoomRecord | null> {
+    const bytes = await this.readSealed(FILES.room);
+    return bytes === null ? null : decodeRoomRecord(bytes);
+  }
+
+  writeRoom(r: RoomRecord): Promise<void> {
+    return this.writeSealed(FILES.room, encodeRoomRecord(r));
+  }
+
+  /**
+   * The room this directory holds, or null when it holds none yet. Half a room (keys without the
+   * room or the reverse, an outbox without a room) is refused with 'state.partial' naming the
+   * missing file: starting a new room there would replace what is left.
+   */
+  async load(): Promise<SavedRoom | null> {
+    const record = await this.readRoom();
+    const keys = await this.readKeys();
+    if (record !== null && keys !== null) return { keys, record };
+    const present: (string | null)[] = [record !== null ? FILES.room : null, keys !== null ? FILES.identity : null];
+    if (record === null && (await kindOf(this.file(FILES.outbox))) !== null) present.push(FILES.outbox);
+    const found = present.filter((f) => f !== null);
+    if (found.length === 0) return null;
+    const missing = record === null ? FILES.room : FILES.identity;
+    throw new StateDirError(
+      'state.partial',
+      `${this.dir} holds ${found.join(' and ')} but no ${missing}: not starting a new room over it (restore ${missing}, or use a new --state directory)`,
     );
   }
 
-  async readRoom(): Promise<RoomFile | null> {
-    const bytes = await this.readSealed('room.bin');
-    if (bytes === null) return null;
-    const f = Fields.fromBytes(bytes, 'room.bin').only(['v', 'role', 'server', 'serverKey', 'appUrl', 'state']);
-    f.int('v', { min: 1, max: 1 });
-    const role = f.str('role', 8);
-    if (role !== 'owner' && role !== 'member') throw new StateDirError('state.corrupt', `room.bin: bad role ${role}`);
-    // The room's strict state decoder (section 5.15): room.bad-state for anything off.
-    const state = decodeRoomState(f.bin('state', { min: 1, max: MAX_STATE_BYTES }));
-    if (state.role !== role) throw new StateDirError('state.corrupt', 'room.bin: machine state does not match the role');
-    return { role, server: f.str('server', 2048), serverKey: f.str('serverKey', 64), appUrl: f.str('appUrl', 2048), state };
-  }
-
-  writeRoom(r: RoomFile): Promise<void> {
-    return this.writeSealed(
-      'room.bin',
-      encode({
-        v: 1,
-        role: r.role,
-        server: r.server,
-        serverKey: r.serverKey,
-        appUrl: r.appUrl,
-        state: r.state.role === 'owner' ? encodeOwnerState(r.state) : encodeMemberState(r.state),
-      }),
-    );
+  /** A new room's files; never replaces an existing file ('state.partial' if one appeared meanwhile). */
+  async create(room: SavedRoom): Promise<void> {
+    await this.writeSealed(FILES.room, encodeRoomRecord(room.record), { create: true });
+    await this.writeSealed(FILES.identity, encodeRoomIdentity(room.keys), { create: true });
   }
 
   /** outbox.bin: the member's undelivered messages, in send order (empty when absent). */
-  async readOutbox(): Promise<OutboxEntry[]> {
-    const bytes = await this.readSealed('outbox.bin');
-    if (bytes === null) return [];
-    const f = Fields.fromBytes(bytes, 'outbox.bin').only(['v', 'entries']);
-    f.int('v', { min: 1, max: 1 });
-    const entries = f.arr('entries', MAX_OUTBOX).map((v, i) => outboxEntryFrom(Fields.of(v, `outbox.bin entries[${i}]`)));
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i]!.seq <= entries[i - 1]!.seq) throw new StateDirError('state.corrupt', 'outbox.bin: entries out of order');
-    }
-    return entries;
+  async readOutbox(): Promise<OutboxRecord[]> {
+    const bytes = await this.readSealed(FILES.outbox);
+    return bytes === null ? [] : decodeOutboxList(bytes);
   }
 
-  writeOutbox(entries: readonly OutboxEntry[]): Promise<void> {
-    return this.writeSealed('outbox.bin', encode({ v: 1, entries: entries.map((e) => ({ seq: e.seq, text: e.text, wire: e.wire })) }));
+  writeOutbox(entries: readonly OutboxRecord[]): Promise<void> {
+    return this.writeSealed(FILES.outbox, encodeOutboxList(entries));
+  }
+
+  /**
+   * The room driver's store over this directory: room.bin holds the whole state (the owner's log
+   * included, so history records are not kept apart), outbox.bin the whole outbox.
+   */
+  roomStore<S extends OwnerState | MemberState>(meta: Omit<RoomRecord, 'state'>): RoomStore<S> {
+    let outbox: OutboxRecord[] | null = null;
+    const entries = async (): Promise<OutboxRecord[]> => (outbox ??= await this.readOutbox());
+    return {
+      save: (state) => this.writeRoom({ ...meta, state }),
+      appendHistory: async () => undefined,
+      putOutbox: async (record) => {
+        const next = [...(await entries()).filter((o) => o.seq !== record.seq), record].sort((a, b) => a.seq - b.seq);
+        await this.writeOutbox(next);
+        outbox = next;
+      },
+      removeOutbox: async (seq) => {
+        const list = await entries();
+        if (!list.some((o) => o.seq === seq)) return;
+        const next = list.filter((o) => o.seq !== seq);
+        await this.writeOutbox(next);
+        outbox = next;
+      },
+      listOutbox: async () => [...(await entries())],
+    };
   }
 }
 
-function outboxEntryFrom(f: Fields): OutboxEntry {
-  f.only(['seq', 'text', 'wire']);
-  return {
-    seq: f.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }),
-    text: f.str('text', MAX_TEXT),
-    wire: f.bin('wire', { min: 1, max: MAX_LINK_MESSAGE }),
-  };
+type Kind = 'file' | 'directory' | 'special file';
+
+async function kindOf(p: string): Promise<Kind | null> {
+  try {
+    const s = await stat(p);
+    return s.isDirectory() ? 'directory' : s.isFile() ? 'file' : 'special file';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw ioError(p, e);
+  }
+}
+
+/** A file-system error as one typed line naming the path (never a stack trace). */
+function ioError(p: string, e: unknown): StateDirError {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EISDIR') return new StateDirError('state.path', `${p} is a directory, not a file`, { cause: e });
+  if (code === 'ENOTDIR' || code === 'EEXIST')
+    return new StateDirError('state.path', `${p}: a path component is not a directory`, { cause: e });
+  return new StateDirError('state.io', `${p}: ${code ?? (e instanceof Error ? e.message : String(e))}`, { cause: e });
+}
+
+async function fsCall<T>(p: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (e instanceof ZeroRoomError) throw e;
+    throw ioError(p, e);
+  }
 }
 
 export async function readOptional(file: string): Promise<Uint8Array | null> {
@@ -174,22 +199,37 @@ export async function readOptional(file: string): Promise<Uint8Array | null> {
     return new Uint8Array(await readFile(file));
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
+    throw ioError(file, e);
   }
 }
 
-/** Write tmp (0600) + fsync + rename: readers and crashes see the old or the new file. */
-export async function writeAtomic(file: string, bytes: Uint8Array): Promise<void> {
+/**
+ * Write tmp (0600) + fsync + rename: readers and crashes see the old or the new file. With `create`
+ * the file must not exist: the temporary file is hard-linked into place, which fails if it does.
+ */
+export async function writeAtomic(file: string, bytes: Uint8Array, opts: { create?: boolean } = {}): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const fh = await open(tmp, 'wx', 0o600);
+  const fh = await fsCall(file, () => open(tmp, 'wx', 0o600));
   try {
     await fh.writeFile(bytes);
     await fh.sync();
   } catch (e) {
     await fh.close();
     await rm(tmp, { force: true });
-    throw e;
+    throw ioError(file, e);
   }
   await fh.close();
-  await rename(tmp, file);
+  if (opts.create !== true) {
+    await fsCall(file, () => rename(tmp, file));
+    return;
+  }
+  try {
+    await link(tmp, file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new StateDirError('state.partial', `${file} exists already: a new room never replaces state files`, { cause: e });
+    throw ioError(file, e);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }

@@ -132,4 +132,11 @@ describe('event output', () => {
       seq: 3,
     });
   });
+
+  it('an event type the client does not know yet is passed on under its own name', () => {
+    const future = { type: 'file-offered', id: 'f1', size: 3, hash: new Uint8Array([0xab, 0xcd]) } as unknown as Parameters<
+      typeof roomEventJson
+    >[0];
+    expect(roomEventJson(future)).toEqual({ event: 'file-offered', id: 'f1', size: 3, hash: 'abcd' });
+  });
 });

@@ -1,5 +1,7 @@
 // --state DIR: sealed records round-trip, wrong password and tampered or swapped files are refused,
-// files are 0600, no password means no state (fail closed), and a PBKDF2 directory is migrated.
+// files are 0600, no password means no state (fail closed), and a PBKDF2 directory is migrated. A
+// partial directory is refused and never overwritten; wrong kinds of paths and a tampered KDF cost
+// are typed errors.
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +15,7 @@ import {
   generateBoxKeyPair,
   generateIdentity,
   initCrypto,
+  LEGACY_MAX_ITERATIONS,
   LEGACY_MIN_ITERATIONS,
   newDataKey,
   newKdfParams,
@@ -24,14 +27,35 @@ import {
 } from '../../crypto/index.ts';
 import { createRoom, ownerStep } from '../../protocol/room/index.ts';
 import type { OwnerState } from '../../protocol/room/types.ts';
-import { DecodeError } from '../../protocol/errors.ts';
 import { encode } from '../../protocol/msgpack.ts';
-import { MAX_OUTBOX, StateDir, StateDirError } from '../../signaling/state-dir.ts';
+import { MAX_OUTBOX, RecordError, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
+import { StateDir, StateDirError } from '../../signaling/state-dir.ts';
 
 let tmp: string;
+let keys: RoomIdentity;
+let state: OwnerState;
+const record = (): RoomRecord => ({
+  role: 'owner',
+  server: 'ws://127.0.0.1:1',
+  serverKey: '',
+  appUrl: 'http://127.0.0.1:1/',
+  createdAt: 5,
+  state,
+});
+
 beforeAll(async () => {
   await initCrypto();
   tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-state-'));
+  keys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+  const ctx = {
+    random: systemRandom,
+    identity: keys.identity,
+    peerKey: keys.peer.publicKey,
+    invites: { appUrl: 'http://127.0.0.1:1/', server: 'ws://127.0.0.1:1' },
+  };
+  state = createRoom(ctx, { now: 1000, ownerName: 'o' }).state;
+  state = ownerStep(ctx, state, { kind: 'send', text: 'kept in the log', now: 2000 }).state;
+  state = ownerStep(ctx, state, { kind: 'invite', now: 3000 }).state;
 });
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
@@ -47,31 +71,25 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
 }
 
 describe('StateDir', () => {
-  let keys: { identity: ReturnType<typeof generateIdentity>; peer: ReturnType<typeof generateBoxKeyPair> };
   const dir = () => path.join(tmp, 'a');
-  let state: OwnerState;
 
   it('round-trips keys and an owner state with a log, files mode 0600', async () => {
-    keys = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-    const ctx = {
-      random: systemRandom,
-      identity: keys.identity,
-      peerKey: keys.peer.publicKey,
-      invites: { appUrl: 'http://127.0.0.1:1/', server: 'ws://127.0.0.1:1' },
-    };
-    state = createRoom(ctx, { now: 1000, ownerName: 'o' }).state;
-    state = ownerStep(ctx, state, { kind: 'send', text: 'kept in the log', now: 2000 }).state;
-    state = ownerStep(ctx, state, { kind: 'invite', now: 3000 }).state;
     const store = await StateDir.open(dir(), 'correct horse');
-    await store.writeKeys(keys);
-    await store.writeRoom({ role: 'owner', server: 'ws://127.0.0.1:1', serverKey: '', appUrl: 'http://127.0.0.1:1/', state });
+    expect(await store.load()).toBeNull();
+    await store.create({ keys, record: record() });
 
     const again = await StateDir.open(dir(), 'correct horse');
-    expect(await again.readKeys()).toEqual(keys);
-    const room = await again.readRoom();
-    expect(room?.state).toEqual(state);
+    expect(await again.load()).toEqual({ keys, record: record() });
     for (const f of ['kdf.json', 'identity.bin', 'room.bin']) expect((await stat(path.join(dir(), f))).mode & 0o777).toBe(0o600);
+    expect((await stat(dir())).mode & 0o777).toBe(0o700);
     expect((await readFile(path.join(dir(), 'room.bin'))).includes(Buffer.from('kept in the log'))).toBe(false);
+  });
+
+  it('a new room never replaces existing files', async () => {
+    const store = await StateDir.open(dir(), 'correct horse');
+    const before = await readFile(path.join(dir(), 'room.bin'));
+    expect(await codeOf(store.create({ keys, record: { ...record(), createdAt: 6 } }))).toBe('state.partial');
+    expect(await readFile(path.join(dir(), 'room.bin'))).toEqual(before);
   });
 
   it('refuses a wrong password', async () => {
@@ -95,6 +113,9 @@ describe('StateDir', () => {
     await rename(path.join(dir(), 'identity.bin'), path.join(dir(), 'saved.bin'));
     await rename(file, path.join(dir(), 'identity.bin'));
     expect(await codeOf(store.readKeys())).toBe('state.corrupt');
+    await rename(path.join(dir(), 'identity.bin'), file);
+    await rename(path.join(dir(), 'saved.bin'), path.join(dir(), 'identity.bin'));
+    expect(await store.load()).toEqual({ keys, record: record() });
   });
 
   it('keeps Argon2id params and the wrapped data key in kdf.json, nothing else', async () => {
@@ -124,12 +145,46 @@ describe('StateDir', () => {
     await StateDir.open(dir(), 'correct horse');
   });
 
+  it('refuses a partial directory, naming the missing file, and leaves the rest untouched', async () => {
+    const store = await StateDir.open(dir(), 'correct horse');
+    for (const [gone, kept] of [
+      ['identity.bin', 'room.bin'],
+      ['room.bin', 'identity.bin'],
+    ] as const) {
+      await rename(path.join(dir(), gone), path.join(dir(), 'aside'));
+      const keptBytes = await readFile(path.join(dir(), kept));
+      const e = await store.load().catch((x: unknown) => x);
+      expect(e).toMatchObject({ code: 'state.partial' });
+      expect((e as Error).message).toContain(`no ${gone}`);
+      expect(await codeOf(store.create({ keys, record: record() }))).toBe('state.partial');
+      expect(await readFile(path.join(dir(), kept))).toEqual(keptBytes);
+      await rename(path.join(dir(), 'aside'), path.join(dir(), gone));
+    }
+    // An outbox without its room is half a room too.
+    const lone = await StateDir.open(path.join(tmp, 'lone-outbox'), 'correct horse');
+    await lone.writeOutbox([]);
+    expect(await codeOf(lone.load())).toBe('state.partial');
+  });
+
+  it('a --state that is a file, or a room.bin that is a directory, is a typed one-line error', async () => {
+    const file = path.join(tmp, 'plain-file');
+    await writeFile(file, 'not a directory');
+    expect(await codeOf(StateDir.open(file, 'correct horse'))).toBe('state.path');
+    expect(await codeOf(StateDir.open(path.join(file, 'below'), 'correct horse'))).toBe('state.path');
+    const d = path.join(tmp, 'room-dir');
+    const store = await StateDir.open(d, 'correct horse');
+    await mkdir(path.join(d, 'room.bin'));
+    const e = await store.load().catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'state.path' });
+    expect((e as Error).message).toMatch(/room\.bin is a directory/);
+  });
+
   it('keeps a member outbox: empty when absent, round-trips sealed, refuses malformed, reordered or oversized lists', async () => {
     const store = await StateDir.open(path.join(tmp, 'outbox'), 'correct horse');
     expect(await store.readOutbox()).toEqual([]);
     const entries = [
-      { seq: 3, text: 'waiting for the owner', wire: new Uint8Array([1, 2, 3]) },
-      { seq: 4, text: 'and another', wire: new Uint8Array([4]) },
+      { seq: 3, text: 'waiting for the owner', at: 1, wire: new Uint8Array([1, 2, 3]) },
+      { seq: 4, text: 'and another', at: 2, wire: new Uint8Array([4]) },
     ];
     await store.writeOutbox(entries);
     expect(await store.readOutbox()).toEqual(entries);
@@ -137,23 +192,54 @@ describe('StateDir', () => {
     expect((await stat(file)).mode & 0o777).toBe(0o600);
     expect((await readFile(file)).includes(Buffer.from('waiting for the owner'))).toBe(false);
 
-    // Sealed but wrong inside: the same typed errors as any decoder, nothing half-read.
+    // Sealed but wrong inside: the shared record codec's typed error, nothing half-read.
     const writeRaw = (value: unknown) =>
       (store as unknown as { writeSealed(n: string, b: Uint8Array): Promise<void> }).writeSealed('outbox.bin', encode(value as never));
-    await writeRaw({ v: 1, entries: [entries[1], entries[0]] });
-    expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
+    // The CLI's first layout (no `at`) still reads.
+    await writeRaw({ v: 1, entries: [{ seq: 3, text: 'old', wire: new Uint8Array([1]) }] });
+    expect(await store.readOutbox()).toEqual([{ seq: 3, text: 'old', at: 0, wire: new Uint8Array([1]) }]);
     for (const bad of [
-      { v: 2, entries: [] },
-      { v: 1, entries: [{ seq: 0, text: 'x', wire: new Uint8Array([1]) }] },
-      { v: 1, entries: [{ seq: 1, text: 'x', wire: new Uint8Array(0) }] },
-      { v: 1, entries: [{ seq: 1, text: 'x', wire: new Uint8Array([1]), extra: 1 }] },
-      { v: 1, entries: Array.from({ length: MAX_OUTBOX + 1 }, (_, i) => ({ seq: i + 1, text: 'x', wire: new Uint8Array([1]) })) },
+      { v: 2, entries: [entries[1], entries[0]] },
+      { v: 3, entries: [] },
+      { v: 2, entries: [{ seq: 0, text: 'x', at: 0, wire: new Uint8Array([1]) }] },
+      { v: 2, entries: [{ seq: 1, text: 'x', at: 0, wire: new Uint8Array(0) }] },
+      { v: 2, entries: [{ seq: 1, text: 'x', at: 0, wire: new Uint8Array([1]), extra: 1 }] },
+      { v: 2, entries: Array.from({ length: MAX_OUTBOX + 1 }, (_, i) => ({ seq: i + 1, text: 'x', at: 0, wire: new Uint8Array([1]) })) },
     ]) {
       await writeRaw(bad);
-      await expect(store.readOutbox()).rejects.toBeInstanceOf(DecodeError);
+      await expect(store.readOutbox()).rejects.toBeInstanceOf(RecordError);
     }
     await writeFile(file, Buffer.concat([await readFile(file), Buffer.from([0])]));
     expect(await codeOf(store.readOutbox())).toBe('state.corrupt');
+  });
+
+  it('is a room driver store: the state is room.bin, the outbox is outbox.bin, upserts by seq', async () => {
+    const d = path.join(tmp, 'driver-store');
+    const store = await StateDir.open(d, 'correct horse');
+    await store.create({ keys, record: record() });
+    const { state: _, ...meta } = record();
+    const rs = store.roomStore<OwnerState>(meta);
+    const next = ownerStep(
+      {
+        random: systemRandom,
+        identity: keys.identity,
+        peerKey: keys.peer.publicKey,
+        invites: { appUrl: meta.appUrl, server: meta.server },
+      },
+      state,
+      { kind: 'rotate', now: 4000 },
+    ).state;
+    await rs.save(next);
+    expect((await store.readRoom())?.state).toEqual(next);
+    const o = (seq: number, text = 't') => ({ seq, text, at: seq, wire: new Uint8Array([seq]) });
+    await rs.putOutbox(o(2));
+    await rs.putOutbox(o(1));
+    await rs.putOutbox(o(2, 'again'));
+    expect(await store.readOutbox()).toEqual([o(1), o(2, 'again')]);
+    await rs.removeOutbox(1);
+    await rs.removeOutbox(9);
+    expect(await rs.listOutbox()).toEqual([o(2, 'again')]);
+    expect(await (await StateDir.open(d, 'correct horse')).readOutbox()).toEqual([o(2, 'again')]);
   });
 });
 
@@ -184,6 +270,16 @@ describe('StateDir migration from PBKDF2 (docs/PROTOCOL.md 6.5)', () => {
     await writeFile(path.join(d, 'outbox.bin'), seal(oldKey, 'outbox.bin', encode({ v: 1, entries: [] })), { mode: 0o600 });
     return { dir: d, oldKey, legacyJson };
   }
+
+  it('refuses a legacy kdf.json that asks for far more iterations than the old code wrote, before deriving anything', async () => {
+    const { dir, legacyJson } = await legacyDir('legacy-costly');
+    const legacy = JSON.parse(legacyJson) as Record<string, unknown>;
+    for (const iterations of [LEGACY_MAX_ITERATIONS + 1, 100_000_000]) {
+      await writeFile(path.join(dir, 'kdf.json'), JSON.stringify({ ...legacy, iterations }));
+      await expect(StateDir.open(dir, 'correct horse')).rejects.toMatchObject({ code: 'crypto.kdf-params' });
+    }
+    expect(LEGACY_MAX_ITERATIONS).toBeLessThanOrEqual(3_000_000);
+  });
 
   it('a wrong password changes nothing', async () => {
     const { dir, legacyJson } = await legacyDir('legacy-wrong');

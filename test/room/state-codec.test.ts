@@ -392,15 +392,16 @@ describe("decoded states are the caller's own", () => {
   });
 });
 
-describe('the web room record reads the state through the codec', () => {
+describe('the room record (web vault and CLI state directory) reads the state through the codec', () => {
   it('round-trips both roles, and refuses a state stored by the old loose format', async () => {
-    const { decodeRoomRecord, encodeRoomRecord } = await import('../../web/session/room-record.ts');
-    const base = { id: 'r1', server: 'ws://127.0.0.1:1/', serverKey: '', createdAt: 5 };
+    const { decodeRoomRecord, encodeRoomRecord } = await import('../../protocol/room/records.ts');
+    const base = { server: 'ws://127.0.0.1:1/', serverKey: '', appUrl: '', createdAt: 5 };
     const owner = { ...base, role: 'owner' as const, state: w.net.ownerState };
     expect(decodeRoomRecord(encodeRoomRecord(owner))).toEqual(owner);
     const member = { ...base, role: 'member' as const, state: w.nodes.y.state! };
     expect(decodeRoomRecord(encodeRoomRecord(member))).toEqual(member);
-    const loose = encode({ ...base, v: 1, role: 'member', state: encode(w.nodes.y.state! as unknown as Encodable) });
+    const { appUrl: _, ...webV1 } = { ...base, id: 'r1' };
+    const loose = encode({ ...webV1, v: 1, role: 'member', state: encode(w.nodes.y.state! as unknown as Encodable) });
     expect(() => decodeRoomRecord(loose)).toThrow(expect.objectContaining({ code: 'room.bad-state' }));
   });
 });

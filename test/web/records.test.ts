@@ -4,15 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../protocol/msgpack.ts';
-import {
-  decodeHistory,
-  decodeOutbox,
-  decodeSettings,
-  encodeHistory,
-  encodeOutbox,
-  encodeSettings,
-  seqKey,
-} from '../../web/session/records.ts';
+import { RecordError } from '../../protocol/room/records.ts';
+import { decodeSettings, encodeSettings, seqKey } from '../../web/session/records.ts';
 import { parseServerConfig } from '../../web/session/server-config.ts';
 import type { Settings } from '../../web/session/types.ts';
 import { looksLikeInvite } from '../../web/views/scanner.ts';
@@ -28,46 +21,44 @@ const settings: Settings = {
   rotation: { everyMessages: 100, everyMinutes: 60 },
 };
 
-describe('storage record codecs', () => {
-  it('round-trip settings, history and outbox records', () => {
-    expect(decodeSettings(encodeSettings(settings))).toEqual(settings);
-    const h = { idx: 4, senderId: 'abc', senderName: 'n', seq: 7, text: '<script>x</script>', at: 1700000000000, system: false };
-    expect(decodeHistory(encodeHistory(h))).toEqual(h);
-    const owned = { ...h, epoch: 2, env: new Uint8Array([9, 9, 9]) };
-    expect(decodeHistory(encodeHistory(owned))).toEqual(owned);
-    const o = { seq: 3, text: 'pending', at: 5, wire: new Uint8Array([1, 2]) };
-    expect(decodeOutbox(encodeOutbox(o))).toEqual(o);
+// History, outbox, room and identity records are the shared codecs: test/room/records.test.ts.
+describe('settings record codec', () => {
+  const good = () => encodeSettings(settings);
+
+  it('round-trips, with and without ICE credentials', () => {
+    expect(decodeSettings(good())).toEqual(settings);
+    const plain = { ...settings, iceServers: [{ urls: ['stun:127.0.0.1:3478'] }] };
+    expect(decodeSettings(encodeSettings(plain))).toEqual(plain);
   });
 
-  it('refuse wrong field types, missing fields, unknown versions and trailing bytes', () => {
-    const good = { v: 1, seq: 3, text: 'x', at: 5, wire: new Uint8Array([1]) };
-    expect(() => decodeOutbox(encode({ ...good, seq: '3' }))).toThrow(/seq/);
-    expect(() => decodeOutbox(encode({ ...good, seq: 1.5 }))).toThrow(/seq/);
-    expect(() => decodeOutbox(encode({ ...good, seq: -1 }))).toThrow(/seq/);
-    expect(() => decodeOutbox(encode({ v: 1, seq: 3, at: 5, wire: new Uint8Array([1]) }))).toThrow(/text/);
-    expect(() => decodeOutbox(encode({ ...good, v: 2 }))).toThrow(/v/);
-    expect(() => decodeOutbox(new Uint8Array([...encode(good), 0]))).toThrow();
-    expect(() => decodeHistory(encode({ v: 1, idx: 1, senderId: 'a', senderName: 'b', seq: 1, text: 't', at: 1, system: 1 }))).toThrow(
-      /system/,
-    );
-    expect(() => decodeSettings(encode({ v: 1, displayName: 'x' }))).toThrow(/missing/);
-  });
-
-  it('refuse oversized texts and lists', () => {
-    expect(() => decodeOutbox(encode({ v: 1, seq: 1, text: 'x'.repeat(64 * 1024 + 1), at: 1, wire: new Uint8Array([1]) }))).toThrow(/text/);
-    const many = Array.from({ length: 33 }, () => ({ urls: ['stun:a'] }));
-    const raw = encode({
+  it('refuses unknown and missing fields, wrong types, unknown versions and trailing bytes with RecordError', () => {
+    const fields = {
       v: 1,
       displayName: '',
       signalingUrl: '',
       serverKey: '',
-      iceServers: many,
+      iceServers: [],
       relayOnly: false,
       customIce: false,
       everyMessages: 0,
       everyMinutes: 0,
-    });
-    expect(() => decodeSettings(raw)).toThrow(/iceServers/);
+    };
+    for (const [bad, why] of [
+      [{ ...fields, extra: 1 }, /extra/],
+      [{ v: 1, displayName: 'x' }, /missing/],
+      [{ ...fields, relayOnly: 1 }, /relayOnly/],
+      [{ ...fields, everyMessages: -1 }, /everyMessages/],
+      [{ ...fields, everyMinutes: 1.5 }, /everyMinutes/],
+      [{ ...fields, v: 2 }, /version 2/],
+      [{ ...fields, iceServers: [{ urls: ['stun:a'], password: 'x' }] }, /password/],
+      [{ ...fields, iceServers: [{ urls: [1] }] }, /urls/],
+      [{ ...fields, iceServers: Array.from({ length: 33 }, () => ({ urls: ['stun:a'] })) }, /iceServers/],
+      [{ ...fields, displayName: 'x'.repeat(257) }, /displayName/],
+    ] as const) {
+      expect(() => decodeSettings(encode(bad))).toThrow(RecordError);
+      expect(() => decodeSettings(encode(bad))).toThrow(why);
+    }
+    expect(() => decodeSettings(new Uint8Array([...good(), 0]))).toThrow(RecordError);
   });
 
   it('sequence keys sort numerically as strings', () => {

@@ -1,10 +1,9 @@
 /**
- * The one place the web app names the room protocol's machines (protocol/room), so a rename
- * there is a one-file change here.
+ * The one place the web app names the room machines it calls directly (protocol/room): creating a
+ * room and starting a join. Everything after that runs in the room driver.
  */
-export { createRoom, memberPeerKeys, ownerStep, pendingAuthTokens } from '../../protocol/room/owner.ts';
-export { memberStep, startJoin } from '../../protocol/room/member.ts';
-export type { MemberCtx, OwnerCtx } from '../../protocol/room/types.ts';
+export { createRoom } from '../../protocol/room/owner.ts';
+export { startJoin } from '../../protocol/room/member.ts';
 
 /** Settings say 0 = never; the machine wants a count of at least 1 (section 5.2). */
 export function rotationCount(everyMessages: number): number {

@@ -1,154 +1,71 @@
 /**
- * A room this device owns: the owner machine plus `startOwner` (protocol/link/owner.ts). The
- * owner's SaltyRTC path stays open while the app runs; members are admitted at the link level by
- * their invite's auth token (first contact) or their known peer key (reconnects), and at the room
- * level by the owner machine (section 5.4).
+ * A room this device owns: the owner's room driver (protocol/room/owner-driver.ts) over the
+ * browser's links (`startOwner`), and the owner's view: members with link badges, open invites.
  */
-import { asBoxPublicKey, equalBytes, fromHex, toHex } from '../../crypto/index.ts';
-import { startOwner, type OwnerHandle } from '../../protocol/link/owner.ts';
-import type { PeerLink } from '../../protocol/link/peer-link.ts';
+import { fromHex } from '../../crypto/index.ts';
+import { startOwner } from '../../protocol/link/owner.ts';
+import { OwnerDriver } from '../../protocol/room/owner-driver.ts';
 import { inviteUrl } from '../../protocol/room/invite.ts';
-import type { OwnerState, PeerKeyHex } from '../../protocol/room/types.ts';
-import { memberPeerKeys, ownerStep, pendingAuthTokens, rotationCount, type OwnerCtx } from './machines.ts';
-import type { HistoryRecord } from './records.ts';
-import type { RoomIdentity, RoomRecord } from './room-record.ts';
-import { browserWebSocket } from './browser-websocket.ts';
+import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
+import type { InviteId, MemberId, OwnerState } from '../../protocol/room/types.ts';
+import { rotationCount } from './machines.ts';
 import { linkBadge, RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView } from './types.ts';
+import { vaultStore, type Refused } from './vault-store.ts';
 
-/** Rotation timer and invite expiry run on the owner's clock (section 5.7). */
-const TICK_MS = 15_000;
+export class OwnerRuntime extends RoomRuntime {
+  readonly driver: OwnerDriver;
+  private readonly serverKey: Uint8Array | undefined;
 
-export class OwnerRuntime extends RoomRuntime<OwnerState> {
-  private handle: OwnerHandle | null = null;
-  private tickTimer: ReturnType<typeof setInterval> | null = null;
-  private statusTimer: ReturnType<typeof setInterval> | null = null;
-  private readonly ctx: OwnerCtx;
-  private lastSignaling = false;
-
-  constructor(deps: RuntimeDeps, record: RoomRecord & { readonly state: OwnerState }, keys: RoomIdentity, history: HistoryRecord[]) {
-    super(deps, record, keys, history, []);
-    this.ctx = {
-      random: (n) => crypto.getRandomValues(new Uint8Array(n)),
-      identity: keys.identity,
-      peerKey: keys.peer.publicKey,
-      invites: {
-        appUrl: deps.appUrl,
-        server: record.server,
-        ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
-      },
-    };
-  }
-
-  start(): void {
-    const policy = this.deps.iceTransportPolicy();
-    this.handle = startOwner({
-      signalingUrl: this.record.server,
-      ...(this.record.serverKey !== '' ? { serverKey: asBoxPublicKey(fromHex(this.record.serverKey, 32)) } : {}),
-      permanentKeys: this.keys.peer,
-      WebSocket: browserWebSocket(),
-      iceServers: this.deps.iceServers(),
-      ...(policy !== undefined ? { iceTransportPolicy: policy } : {}),
-      pendingTokens: () => pendingAuthTokens(this.state, Date.now()),
-      // The link layer only checks the auth token is one of ours; the room machine admits (5.3).
-      acceptToken: (token) => [...pendingAuthTokens(this.state, Date.now())].some((t) => equalBytes(t, token)),
-      trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
-      onLink: (link) => this.attach(link),
-      onWarning: (m) => console.warn(`owner ${this.id.slice(0, 8)}: ${m}`),
+  constructor(
+    deps: RuntimeDeps,
+    record: RoomRecord & { readonly state: OwnerState },
+    keys: RoomIdentity,
+    history: HistoryRecord[],
+    refused: Refused,
+  ) {
+    const { state, ...meta } = record;
+    // Invites point at this app wherever it is served now (the stored appUrl is the CLI's).
+    super(deps, { ...meta, appUrl: deps.appUrl }, roomIdOf(state), keys, history);
+    this.serverKey = record.serverKey !== '' ? fromHex(record.serverKey, 32) : undefined;
+    this.driver = new OwnerDriver(state, vaultStore<OwnerState>(deps.vault, this.id, this.record, refused), this.env(), {
+      identity: keys,
+      invites: { appUrl: deps.appUrl, server: record.server, ...(this.serverKey !== undefined ? { serverKey: this.serverKey } : {}) },
+      link: (hooks) => startOwner({ ...this.endpoint(), ...hooks }),
     });
-    this.tickTimer = setInterval(() => {
-      this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'tick', now: Date.now() }))).catch((e: unknown) =>
-        console.error('tick failed', e),
-      );
-    }, TICK_MS);
-    // signalingReady has no event; the header badge follows it.
-    this.statusTimer = setInterval(() => {
-      const ready = this.handle?.signalingReady ?? false;
-      if (ready !== this.lastSignaling) {
-        this.lastSignaling = ready;
-        this.deps.changed();
-      }
-    }, 500);
   }
 
-  stop(): void {
-    this.closed = true;
-    if (this.tickTimer !== null) clearInterval(this.tickTimer);
-    if (this.statusTimer !== null) clearInterval(this.statusTimer);
-    this.handle?.close();
-    this.handle = null;
+  start(): Promise<void> {
+    return this.driver.start();
   }
 
-  private attach(link: PeerLink): void {
-    const from = toHex(link.peerKey) as PeerKeyHex;
-    link.on('message', (bytes) => {
-      this.serial(() => this.applyReceived(ownerStep(this.ctx, this.state, { kind: 'received', from, bytes, now: Date.now() }))).catch(
-        (e: unknown) => console.error('owner step failed', e),
-      );
-    });
-    console.info(`owner ${this.id.slice(0, 8)}: link ${from.slice(0, 8)} ${link.state}`);
-    link.on('state', (state) => {
-      console.info(`owner ${this.id.slice(0, 8)}: link ${from.slice(0, 8)} ${state}`);
-      // One PeerLink per connection: the link layer resumes message ids across drops, which breaks
-      // when the member's page restarted (its ids start again at 1). Closing a dropped link makes the
-      // member's reconnect create a fresh one; room-level sync (5.10) re-sends what was missed.
-      // 'restarting' (an ICE restart on the same peer connection) keeps the link.
-      if (state === 'offline') link.close();
-      this.deps.changed();
-    });
-    link.on('error', (e) => console.warn(`link ${from.slice(0, 8)}: ${e.message}`));
-    this.deps.changed();
-  }
-
-  /**
-   * The log (up to maxLogEntries signed envelopes) is not written with the room record after every
-   * step: each entry goes once into its message's history record, and `restoreLog` rebuilds it.
-   */
-  protected override persistable(): RoomRecord {
-    return { ...this.record, state: { ...this.state, log: [] } };
-  }
-
-  protected override logFields(idx: number): Partial<HistoryRecord> {
-    const entry = this.state.log.find((e) => e.idx === idx);
-    return entry === undefined ? {} : { epoch: entry.epoch, env: entry.env };
-  }
-
-  protected sendTo(to: string, bytes: Uint8Array): void {
-    const link = this.handle?.links.get(to);
-    // A member without a live link catches up with sync/history when it reconnects (5.10).
-    if (link !== undefined && link.state !== 'closed') link.send(bytes);
-  }
-
-  protected closeLink(to: string): void {
-    this.handle?.links.get(to)?.close();
+  stop(): Promise<void> {
+    return this.driver.stop();
   }
 
   send(text: string): Promise<void> {
-    return this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'send', text, now: Date.now() })));
+    return this.driver.send(text);
   }
 
   createInvite(ttlMinutes: number): Promise<void> {
-    return this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'invite', now: Date.now(), ttlMs: ttlMinutes * 60_000 })));
+    return this.driver.invite(ttlMinutes * 60_000);
   }
 
   revokeInvite(inviteId: string): Promise<void> {
-    return this.serial(async () => {
-      await this.apply(ownerStep(this.ctx, this.state, { kind: 'revoke', invite: inviteId as never, now: Date.now() }));
-    });
+    return this.driver.revoke(inviteId as InviteId);
   }
 
   kick(memberId: string): Promise<void> {
-    return this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'kick', member: memberId as never, now: Date.now() })));
+    return this.driver.kick(memberId as MemberId);
   }
 
   rotateNow(): Promise<void> {
-    return this.serial(() => this.apply(ownerStep(this.ctx, this.state, { kind: 'rotate', now: Date.now() })));
+    return this.driver.rotate();
   }
 
   /** Settings' rotation policy applies to rooms this device owns (RoomConfig, section 5.2). */
-  setRotation(everyMessages: number, everyMinutes: number): void {
-    const config = { ...this.state.config, rotateEveryMessages: rotationCount(everyMessages), rotateAfterMs: everyMinutes * 60_000 };
-    this.record = { ...this.record, state: { ...this.state, config } };
+  setRotation(everyMessages: number, everyMinutes: number): Promise<void> {
+    return this.driver.configure({ rotateEveryMessages: rotationCount(everyMessages), rotateAfterMs: everyMinutes * 60_000 });
   }
 
   /**
@@ -156,8 +73,7 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
    * they survive a reload; the URL is the one the machine issued (same fields, section 5.3).
    */
   private openInvites(now: number): InviteView[] {
-    const s = this.state;
-    const serverKey = this.ctx.invites.serverKey;
+    const s = this.driver.state;
     return s.invites
       .filter((i) => i.status === 'pending' && i.token !== undefined && now <= i.expiresAt)
       .map((i) => ({
@@ -166,19 +82,19 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
         url: inviteUrl(this.deps.appUrl, {
           v: 1,
           room: s.room,
-          token: i.token as Uint8Array,
+          token: i.token!,
           opub: this.keys.identity.publicKey,
           npub: this.keys.peer.publicKey,
           server: this.record.server,
           exp: i.expiresAt,
-          ...(serverKey !== undefined ? { spub: serverKey } : {}),
+          ...(this.serverKey !== undefined ? { spub: this.serverKey } : {}),
           ...(s.name !== null ? { name: s.name } : {}),
         }),
       }));
   }
 
   view(): RoomView {
-    const s = this.state;
+    const s = this.driver.state;
     const self = s.members.find((m) => m.info.id === s.selfId);
     return {
       id: this.id,
@@ -186,15 +102,16 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       role: 'owner',
       selfId: s.selfId,
       epoch: s.epoch,
-      safetyCode: this.safety(),
+      safetyCode: this.driver.safetyCode(),
       members: s.members.map((m) => {
-        const link = m.info.id === s.selfId ? undefined : this.handle?.links.get(m.peer);
-        return this.memberView(m.info, s.selfId, m.info.id === s.selfId ? 'self' : linkBadge(link), link?.counts ?? null);
+        if (m.info.id === s.selfId) return this.memberView(m.info, s.selfId, 'self');
+        const link = this.driver.linkOf(m.peer);
+        return this.memberView(m.info, s.selfId, linkBadge(link?.state), link?.counts ?? null);
       }),
-      messages: this.messageViews(s.selfId, self?.info.name ?? ''),
+      messages: this.messageViews(s.selfId, self?.info.name ?? '', []),
       invites: this.openInvites(Date.now()),
       removed: false,
-      status: this.handle?.signalingReady === true ? 'open for members' : 'connecting to the signaling server',
+      status: this.driver.signalingReady ? 'open for members' : 'connecting to the signaling server',
     };
   }
 }

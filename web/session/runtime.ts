@@ -1,16 +1,19 @@
 /**
- * One room on this device: the room machine's state, its peer link(s), and the sealed records that
- * mirror it. Steps run one at a time (a promise queue); after each step the effects go to the
- * links, messages go to history, and the new state is sealed into the room record before the next
- * step runs.
+ * One room on this device, as the views see it: the room driver (protocol/room/driver.ts, the same
+ * one `zeroroom host`/`join` run) does the work; this adapter gives it the browser's WebRTC,
+ * WebSocket, clock and vault, and turns what it reports into RoomViews (delivered history, pending
+ * outbox messages, system notes).
  */
-import { toHex } from '../../crypto/index.ts';
-import type { PeerLink } from '../../protocol/link/peer-link.ts';
-import { fingerprint, safetyCode } from '../../protocol/room/ids.ts';
-import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../../protocol/room/types.ts';
+import { asBoxPublicKey, fromHex, systemRandom } from '../../crypto/index.ts';
+import type { EndpointOptions } from '../../protocol/link/endpoint.ts';
+import type { LinkState } from '../../protocol/link/peer-link.ts';
+import type { DriverEnv, DriverEvent, Logger } from '../../protocol/room/driver-ports.ts';
+import { fingerprint } from '../../protocol/room/ids.ts';
+import type { HistoryRecord, OutboxRecord, RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
+import type { MemberInfo, RoomEvent } from '../../protocol/room/types.ts';
+import { systemTimers } from '../../protocol/saltyrtc/client-driver.ts';
 import type { Vault } from '../storage/vault.ts';
-import { encodeHistory, seqKey, type HistoryRecord, type OutboxRecord } from './records.ts';
-import { encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
+import { browserWebSocket } from './browser-websocket.ts';
 import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
 
 export interface RuntimeDeps {
@@ -26,119 +29,86 @@ export interface RuntimeDeps {
 
 let systemCounter = 0;
 
-export abstract class RoomRuntime<S extends OwnerState | MemberState> {
-  protected queue: Promise<void> = Promise.resolve();
-  protected readonly system: MessageView[] = [];
-  closed = false;
+/** The browser console, one prefix per room (errors there are real errors: e2e tests fail on them). */
+function consoleLogger(prefix: string): Logger {
+  return {
+    info: (m) => console.info(`${prefix}: ${m}`),
+    warn: (m) => console.warn(`${prefix}: ${m}`),
+    error: (m) => console.error(`${prefix}: ${m}`),
+  };
+}
 
-  constructor(
+export abstract class RoomRuntime {
+  private readonly notes: MessageView[] = [];
+
+  protected constructor(
     protected readonly deps: RuntimeDeps,
-    public record: RoomRecord & { readonly state: S },
+    readonly record: Omit<RoomRecord, 'state'>,
+    readonly id: string,
     protected readonly keys: RoomIdentity,
+    /** Delivered messages in index order (committed history records). */
     protected history: HistoryRecord[],
-    protected outbox: OutboxRecord[],
   ) {}
 
-  get id(): string {
-    return this.record.id;
+  /** Clock, randomness, console logger and the event sink for this room's driver. */
+  protected env(): DriverEnv {
+    return {
+      timers: systemTimers,
+      random: systemRandom,
+      log: consoleLogger(`room ${this.id.slice(0, 8)}`),
+      events: (e) => this.onDriverEvent(e),
+    };
   }
 
-  get state(): S {
-    return this.record.state;
+  /** Signaling, keys and ICE settings, read at every connect (fresh TURN credentials). */
+  protected endpoint(): EndpointOptions {
+    const policy = this.deps.iceTransportPolicy();
+    return {
+      signalingUrl: this.record.server,
+      ...(this.record.serverKey !== '' ? { serverKey: asBoxPublicKey(fromHex(this.record.serverKey, 32)) } : {}),
+      permanentKeys: this.keys.peer,
+      WebSocket: browserWebSocket(),
+      iceServers: this.deps.iceServers(),
+      ...(policy !== undefined ? { iceTransportPolicy: policy } : {}),
+    };
   }
 
-  /** Runs `fn` after every earlier step has been applied and persisted. */
-  protected serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn);
-    this.queue = run.then(
-      () => undefined,
-      () => undefined, // the caller of serial() gets the rejection; the queue itself goes on
-    );
-    return run;
-  }
-
-  /** Applies one step: refuses nothing silently (an error is returned to the caller). */
-  protected async apply(step: Step<S>): Promise<void> {
-    if (step.error !== undefined) throw step.error;
-    // A tick that changed nothing (the common case) costs no storage write.
-    if (step.state === this.record.state && step.effects.length === 0) return;
-    this.record = { ...this.record, state: step.state };
-    for (const effect of step.effects) await this.effect(effect);
-    await this.deps.vault.put('rooms', this.id, encodeRoomRecord(this.persistable()));
+  private onDriverEvent(e: DriverEvent): void {
+    if (e.kind === 'room') this.onRoomEvent(e.event);
+    else if (e.kind === 'refused') this.note(`the owner did not let us in (${e.code})`);
     this.deps.changed();
   }
 
-  /** A step caused by peer input: a refusal is logged (the machine kept its state), not thrown. */
-  protected async applyReceived(step: Step<S>): Promise<void> {
-    if (step.error !== undefined) {
-      console.warn(`room ${this.id.slice(0, 8)}: refused peer input: ${step.error.code}: ${step.error.message}`);
-      return;
-    }
-    await this.apply(step);
-  }
-
-  private async effect(e: Effect): Promise<void> {
-    if (e.kind === 'send') this.sendTo(e.to, e.bytes);
-    else if (e.kind === 'close') this.closeLink(e.to, e.reason);
-    else await this.onEvent(e.event);
-  }
-
-  /** The room record as stored (the owner keeps its log in history records instead). */
-  protected persistable(): RoomRecord {
-    return this.record;
-  }
-
-  protected abstract sendTo(to: string, bytes: Uint8Array): void;
-  protected abstract closeLink(to: string, reason: string): void;
-
-  protected async onEvent(ev: RoomEvent): Promise<void> {
+  private onRoomEvent(ev: RoomEvent): void {
     switch (ev.type) {
       case 'message':
-        await this.addMessage(ev);
-        return;
+        return this.addMessage(ev);
       case 'member-joined':
-        this.note(`${ev.member.name} joined`);
-        return;
+        return this.note(`${ev.member.name} joined`);
       case 'member-left':
-        this.note(`${ev.member.name} left (${ev.reason})`);
-        return;
+        return this.note(`${ev.member.name} left (${ev.reason})`);
       case 'rotated':
-        this.note(`new room key: epoch ${ev.epoch} (${ev.reason})`);
-        return;
+        return this.note(`new room key: epoch ${ev.epoch} (${ev.reason})`);
       case 'joined':
-        this.note('you joined the room');
-        return;
+        return this.note('you joined the room');
       case 'join-refused':
         this.note(`the owner refused the join: ${ev.code}`);
-        this.deps.report(`Joining failed: ${ev.code}`);
-        return;
+        return this.deps.report(`Joining failed: ${ev.code}`);
       case 'removed':
-        this.note(ev.reason === 'left' ? 'you left the room' : 'you were removed from the room');
-        return;
+        return this.note(ev.reason === 'left' ? 'you left the room' : 'you were removed from the room');
       case 'left':
-        this.note('you left the room');
-        return;
-      case 'invite':
-        return; // OwnerRuntime lists open invites from its state (they survive a reload)
+        return this.note('you left the room');
       case 'send-refused':
-        await this.onSendRefused(ev.code, ev.seq);
-        return;
+        return this.note(`a message was refused by the owner: ${ev.code}${ev.seq === null ? '' : ` (#${ev.seq})`}`);
       case 'history-skipped':
-        this.note(`${ev.count} earlier message(s) cannot be shown (${ev.reason})`);
-        return;
+        return this.note(`${ev.count} earlier message(s) cannot be shown (${ev.reason})`);
+      default:
+        return; // invites are listed from the owner's state; newer event types have no view yet
     }
   }
 
-  protected async onSendRefused(code: string, seq: number | null): Promise<void> {
-    this.note(`a message was refused by the owner: ${code}${seq === null ? '' : ` (#${seq})`}`);
-  }
-
-  /** Extra fields stored with a history record (the owner adds its log entry). */
-  protected logFields(_idx: number): Partial<HistoryRecord> {
-    return {};
-  }
-
-  protected async addMessage(ev: Extract<RoomEvent, { type: 'message' }>): Promise<void> {
+  /** The driver saved this message's history record already; here it joins the view once. */
+  private addMessage(ev: Extract<RoomEvent, { type: 'message' }>): void {
     if (this.history.some((h) => h.idx === ev.idx)) return;
     const rec: HistoryRecord = {
       idx: ev.idx,
@@ -148,23 +118,17 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       text: ev.text,
       at: ev.ts,
       system: false,
-      ...this.logFields(ev.idx),
     };
-    await this.deps.vault.put('history', seqKey(this.id, ev.idx), encodeHistory(rec));
-    this.history.push(rec);
-    this.history.sort((a, b) => a.idx - b.idx);
+    const at = this.history.findIndex((h) => h.idx > ev.idx);
+    if (at === -1) this.history.push(rec);
+    else this.history.splice(at, 0, rec);
   }
 
   protected note(text: string): void {
-    this.system.push({ key: `sys/${++systemCounter}`, senderId: '', senderName: '', text, at: Date.now(), pending: false, system: true });
+    this.notes.push({ key: `sys/${++systemCounter}`, senderId: '', senderName: '', text, at: Date.now(), pending: false, system: true });
   }
 
-  protected currentAnnHash(): Uint8Array | null {
-    const s = this.state;
-    return s.epochs.find((e) => e.epoch === s.epoch)?.annHash ?? null;
-  }
-
-  protected messageViews(selfId: string, selfName: string): MessageView[] {
+  protected messageViews(selfId: string, selfName: string, pending: readonly OutboxRecord[]): MessageView[] {
     const delivered: MessageView[] = this.history.map((m) => ({
       key: `${m.senderId}/${m.seq}`,
       senderId: m.senderId,
@@ -174,7 +138,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       pending: false,
       system: false,
     }));
-    const pending: MessageView[] = this.outbox.map((o) => ({
+    const waiting: MessageView[] = pending.map((o) => ({
       key: `${selfId}/${o.seq}`,
       senderId: selfId,
       senderName: selfName,
@@ -183,11 +147,11 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       pending: true,
       system: false,
     }));
-    return [...delivered, ...pending, ...this.system];
+    return [...delivered, ...waiting, ...this.notes];
   }
 
   protected memberView(
-    info: { id: string; name: string; owner: boolean; ipub: Uint8Array; npub: Uint8Array },
+    info: MemberInfo,
     selfId: string,
     connection: MemberView['connection'],
     linkCounts: LinkCountsView | null = null,
@@ -195,7 +159,7 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     return {
       id: info.id,
       name: info.name,
-      fingerprint: fingerprint(info.ipub as never, info.npub as never),
+      fingerprint: fingerprint(info.ipub, info.npub),
       isOwner: info.owner,
       isSelf: info.id === selfId,
       connection,
@@ -203,21 +167,13 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     };
   }
 
-  protected safety(): string {
-    const ann = this.currentAnnHash();
-    return ann === null ? '' : safetyCode(this.state.room, ann);
-  }
-
   abstract view(): RoomView;
-  abstract start(): void;
-  abstract stop(): void;
+  abstract start(): Promise<void>;
+  /** Resolves once queued steps are done and the links are closed. */
+  abstract stop(): Promise<void>;
   abstract send(text: string): Promise<void>;
 }
 
-export function linkBadge(link: PeerLink | undefined): ConnectionState {
-  return link === undefined ? 'offline' : link.state;
-}
-
-export function roomIdOf(room: Uint8Array): string {
-  return toHex(room);
+export function linkBadge(state: LinkState | undefined): ConnectionState {
+  return state ?? 'offline';
 }

@@ -3,18 +3,18 @@
  * the settings and one RoomRuntime per room (room machine + peer links + sealed records), and
  * publishes RoomViews to the store.
  */
-import { generateBoxKeyPair, generateIdentity, toHex } from '../../crypto/index.ts';
-import { saltyAuthToken } from '../../protocol/room/ids.ts';
+import { generateBoxKeyPair, generateIdentity, systemRandom, toHex } from '../../crypto/index.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
-import { DEFAULT_CONFIG, type MemberId, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
+import type { RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
+import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
 import { createRoom as createOwnerState, rotationCount, startJoin } from './machines.ts';
 import { MemberRuntime } from './member-runtime.ts';
 import { OwnerRuntime } from './owner-runtime.ts';
-import { decodeHistory, decodeOutbox, decodeSettings, encodeSettings, type HistoryRecord } from './records.ts';
-import { decodeIdentity, decodeRoomRecord, encodeIdentity, encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
+import { decodeSettings, encodeSettings } from './records.ts';
 import type { RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
+import { loadRoom, saveNewRoom, type Refused } from './vault-store.ts';
 
 export type RoomsListener = (rooms: ReadonlyMap<string, RoomView>) => void;
 type Runtime = OwnerRuntime | MemberRuntime;
@@ -29,15 +29,6 @@ export function defaultSettings(config: ServerConfig | null): Settings {
     relayOnly: false,
     rotation: { everyMessages: DEFAULT_CONFIG.rotateEveryMessages, everyMinutes: DEFAULT_CONFIG.rotateAfterMs / 60_000 },
   };
-}
-
-/** The owner's log from its history records (newest maxLogEntries entries, section 5.9). */
-function restoreLog(record: RoomRecord & { state: OwnerState }, history: readonly HistoryRecord[]): RoomRecord & { state: OwnerState } {
-  const log = history
-    .filter((h) => h.env !== undefined && h.epoch !== undefined)
-    .map((h) => ({ idx: h.idx, from: h.senderId as MemberId, epoch: h.epoch as number, env: h.env as Uint8Array }))
-    .slice(-record.state.config.maxLogEntries);
-  return { ...record, state: { ...record.state, log } };
 }
 
 export class Session {
@@ -67,22 +58,20 @@ export class Session {
     const session = new Session(vault, stored === undefined ? defaultSettings(config) : decodeSettings(stored), config, report);
     // Fail closed per record: a record that does not open is left out (never shown), and the user is told.
     const refused: string[] = [];
-    const onRefused = (store: string) => (key: string) => refused.push(`${store}/${key}`);
-    for (const { key, value } of await vault.list('rooms', '', onRefused('rooms'))) {
+    const onRefused =
+      (store: string): Refused =>
+      (key) =>
+        refused.push(`${store}/${key}`);
+    for (const { key } of await vault.list('rooms', '', onRefused('rooms'))) {
       try {
-        const record = decodeRoomRecord(value);
-        if (record.id !== key) throw new TypeError(`room record ${key} carries id ${record.id}`);
-        const identityBytes = await vault.get('identities', key);
-        if (identityBytes === undefined) throw new TypeError(`room ${key} has no identity record`);
-        const keys = decodeIdentity(identityBytes);
-        const history = (await vault.list('history', `${key}/`, onRefused('history'))).map((r) => decodeHistory(r.value));
-        const outbox = (await vault.list('outbox', `${key}/`, onRefused('outbox'))).map((r) => decodeOutbox(r.value));
+        const { record, keys, history } = await loadRoom(vault, key, onRefused);
         const runtime =
-          record.role === 'owner'
-            ? new OwnerRuntime(session.deps, restoreLog(record as RoomRecord & { state: OwnerState }, history), keys, history)
-            : new MemberRuntime(session.deps, record as RoomRecord & { state: MemberState }, keys, history, outbox);
+          record.state.role === 'owner'
+            ? new OwnerRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'))
+            : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'));
         if (runtime instanceof OwnerRuntime)
-          runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
+          await runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
+        await runtime.start();
         session.rooms.set(key, runtime);
       } catch (e) {
         console.error(`room ${key} could not be restored`, e);
@@ -92,7 +81,6 @@ export class Session {
     if (refused.length > 0) {
       report(`${refused.length} stored record(s) failed their integrity check and were not loaded (${refused.slice(0, 3).join(', ')})`);
     }
-    for (const runtime of session.rooms.values()) runtime.start();
     return session;
   }
 
@@ -131,7 +119,7 @@ export class Session {
     await this.vault.put('settings', 'settings', encodeSettings(settings));
     this.settings = settings;
     for (const room of this.rooms.values())
-      if (room instanceof OwnerRuntime) room.setRotation(settings.rotation.everyMessages, settings.rotation.everyMinutes);
+      if (room instanceof OwnerRuntime) await room.setRotation(settings.rotation.everyMessages, settings.rotation.everyMinutes);
   }
 
   private signaling(): { server: string; serverKey: string } {
@@ -150,24 +138,24 @@ export class Session {
       rotateAfterMs: this.settings.rotation.everyMinutes * 60_000,
     };
     const step = createOwnerState(
-      {
-        random: (n: number) => crypto.getRandomValues(new Uint8Array(n)),
-        identity: keys.identity,
-        peerKey: keys.peer.publicKey,
-        invites: { appUrl: this.deps.appUrl, server },
-      },
+      { random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey, invites: { appUrl: this.deps.appUrl, server } },
       { name, ownerName: this.settings.displayName, now, config },
     );
     if (step.error !== undefined) throw step.error;
-    const id = toHex(step.state.room);
-    const record: RoomRecord & { state: OwnerState } = { id, role: 'owner', server, serverKey, createdAt: now, state: step.state };
-    await this.vault.put('identities', id, encodeIdentity(keys));
-    await this.vault.put('rooms', id, encodeRoomRecord(record));
-    const runtime = new OwnerRuntime(this.deps, record, keys, []);
-    this.rooms.set(id, runtime);
-    runtime.start();
+    const record: RoomRecord & { state: OwnerState } = {
+      role: 'owner',
+      server,
+      serverKey,
+      appUrl: this.deps.appUrl,
+      createdAt: now,
+      state: step.state,
+    };
+    await saveNewRoom(this.vault, keys, record);
+    const runtime = new OwnerRuntime(this.deps, record, keys, [], this.refusedOutbox);
+    this.rooms.set(runtime.id, runtime);
+    await runtime.start();
     this.schedulePublish();
-    return id;
+    return runtime.id;
   }
 
   async join(inviteUrl: string): Promise<string> {
@@ -178,29 +166,32 @@ export class Session {
     if (existing !== undefined && !(existing instanceof MemberRuntime && existing.view().removed)) return id;
     if (existing !== undefined) await this.forget(id);
     const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-    const step = startJoin(
-      { random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey },
-      invite,
-      { name: this.settings.displayName, now: Date.now() },
-    );
+    const step = startJoin({ random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey }, invite, {
+      name: this.settings.displayName,
+      now: Date.now(),
+    });
     if (step.error !== undefined) throw step.error;
     const record: RoomRecord & { state: MemberState } = {
-      id,
       role: 'member',
       server: invite.server,
       serverKey: invite.spub !== undefined ? toHex(invite.spub) : '',
+      appUrl: '',
       createdAt: Date.now(),
       state: step.state,
     };
-    await this.vault.put('identities', id, encodeIdentity(keys));
-    await this.vault.put('rooms', id, encodeRoomRecord(record));
-    const runtime = new MemberRuntime(this.deps, record, keys, [], [], saltyAuthToken(invite.token));
-    // startJoin's join-request is sent by the 'connected' step once the link is open (5.4, 5.10).
+    await saveNewRoom(this.vault, keys, record);
+    // The driver joins with the invite's token while the state holds it, and sends the
+    // join-request once the link is open (5.4, 5.10).
+    const runtime = new MemberRuntime(this.deps, record, keys, [], this.refusedOutbox);
     this.rooms.set(id, runtime);
-    runtime.start();
+    await runtime.start();
     this.schedulePublish();
     return id;
   }
+
+  /** An outbox record that does not open (tampered) while a room runs: reported, never sent. */
+  private readonly refusedOutbox: Refused = (key) =>
+    this.deps.report(`a stored message failed its integrity check and was not sent (outbox/${key})`);
 
   send(roomId: string, text: string): Promise<void> {
     return this.room(roomId).send(text);
@@ -226,7 +217,8 @@ export class Session {
 
   async forget(roomId: string): Promise<void> {
     const room = this.room(roomId);
-    room.stop();
+    // Queued steps finish (and write) first; only then are the room's records deleted.
+    await room.stop();
     await this.vault.delete('rooms', roomId);
     await this.vault.delete('identities', roomId);
     await this.vault.deletePrefix('history', `${roomId}/`);
@@ -237,7 +229,7 @@ export class Session {
   }
 
   close(): void {
-    for (const room of this.rooms.values()) room.stop();
+    for (const room of this.rooms.values()) void room.stop();
     this.listener = () => undefined;
   }
 

@@ -1,0 +1,90 @@
+/**
+ * What a room driver (driver.ts, owner-driver.ts, member-driver.ts) is given: everything it touches
+ * comes in through these interfaces, so the browser, the headless client and the tests run the same
+ * driver over IndexedDB, a state directory or memory, real peer links or a fake, real or manual time.
+ */
+import type { RandomBytes } from '../../crypto/index.ts';
+import { ZeroRoomError } from '../errors.ts';
+import type { JoinOptions } from '../link/member.ts';
+import type { OwnerHandle, OwnerOptions } from '../link/owner.ts';
+import type { LinkState, PeerLink } from '../link/peer-link.ts';
+import type { Timers } from '../saltyrtc/client-driver.ts';
+import type { HistoryRecord, OutboxRecord } from './records.ts';
+import type { MemberId, MemberState, OwnerState, PeerKeyHex, RoomEvent } from './types.ts';
+
+/**
+ * Where a room's records live. Each call resolves once its write is durable (or throws: the driver
+ * then sends nothing of that step). The driver writes in one order per step (docs/PROTOCOL.md 6.4):
+ * the outbox record of a send, the history records of delivered messages, then the state — the
+ * commit point — and only then do effects leave. On restore, records beyond the saved state are left
+ * out (records.ts: committedHistory, committedOutbox).
+ */
+export interface RoomStore<S extends OwnerState | MemberState> {
+  /** The machine state after a step (the commit point). */
+  save(state: S): Promise<void>;
+  /** A delivered message (same `idx` again: replace). A store without history may ignore it. */
+  appendHistory(record: HistoryRecord): Promise<void>;
+  /** A member's own message before it leaves (same `seq` again: replace). */
+  putOutbox(record: OutboxRecord): Promise<void>;
+  /** The owner delivered it back, or refused it for good. Absent: nothing to do. */
+  removeOutbox(seq: number): Promise<void>;
+  /** Every stored outbox record (read once, when a member driver starts). */
+  listOutbox(): Promise<OutboxRecord[]>;
+}
+
+/** Diagnostics for people (browser console, the CLI's stderr, a test's list). Never peer plaintext. */
+export interface Logger {
+  /** Every link state change, as `link <peer key hex, 8 digits> <state>` (owner) or `link to the owner <state>` (member). */
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** What the driver reports besides its return values; adapters turn these into views or JSON lines. */
+export type DriverEvent =
+  /** Every event the room machine emitted, in order, after its step was saved (types unknown to an adapter included). */
+  | { readonly kind: 'room'; readonly event: RoomEvent }
+  /** A step changed the state and it was saved. */
+  | { readonly kind: 'saved' }
+  /** A peer link changed state (owner: one per member; member: the link to the owner). */
+  | { readonly kind: 'link'; readonly peer: PeerKeyHex; readonly member: MemberId | null; readonly state: LinkState }
+  /** Owner: its signaling connection became ready or dropped. */
+  | { readonly kind: 'signaling'; readonly ready: boolean }
+  /** Member: the owner refused our link (used, revoked or wrong invite; no longer trusted). No more attempts. */
+  | { readonly kind: 'refused'; readonly code: string; readonly message: string }
+  /** A step that no caller awaits (peer input, tick, reconnect) failed: a store error, or a bug. */
+  | { readonly kind: 'error'; readonly error: unknown };
+
+export type DriverEvents = (event: DriverEvent) => void;
+
+/** The ambient inputs of a driver. */
+export interface DriverEnv {
+  /** Clock and timers (the clock is `timers.now()`). */
+  readonly timers: Timers;
+  readonly random: RandomBytes;
+  readonly log: Logger;
+  readonly events: DriverEvents;
+}
+
+/** The owner's link layer hooks the driver fills in (protocol/link/owner.ts OwnerOptions). */
+export type OwnerLinkHooks = Pick<
+  OwnerOptions,
+  'pendingTokens' | 'acceptToken' | 'trustedKeys' | 'onLink' | 'onSignalingState' | 'onWarning'
+>;
+
+/** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */
+export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
+
+/** Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. */
+export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token'>) => Promise<PeerLink>;
+
+/**
+ * A refusal of the driver itself (not of the machine): `room.outbox-full` (MAX_OUTBOX own messages
+ * wait for the owner already), `room.stopped` (a command after stop()).
+ */
+export class DriverError extends ZeroRoomError {
+  declare readonly code: 'room.outbox-full' | 'room.stopped';
+  constructor(code: 'room.outbox-full' | 'room.stopped', message: string) {
+    super(code, message);
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * A member's room driver (driver.ts): the member machine, the link to the owner and the outbox.
+ *
+ * Connector: until the welcome the owner knows us only by the invite, so the link's first contact
+ * uses the invite's SaltyRTC auth token (5.3); afterwards the trusted-key path. The link layer
+ * repairs drops itself (4.6; the same link object, nothing queued is lost); when a link closes or
+ * cannot be made, a new one is tried with the shared backoff (protocol/link/backoff.ts). A fatal
+ * refusal (FATAL_JOIN_CODES: a used, revoked or wrong invite, a key the owner no longer trusts)
+ * ends the attempts with a 'refused' event.
+ *
+ * Outbox (5.6, 6.4): an own message is stored BEFORE it leaves and removed when the owner delivers
+ * it back (or refuses a copy as `room.replay`: it is in the room already). Every new link carries
+ * every stored message again, unchanged. One refused as `room.epoch-expired`/`room.epoch-unknown`
+ * (the key rotated while it waited) is sealed again, through the same step path as a new send. At
+ * most MAX_OUTBOX wait; another send is refused with `room.outbox-full`.
+ */
+import { asBoxPublicKey, fromHex } from '../../crypto/index.ts';
+import { backoffDelay } from '../link/backoff.ts';
+import { FATAL_JOIN_CODES } from '../link/member.ts';
+import type { LinkState, PeerLink } from '../link/peer-link.ts';
+import { RoomDriver, describeError } from './driver.ts';
+import { DriverError, type DriverEnv, type MemberLinkPort, type RoomStore } from './driver-ports.ts';
+import { saltyAuthToken } from './ids.ts';
+import { memberSafetyCode, memberStep } from './member.ts';
+import { MAX_OUTBOX, committedOutbox, type OutboxRecord, type RoomIdentity } from './records.ts';
+import type { MemberCtx, MemberState, PeerKeyHex, RoomEvent } from './types.ts';
+
+export interface MemberDriverOptions {
+  readonly identity: RoomIdentity;
+  readonly link: MemberLinkPort;
+}
+
+/** Phases after which nothing connects any more. */
+export function memberFinished(state: MemberState): boolean {
+  return state.phase === 'removed' || state.phase === 'left' || state.phase === 'refused';
+}
+
+const isOpen = (s: LinkState): boolean => s === 'direct' || s === 'relayed';
+
+export class MemberDriver extends RoomDriver<MemberState> {
+  private link: PeerLink | null = null;
+  private linkStateValue: LinkState = 'connecting';
+  private attempt = 0;
+  private retryTimer: unknown = null;
+  private started = false;
+  private refusedBy: string | null = null;
+  private outboxList: OutboxRecord[] = [];
+  private readonly ctx: MemberCtx;
+
+  constructor(
+    state: MemberState,
+    store: RoomStore<MemberState>,
+    env: DriverEnv,
+    private readonly opts: MemberDriverOptions,
+  ) {
+    super(state, store, env);
+    this.ctx = { random: env.random, identity: opts.identity.identity, peerKey: opts.identity.peer.publicKey };
+  }
+
+  /** Reads the outbox, then connects (unless the member is no longer in the room). */
+  async start(): Promise<void> {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    await this.serial(async () => {
+      const stored = await this.store.listOutbox();
+      this.outboxList = committedOutbox(this.state, stored);
+      // A send whose state never got saved: its seq will be given again.
+      for (const r of stored) if (!this.outboxList.includes(r)) await this.store.removeOutbox(r.seq);
+    });
+    if (memberFinished(this.state)) {
+      this.setLinkState('closed');
+      return;
+    }
+    this.connect();
+  }
+
+  // ---- connector ----
+
+  private connect(): void {
+    this.retryTimer = null;
+    if (this.stopped || memberFinished(this.state)) return;
+    const s = this.state;
+    // Until the welcome the owner knows us only by the invite: use its auth token (5.3).
+    const token = s.join !== null ? saltyAuthToken(s.join.token) : undefined;
+    this.setLinkState('connecting');
+    this.opts.link({ ownerKey: asBoxPublicKey(fromHex(s.ownerPeer, 32)), ...(token !== undefined ? { token } : {}) }).then(
+      (link) => this.attach(link),
+      (e: unknown) => this.connectFailed(e),
+    );
+  }
+
+  private connectFailed(e: unknown): void {
+    if (this.stopped) return;
+    if (this.fatal(e)) return;
+    this.env.log.warn(`link to the owner failed (${describeError(e)}); retrying`);
+    this.setLinkState('offline');
+    this.scheduleReconnect();
+  }
+
+  /** A refusal retrying cannot change: report it once and stop connecting. */
+  private fatal(e: unknown): boolean {
+    const code = typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : null;
+    if (code === null || !FATAL_JOIN_CODES.has(code)) return false;
+    const message = e instanceof Error ? e.message : String(e);
+    this.refusedBy = code;
+    this.env.log.warn(`the owner did not let us in: ${code}: ${message}`);
+    this.setLinkState('closed');
+    this.env.events({ kind: 'refused', code, message });
+    return true;
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.retryTimer !== null || memberFinished(this.state)) return;
+    this.retryTimer = this.env.timers.setTimeout(() => this.connect(), backoffDelay(this.attempt++, this.env.random));
+  }
+
+  private attach(link: PeerLink): void {
+    if (this.stopped) {
+      link.close();
+      return;
+    }
+    this.link = link;
+    this.attempt = 0;
+    link.on('message', (bytes) => this.input('peer input', (s, now) => memberStep(this.ctx, s, { kind: 'received', bytes, now })));
+    link.on('state', (state) => {
+      const reopened = isOpen(state) && !isOpen(this.linkStateValue);
+      this.setLinkState(state);
+      if (reopened) this.connected();
+    });
+    link.on('error', (e) => this.env.log.warn(`link to the owner: ${e.message}`));
+    link.on('close', (error) => {
+      if (this.link !== link) return;
+      this.link = null;
+      if (this.stopped || memberFinished(this.state)) return this.setLinkState('closed');
+      if (error !== null && this.fatal(error)) return;
+      // Closed by the owner (it stopped) or given up: a new link, which carries the outbox again.
+      this.setLinkState('offline');
+      this.scheduleReconnect();
+    });
+    this.setLinkState(link.state);
+    // A new link: every stored own message goes out again; the owner drops copies it has (room.replay).
+    for (const o of this.outboxList) link.send(o.wire);
+    this.connected();
+  }
+
+  /** The link to the owner is open (again): the machine sends join-request, join-confirm or sync (5.4, 5.10). */
+  private connected(): void {
+    this.input('connected', (s, now) => memberStep(this.ctx, s, { kind: 'connected', now }));
+  }
+
+  private setLinkState(state: LinkState): void {
+    if (state === this.linkStateValue) return;
+    this.linkStateValue = state;
+    this.env.log.info(`link to the owner ${state}`);
+    this.env.events({ kind: 'link', peer: this.state.ownerPeer, member: this.ownerId(), state });
+  }
+
+  private ownerId(): MemberState['selfId'] | null {
+    return this.state.members.find((m) => m.info.owner)?.info.id ?? null;
+  }
+
+  protected sendTo(_to: PeerKeyHex, bytes: Uint8Array): void {
+    // One peer: the owner. An offline link queues; without a link, sync and the outbox catch up.
+    if (this.link !== null && this.link.state !== 'closed') this.link.send(bytes);
+  }
+
+  protected closeLink(): void {
+    if (this.link !== null) this.linger(this.link);
+  }
+
+  // ---- outbox ----
+
+  protected override outboxCommitted(record: OutboxRecord): void {
+    this.outboxList = [...this.outboxList.filter((o) => o.seq !== record.seq), record];
+  }
+
+  private async dropOutbox(seq: number): Promise<OutboxRecord | undefined> {
+    const entry = this.outboxList.find((o) => o.seq === seq);
+    if (entry === undefined) return undefined;
+    await this.store.removeOutbox(seq);
+    this.outboxList = this.outboxList.filter((o) => o !== entry);
+    return entry;
+  }
+
+  protected override async onEvent(event: RoomEvent): Promise<void> {
+    if (event.type === 'message' && event.from === this.state.selfId) await this.dropOutbox(event.seq);
+    if (event.type === 'send-refused' && event.seq !== null) {
+      // room.replay: the owner has this seq from us already, so the message is in the room (a copy
+      // from a resend: the link's own queue and the outbox may both deliver one).
+      if (event.code === 'room.replay') {
+        await this.dropOutbox(event.seq);
+        return;
+      }
+      const entry = await this.dropOutbox(event.seq);
+      if (
+        entry !== undefined &&
+        (event.code === 'room.epoch-expired' || event.code === 'room.epoch-unknown') &&
+        this.state.phase === 'member'
+      ) {
+        this.env.log.warn(`message #${entry.seq} waited past a key rotation; sealing it again`);
+        try {
+          await this.sealAndSend(entry.text, entry.at);
+          return;
+        } catch (e) {
+          // The machine refused the new send (it left meanwhile) or a store failed: report the refusal.
+          this.env.log.warn(`sealing message #${entry.seq} again failed: ${describeError(e)}`);
+        }
+      }
+    }
+    await super.onEvent(event);
+  }
+
+  /** One send through the machine: its outbox record is written before the state, both before it leaves. */
+  private async sealAndSend(text: string, at: number): Promise<void> {
+    const step = memberStep(this.ctx, this.state, { kind: 'send', text, now: this.now() });
+    if (step.error !== undefined) throw step.error;
+    const wire = step.effects.find((e) => e.kind === 'send');
+    await this.commit(step, wire !== undefined && wire.kind === 'send' ? { seq: step.state.seq, text, at, wire: wire.bytes } : undefined);
+  }
+
+  // ---- commands ----
+
+  /** Send a message; rejects with the machine's refusal or `room.outbox-full`. */
+  send(text: string): Promise<void> {
+    try {
+      this.checkRunning();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(async () => {
+      if (this.outboxList.length >= MAX_OUTBOX)
+        throw new DriverError('room.outbox-full', `${MAX_OUTBOX} messages wait for the owner already; not sent`);
+      await this.sealAndSend(text, this.now());
+    });
+  }
+
+  leave(): Promise<void> {
+    return this.command((s, now) => memberStep(this.ctx, s, { kind: 'leave', now }));
+  }
+
+  // ---- queries ----
+
+  safetyCode(): string | null {
+    return memberSafetyCode(this.state);
+  }
+
+  /** Own messages the owner has not delivered back yet, in send order. */
+  get outbox(): readonly OutboxRecord[] {
+    return this.outboxList;
+  }
+
+  /** The link to the owner: 'connecting' before the first one, 'closed' once refused, removed or stopped. */
+  get linkState(): LinkState {
+    return this.linkStateValue;
+  }
+
+  get linkCounts(): PeerLink['counts'] | null {
+    return this.link?.counts ?? null;
+  }
+
+  /** The code of the owner's link-level refusal, if it refused us. */
+  get refusal(): string | null {
+    return this.refusedBy;
+  }
+
+  // ---- lifecycle ----
+
+  protected halt(): void {
+    if (this.retryTimer !== null) this.env.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  protected closeAll(): void {
+    this.link?.close();
+    this.link = null;
+    this.setLinkState('closed');
+  }
+}

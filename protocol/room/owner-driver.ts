@@ -1,0 +1,181 @@
+/**
+ * The owner's room driver (driver.ts): the owner machine plus its side of the peer links. The link
+ * layer admits a first contact whose SaltyRTC auth token belongs to a pending invite and a returning
+ * member by its known peer key (section 5.3); the machine then admits at the room level (5.4). A
+ * timer ticks the machine for rotation by time and invite expiry (5.7).
+ */
+import { asBoxPublicKey, equalBytes, fromHex, toHex } from '../../crypto/index.ts';
+import type { OwnerHandle } from '../link/owner.ts';
+import type { PeerLink } from '../link/peer-link.ts';
+import { RoomDriver } from './driver.ts';
+import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
+import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from './owner.ts';
+import type { RoomIdentity } from './records.ts';
+import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
+
+/** The longest time between ticks, and the shortest (a short rotation timer ticks more often). */
+export const MAX_TICK_MS = 15_000;
+export const MIN_TICK_MS = 250;
+
+/** Tick interval for a rotation timer: a quarter of it, within MIN_TICK_MS..MAX_TICK_MS (none: MAX). */
+export function tickInterval(rotateAfterMs: number): number {
+  return rotateAfterMs > 0 ? Math.min(MAX_TICK_MS, Math.max(MIN_TICK_MS, Math.floor(rotateAfterMs / 4))) : MAX_TICK_MS;
+}
+
+export interface OwnerDriverOptions {
+  readonly identity: RoomIdentity;
+  /** What invites carry (app URL, signaling server and its pinned key). */
+  readonly invites: InviteSettings;
+  readonly link: OwnerLinkPort;
+  /** Admission decision after the token proof checked out (OwnerCtx.admit; default yes). */
+  readonly admit?: OwnerCtx['admit'];
+}
+
+export class OwnerDriver extends RoomDriver<OwnerState> {
+  private handle: OwnerHandle | null = null;
+  private tickTimer: unknown = null;
+  private readonly ctx: OwnerCtx;
+
+  constructor(
+    state: OwnerState,
+    store: RoomStore<OwnerState>,
+    env: DriverEnv,
+    private readonly opts: OwnerDriverOptions,
+  ) {
+    super(state, store, env);
+    this.ctx = {
+      random: env.random,
+      identity: opts.identity.identity,
+      peerKey: opts.identity.peer.publicKey,
+      invites: opts.invites,
+      ...(opts.admit !== undefined ? { admit: opts.admit } : {}),
+    };
+  }
+
+  async start(): Promise<void> {
+    if (this.handle !== null || this.stopped) return;
+    this.handle = this.opts.link({
+      pendingTokens: () => pendingAuthTokens(this.state, this.now()),
+      // The link layer only checks that the auth token is one of ours; the room machine admits (5.3).
+      acceptToken: (token) => pendingAuthTokens(this.state, this.now()).some((t) => equalBytes(t, token)),
+      trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
+      onLink: (link) => this.attach(link),
+      onSignalingState: (ready) => {
+        if (!this.stopped) this.env.events({ kind: 'signaling', ready });
+      },
+      onWarning: (m) => this.env.log.warn(m),
+    });
+    this.scheduleTick();
+  }
+
+  /** Each tick re-reads the interval, so a changed rotation timer takes effect at the next one. */
+  private scheduleTick(): void {
+    this.tickTimer = this.env.timers.setTimeout(() => {
+      this.tickTimer = null;
+      if (this.stopped) return;
+      this.input('tick', (s, now) => ownerStep(this.ctx, s, { kind: 'tick', now }));
+      this.scheduleTick();
+    }, tickInterval(this.state.config.rotateAfterMs));
+  }
+
+  /** The member whose link has this peer key, if it is (still) one. */
+  memberOf(peer: string): MemberId | null {
+    return this.state.members.find((m) => m.peer === peer)?.info.id ?? null;
+  }
+
+  /** A member's first link in this run; the same link object carries its later sessions (4.6). */
+  private attach(link: PeerLink): void {
+    const peer = toHex(link.peerKey) as PeerKeyHex;
+    const report = (): void => {
+      this.env.log.info(`link ${peer.slice(0, 8)} ${link.state}`);
+      this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
+    };
+    link.on('message', (bytes) =>
+      this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
+    );
+    link.on('state', report);
+    link.on('close', report);
+    link.on('error', (e) => this.env.log.warn(`link ${peer.slice(0, 8)}: ${e.message}`));
+    report();
+  }
+
+  protected sendTo(to: PeerKeyHex, bytes: Uint8Array): void {
+    const link = this.handle?.links.get(to);
+    // A member without a live link catches up with sync/history when it reconnects (5.10).
+    if (link !== undefined && link.state !== 'closed') link.send(bytes);
+  }
+
+  protected closeLink(to: PeerKeyHex): void {
+    const link = this.handle?.links.get(to);
+    if (link !== undefined) this.linger(link);
+  }
+
+  // ---- commands ----
+
+  send(text: string): Promise<void> {
+    return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'send', text, now }));
+  }
+
+  /** A new invite (the machine's 'invite' event carries its URL). */
+  invite(ttlMs?: number): Promise<void> {
+    return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'invite', now, ...(ttlMs !== undefined ? { ttlMs } : {}) }));
+  }
+
+  revoke(invite: InviteId): Promise<void> {
+    return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'revoke', invite, now }));
+  }
+
+  kick(member: MemberId): Promise<void> {
+    return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'kick', member, now }));
+  }
+
+  rotate(): Promise<void> {
+    return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'rotate', now }));
+  }
+
+  /** The rotation policy a user changed (section 5.2): saved at once, used from the next step and tick. */
+  configure(change: Partial<Pick<RoomConfig, 'rotateEveryMessages' | 'rotateAfterMs'>>): Promise<void> {
+    return this.serial(async () => {
+      const config = { ...this.state.config, ...change };
+      if (config.rotateEveryMessages === this.state.config.rotateEveryMessages && config.rotateAfterMs === this.state.config.rotateAfterMs)
+        return;
+      if (!Number.isSafeInteger(config.rotateEveryMessages) || config.rotateEveryMessages < 1)
+        throw new RangeError('rotateEveryMessages must be an integer >= 1');
+      if (!Number.isSafeInteger(config.rotateAfterMs) || config.rotateAfterMs < 0)
+        throw new RangeError('rotateAfterMs must be an integer >= 0');
+      await this.replaceState({ ...this.state, config });
+    });
+  }
+
+  // ---- queries ----
+
+  safetyCode(): string {
+    return ownerSafetyCode(this.state);
+  }
+
+  /** The link to a member's peer key (offline ones included), for connection badges. */
+  linkOf(peer: string): PeerLink | undefined {
+    return this.handle?.links.get(peer);
+  }
+
+  get signalingReady(): boolean {
+    return this.handle?.signalingReady === true;
+  }
+
+  /** The peer key of this owner (hex): its signaling path. */
+  get peerKey(): string {
+    return toHex(this.opts.identity.peer.publicKey);
+  }
+
+  // ---- lifecycle ----
+
+  protected halt(): void {
+    if (this.tickTimer !== null) this.env.timers.clearTimeout(this.tickTimer);
+    this.tickTimer = null;
+  }
+
+  protected closeAll(): void {
+    this.handle?.close();
+    this.handle = null;
+  }
+}
