@@ -264,6 +264,17 @@ export class Net {
     return q.map((p) => p.bytes);
   }
 
+  /**
+   * A v2 joiner's first round trip (docs/PROTOCOL.md 5.3): its join-hello up, the owner-key down;
+   * afterwards its join-request waits to be delivered (deliverUp).
+   */
+  hello(node: MemberNode): void {
+    if (node.state!.ownerIpub !== null) return;
+    this.deliverUp(node);
+    for (const bytes of this.take(node, 'down')) this.member(node, { kind: 'received', bytes, now: this.now });
+    if (node.state!.ownerIpub === null) throw new Error(`${node.name} did not get the owner key`);
+  }
+
   /** Deliver the oldest packet a member sent to the owner (for precise interleavings). */
   deliverUp(node: MemberNode): void {
     const packet = this.queues.get(`up:${node.peer}`)?.shift();
