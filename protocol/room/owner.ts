@@ -42,6 +42,7 @@ import {
   MAX_INVITE_RECORDS,
   MAX_PENDING_INVITES,
   OWNER_KEPT_CHAIN,
+  OWNER_MIN_CHAIN,
   type ChainLink,
   type Effect,
   type EpochRecord,
@@ -588,15 +589,16 @@ function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number)
 
 /**
  * Retention (5.15): the chain from the link that opened the oldest epoch the log (or the grace
- * window) still needs, at most OWNER_KEPT_CHAIN links; keys of the current and previous epoch, and
- * of epochs the log holds messages of that the retained chain reaches.
+ * window) still needs, and at least OWNER_MIN_CHAIN links, at most OWNER_KEPT_CHAIN; keys of the
+ * current and previous epoch, and of epochs the log holds messages of that the retained chain reaches.
  */
 function retain(s: OwnerState): OwnerState {
   const logEpochs = new Set(s.log.map((e) => e.epoch));
   let oldest = Math.max(0, s.epoch - 1);
   for (const e of s.epochs) if (e.epoch < oldest && logEpochs.has(e.epoch)) oldest = e.epoch;
   let from = s.chain.findIndex((l) => l.epoch >= oldest);
-  from = Math.max(from < 0 ? s.chain.length - 1 : from, s.chain.length - OWNER_KEPT_CHAIN);
+  from = Math.min(from < 0 ? s.chain.length - 1 : from, s.chain.length - OWNER_MIN_CHAIN);
+  from = Math.max(from, s.chain.length - OWNER_KEPT_CHAIN, 0);
   const chain = from > 0 ? s.chain.slice(from) : s.chain;
   const floor = chain[0]!.epoch;
   const epochs = s.epochs.filter((e) => e.epoch >= s.epoch - 1 || (e.epoch >= floor && logEpochs.has(e.epoch)));

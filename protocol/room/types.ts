@@ -33,6 +33,8 @@ export const GRACE_MESSAGES = 20;
  * the epochs whose messages can still reach them, at most MEMBER_KEPT_EPOCHS.
  */
 export const OWNER_KEPT_CHAIN = 10_000;
+/** ... and at least this many (a quiet room's members may be away across many empty rotations). */
+export const OWNER_MIN_CHAIN = 1000;
 export const MEMBER_KEPT_EPOCHS = 10_000;
 /** Sent envelopes a member remembers until they come back delivered (section 5.6). */
 export const MAX_PENDING_SENDS = 1000;
