@@ -691,7 +691,9 @@ type EntryResult =
       readonly gap: SenderGap | null;
       readonly askChain: boolean;
     }
-  | { readonly kind: 'skip'; readonly state: MemberState; readonly reason: 'no-key' | 'unknown-sender' };
+  | { readonly kind: 'skip'; readonly state: MemberState; readonly reason: 'no-key' | 'unknown-sender' }
+  /** A message for an epoch we do not know, signed at a chain position beyond our head: ask first. */
+  | { readonly kind: 'behind'; readonly state: MemberState };
 
 /** Checks one ordered envelope at index lastIdx + 1; throws a typed error on anything wrong. */
 function processEntry(s: MemberState, e: HistoryEntryWire, history: boolean): EntryResult {
@@ -712,12 +714,15 @@ function processEntry(s: MemberState, e: HistoryEntryWire, history: boolean): En
       : { ...st, former: st.former.map((m, i) => (i === who.index ? r : m)) };
   // Format-1 envelopes carry no chain: the next message of this sender starts the check again.
   const updated: KnownMember = { ...record, lastSeq: inner.seq, lastHash: inner.prev === null ? null : hash };
+  const ahead = inner.chain !== null && inner.chain > s.chain;
   let epoch: EpochRecord;
   try {
     epoch = epochFor(s.epochs, e.idx, inner.epoch, GRACE_MESSAGES);
   } catch (err) {
-    if (history && err instanceof FreshnessError && err.code === 'room.epoch-unknown') {
-      return { kind: 'skip', state: withRecord({ ...s, lastIdx: e.idx }, updated), reason: 'no-key' };
+    if (err instanceof FreshnessError && err.code === 'room.epoch-unknown') {
+      // The sender saw a rotation we have not: not applied here; the chain is asked for (5.6).
+      if (ahead) return { kind: 'behind', state: { ...s, chainSeen: Math.max(s.chainSeen ?? -1, inner.chain) } };
+      if (history) return { kind: 'skip', state: withRecord({ ...s, lastIdx: e.idx }, updated), reason: 'no-key' };
     }
     throw err;
   }
@@ -726,7 +731,7 @@ function processEntry(s: MemberState, e: HistoryEntryWire, history: boolean): En
     inner.prev !== null && record.lastHash !== null && !equalBytes(inner.prev, record.lastHash)
       ? { from: e.from, after: record.lastHash, before: inner.prev }
       : null;
-  const askChain = inner.chain !== null && inner.chain > s.chain && (s.chainSeen === null || inner.chain > s.chainSeen);
+  const askChain = ahead && (s.chainSeen === null || inner.chain! > s.chainSeen);
   let state = withRecord({ ...s, lastIdx: e.idx }, updated);
   if (askChain) state = { ...state, chainSeen: inner.chain };
   if (e.from === s.selfId) state = { ...state, sent: state.sent.filter((r) => r.seq > inner.seq) };
@@ -786,6 +791,7 @@ function onDeliver(s: MemberState, msg: Extract<ToMember, { type: 'deliver' }>):
   if (msg.idx <= s.lastIdx) throw new FreshnessError('room.duplicate', `index ${msg.idx} already seen`);
   if (msg.idx > s.lastIdx + 1) return requestGap(s); // dropped here, fetched again as history
   const r = processEntry(s, msg, false);
+  if (r.kind === 'behind') return requestGap(r.state); // dropped here, fetched again after the chain
   if (r.kind !== 'message') throw new Error('unreachable: live entries are never skipped');
   const out = afterMessage({ ...r.state, syncAt: clearedSync(r.state) }, r, r.askChain);
   return { state: pruned(out.state), effects: out.effects };
@@ -810,6 +816,12 @@ function onHistory(s: MemberState, msg: Extract<ToMember, { type: 'history' }>):
   for (const e of msg.entries) {
     if (e.idx <= next.lastIdx) continue; // overlap with what we have
     const r = processEntry(next, e, true);
+    if (r.kind === 'behind') {
+      // The rest of this page waits for the chain (and is asked for again after it).
+      next = r.state;
+      askChain = true;
+      break;
+    }
     if (r.kind === 'message') {
       askChain ||= r.askChain;
       const out = afterMessage(r.state, r, false);

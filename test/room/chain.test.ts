@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initCrypto, openFrom, type BoxPublicKey } from '../../crypto/index.ts';
 import { decodeKeyBody, encodeEnvelopeBody } from '../../protocol/room/codec.ts';
-import { ZERO_HASH, inviteIdBytes } from '../../protocol/room/ids.ts';
+import { ZERO_HASH, inviteIdBytes, keyHashOf, memberIdOf } from '../../protocol/room/ids.ts';
 import {
   decodeInviteUrl,
   decodeToMember,
@@ -20,7 +20,7 @@ import {
   type RoomEvent,
   type ToMember,
 } from '../../protocol/room/index.ts';
-import { sealEnvelope } from '../../protocol/room/verify.ts';
+import { membersHashOf, sealEnvelope, signCert, signChainEntry } from '../../protocol/room/verify.ts';
 import { Net, checkedStep, device, everyoneReadsEveryone, memberCtx, type Device, type MemberNode } from './harness.ts';
 
 beforeAll(async () => {
@@ -205,6 +205,69 @@ describe('one agreed member list', () => {
     everyoneReadsEveryone(net, 'repaired');
   });
 
+  it('a removal (with its rotation) withheld from one member: it cannot read on, and is warned', () => {
+    const net = new Net(device('owner-withhold-kick'));
+    const [a, b, c] = joinAll(net, ['a', 'b', 'c']) as [MemberNode, MemberNode, MemberNode];
+    net.owner({ kind: 'kick', member: c.state!.selfId, now: net.now });
+    const toA = decoded(net.take(a, 'down'));
+    expect(toA.map((m) => m.type)).toEqual(['chain']); // the rotation that removes c: withheld
+    net.run();
+    expect(memberSafetyCode(a.state!)).not.toBe(ownerSafetyCode(net.ownerState));
+    // b speaks under the new key: a cannot read it, sees b was ahead of it, and asks.
+    net.member(b, { kind: 'send', text: 'after the kick', now: net.now });
+    net.deliverUp(b);
+    const [deliver] = net.take(a, 'down');
+    const out = feed(net, a, deliver!);
+    expect(out.error).toBeUndefined();
+    expect(out.effects.map((e) => e.kind === 'send' && decodeToOwner(e.bytes).type)).toEqual(['sync']);
+    expect(a.texts()).not.toContain('after the kick');
+    net.take(a, 'up');
+    feed(net, a, { type: 'resync', anns: [], keys: [] }); // the owner keeps withholding
+    expect(warnings(a)).toEqual([{ type: 'warning', code: 'membership-withheld', count: 1, member: null }]);
+    expect(a.state!.epochs.some((e) => e.epoch === net.ownerState.epoch)).toBe(false);
+    // Honest again: a catches up and reads it.
+    net.now += 60_000;
+    net.reconnect(a);
+    net.run();
+    expect(a.texts()).toContain('after the kick');
+    expect(memberSafetyCode(a.state!)).toBe(ownerSafetyCode(net.ownerState));
+    everyoneReadsEveryone(net, 'repaired', [c]);
+  });
+
+  it('two members shown two different chains at one position: their safety codes differ', () => {
+    const net = new Net(device('owner-fork'));
+    const [a, b] = joinAll(net, ['a', 'b']) as [MemberNode, MemberNode];
+    admitWithheldFrom(net, a);
+    // The owner signs a different admission at the same position (someone else) for a alone.
+    const y = device('fork-y');
+    const info = {
+      id: memberIdOf(y.identity.publicKey),
+      ipub: y.identity.publicKey,
+      npub: y.box.publicKey,
+      name: 'y',
+      owner: false,
+      epoch: a.state!.epoch,
+    };
+    const cert = signCert(net.ownerDev.identity.privateKey, a.state!.room, info);
+    const cur = a.state!.epochs.find((e) => e.epoch === a.state!.epoch)!;
+    const ann = signChainEntry(net.ownerDev.identity.privateKey, {
+      op: 'add',
+      room: a.state!.room,
+      n: a.state!.chain + 1,
+      prev: cur.annHash!,
+      epoch: cur.epoch,
+      firstIdx: cur.firstIdx,
+      keyHash: keyHashOf(a.state!.room, cur.epoch, cur.key!),
+      membersHash: membersHashOf([...a.state!.members.map((m) => m.info), info]),
+      ts: 0,
+      cert,
+    });
+    expect(feed(net, a, { type: 'chain', ann }).error).toBeUndefined();
+    expect(a.state!.chain).toBe(b.state!.chain);
+    expect(memberSafetyCode(a.state!)).not.toBe(memberSafetyCode(b.state!));
+    expect(memberSafetyCode(b.state!)).toBe(ownerSafetyCode(net.ownerState));
+  });
+
   it('with an honest owner, a lost admission is fetched again and nothing is reported', () => {
     const net = new Net(device('owner-lost-add'));
     const [a, b] = joinAll(net, ['a', 'b']) as [MemberNode, MemberNode];
@@ -283,6 +346,21 @@ describe('per-sender chains', () => {
     net.take(a, 'down');
     net.run();
     expect(warnings(a).map((w) => w.code)).toEqual(['message-withheld']);
+  });
+
+  it("history the owner no longer holds is reported as trimmed, and the senders' chains start again", () => {
+    const net = new Net(device('owner-trim'), { maxLogEntries: 3 });
+    const [a, b] = joinAll(net, ['a', 'b']) as [MemberNode, MemberNode];
+    net.member(b, { kind: 'send', text: 'seen', now: net.now });
+    net.run();
+    net.disconnect(a);
+    for (let i = 0; i < 6; i++) net.member(b, { kind: 'send', text: `t${i}`, now: net.now });
+    net.run();
+    net.reconnect(a);
+    net.run();
+    expect(a.events.filter((e) => e.type === 'history-skipped')).toEqual([{ type: 'history-skipped', count: 3, reason: 'trimmed' }]);
+    expect(a.texts()).toEqual(['seen', 't3', 't4', 't5']);
+    expect(warnings(a)).toEqual([]); // b's chain restarted at the trim: no false gap
   });
 
   it('the owner refuses a send that does not continue its sender chain, and says where it continues', () => {
