@@ -1,9 +1,10 @@
 /**
  * Persisted room-machine states (docs/PROTOCOL.md sections 5.15 and 6.3). Storage holds
- * `encodeOwnerState` / `encodeMemberState` output; the decoders read it back as strictly as a wire
- * message: every field's msgpack type, byte and key lengths (branded keys via the crypto layer's
- * constructors), array sizes against the protocol's limits, enum values, and the invariants the
- * machines rely on (current epoch key present, one owner, contiguous log). Anything else is a
+ * `encodeOwnerState` / `encodeMemberState` output (format 2); the decoders read it back as strictly
+ * as a wire message: every field's msgpack type, byte and key lengths (branded keys via the crypto
+ * layer's constructors), array sizes against the protocol's limits, enum values, and the invariants
+ * the machines rely on (current epoch key and chain head present, one owner, contiguous log and
+ * chain). Format 1 (before the announcement chain) is still read and migrated. Anything else is a
  * StateError ('room.bad-state'); a format version this code does not know is a StateVersionError.
  * Key checks need initCrypto() first.
  */
