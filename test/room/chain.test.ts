@@ -517,6 +517,27 @@ describe('the new messages replayed, out of order and forged', () => {
     expect(warnings(a)).toEqual([]);
   });
 
+  it('welcome and refused replayed: a second welcome is out of phase; a refusal applied once changes nothing twice', () => {
+    const net = new Net(device('owner-replays'));
+    const [a] = joinAll(net, ['a']) as [MemberNode];
+    const welcome = decoded(net.wire.get(a.peer) ?? []).find((m) => m.type === 'welcome')!;
+    memberRefuses(net, a, welcome, 'room.state');
+    net.member(a, { kind: 'send', text: 'pending', now: net.now });
+    net.take(a, 'up'); // never reaches the owner
+    const refusal: ToMember = { type: 'refused', code: 'room.epoch-expired', seq: a.state!.seq, tail: ZERO_HASH };
+    feed(net, a, refusal);
+    expect(a.state!.sent).toEqual([]);
+    expect(a.state!.tail).toEqual(ZERO_HASH);
+    const before = a.state!;
+    const again = feed(net, a, refusal);
+    expect(again.state).toBe(before);
+    expect(again.effects.map((e) => e.kind === 'event' && e.event.type)).toEqual(['send-refused']);
+    // The next message chains onto the owner's tail and is accepted.
+    net.member(a, { kind: 'send', text: 'resealed', now: net.now });
+    net.run();
+    expect(a.texts()).toEqual(['resealed']);
+  });
+
   it('owner-key: a replay is a duplicate; another invite or another key is refused', () => {
     const net = new Net(device('owner-ok'));
     const url = net.invite();

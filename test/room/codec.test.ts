@@ -23,6 +23,7 @@ import {
   type ToMember,
   type ToOwner,
 } from '../../protocol/room/index.ts';
+import { decodeChainBody, decodeEnvelopeBody, decodeKeyBody } from '../../protocol/room/codec.ts';
 import { Net, device, type MemberNode } from './harness.ts';
 
 let opub: EcPublicKey;
@@ -320,5 +321,69 @@ describe('machines fed malformed or hostile maps', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('structures inside signatures and seals (5.6, 5.7, 5.10)', () => {
+  const id = 'cd'.repeat(16);
+  const h = (v: number) => new Uint8Array(32).fill(v);
+  const common = {
+    type: 'chain',
+    room: new Uint8Array(16),
+    n: 3,
+    prev: h(1),
+    epoch: 1,
+    first_idx: 4,
+    key_hash: h(2),
+    members_hash: h(3),
+    ts: 0,
+  };
+  const entry = (m: Record<string, unknown>) => encode(m as never);
+
+  it('chain entries: one decoder per op with its closed field list', () => {
+    expect(decodeChainBody(entry({ ...common, op: 'add', cert: new Uint8Array(10) })).op).toBe('add');
+    expect(decodeChainBody(entry({ ...common, op: 'rotate', reason: 'kick', removed: [id] }))).toMatchObject({
+      op: 'rotate',
+      removed: [id],
+    });
+    const bad = (m: Record<string, unknown>) => expect(() => decodeChainBody(entry(m))).toThrow(DecodeError);
+    bad({ ...common, op: 'merge' });
+    bad({ ...common, op: 'add' }); // no cert
+    bad({ ...common, op: 'add', cert: new Uint8Array(10), reason: 'kick' }); // a field of another op
+    bad({ ...common, op: 'rotate', reason: 'kick' }); // no removed
+    bad({ ...common, op: 'rotate', reason: 'create', removed: [] });
+    bad({ ...common, op: 'rotate', reason: 'whim', removed: [] });
+    bad({ ...common, op: 'rotate', reason: 'kick', removed: [id, id] });
+    bad({ ...common, op: 'rotate', reason: 'kick', removed: ['AB'.repeat(16)] });
+    bad({ ...common, op: 'rotate', reason: 'kick', removed: Array.from({ length: 257 }, () => id) });
+    bad({ ...common, op: 'create', prev: h(1).subarray(1) });
+    bad({ ...common, op: 'create', n: -1 });
+    bad({ ...common, op: 'create', n: 1.5 });
+    bad({ ...common, op: 'create', type: 'epoch' });
+    bad({ ...common, op: 'create', extra: 1 });
+    expect(() => decodeChainBody(new Uint8Array(16 * 1024 + 1))).toThrow(DecodeError);
+  });
+
+  it('envelopes: both chain fields or neither (a format-1 envelope has neither)', () => {
+    const env = { type: 'msg', room: new Uint8Array(16), epoch: 0, from: id, seq: 1, ct: new Uint8Array(4) };
+    expect(decodeEnvelopeBody(encode(env as never))).toMatchObject({ chain: null, prev: null });
+    expect(decodeEnvelopeBody(encode({ ...env, chain: 2, prev: h(4) } as never))).toMatchObject({ chain: 2, prev: h(4) });
+    for (const broken of [
+      { chain: 2 },
+      { prev: h(4) },
+      { chain: -1, prev: h(4) },
+      { chain: 2, prev: h(4).subarray(2) },
+      { chain: 2, prev: null },
+    ]) {
+      expect(() => decodeEnvelopeBody(encode({ ...env, ...broken } as never))).toThrow(DecodeError);
+    }
+  });
+
+  it('sealed keys: room, epoch, first index and a 32-byte key, nothing else', () => {
+    const key = { room: new Uint8Array(16), epoch: 2, first_idx: 9, key: h(5) };
+    expect(decodeKeyBody(encode(key as never))).toEqual({ room: key.room, epoch: 2, firstIdx: 9, key: key.key });
+    for (const broken of [{ key: h(5).subarray(1) }, { first_idx: -1 }, { ann_hash: h(1) }, { epoch: 'x' }]) {
+      expect(() => decodeKeyBody(encode({ ...key, ...broken } as never))).toThrow(DecodeError);
+    }
   });
 });
