@@ -209,12 +209,13 @@ function wantRequest(s: MemberState, g: SenderGap): Effect {
 function sendText(ctx: MemberCtx, s: MemberState, text: string, now: number): Out<MemberState> {
   requirePhase(s, 'member');
   if (text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
-  const cur = s.epochs.find((e) => e.epoch === s.epoch)!;
+  const cur = s.epochs.find((e) => e.epoch === s.epoch);
+  if (cur?.key == null) throw new MembershipError('room.state', 'no key for the current epoch yet (a catch-up is under way)');
   const seq = s.seq + 1;
   const env = sealEnvelope(ctx.identity.privateKey, {
     room: s.room,
     epoch: s.epoch,
-    key: cur.key!,
+    key: cur.key,
     from: s.selfId,
     seq,
     chain: s.chain,
@@ -233,7 +234,7 @@ function onReceived(ctx: MemberCtx, s: MemberState, msg: ToMember): Out<MemberSt
       return onOwnerKey(ctx, s, msg);
     case 'join-accept':
       requirePhase(s, 'joining', 'accepted');
-      return onAccept(ctx, s, msg);
+      return onAccept(s, msg);
     case 'join-refused':
       requirePhase(s, 'joining', 'accepted');
       return {
@@ -288,7 +289,7 @@ function onOwnerKey(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { typ
   return { state: next, effects: [joinRequest(ctx, next)] };
 }
 
-function onAccept(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type: 'join-accept' }>): Out<MemberState> {
+function onAccept(s: MemberState, msg: Extract<ToMember, { type: 'join-accept' }>): Out<MemberState> {
   const opub = ownerKey(s);
   const j = s.join!;
   if (!equalBytes(msg.invite, j.inviteId)) throw new AuthenticityError('room.not-owner', 'join accept for another invite');
@@ -334,7 +335,6 @@ function onAccept(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type:
     chain: n,
     join: { ...j, acceptHash: sha256(encodeMessage(msg)) },
   };
-  void ctx;
   return { state: next, effects: [joinConfirm(next)] };
 }
 
@@ -556,7 +556,10 @@ function rosterChange(
 }
 
 function onResync(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type: 'resync' }>): Out<MemberState> {
-  const r = msg.certs !== undefined ? reanchor(ctx, s, msg.anns[0]!, msg.keys, msg.certs) : applyEntries(ctx, s, msg.anns, msg.keys);
+  const r =
+    msg.certs !== undefined
+      ? reanchor(ctx, s, msg.anns[0]!, msg.keys, msg.certs)
+      : applyEntries(ctx, s, msg.anns, msg.keys, msg.more !== true);
   let next = r.state;
   const effects = [...r.effects];
   if (msg.more !== true) {
@@ -569,8 +572,18 @@ function onResync(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type:
   return { state: pruned(next), effects };
 }
 
-/** Section 5.10, entries: apply those after our head in order; every key must belong to one. */
-function applyEntries(ctx: MemberCtx, s: MemberState, anns: readonly Uint8Array[], sealedKeys: readonly Uint8Array[]): Out<MemberState> {
+/**
+ * Section 5.10, entries: apply those after our head in order; every key must belong to one. After
+ * the last page the current epoch has its key (a page may end on a rotation whose key the owner no
+ * longer holds: nothing was said in that epoch).
+ */
+function applyEntries(
+  ctx: MemberCtx,
+  s: MemberState,
+  anns: readonly Uint8Array[],
+  sealedKeys: readonly Uint8Array[],
+  last: boolean,
+): Out<MemberState> {
   const keys = new Map<number, KeyBody>();
   for (const k of sealedKeys) {
     const body = openKey(ctx, s, k);
@@ -595,7 +608,7 @@ function applyEntries(ctx: MemberCtx, s: MemberState, anns: readonly Uint8Array[
     effects.push(...r.effects);
   }
   if (keys.size > 0) throw new AuthenticityError('room.bad-rekey', 'a key for no rotation in this resync');
-  if (next.epochs.find((e) => e.epoch === next.epoch)?.key == null) {
+  if (last && next.epochs.find((e) => e.epoch === next.epoch)?.key == null) {
     throw new AuthenticityError('room.bad-rekey', 'no key for the current epoch');
   }
   return { state: next, effects };

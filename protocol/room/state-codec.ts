@@ -435,11 +435,14 @@ function configFrom(f: Fields, what: string): RoomConfig {
   };
 }
 
-/** Ascending epochs, the current one with its key and chain head, older ones without. */
+/**
+ * Ascending epochs, the current one with the chain head (and, on the owner, its key), older ones
+ * without. A member's current epoch may lack its key between the pages of a resync (5.10).
+ */
 function checkEpochs(epochs: readonly EpochRecord[], epoch: number, what: string, ownerKeys: boolean): void {
   if (epochs.some((e, i) => i > 0 && e.epoch <= epochs[i - 1]!.epoch)) throw new DecodeError(`${what}: epochs not in ascending order`);
   const cur = epochs.find((e) => e.epoch === epoch);
-  if (cur === undefined || cur.key === null) throw new DecodeError(`${what}: no key for the current epoch`);
+  if (cur === undefined || (ownerKeys && cur.key === null)) throw new DecodeError(`${what}: no key for the current epoch`);
   if (cur.ann === null || cur.annHash === null || !equalBytes(cur.annHash, sha256(cur.ann))) {
     throw new DecodeError(`${what}: the current epoch has no chain head, or its hash does not match`);
   }

@@ -9,8 +9,10 @@ import { decodeKeyBody, encodeEnvelopeBody } from '../../protocol/room/codec.ts'
 import { ZERO_HASH, inviteIdBytes, keyHashOf, memberIdOf } from '../../protocol/room/ids.ts';
 import {
   decodeInviteUrl,
+  decodeMemberState,
   decodeToMember,
   decodeToOwner,
+  encodeMemberState,
   encodeMessage,
   memberSafetyCode,
   memberStep,
@@ -103,6 +105,39 @@ describe('catch-up across rotations', () => {
       expect(a.texts().length).toBe(shown);
     });
   }
+
+  it('a catch-up of more than one resync page, across empty epochs whose keys the owner deleted', () => {
+    const net = new Net(device('owner-pages'));
+    const [a] = joinAll(net, ['a', 'b']) as [MemberNode, MemberNode];
+    net.disconnect(a);
+    net.owner({ kind: 'send', text: 'before the quiet', now: net.now });
+    for (let i = 0; i < 300; i++) net.owner({ kind: 'rotate', now: net.now }); // a quiet room, rotating on its timer
+    net.owner({ kind: 'send', text: 'after the quiet', now: net.now });
+    net.run(); // b follows live
+    expect(net.ownerState.epochs.length).toBeLessThan(5); // empty epochs' keys are gone
+    net.reconnect(a);
+    const pages: MemberState[] = [];
+    while (true) {
+      const down = net.take(a, 'down');
+      const up = net.take(a, 'up');
+      for (const bytes of up) net.owner({ kind: 'received', from: a.peer, bytes, now: net.now });
+      if (down.length === 0 && up.length === 0) break;
+      for (const bytes of down) {
+        const m = decodeToMember(bytes);
+        feed(net, a, bytes);
+        if (m.type === 'resync') pages.push(a.state!);
+      }
+    }
+    expect(pages).toHaveLength(2);
+    // Between the pages a's current epoch has no key: it says so rather than failing, and its state persists.
+    expect(pages[0]!.epochs.find((e) => e.epoch === pages[0]!.epoch)!.key).toBeNull();
+    expect(decodeMemberState(encodeMemberState(pages[0]!))).toEqual(pages[0]);
+    expect(memberStep(a.ctx, pages[0]!, { kind: 'send', text: 'x', now: net.now }).error?.code).toBe('room.state');
+    expect(a.state!.epoch).toBe(net.ownerState.epoch);
+    expect(a.texts()).toEqual(['before the quiet', 'after the quiet']);
+    expect(warnings(a)).toEqual([]);
+    everyoneReadsEveryone(net, 'after the pages');
+  });
 
   it('the catch-up keys are sealed to the returning member alone, over its link, never under a room key', () => {
     const net = new Net(device('owner-keys'), { rotateEveryMessages: 2 });
