@@ -157,6 +157,7 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
         epoch: ev.epoch,
         seq: ev.seq,
         history: ev.history,
+        ...(ev.late === true ? { late: true } : {}),
       };
     case 'member-joined':
       return { event: 'member-joined', member: ev.member.id, name: ev.member.name };
@@ -178,6 +179,8 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
       return { event: 'error', code: ev.code, message: `the owner refused message${ev.seq === null ? '' : ` #${ev.seq}`}`, seq: ev.seq };
     case 'history-skipped':
       return { event: 'history-skipped', count: ev.count, reason: ev.reason };
+    case 'warning':
+      return { event: 'warning', code: ev.code, count: ev.count, member: ev.member?.id ?? null, name: ev.member?.name ?? null };
     default: {
       // An event type added to the machines later: passed on under its own name, fields as they are.
       const other: { readonly type: string } = ev;

@@ -13,9 +13,11 @@ interface URL {
   readonly port: string;
   readonly protocol: string;
   readonly search: string;
+  readonly username: string;
+  readonly password: string;
   toString(): string;
 }
-declare var URL: { prototype: URL; new (url: string, base?: string | URL): URL };
+declare var URL: { prototype: URL; new (url: string | URL, base?: string | URL): URL };
 
 interface TextEncoder {
   encode(input?: string): Uint8Array;

@@ -17,33 +17,48 @@ export const MAX_MEMBERS = 256;
 export const MAX_HISTORY_ENTRIES = 256;
 const MAX_SEALED = 512 * 1024;
 export const MAX_CERT = 2048;
+/** A format-1 epoch announcement (it listed every member). */
 export const MAX_ANN = 256 * 1024;
+/** A chain entry (section 5.7): fixed fields, and one certificate or up to 256 removed ids. */
+export const MAX_ENTRY = 16 * 1024;
 const MAX_CODE = 64;
+/** A sealed epoch key (Secure Message of a small map). */
+export const MAX_SEALED_KEY = 4096;
+/** Entries per `resync` message (section 5.10). */
+export const MAX_RESYNC_ANNS = 256;
 const IDX = { min: 0, max: Number.MAX_SAFE_INTEGER };
 
-export interface RekeyWire {
-  readonly ann: Uint8Array;
-  readonly key: Uint8Array;
-}
 export interface HistoryEntryWire {
   readonly idx: number;
   readonly from: MemberId;
   readonly env: Uint8Array;
 }
 
+export interface SupplyEntryWire {
+  readonly idx: number;
+  readonly env: Uint8Array;
+}
+
 export type ToOwner =
+  /** v2 invites: ask for the owner's identity key over the link (section 5.3). */
+  | { readonly type: 'join-hello'; readonly invite: Uint8Array }
   | { readonly type: 'join-request'; readonly invite: Uint8Array; readonly ipub: EcPublicKey; readonly sealed: Uint8Array }
-  | { readonly type: 'join-confirm'; readonly invite: Uint8Array; readonly proof: Uint8Array }
+  /** `chain`: the position of the accept's chain head; the resync starts after it (5.4). */
+  | { readonly type: 'join-confirm'; readonly invite: Uint8Array; readonly proof: Uint8Array; readonly chain: number }
   | { readonly type: 'send'; readonly env: Uint8Array }
   | { readonly type: 'leave' }
-  /** `more`: the next history page of a catch-up, answered without `resync` (section 5.10). */
-  | { readonly type: 'sync'; readonly last_idx: number; readonly epoch: number; readonly more?: true };
+  /** `more`: the next history page of a catch-up, answered without `resync` when `chain` is the head (5.10). */
+  | { readonly type: 'sync'; readonly last_idx: number; readonly epoch: number; readonly chain: number; readonly more?: true }
+  /** A hole in `from`'s sender chain: the envelopes from `after` (exclusive) to `before` (inclusive), 5.6. */
+  | { readonly type: 'want'; readonly from: MemberId; readonly after: Uint8Array; readonly before: Uint8Array };
 
 export type ToMember =
+  | { readonly type: 'owner-key'; readonly invite: Uint8Array; readonly opub: EcPublicKey }
   | { readonly type: 'join-accept'; readonly invite: Uint8Array; readonly sealed: Uint8Array }
   | { readonly type: 'join-refused'; readonly code: string }
-  | { readonly type: 'welcome'; readonly cert: Uint8Array; readonly from_idx: number; readonly rekey?: RekeyWire }
-  | { readonly type: 'refused'; readonly code: string; readonly seq?: number }
+  | { readonly type: 'welcome'; readonly cert: Uint8Array; readonly from_idx: number }
+  /** `tail`: with a refused send, the hash the sender's next message must chain onto (5.6). */
+  | { readonly type: 'refused'; readonly code: string; readonly seq?: number; readonly tail?: Uint8Array }
   | { readonly type: 'deliver'; readonly idx: number; readonly from: MemberId; readonly env: Uint8Array }
   /** `more`: the owner holds entries after this page; ask with `sync {more: true}` (section 5.9). */
   | {
@@ -53,10 +68,18 @@ export type ToMember =
       readonly entries: readonly HistoryEntryWire[];
       readonly more?: true;
     }
-  | { readonly type: 'member-added'; readonly cert: Uint8Array }
-  | { readonly type: 'rekey'; readonly ann: Uint8Array; readonly key: Uint8Array }
+  /** One chain entry (section 5.7); `key` (sealed to this member) with `rotate` entries. */
+  | { readonly type: 'chain'; readonly ann: Uint8Array; readonly key?: Uint8Array }
   | { readonly type: 'removed'; readonly reason: RemovalReason }
-  | { readonly type: 'resync'; readonly certs: readonly Uint8Array[]; readonly rekey?: RekeyWire };
+  /** Section 5.10: chain entries after the member's head (or, with `certs`, a re-anchor) and keys. */
+  | {
+      readonly type: 'resync';
+      readonly anns: readonly Uint8Array[];
+      readonly keys: readonly Uint8Array[];
+      readonly certs?: readonly Uint8Array[];
+      readonly more?: true;
+    }
+  | { readonly type: 'supply'; readonly from: MemberId; readonly before: Uint8Array; readonly entries: readonly SupplyEntryWire[] };
 
 export function encodeMessage(msg: ToOwner | ToMember): Uint8Array {
   return encode(msg as unknown as Encodable);
@@ -84,10 +107,11 @@ function binItem(v: MsgValue, max: number, what: string): Uint8Array {
   return v.v;
 }
 
-function rekeyField(f: Fields, key: string, _what: string): RekeyWire | undefined {
-  return f.optional(key, (k) => {
-    const r = f.map_(k).only(['ann', 'key']);
-    return { ann: r.bin('ann', { min: 1, max: MAX_ANN }), key: r.bin('key', { min: 1, max: 4096 }) };
+function binList(f: Fields, key: string, maxItems: number, maxBytes: number, what: string): Uint8Array[] {
+  return f.arr(key, maxItems).map((v) => {
+    const b = binItem(v, maxBytes, `${what}.${key}`);
+    if (b.length === 0) throw new DecodeError(`${what}.${key}: empty item`);
+    return b;
   });
 }
 
@@ -109,12 +133,15 @@ export function decodeToOwner(bytes: Uint8Array): ToOwner {
   const f = limited(bytes, MAX_LINK_MESSAGE, what);
   const type = f.str('type', 64);
   switch (type) {
+    case 'join-hello':
+      f.only(['type', 'invite']);
+      return { type, invite: f.bin('invite', 32) };
     case 'join-request':
       f.only(['type', 'invite', 'ipub', 'sealed']);
       return { type, invite: f.bin('invite', 32), ipub: ecPublicField(f, 'ipub', type), sealed: f.bin('sealed', { min: 1, max: 4096 }) };
     case 'join-confirm':
-      f.only(['type', 'invite', 'proof']);
-      return { type, invite: f.bin('invite', 32), proof: f.bin('proof', { min: 1, max: 1024 }) };
+      f.only(['type', 'invite', 'proof', 'chain']);
+      return { type, invite: f.bin('invite', 32), proof: f.bin('proof', { min: 1, max: 1024 }), chain: f.int('chain', IDX) };
     case 'send':
       f.only(['type', 'env']);
       return { type, env: f.bin('env', { min: 1, max: MAX_ENVELOPE }) };
@@ -122,15 +149,19 @@ export function decodeToOwner(bytes: Uint8Array): ToOwner {
       f.only(['type']);
       return { type };
     case 'sync': {
-      f.only(['type', 'last_idx', 'epoch', 'more']);
+      f.only(['type', 'last_idx', 'epoch', 'chain', 'more']);
       const more = trueFlag(f, 'more', type);
       return {
         type,
         last_idx: f.int('last_idx', { min: -1, max: Number.MAX_SAFE_INTEGER }),
-        epoch: f.int('epoch', { min: -1, max: Number.MAX_SAFE_INTEGER }),
+        epoch: f.int('epoch', IDX),
+        chain: f.int('chain', IDX),
         ...(more ? { more } : {}),
       };
     }
+    case 'want':
+      f.only(['type', 'from', 'after', 'before']);
+      return { type, from: memberIdField(f, 'from', type), after: f.bin('after', 32), before: f.bin('before', 32) };
     default:
       throw new DecodeError(`${what}: unknown type "${type}"`);
   }
@@ -142,21 +173,24 @@ export function decodeToMember(bytes: Uint8Array): ToMember {
   const f = limited(bytes, MAX_LINK_MESSAGE, what);
   const type = f.str('type', 64);
   switch (type) {
+    case 'owner-key':
+      f.only(['type', 'invite', 'opub']);
+      return { type, invite: f.bin('invite', 32), opub: ecPublicField(f, 'opub', type) };
     case 'join-accept':
       f.only(['type', 'invite', 'sealed']);
       return { type, invite: f.bin('invite', 32), sealed: f.bin('sealed', { min: 1, max: MAX_SEALED }) };
     case 'join-refused':
       f.only(['type', 'code']);
       return { type, code: f.str('code', MAX_CODE) };
-    case 'welcome': {
-      f.only(['type', 'cert', 'from_idx', 'rekey']);
-      const rekey = rekeyField(f, 'rekey', type);
-      return { type, cert: f.bin('cert', { min: 1, max: MAX_CERT }), from_idx: f.int('from_idx', IDX), ...(rekey ? { rekey } : {}) };
-    }
+    case 'welcome':
+      f.only(['type', 'cert', 'from_idx']);
+      return { type, cert: f.bin('cert', { min: 1, max: MAX_CERT }), from_idx: f.int('from_idx', IDX) };
     case 'refused': {
-      f.only(['type', 'code', 'seq']);
+      f.only(['type', 'code', 'seq', 'tail']);
       const seq = f.optional('seq', (k) => f.int(k, { min: 1, max: Number.MAX_SAFE_INTEGER }));
-      return { type, code: f.str('code', MAX_CODE), ...(seq === undefined ? {} : { seq }) };
+      const tail = f.optional('tail', (k) => f.bin(k, 32));
+      if (tail !== undefined && seq === undefined) throw new DecodeError('refused: a tail only comes with the refused seq');
+      return { type, code: f.str('code', MAX_CODE), ...(seq === undefined ? {} : { seq }), ...(tail === undefined ? {} : { tail }) };
     }
     case 'deliver':
       f.only(['type', 'idx', 'from', 'env']);
@@ -173,20 +207,32 @@ export function decodeToMember(bytes: Uint8Array): ToMember {
       });
       return { type, from_idx: fromIdx, log_start: f.int('log_start', IDX), entries, ...(more ? { more } : {}) };
     }
-    case 'member-added':
-      f.only(['type', 'cert']);
-      return { type, cert: f.bin('cert', { min: 1, max: MAX_CERT }) };
-    case 'rekey':
+    case 'chain': {
       f.only(['type', 'ann', 'key']);
-      return { type, ann: f.bin('ann', { min: 1, max: MAX_ANN }), key: f.bin('key', { min: 1, max: 4096 }) };
+      const key = f.optional('key', (k) => f.bin(k, { min: 1, max: MAX_SEALED_KEY }));
+      return { type, ann: f.bin('ann', { min: 1, max: MAX_ENTRY }), ...(key === undefined ? {} : { key }) };
+    }
     case 'removed':
       f.only(['type', 'reason']);
       return { type, reason: removalReason(f.str('reason', 16), type) };
     case 'resync': {
-      f.only(['type', 'certs', 'rekey']);
-      const rekey = rekeyField(f, 'rekey', type);
-      const certs = f.arr('certs', MAX_MEMBERS).map((v) => binItem(v, MAX_CERT, 'resync.certs'));
-      return { type, certs, ...(rekey ? { rekey } : {}) };
+      f.only(['type', 'anns', 'keys', 'certs', 'more']);
+      const more = trueFlag(f, 'more', type);
+      // An anchor entry may be a format-1 announcement (MAX_ANN); new entries are at most MAX_ENTRY.
+      const anns = binList(f, 'anns', MAX_RESYNC_ANNS, MAX_ANN, type);
+      const keys = binList(f, 'keys', MAX_RESYNC_ANNS, MAX_SEALED_KEY, type);
+      const certs = f.has('certs') ? binList(f, 'certs', MAX_MEMBERS, MAX_CERT, type) : undefined;
+      if (certs !== undefined && (anns.length !== 1 || more !== undefined))
+        throw new DecodeError('resync: a re-anchor carries exactly one entry, in one message');
+      return { type, anns, keys, ...(certs === undefined ? {} : { certs }), ...(more ? { more } : {}) };
+    }
+    case 'supply': {
+      f.only(['type', 'from', 'before', 'entries']);
+      const entries = f.arr('entries', MAX_HISTORY_ENTRIES).map((v, i) => {
+        const e = Fields.of(v, `supply.entries[${i}]`).only(['idx', 'env']);
+        return { idx: e.int('idx', IDX), env: e.bin('env', { min: 1, max: MAX_ENVELOPE }) };
+      });
+      return { type, from: memberIdField(f, 'from', type), before: f.bin('before', 32), entries };
     }
     default:
       throw new DecodeError(`${what}: unknown type "${type}"`);
@@ -224,6 +270,7 @@ export function decodeCertBody(bytes: Uint8Array): CertBody {
   return { room: f.bin('room', 16), member: memberFromFields(f.map_('member'), 'cert.member') };
 }
 
+/** Format-1 epoch announcement (before the chain; still decoded in migrated states and anchors). */
 export interface AnnBody {
   readonly room: Uint8Array;
   readonly epoch: number;
@@ -266,19 +313,94 @@ export function decodeAnnBody(bytes: Uint8Array): AnnBody {
   };
 }
 
-/** Plaintext of rekey.key (sealed from the owner to one member). */
-export interface RekeyKeyBody {
+export type ChainBody =
+  | (ChainCommon & { readonly op: 'create' })
+  | (ChainCommon & { readonly op: 'add'; readonly cert: Uint8Array })
+  | (ChainCommon & { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[] });
+
+/** The fields every chain entry has (section 5.7). */
+export interface ChainCommon {
+  readonly room: Uint8Array;
+  readonly n: number;
+  readonly prev: Uint8Array;
+  readonly epoch: number;
+  readonly firstIdx: number;
+  readonly keyHash: Uint8Array;
+  readonly membersHash: Uint8Array;
+  readonly ts: number;
+}
+
+export function encodeChainBody(c: ChainBody): Uint8Array {
+  return encode({
+    type: 'chain',
+    room: c.room,
+    n: c.n,
+    prev: c.prev,
+    op: c.op,
+    epoch: c.epoch,
+    first_idx: c.firstIdx,
+    key_hash: c.keyHash,
+    members_hash: c.membersHash,
+    ts: c.ts,
+    ...(c.op === 'add' ? { cert: c.cert } : {}),
+    ...(c.op === 'rotate' ? { reason: c.reason, removed: [...c.removed] } : {}),
+  });
+}
+
+const CHAIN_COMMON = ['type', 'room', 'n', 'prev', 'op', 'epoch', 'first_idx', 'key_hash', 'members_hash', 'ts'];
+
+export function decodeChainBody(bytes: Uint8Array): ChainBody {
+  const what = 'chain entry';
+  const f = limited(bytes, MAX_ENTRY, what);
+  f.type('chain');
+  const op = f.str('op', 16);
+  const common: ChainCommon = {
+    room: f.bin('room', 16),
+    n: f.int('n', IDX),
+    prev: f.bin('prev', 32),
+    epoch: f.int('epoch', IDX),
+    firstIdx: f.int('first_idx', IDX),
+    keyHash: f.bin('key_hash', 32),
+    membersHash: f.bin('members_hash', 32),
+    ts: f.int('ts', { min: 0, max: Number.MAX_SAFE_INTEGER }),
+  };
+  switch (op) {
+    case 'create':
+      f.only(CHAIN_COMMON);
+      return { ...common, op };
+    case 'add':
+      f.only([...CHAIN_COMMON, 'cert']);
+      return { ...common, op, cert: f.bin('cert', { min: 1, max: MAX_CERT }) };
+    case 'rotate': {
+      f.only([...CHAIN_COMMON, 'reason', 'removed']);
+      const reason = f.str('reason', 16);
+      if (reason === 'create' || !(ROTATION_REASONS as readonly string[]).includes(reason))
+        throw new DecodeError(`${what}: unknown rotation reason`);
+      const removed = f.arr('removed', MAX_MEMBERS).map((v, i) => {
+        if (v.t !== 'str') throw new DecodeError(`${what}.removed[${i}]: must be str, got ${v.t}`);
+        return memberIdValue(v.v, `${what}.removed[${i}]`);
+      });
+      if (new Set(removed).size !== removed.length) throw new DecodeError(`${what}: a member removed twice`);
+      return { ...common, op, reason: reason as RotationReason, removed };
+    }
+    default:
+      throw new DecodeError(`${what}: unknown op "${op}"`);
+  }
+}
+
+/** Plaintext of a sealed epoch key (`chain.key`, `resync.keys`): sealed from the owner to one member. */
+export interface KeyBody {
   readonly room: Uint8Array;
   readonly epoch: number;
-  readonly annHash: Uint8Array;
+  readonly firstIdx: number;
   readonly key: Uint8Array;
 }
-export function encodeRekeyKey(r: RekeyKeyBody): Uint8Array {
-  return encode({ room: r.room, epoch: r.epoch, ann_hash: r.annHash, key: r.key });
+export function encodeKeyBody(r: KeyBody): Uint8Array {
+  return encode({ room: r.room, epoch: r.epoch, first_idx: r.firstIdx, key: r.key });
 }
-export function decodeRekeyKey(bytes: Uint8Array): RekeyKeyBody {
-  const f = limited(bytes, 1024, 'rekey key').only(['room', 'epoch', 'ann_hash', 'key']);
-  return { room: f.bin('room', 16), epoch: f.int('epoch', IDX), annHash: f.bin('ann_hash', 32), key: f.bin('key', 32) };
+export function decodeKeyBody(bytes: Uint8Array): KeyBody {
+  const f = limited(bytes, 1024, 'sealed key').only(['room', 'epoch', 'first_idx', 'key']);
+  return { room: f.bin('room', 16), epoch: f.int('epoch', IDX), firstIdx: f.int('first_idx', IDX), key: f.bin('key', 32) };
 }
 
 /** Plaintext of join-request.sealed. */
@@ -329,25 +451,38 @@ export function decodeAcceptBundle(bytes: Uint8Array): AcceptBundle {
   };
 }
 
-/** The signed part of a message envelope (section 5.6). */
+/**
+ * The signed part of a message envelope (section 5.6). `chain` and `prev` are null only in
+ * format-1 envelopes (written before the chains), which have neither field.
+ */
 export interface EnvelopeBody {
   readonly room: Uint8Array;
   readonly epoch: number;
   readonly from: MemberId;
   readonly seq: number;
+  readonly chain: number | null;
+  readonly prev: Uint8Array | null;
   readonly ct: Uint8Array;
 }
 export function encodeEnvelopeBody(e: EnvelopeBody): Uint8Array {
-  return encode({ type: 'msg', room: e.room, epoch: e.epoch, from: e.from, seq: e.seq, ct: e.ct });
+  if (e.chain === null || e.prev === null) {
+    return encode({ type: 'msg', room: e.room, epoch: e.epoch, from: e.from, seq: e.seq, ct: e.ct });
+  }
+  return encode({ type: 'msg', room: e.room, epoch: e.epoch, from: e.from, seq: e.seq, chain: e.chain, prev: e.prev, ct: e.ct });
 }
 export function decodeEnvelopeBody(bytes: Uint8Array): EnvelopeBody {
-  const f = limited(bytes, MAX_ENVELOPE, 'envelope').only(['type', 'room', 'epoch', 'from', 'seq', 'ct']);
+  const f = limited(bytes, MAX_ENVELOPE, 'envelope').only(['type', 'room', 'epoch', 'from', 'seq', 'chain', 'prev', 'ct']);
   f.type('msg');
+  // Both chain fields or neither (format 1): one encoding per meaning.
+  if (f.has('chain') !== f.has('prev')) throw new DecodeError('envelope: chain and prev come together');
+  const v2 = f.has('chain');
   return {
     room: f.bin('room', 16),
     epoch: f.int('epoch', IDX),
     from: memberIdField(f, 'from', 'envelope'),
     seq: f.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }),
+    chain: v2 ? f.int('chain', IDX) : null,
+    prev: v2 ? f.bin('prev', 32) : null,
     ct: f.bin('ct', { min: 1, max: MAX_ENVELOPE }),
   };
 }

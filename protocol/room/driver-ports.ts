@@ -69,14 +69,14 @@ export interface DriverEnv {
 /** The owner's link layer hooks the driver fills in (protocol/link/owner.ts OwnerOptions). */
 export type OwnerLinkHooks = Pick<
   OwnerOptions,
-  'pendingTokens' | 'acceptToken' | 'trustedKeys' | 'onLink' | 'onSignalingState' | 'onWarning'
+  'pendingTokens' | 'acceptToken' | 'trustedKeys' | 'refusedTokens' | 'refusedKeys' | 'onLink' | 'onSignalingState' | 'onWarning'
 >;
 
 /** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */
 export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
 
 /** Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. */
-export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token'>) => Promise<PeerLink>;
+export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'>) => Promise<PeerLink>;
 
 /**
  * A refusal of the driver itself (not of the machine): `room.outbox-full` (MAX_OUTBOX own messages

@@ -15,6 +15,7 @@ export type RoomErrorCode =
   | 'room.not-admitted'
   | 'room.full'
   | 'room.already-member'
+  | 'room.peer-key-taken'
   | 'room.not-member'
   | 'room.forbidden'
   | 'room.closed'
@@ -30,6 +31,8 @@ export type RoomErrorCode =
   | 'room.duplicate'
   | 'room.epoch-expired'
   | 'room.epoch-unknown'
+  | 'room.chain-gap'
+  | 'room.sender-chain'
   | 'room.bad-state';
 
 export class RoomError extends ZeroRoomError {
@@ -59,7 +62,7 @@ export class InviteError extends RoomError {
 /** The joiner did not prove it holds the token (or opened the accept), or the owner declined it. */
 export class JoinError extends RoomError {
   constructor(
-    code: 'room.join-proof' | 'room.not-admitted' | 'room.already-member' | 'room.full',
+    code: 'room.join-proof' | 'room.not-admitted' | 'room.already-member' | 'room.peer-key-taken' | 'room.full',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -92,9 +95,15 @@ export class AuthenticityError extends RoomError {
   }
 }
 
-/** Seen before (duplicate), an old sequence number (replay), or outside the epoch rule. */
+/**
+ * Seen before (duplicate), an old sequence number (replay), outside the epoch rule, a chain
+ * position beyond the receiver's head, or a message that does not continue its sender's chain.
+ */
 export class FreshnessError extends RoomError {
-  constructor(code: 'room.replay' | 'room.duplicate' | 'room.epoch-expired' | 'room.epoch-unknown', message: string) {
+  constructor(
+    code: 'room.replay' | 'room.duplicate' | 'room.epoch-expired' | 'room.epoch-unknown' | 'room.chain-gap' | 'room.sender-chain',
+    message: string,
+  ) {
     super(code, message);
   }
 }

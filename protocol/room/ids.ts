@@ -12,7 +12,14 @@ export const LABEL = Object.freeze({
   msg: 'zeroroom/v1/msg',
   safetyCode: 'zeroroom/v1/safety-code',
   fingerprint: 'zeroroom/v1/fingerprint',
+  roomId: 'zeroroom/v1/room-id',
+  ownerKey: 'zeroroom/v1/owner-key',
+  keyHash: 'zeroroom/v1/key-hash',
+  members: 'zeroroom/v1/members',
 });
+
+/** 32 zero bytes: `prev` of the first chain entry and of a sender's first message (5.6, 5.7). */
+export const ZERO_HASH: Uint8Array = new Uint8Array(32);
 
 function labelled(label: string, ...parts: Uint8Array[]): Uint8Array {
   return concatBytes(utf8Encode(label), ...parts);
@@ -25,6 +32,21 @@ export function contextOf(...parts: Encodable[]): Uint8Array {
 
 export function memberIdOf(ipub: EcPublicKey): MemberId {
   return toHex(sha256(labelled(LABEL.memberId, ipub)).subarray(0, 16)) as MemberId;
+}
+
+/** Section 5.1: the room id of a room created by this version, from the owner's per-room peer key. */
+export function roomIdOf(npub: BoxPublicKey | Uint8Array): Uint8Array {
+  return sha256(labelled(LABEL.roomId, npub)).subarray(0, 16);
+}
+
+/** Section 5.3: the 16-byte commitment a v2 invite carries instead of the owner's identity key. */
+export function ownerKeyCommit(opub: EcPublicKey | Uint8Array): Uint8Array {
+  return sha256(labelled(LABEL.ownerKey, opub)).subarray(0, 16);
+}
+
+/** Section 5.7: the hash of an epoch key that chain entries commit to. */
+export function keyHashOf(room: Uint8Array, epoch: number, key: Uint8Array): Uint8Array {
+  return sha256(labelled(LABEL.keyHash, contextOf(room, epoch, key)));
 }
 
 export function peerKeyHex(npub: BoxPublicKey | Uint8Array): PeerKeyHex {

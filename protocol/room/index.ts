@@ -1,8 +1,30 @@
 // The room protocol (docs/PROTOCOL.md section 5): pure machines for the owner and members.
 export * from './types.ts';
 export * from './errors.ts';
-export { LABEL, memberIdOf, peerKeyHex, inviteIdOf, saltyAuthToken, safetyCode, fingerprint } from './ids.ts';
-export { type Invite, encodeInvite, decodeInvite, inviteUrl, decodeInviteUrl, checkInviteFresh } from './invite.ts';
+export {
+  LABEL,
+  ZERO_HASH,
+  memberIdOf,
+  peerKeyHex,
+  inviteIdOf,
+  saltyAuthToken,
+  safetyCode,
+  fingerprint,
+  roomIdOf,
+  ownerKeyCommit,
+  keyHashOf,
+} from './ids.ts';
+export {
+  type Invite,
+  type InviteParams,
+  encodeInviteV1,
+  encodeInviteV2,
+  decodeInvite,
+  defaultServerFor,
+  inviteUrl,
+  decodeInviteUrl,
+  checkInviteFresh,
+} from './invite.ts';
 export {
   decodeToOwner,
   decodeToMember,
@@ -18,6 +40,7 @@ export {
   createRoom,
   ownerStep,
   currentEpoch,
+  chainHead,
   pendingAuthTokens,
   memberPeerKeys,
   ownerSafetyCode,

@@ -11,7 +11,8 @@
  * Outbox (5.6, 6.4): an own message is stored BEFORE it leaves and removed when the owner delivers
  * it back (or refuses a copy as `room.replay`: it is in the room already). Every new link carries
  * every stored message again, unchanged. One refused as `room.epoch-expired`/`room.epoch-unknown`
- * (the key rotated while it waited) is sealed again, through the same step path as a new send. At
+ * (the key rotated while it waited) or `room.sender-chain` (an earlier one was refused) is sealed
+ * again, through the same step path as a new send. At
  * most MAX_OUTBOX wait; another send is refused with `room.outbox-full`.
  */
 import { asBoxPublicKey, fromHex } from '../../crypto/index.ts';
@@ -36,6 +37,13 @@ export function memberFinished(state: MemberState): boolean {
 }
 
 const isOpen = (s: LinkState): boolean => s === 'direct' || s === 'relayed';
+
+/**
+ * Refusals of an outbox message that sealing the same text again repairs (5.13 driver rule 6): the
+ * key rotated while it waited (epoch codes), or an earlier message of ours was refused so this one
+ * no longer continues our sender chain (`room.sender-chain`, 5.6).
+ */
+const RESEAL_CODES: ReadonlySet<string> = new Set(['room.epoch-expired', 'room.epoch-unknown', 'room.sender-chain']);
 
 export class MemberDriver extends RoomDriver<MemberState> {
   private link: PeerLink | null = null;
@@ -82,11 +90,19 @@ export class MemberDriver extends RoomDriver<MemberState> {
     const s = this.state;
     // Until the welcome the owner knows us only by the invite: use its auth token (5.3).
     const token = s.join !== null ? saltyAuthToken(s.join.token) : undefined;
+    // With a token, a first contact the owner never answers ends when the invite expires (4.1).
+    const exp = s.join?.exp ?? null;
     this.setLinkState('connecting');
-    this.opts.link({ ownerKey: asBoxPublicKey(fromHex(s.ownerPeer, 32)), ...(token !== undefined ? { token } : {}) }).then(
-      (link) => this.attach(link),
-      (e: unknown) => this.connectFailed(e),
-    );
+    this.opts
+      .link({
+        ownerKey: asBoxPublicKey(fromHex(s.ownerPeer, 32)),
+        ...(token !== undefined ? { token } : {}),
+        ...(token !== undefined && exp !== null ? { inviteExpiresAt: exp } : {}),
+      })
+      .then(
+        (link) => this.attach(link),
+        (e: unknown) => this.connectFailed(e),
+      );
   }
 
   private connectFailed(e: unknown): void {
@@ -191,13 +207,13 @@ export class MemberDriver extends RoomDriver<MemberState> {
         await this.dropOutbox(event.seq);
         return;
       }
+      // A break in our sender chain while an earlier message of ours still waits: this one continues
+      // that message, which may still be accepted when it arrives (it was lost in transit, not
+      // refused); both go out again on the next link. Sealing it again now could deliver it twice.
+      if (event.code === 'room.sender-chain' && this.outboxList.some((o) => o.seq < event.seq!)) return;
       const entry = await this.dropOutbox(event.seq);
-      if (
-        entry !== undefined &&
-        (event.code === 'room.epoch-expired' || event.code === 'room.epoch-unknown') &&
-        this.state.phase === 'member'
-      ) {
-        this.env.log.warn(`message #${entry.seq} waited past a key rotation; sealing it again`);
+      if (entry !== undefined && RESEAL_CODES.has(event.code) && this.state.phase === 'member') {
+        this.env.log.warn(`message #${entry.seq} was refused (${event.code}); sealing it again`);
         try {
           await this.sealAndSend(entry.text, entry.at);
           return;

@@ -9,7 +9,7 @@ import type { OwnerHandle } from '../link/owner.ts';
 import type { PeerLink } from '../link/peer-link.ts';
 import { RoomDriver } from './driver.ts';
 import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
-import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens } from './owner.ts';
+import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import type { RoomIdentity } from './records.ts';
 import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
 
@@ -59,6 +59,9 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       // The link layer only checks that the auth token is one of ours; the room machine admits (5.3).
       acceptToken: (token) => pendingAuthTokens(this.state, this.now()).some((t) => equalBytes(t, token)),
       trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
+      // A retired invite or a removed member gets the owner's authenticated refusal, final for it (4.1).
+      refusedTokens: () => retiredAuthTokens(this.state, this.now()),
+      refusedKeys: () => removedPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
       onLink: (link) => this.attach(link),
       onSignalingState: (ready) => {
         if (!this.stopped) this.env.events({ kind: 'signaling', ready });

@@ -12,7 +12,6 @@ import {
   openFrom,
   sealTo,
   sha256,
-  sign,
   toHex,
   type BoxPublicKey,
 } from '../../crypto/index.ts';
@@ -21,28 +20,31 @@ import {
   MAX_HISTORY_ENTRIES,
   MAX_MEMBERS,
   MAX_NAME,
+  MAX_RESYNC_ANNS,
   MAX_TEXT,
   decodeJoinSecret,
   decodeToOwner,
   encodeAcceptBundle,
-  encodeAnnBody,
+  encodeKeyBody,
   encodeMessage,
-  encodeRekeyKey,
+  type ChainBody,
   type EnvelopeBody,
-  type RekeyWire,
   type ToOwner,
 } from './codec.ts';
 import { InviteError, JoinError, MembershipError, FreshnessError, RoomError } from './errors.ts';
-import { LABEL, contextOf, inviteIdOf, memberIdOf, peerKeyHex, safetyCode, saltyAuthToken } from './ids.ts';
-import { inviteUrl, type Invite } from './invite.ts';
+import { LABEL, ZERO_HASH, contextOf, inviteIdOf, keyHashOf, memberIdOf, peerKeyHex, roomIdOf, safetyCode, saltyAuthToken } from './ids.ts';
+import { inviteUrl, type InviteParams } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
 import {
   CATCH_UP_INTERVAL_MS,
   DEFAULT_CONFIG,
   GRACE_MESSAGES,
   MAX_INVITE_RECORDS,
+  MAX_REMOVED_PEERS,
   MAX_PENDING_INVITES,
-  OWNER_KEPT_EPOCHS,
+  OWNER_KEPT_CHAIN,
+  OWNER_MIN_CHAIN,
+  type ChainLink,
   type Effect,
   type EpochRecord,
   type InviteId,
@@ -59,7 +61,7 @@ import {
   type RotationReason,
   type Step,
 } from './types.ts';
-import { openBody, openEnvelope, sealEnvelope, signCert } from './verify.ts';
+import { membersHashOf, openBody, openEnvelope, sealEnvelope, signCert, signChainEntry } from './verify.ts';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const HISTORY_CHUNK_BYTES = 512 * 1024;
@@ -85,13 +87,16 @@ function checkName(name: string, what: string): void {
   if (name.length > MAX_NAME) throw new RangeError(`${what} longer than ${MAX_NAME} characters`);
 }
 
-/** Section 5.2: identity from ctx, room id and epoch-0 key from ctx.random, all on this device. */
+/**
+ * Section 5.2: identity and peer key from ctx, the room id derived from the peer key (5.1), the
+ * epoch-0 key from ctx.random, all on this device; the chain starts with its create entry.
+ */
 export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerState> {
   const config: RoomConfig = { ...DEFAULT_CONFIG, ...opts.config };
   checkConfig(config);
   checkName(opts.ownerName, 'owner name');
   if (opts.name !== undefined) checkName(opts.name, 'room name');
-  const room = ctx.random(16).slice();
+  const room = roomIdOf(ctx.peerKey).slice();
   const key = asSymmetricKey(ctx.random(32));
   const self: MemberInfo = {
     id: memberIdOf(ctx.identity.publicKey),
@@ -101,11 +106,18 @@ export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerSt
     owner: true,
     epoch: 0,
   };
-  const prev = new Uint8Array(32);
-  const ann = sign(
-    ctx.identity.privateKey,
-    encodeAnnBody({ room, epoch: 0, prev, members: [self], firstIdx: 0, reason: 'create', ts: opts.now }),
-  );
+  const ann = signChainEntry(ctx.identity.privateKey, {
+    op: 'create',
+    room,
+    n: 0,
+    prev: ZERO_HASH,
+    epoch: 0,
+    firstIdx: 0,
+    keyHash: keyHashOf(room, 0, key),
+    membersHash: membersHashOf([self]),
+    ts: Math.max(0, Math.floor(opts.now)),
+  });
+  const annHash = sha256(ann);
   const state: OwnerState = {
     role: 'owner',
     config,
@@ -116,11 +128,12 @@ export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerSt
     epoch: 0,
     epochStartedAt: opts.now,
     epochMessages: 0,
-    epochs: [{ epoch: 0, key, firstIdx: 0, annHash: sha256(ann), prev, reason: 'create', ann }],
+    epochs: [{ epoch: 0, key, firstIdx: 0, annHash, ann }],
     members: [
       {
         info: self,
         lastSeq: 0,
+        lastHash: ZERO_HASH,
         cert: signCert(ctx.identity.privateKey, room, self),
         peer: peerKeyHex(ctx.peerKey),
         viewFrom: 0,
@@ -130,6 +143,8 @@ export function createRoom(ctx: OwnerCtx, opts: CreateRoomOptions): Step<OwnerSt
     invites: [],
     nextIdx: 0,
     log: [],
+    chain: [{ n: 0, epoch: 0, op: 'create', hash: annHash, ann }],
+    removedPeers: [],
   };
   return { state, effects: [emit({ type: 'rotated', epoch: 0, reason: 'create' })] };
 }
@@ -149,13 +164,41 @@ export function pendingAuthTokens(s: OwnerState, now: number): Uint8Array[] {
     .map((i) => saltyAuthToken(i.token!));
 }
 
+/**
+ * SaltyRTC auth tokens of invites that can no longer admit anyone (used, revoked, expired) and are
+ * still on record: the link layer refuses a joiner presenting one with an authenticated refusal,
+ * which is final for it (4.1), where an unknown token only gets a 3005 it retries.
+ */
+export function retiredAuthTokens(s: OwnerState, now: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const i of s.invites) {
+    if (i.authToken !== undefined) out.push(i.authToken);
+    else if (i.token !== undefined && (i.status === 'used' || i.status === 'revoked' || now > i.expiresAt))
+      out.push(saltyAuthToken(i.token));
+  }
+  return out;
+}
+
+/** Peer keys of removed members, refused with an authenticated refusal when they come back (5.8). */
+export function removedPeerKeys(s: OwnerState): readonly PeerKeyHex[] {
+  return s.removedPeers;
+}
+
 /** Peer keys of the current members other than the owner (trusted-key reconnects). */
 export function memberPeerKeys(s: OwnerState): PeerKeyHex[] {
   return s.members.filter((m) => !m.info.owner).map((m) => m.peer);
 }
 
+/** The newest entry of the owner's announcement chain (section 5.7). */
+export function chainHead(s: OwnerState): ChainLink {
+  const head = s.chain[s.chain.length - 1];
+  if (head === undefined) throw new Error('owner state has no chain');
+  return head;
+}
+
+/** Section 5.11: over the chain head. */
 export function ownerSafetyCode(s: OwnerState): string {
-  return safetyCode(s.room, currentEpoch(s).annHash);
+  return safetyCode(s.room, chainHead(s).hash);
 }
 
 export function inviteStatus(s: OwnerState, id: InviteId, now: number): InviteRecord['status'] | 'expired' | 'unknown' {
@@ -205,10 +248,13 @@ function memberByPeer(s: OwnerState, peer: PeerKeyHex): OwnerMember | undefined 
 
 /** What a refused input gets back (section 5.4, 5.6, 5.8). */
 function refusalEffects(s: OwnerState, peer: PeerKeyHex, type: ToOwner['type'] | null, code: string, seq: number | null): Effect[] {
-  if (memberByPeer(s, peer) !== undefined) {
-    return [sendTo(peer, encodeMessage({ type: 'refused', code, ...(seq !== null ? { seq } : {}) }))];
+  const m = memberByPeer(s, peer);
+  if (m !== undefined) {
+    // A refused send says what the sender's chain continues from here (5.6).
+    const tail = m.lastHash ?? ZERO_HASH;
+    return [sendTo(peer, encodeMessage({ type: 'refused', code, ...(seq !== null ? { seq, tail } : {}) }))];
   }
-  if (type === null || type === 'join-request' || type === 'join-confirm') {
+  if (type === null || type === 'join-hello' || type === 'join-request' || type === 'join-confirm') {
     return [sendTo(peer, encodeMessage({ type: 'join-refused', code })), closeLink(peer, code)];
   }
   return [sendTo(peer, encodeMessage({ type: 'removed', reason: 'not-member' })), closeLink(peer, code)];
@@ -223,6 +269,8 @@ function onReceived(
   seen: { seq: number | null },
 ): Out<OwnerState> {
   switch (msg.type) {
+    case 'join-hello':
+      return onJoinHello(ctx, s, peer, msg, now);
     case 'join-request':
       return onJoinRequest(ctx, s, peer, msg, now);
     case 'join-confirm':
@@ -233,6 +281,8 @@ function onReceived(
       return removeMember(ctx, s, requireMember(s, peer).info.id, 'left', now);
     case 'sync':
       return onSync(ctx, s, requireMember(s, peer), msg, now);
+    case 'want':
+      return onWant(s, requireMember(s, peer), msg);
   }
 }
 
@@ -253,8 +303,7 @@ function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number)
   const token = ctx.random(32).slice();
   if (token.length !== 32) throw new RangeError('random source returned the wrong length');
   const id = inviteIdOf(token);
-  const invite: Invite = {
-    v: 1,
+  const invite: InviteParams = {
     room: s.room,
     token,
     opub: ctx.identity.publicKey,
@@ -262,7 +311,6 @@ function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number)
     server: ctx.invites.server,
     exp: now + ttl,
     ...(ctx.invites.serverKey ? { spub: ctx.invites.serverKey } : {}),
-    ...(s.name !== null ? { name: s.name } : {}),
   };
   const url = inviteUrl(ctx.invites.appUrl, invite);
   const record: InviteRecord = { id, token, createdAt: now, expiresAt: invite.exp, status: 'pending' };
@@ -272,7 +320,7 @@ function createInvite(ctx: OwnerCtx, s: OwnerState, now: number, ttlMs?: number)
   };
 }
 
-/** At most MAX_INVITE_RECORDS - 1 records, dropping the oldest retired ones (section 5.11). */
+/** At most MAX_INVITE_RECORDS - 1 records, dropping the oldest retired ones (section 5.15). */
 function withRoomForOne(invites: readonly InviteRecord[]): readonly InviteRecord[] {
   let excess = invites.length - (MAX_INVITE_RECORDS - 1);
   if (excess <= 0) return invites;
@@ -280,7 +328,13 @@ function withRoomForOne(invites: readonly InviteRecord[]): readonly InviteRecord
 }
 
 function retire(r: InviteRecord, status: 'used' | 'revoked', usedBy?: PeerKeyHex): InviteRecord {
-  return { id: r.id, createdAt: r.createdAt, expiresAt: r.expiresAt, status, ...(usedBy ? { usedBy } : {}) };
+  return { id: r.id, createdAt: r.createdAt, expiresAt: r.expiresAt, status, ...(usedBy ? { usedBy } : {}), ...retiredAuthToken(r) };
+}
+
+/** The auth token a retired record keeps (section 5.3): derived from the token, which is deleted. */
+function retiredAuthToken(r: InviteRecord): { authToken?: Uint8Array } {
+  if (r.authToken !== undefined) return { authToken: r.authToken };
+  return r.token !== undefined ? { authToken: saltyAuthToken(r.token) } : {};
 }
 
 function replaceInvite(s: OwnerState, r: InviteRecord): OwnerState {
@@ -302,7 +356,7 @@ function revokeInvite(s: OwnerState, id: InviteId): Out<OwnerState> {
   return { state: replaceInvite(s, retire(r, 'revoked')), effects };
 }
 
-/** Status checks of section 5.4, in the spec's order. */
+/** Status checks 1-4 of section 5.4, in the spec's order. */
 function usableInvite(s: OwnerState, inviteId: Uint8Array, now: number): InviteRecord {
   const r = s.invites.find((i) => i.id === toHex(inviteId));
   if (r === undefined) throw new InviteError('room.invite-unknown', 'unknown invite');
@@ -312,7 +366,25 @@ function usableInvite(s: OwnerState, inviteId: Uint8Array, now: number): InviteR
   return r;
 }
 
+/** Check 8 of section 5.4: one peer key names one member's link. */
+function checkPeerKeyFree(s: OwnerState, peer: PeerKeyHex): void {
+  if (s.members.some((m) => m.peer === peer)) throw new JoinError('room.peer-key-taken', 'this peer key already belongs to a member');
+}
+
 // ---- Join (5.4) ----
+
+/** A v2 joiner asks for the owner's identity key over the link authenticated to npub (5.3). */
+function onJoinHello(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  peer: PeerKeyHex,
+  msg: Extract<ToOwner, { type: 'join-hello' }>,
+  now: number,
+): Out<OwnerState> {
+  const r = usableInvite(s, msg.invite, now);
+  if (r.claim !== undefined && r.claim.peer !== peer) throw new InviteError('room.invite-used', 'the invite is being used by someone else');
+  return { state: s, effects: [sendTo(peer, encodeMessage({ type: 'owner-key', invite: msg.invite, opub: ctx.identity.publicKey }))] };
+}
 
 function onJoinRequest(
   ctx: OwnerCtx,
@@ -339,6 +411,7 @@ function onJoinRequest(
   }
   const info: MemberInfo = { id: memberIdOf(msg.ipub), ipub: msg.ipub, npub: secret.npub, name: secret.name, owner: false, epoch: s.epoch };
   if (s.members.some((m) => m.info.id === info.id)) throw new JoinError('room.already-member', 'this identity is already a member');
+  checkPeerKeyFree(s, peer);
   if (s.members.length >= MAX_MEMBERS) throw new JoinError('room.full', `the room has ${MAX_MEMBERS} members`);
   if (ctx.admit !== undefined && !ctx.admit(info)) throw new JoinError('room.not-admitted', 'the owner declined this joiner');
   const cur = currentEpoch(s);
@@ -347,7 +420,7 @@ function onJoinRequest(
     ...(s.name !== null ? { name: s.name } : {}),
     epoch: s.epoch,
     key: cur.key!,
-    ann: cur.ann,
+    ann: chainHead(s).ann,
     certs: s.members.map((m) => m.cert),
   });
   const sealed = cellSeal(asSymmetricKey(secret.jkey), bundle, contextOf(LABEL.joinAccept, token, s.room));
@@ -363,15 +436,18 @@ function onJoinConfirm(
   msg: Extract<ToOwner, { type: 'join-confirm' }>,
   now: number,
 ): Out<OwnerState> {
+  if (msg.chain > chainHead(s).n) throw new FreshnessError('room.chain-gap', `chain position ${msg.chain} is beyond ours`);
   const used = s.invites.find((i) => i.id === toHex(msg.invite));
   if (used?.status === 'used' && used.usedBy === peer) {
-    // A repeated confirm after a reconnect: the welcome again, nothing else changes.
+    // A repeated confirm after a reconnect: the welcome again and what followed it, nothing else changes.
     const m = memberByPeer(s, peer);
     if (m !== undefined) {
-      const rekey = m.info.epoch !== s.epoch ? rekeyFor(ctx, s, m) : undefined;
-      const welcome = encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom, ...(rekey ? { rekey } : {}) });
+      const welcome = encodeMessage({ type: 'welcome', cert: m.cert, from_idx: m.viewFrom });
       const page = historyPage(s, m, m.viewFrom, now);
-      return { state: replaceMember(s, m, page.member), effects: [sendTo(peer, welcome), ...page.effects] };
+      return {
+        state: replaceMember(s, m, page.member),
+        effects: [sendTo(peer, welcome), ...resyncEffects(ctx, s, m, msg.chain, m.info.epoch - 1), ...page.effects],
+      };
     }
   }
   const r = usableInvite(s, msg.invite, now);
@@ -387,20 +463,24 @@ function onJoinConfirm(
   }
   if (!equalBytes(proof, claim.acceptHash)) throw new JoinError('room.join-proof', 'join confirm is not for the accept sent');
   if (s.members.some((m) => m.info.id === claim.info.id)) throw new JoinError('room.already-member', 'this identity is already a member');
+  checkPeerKeyFree(s, peer);
+  if (s.members.length >= MAX_MEMBERS) throw new JoinError('room.full', `the room has ${MAX_MEMBERS} members`);
 
   const info: MemberInfo = { ...claim.info, epoch: s.epoch };
   const cert = signCert(ctx.identity.privateKey, s.room, info);
   const viewFrom = s.config.history === 'none' ? s.nextIdx : Math.max(currentEpoch(s).firstIdx, s.log[0]?.idx ?? s.nextIdx);
-  const member: OwnerMember = { info, lastSeq: 0, cert, peer, viewFrom, catchUp: null };
+  const member: OwnerMember = { info, lastSeq: 0, lastHash: ZERO_HASH, cert, peer, viewFrom, catchUp: null };
   const others = s.members.filter((m) => !m.info.owner);
-  let next: OwnerState = replaceInvite({ ...s, members: [...s.members, member] }, retire(r, 'used', peer));
-  const rekey = claim.info.epoch !== s.epoch ? rekeyFor(ctx, next, member) : undefined;
+  const admitted = replaceInvite({ ...s, members: [...s.members, member] }, retire(r, 'used', peer));
+  const added = appendEntry(ctx, admitted, { op: 'add', cert }, now);
+  let next = added.state;
   const page = historyPage(next, member, viewFrom, now);
   next = replaceMember(next, member, page.member);
   const effects: Effect[] = [
-    sendTo(peer, encodeMessage({ type: 'welcome', cert, from_idx: viewFrom, ...(rekey ? { rekey } : {}) })),
+    sendTo(peer, encodeMessage({ type: 'welcome', cert, from_idx: viewFrom })),
+    ...resyncEffects(ctx, next, member, msg.chain, claim.info.epoch),
     ...page.effects,
-    ...others.map((m) => sendTo(m.peer, encodeMessage({ type: 'member-added', cert }))),
+    ...others.map((m) => sendTo(m.peer, encodeMessage({ type: 'chain', ann: added.ann }))),
     emit({ type: 'member-joined', member: { id: info.id, name: info.name, owner: false } }),
   ];
   if (s.config.rotateOnJoin) {
@@ -424,17 +504,26 @@ function onSend(
   const m = requireMember(s, peer);
   const inner = openEnvelope(m.info.ipub, env, m.info.id, s.room);
   seen.seq = inner.seq;
+  // Replay first: a re-sent copy of an ordered message is reported as such whatever its epoch.
+  if (inner.seq <= m.lastSeq) throw new FreshnessError('room.replay', `sequence ${inner.seq} from ${m.info.id} already seen`);
   const cur = currentEpoch(s);
   if (inner.epoch > s.epoch) throw new FreshnessError('room.epoch-unknown', `epoch ${inner.epoch} does not exist yet`);
   const inGrace = inner.epoch === s.epoch - 1 && s.nextIdx < cur.firstIdx + GRACE_MESSAGES && now - s.epochStartedAt <= s.config.graceMs;
   if ((inner.epoch !== s.epoch && !inGrace) || inner.epoch < m.info.epoch) {
     throw new FreshnessError('room.epoch-expired', `epoch ${inner.epoch} is no longer accepted`);
   }
-  if (inner.seq <= m.lastSeq) throw new FreshnessError('room.replay', `sequence ${inner.seq} from ${m.info.id} already seen`);
+  if (inner.chain !== null && inner.chain > chainHead(s).n) {
+    throw new FreshnessError('room.chain-gap', `chain position ${inner.chain} is beyond ours`);
+  }
+  // The sender chain (5.6): format-1 envelopes only while this membership's chain is unknown.
+  if (inner.prev === null ? m.lastHash !== null : m.lastHash !== null && !equalBytes(inner.prev, m.lastHash)) {
+    throw new FreshnessError('room.sender-chain', `message ${inner.seq} from ${m.info.id} does not continue its chain`);
+  }
   const key = s.epochs.find((e) => e.epoch === inner.epoch)?.key;
   if (key == null) throw new FreshnessError('room.epoch-unknown', `no key for epoch ${inner.epoch}`);
   const body = openBody(key, inner);
-  const withSeq: OwnerState = { ...s, members: s.members.map((x) => (x === m ? { ...x, lastSeq: inner.seq } : x)) };
+  const lastHash = inner.prev === null ? null : sha256(env);
+  const withSeq: OwnerState = { ...s, members: s.members.map((x) => (x === m ? { ...x, lastSeq: inner.seq, lastHash } : x)) };
   return order(ctx, withSeq, m.info, inner, env, body.text, body.ts, now);
 }
 
@@ -444,16 +533,20 @@ function sendOwn(ctx: OwnerCtx, s: OwnerState, text: string, now: number): Out<O
   const cur = currentEpoch(s);
   const seq = s.seq + 1;
   const ts = Math.max(0, Math.floor(now));
+  const chain = chainHead(s).n;
+  const prev = self.lastHash ?? ZERO_HASH;
   const env = sealEnvelope(ctx.identity.privateKey, {
     room: s.room,
     epoch: s.epoch,
     key: cur.key!,
     from: s.selfId,
     seq,
+    chain,
+    prev,
     body: { text, ts },
   });
-  const inner: EnvelopeBody = { room: s.room, epoch: s.epoch, from: s.selfId, seq, ct: new Uint8Array(0) };
-  const next: OwnerState = { ...s, seq, members: s.members.map((x) => (x === self ? { ...x, lastSeq: seq } : x)) };
+  const inner: EnvelopeBody = { room: s.room, epoch: s.epoch, from: s.selfId, seq, chain, prev, ct: new Uint8Array(0) };
+  const next: OwnerState = { ...s, seq, members: s.members.map((x) => (x === self ? { ...x, lastSeq: seq, lastHash: sha256(env) } : x)) };
   return order(ctx, next, self.info, inner, env, text, ts, now);
 }
 
@@ -484,41 +577,81 @@ function order(
   return { state: next, effects };
 }
 
-// ---- Rotation (5.7) ----
+// ---- The announcement chain and rotation (5.7) ----
 
-function rekeyFor(ctx: OwnerCtx, s: OwnerState, m: OwnerMember): RekeyWire {
+type EntrySpec =
+  | { readonly op: 'add'; readonly cert: Uint8Array }
+  | { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[]; readonly key: Uint8Array };
+
+/**
+ * Signs the next chain entry for `s` (whose members are already those after the entry), appends
+ * it and applies retention (5.15). A rotation also makes its key current.
+ */
+function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number): { state: OwnerState; ann: Uint8Array } {
+  const head = chainHead(s);
   const cur = currentEpoch(s);
-  const key = sealTo(
-    ctx.identity.privateKey,
-    m.info.ipub,
-    encodeRekeyKey({ room: s.room, epoch: cur.epoch, annHash: cur.annHash, key: cur.key! }),
-  );
-  return { ann: cur.ann, key };
+  const rotating = spec.op === 'rotate';
+  const epoch = rotating ? s.epoch + 1 : s.epoch;
+  const firstIdx = rotating ? s.nextIdx : cur.firstIdx;
+  const key = rotating ? spec.key : cur.key!;
+  const common = {
+    room: s.room,
+    n: head.n + 1,
+    prev: head.hash,
+    epoch,
+    firstIdx,
+    keyHash: keyHashOf(s.room, epoch, key),
+    membersHash: membersHashOf(s.members.map((m) => m.info)),
+    ts: Math.max(0, Math.floor(now)),
+  };
+  const body: ChainBody =
+    spec.op === 'add' ? { ...common, op: 'add', cert: spec.cert } : { ...common, op: 'rotate', reason: spec.reason, removed: spec.removed };
+  const ann = signChainEntry(ctx.identity.privateKey, body);
+  const hash = sha256(ann);
+  const epochs: EpochRecord[] = rotating
+    ? [...s.epochs.map((e) => (e.epoch === s.epoch ? { ...e, ann: null, annHash: null } : e)), { epoch, key, firstIdx, ann, annHash: hash }]
+    : s.epochs.map((e) => (e.epoch === s.epoch ? { ...e, ann, annHash: hash } : e));
+  const chain = [...s.chain, { n: common.n, epoch, op: spec.op, hash, ann }];
+  return { state: retain({ ...s, epoch, epochs, chain }), ann };
 }
 
-export function rotate(ctx: OwnerCtx, s: OwnerState, reason: RotationReason, now: number): Out<OwnerState> {
+/**
+ * Retention (5.15): the chain from the link that opened the oldest epoch the log (or the grace
+ * window) still needs, and at least OWNER_MIN_CHAIN links, at most OWNER_KEPT_CHAIN; keys of the
+ * current and previous epoch, and of epochs the log holds messages of that the retained chain reaches.
+ */
+function retain(s: OwnerState): OwnerState {
+  const logEpochs = new Set(s.log.map((e) => e.epoch));
+  let oldest = Math.max(0, s.epoch - 1);
+  for (const e of s.epochs) if (e.epoch < oldest && logEpochs.has(e.epoch)) oldest = e.epoch;
+  let from = s.chain.findIndex((l) => l.epoch >= oldest);
+  from = Math.min(from < 0 ? s.chain.length - 1 : from, s.chain.length - OWNER_MIN_CHAIN);
+  from = Math.max(from, s.chain.length - OWNER_KEPT_CHAIN, 0);
+  const chain = from > 0 ? s.chain.slice(from) : s.chain;
+  const floor = chain[0]!.epoch;
+  const epochs = s.epochs.filter((e) => e.epoch >= s.epoch - 1 || (e.epoch >= floor && logEpochs.has(e.epoch)));
+  return epochs.length === s.epochs.length && chain === s.chain ? s : { ...s, epochs, chain };
+}
+
+function sealedKey(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, e: EpochRecord): Uint8Array {
+  return sealTo(ctx.identity.privateKey, m.info.ipub, encodeKeyBody({ room: s.room, epoch: e.epoch, firstIdx: e.firstIdx, key: e.key! }));
+}
+
+export function rotate(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  reason: RotationReason,
+  now: number,
+  removed: readonly MemberId[] = [],
+): Out<OwnerState> {
   const key = asSymmetricKey(ctx.random(32));
-  const cur = currentEpoch(s);
-  const epoch = s.epoch + 1;
-  const ann = sign(
-    ctx.identity.privateKey,
-    encodeAnnBody({
-      room: s.room,
-      epoch,
-      prev: cur.annHash,
-      members: s.members.map((m) => m.info),
-      firstIdx: s.nextIdx,
-      reason,
-      ts: Math.max(0, Math.floor(now)),
-    }),
-  );
-  const rec: EpochRecord = { epoch, key, firstIdx: s.nextIdx, annHash: sha256(ann), prev: cur.annHash, reason, ann };
-  // Keys older than the grace window are deleted (section 5.11).
-  const next: OwnerState = { ...s, epoch, epochStartedAt: now, epochMessages: 0, epochs: [...s.epochs, rec].slice(-OWNER_KEPT_EPOCHS) };
+  const { state, ann } = appendEntry(ctx, s, { op: 'rotate', reason, removed, key }, now);
+  const next: OwnerState = { ...state, epochStartedAt: now, epochMessages: 0 };
+  const rec = currentEpoch(next);
   const effects: Effect[] = next.members
     .filter((m) => !m.info.owner)
-    .map((m) => sendTo(m.peer, encodeMessage({ type: 'rekey', ...rekeyFor(ctx, next, m) })));
-  effects.push(emit({ type: 'rotated', epoch, reason }));
+    .map((m) => sendTo(m.peer, encodeMessage({ type: 'chain', ann, key: sealedKey(ctx, next, m, rec) })));
+  effects.push(emit({ type: 'rotated', epoch: next.epoch, reason }));
   return { state: next, effects };
 }
 
@@ -533,8 +666,9 @@ function kick(ctx: OwnerCtx, s: OwnerState, id: MemberId, now: number): Out<Owne
 
 function removeMember(ctx: OwnerCtx, s: OwnerState, id: MemberId, reason: RemovalReason, now: number): Out<OwnerState> {
   const m = s.members.find((x) => x.info.id === id)!;
-  const next: OwnerState = { ...s, members: s.members.filter((x) => x !== m) };
-  const r = rotate(ctx, next, reason === 'left' ? 'leave' : 'kick', now);
+  const removedPeers = [...s.removedPeers.filter((p) => p !== m.peer), m.peer].slice(-MAX_REMOVED_PEERS);
+  const next: OwnerState = { ...s, members: s.members.filter((x) => x !== m), removedPeers };
+  const r = rotate(ctx, next, reason === 'left' ? 'leave' : 'kick', now, [id]);
   return {
     state: r.state,
     effects: [
@@ -584,17 +718,82 @@ function historyPage(s: OwnerState, m: OwnerMember, from: number, now: number): 
 }
 
 /**
+ * 5.10: the `resync` messages for a member whose chain head is at `fromN` (and whose epoch is
+ * `memberEpoch`): the entries after it, with the keys of their rotations sealed to the member
+ * afresh, in pages; or, when those entries are not all retained (or its head is of format 1), a
+ * re-anchor on the head with every member's certificate and the keys it may need.
+ */
+function resyncEffects(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, fromN: number, memberEpoch: number): Effect[] {
+  const head = chainHead(s);
+  const at = s.chain.find((l) => l.n === fromN);
+  if (fromN === head.n || (at !== undefined && at.op !== 'legacy')) {
+    const links = s.chain.filter((l) => l.n > fromN);
+    const pages: { anns: Uint8Array[]; keys: Uint8Array[] }[] = [{ anns: [], keys: [] }];
+    let bytes = 0;
+    for (const l of links) {
+      let page = pages[pages.length - 1]!;
+      if (page.anns.length >= MAX_RESYNC_ANNS || (page.anns.length > 0 && bytes + l.ann.length > HISTORY_CHUNK_BYTES)) {
+        page = { anns: [], keys: [] };
+        pages.push(page);
+        bytes = 0;
+      }
+      page.anns.push(l.ann);
+      bytes += l.ann.length;
+      const rec = l.op === 'rotate' ? s.epochs.find((e) => e.epoch === l.epoch) : undefined;
+      if (rec !== undefined) {
+        const key = sealedKey(ctx, s, m, rec);
+        page.keys.push(key);
+        bytes += key.length;
+      }
+    }
+    return pages.map((p, i) =>
+      sendTo(
+        m.peer,
+        encodeMessage({ type: 'resync', anns: p.anns, keys: p.keys, ...(i < pages.length - 1 ? { more: true as const } : {}) }),
+      ),
+    );
+  }
+  const keys = s.epochs
+    .filter((e) => e.epoch > memberEpoch || e.epoch === s.epoch)
+    .slice(-MAX_RESYNC_ANNS)
+    .map((e) => sealedKey(ctx, s, m, e));
+  return [sendTo(m.peer, encodeMessage({ type: 'resync', anns: [head.ann], keys, certs: s.members.map((x) => x.cert) }))];
+}
+
+/**
  * 5.10: `resync` and the first page. A `more` request (the next page of a catch-up) from a member
- * on the current epoch gets the page only: the member list cannot have changed unseen on a link
- * that stayed up.
+ * whose chain head is ours gets the page only: nothing about membership can be missing.
  */
 function onSync(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, msg: Extract<ToOwner, { type: 'sync' }>, now: number): Out<OwnerState> {
+  const head = chainHead(s);
+  if (msg.chain > head.n) throw new FreshnessError('room.chain-gap', `chain position ${msg.chain} is beyond ours`);
   const page = historyPage(s, m, Math.max(msg.last_idx + 1, m.viewFrom), now);
   const state = replaceMember(s, m, page.member);
-  if (msg.more === true && msg.epoch >= s.epoch) return { state, effects: page.effects };
-  const rekey = msg.epoch < s.epoch ? rekeyFor(ctx, s, m) : undefined;
-  const resync = encodeMessage({ type: 'resync', certs: s.members.map((x) => x.cert), ...(rekey ? { rekey } : {}) });
-  return { state, effects: [sendTo(m.peer, resync), ...page.effects] };
+  if (msg.more === true && msg.chain === head.n) return { state, effects: page.effects };
+  return { state, effects: [...resyncEffects(ctx, s, m, msg.chain, msg.epoch), ...page.effects] };
+}
+
+/**
+ * 5.6: a member found a hole in `from`'s sender chain. The logged envelopes of that sender from
+ * after `after` up to the one whose hash is `before`, oldest first, none before the member's view.
+ */
+function onWant(s: OwnerState, m: OwnerMember, msg: Extract<ToOwner, { type: 'want' }>): Out<OwnerState> {
+  const mine = s.log.filter((e) => e.from === msg.from && e.idx >= m.viewFrom);
+  let end = -1;
+  for (let i = mine.length - 1; i >= 0; i--) {
+    if (equalBytes(sha256(mine[i]!.env), msg.before)) {
+      end = i;
+      break;
+    }
+  }
+  const entries: { idx: number; env: Uint8Array }[] = [];
+  for (let i = end; i >= 0 && entries.length < MAX_HISTORY_ENTRIES; i--) {
+    const e = mine[i]!;
+    if (i < end && equalBytes(sha256(e.env), msg.after)) break;
+    entries.push({ idx: e.idx, env: e.env });
+  }
+  entries.reverse();
+  return { state: s, effects: [sendTo(m.peer, encodeMessage({ type: 'supply', from: msg.from, before: msg.before, entries }))] };
 }
 
 // ---- Clock ticks: invite expiry and timed rotation ----
@@ -607,7 +806,13 @@ function tick(ctx: OwnerCtx, s: OwnerState, now: number): Out<OwnerState> {
       changed = true; // status record pruned (section 5.3)
     } else if (now > r.expiresAt && r.token !== undefined) {
       changed = true; // expired: delete the token, keep the record
-      invites.push({ id: r.id, createdAt: r.createdAt, expiresAt: r.expiresAt, status: r.status === 'claimed' ? 'pending' : r.status });
+      invites.push({
+        id: r.id,
+        createdAt: r.createdAt,
+        expiresAt: r.expiresAt,
+        status: r.status === 'claimed' ? 'pending' : r.status,
+        ...retiredAuthToken(r),
+      });
     } else {
       invites.push(r);
     }

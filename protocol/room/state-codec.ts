@@ -1,13 +1,14 @@
 /**
  * Persisted room-machine states (docs/PROTOCOL.md sections 5.15 and 6.3). Storage holds
- * `encodeOwnerState` / `encodeMemberState` output; the decoders read it back as strictly as a wire
- * message: every field's msgpack type, byte and key lengths (branded keys via the crypto layer's
- * constructors), array sizes against the protocol's limits, enum values, and the invariants the
- * machines rely on (current epoch key present, one owner, contiguous log). Anything else is a
+ * `encodeOwnerState` / `encodeMemberState` output (format 2); the decoders read it back as strictly
+ * as a wire message: every field's msgpack type, byte and key lengths (branded keys via the crypto
+ * layer's constructors), array sizes against the protocol's limits, enum values, and the invariants
+ * the machines rely on (current epoch key and chain head present, one owner, contiguous log and
+ * chain). Format 1 (before the announcement chain) is still read and migrated. Anything else is a
  * StateError ('room.bad-state'); a format version this code does not know is a StateVersionError.
  * Key checks need initCrypto() first.
  */
-import { asSymmetricKey, KeyError, type SymmetricKey } from '../../crypto/index.ts';
+import { asSymmetricKey, equalBytes, KeyError, sha256, type SymmetricKey } from '../../crypto/index.ts';
 import { DecodeError } from '../errors.ts';
 import { Fields, encode, type Encodable, type IntRange, type MsgValue } from '../msgpack.ts';
 import {
@@ -22,9 +23,12 @@ import {
   memberToWire,
 } from './codec.ts';
 import { StateError, StateVersionError } from './errors.ts';
-import { inviteIdOf, memberIdOf, peerKeyHex } from './ids.ts';
+import { ZERO_HASH, inviteIdOf, memberIdOf, ownerKeyCommit, peerKeyHex } from './ids.ts';
 import { ecPublicField } from './wire-keys.ts';
+import { MAX_PENDING_SENDS, MAX_REMOVED_PEERS, MAX_SENDER_GAPS } from './types.ts';
 import type {
+  ChainLink,
+  ChainOp,
   EpochRecord,
   InviteId,
   InviteRecord,
@@ -38,15 +42,15 @@ import type {
   OwnerState,
   PeerKeyHex,
   RoomConfig,
-  RotationReason,
 } from './types.ts';
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 /** Largest encoded state either side accepts (the web room record holds it in one sealed cell). */
 export const MAX_STATE_BYTES = 64 * 1024 * 1024;
 /**
- * Cap for the lists the protocol does not bound itself (epochs, invites, former members). Each
- * entry is one rotation, invite or removal; the byte cap binds long before this count.
+ * Cap for the lists the protocol does not bound itself (epochs, chain links, invites, former
+ * members). Each entry is one rotation, chain entry, invite or removal; the byte cap binds long
+ * before this count.
  */
 export const MAX_STORED_RECORDS = 100_000;
 
@@ -57,19 +61,17 @@ const TIME: IntRange = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTE
 const HEX_64 = /^[0-9a-f]{64}$/;
 const PHASES: readonly MemberPhase[] = ['joining', 'accepted', 'member', 'refused', 'removed', 'left'];
 const INVITE_STATUSES: readonly InviteStatus[] = ['pending', 'claimed', 'used', 'revoked'];
+const CHAIN_OPS: readonly ChainOp[] = ['create', 'add', 'rotate', 'legacy'];
 
-// ---- Encoding: explicit field lists, so only what the decoder reads is written ----
+// ---- Encoding (format 2): explicit field lists, so only what the decoder reads is written ----
 
-const epochWire = (e: EpochRecord): Encodable => ({
-  epoch: e.epoch,
-  key: e.key,
-  firstIdx: e.firstIdx,
-  annHash: e.annHash,
-  prev: e.prev,
-  reason: e.reason,
-  ann: e.ann,
+const epochWire = (e: EpochRecord): Encodable => ({ epoch: e.epoch, key: e.key, firstIdx: e.firstIdx, ann: e.ann, annHash: e.annHash });
+const knownWire = (m: KnownMember): Encodable => ({
+  info: memberToWire(m.info),
+  lastSeq: m.lastSeq,
+  lastHash: m.lastHash,
+  untilEpoch: m.untilEpoch,
 });
-const knownWire = (m: KnownMember): Encodable => ({ info: memberToWire(m.info), lastSeq: m.lastSeq, untilEpoch: m.untilEpoch });
 const claimWire = (c: JoinClaim): Encodable => ({ peer: c.peer, info: memberToWire(c.info), jkey: c.jkey, acceptHash: c.acceptHash });
 
 function time(v: number, what: string): number {
@@ -109,6 +111,7 @@ export function encodeOwnerState(s: OwnerState): Uint8Array {
       members: s.members.map((m) => ({
         info: memberToWire(m.info),
         lastSeq: m.lastSeq,
+        lastHash: m.lastHash,
         cert: m.cert,
         peer: m.peer,
         viewFrom: m.viewFrom,
@@ -122,9 +125,12 @@ export function encodeOwnerState(s: OwnerState): Uint8Array {
         status: r.status,
         claim: r.claim === undefined ? undefined : claimWire(r.claim),
         usedBy: r.usedBy,
+        authToken: r.authToken,
       })),
       nextIdx: s.nextIdx,
       log: s.log.map((e) => ({ idx: e.idx, from: e.from, epoch: e.epoch, env: e.env })),
+      chain: s.chain.map((l) => ({ n: l.n, epoch: l.epoch, op: l.op, hash: l.hash, ann: l.ann })),
+      removedPeers: s.removedPeers,
     }),
     'owner state',
   );
@@ -143,7 +149,17 @@ export function encodeMemberState(s: MemberState): Uint8Array {
       ownerPeer: s.ownerPeer,
       selfId: s.selfId,
       name: s.name,
-      join: j === null ? null : { inviteId: j.inviteId, token: j.token, jkey: j.jkey, acceptHash: j.acceptHash },
+      join:
+        j === null
+          ? null
+          : {
+              inviteId: j.inviteId,
+              token: j.token,
+              jkey: j.jkey,
+              acceptHash: j.acceptHash,
+              ownerCommit: j.ownerCommit,
+              ...(j.exp !== null ? { exp: j.exp } : {}),
+            },
       seq: s.seq,
       epoch: s.epoch,
       epochs: s.epochs.map(epochWire),
@@ -152,6 +168,11 @@ export function encodeMemberState(s: MemberState): Uint8Array {
       lastIdx: s.lastIdx,
       viewFrom: s.viewFrom,
       syncAt: s.syncAt,
+      chain: s.chain,
+      chainSeen: s.chainSeen,
+      tail: s.tail,
+      sent: s.sent.map((r) => ({ seq: r.seq, hash: r.hash, prev: r.prev })),
+      gaps: s.gaps.map((g) => ({ from: g.from, after: g.after, before: g.before })),
     }),
     'member state',
   );
@@ -161,10 +182,10 @@ export function encodeMemberState(s: MemberState): Uint8Array {
 
 /** Decodes either role (dispatch on `role`), for stores that hold both. */
 export function decodeRoomState(bytes: Uint8Array): OwnerState | MemberState {
-  return parse(bytes, 'room state', (f, what) => {
+  return parse(bytes, 'room state', (f, what, v) => {
     const role = f.str('role', 16);
-    if (role === 'owner') return ownerFrom(f, what);
-    if (role === 'member') return memberFrom(f, what);
+    if (role === 'owner') return ownerFrom(f, what, v);
+    if (role === 'member') return memberFrom(f, what, v);
     throw new DecodeError(`${what}: unknown role "${role}"`);
   });
 }
@@ -177,7 +198,9 @@ export function decodeMemberState(bytes: Uint8Array): MemberState {
   return parse(bytes, 'member state', memberFrom);
 }
 
-function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: string) => T): T {
+type Version = 1 | 2;
+
+function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: string, v: Version) => T): T {
   if (!(bytes instanceof Uint8Array)) throw new StateError(`${what}: not a byte array`);
   sized(bytes, what);
   try {
@@ -185,8 +208,8 @@ function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: strin
     // The version first: a newer format may have fields this one refuses.
     const v = f.raw('v');
     if (v.t !== 'int') throw new DecodeError(`${what}: field "v" must be int, got ${v.t}`);
-    if (v.v !== STATE_VERSION) throw new StateVersionError(what, v.v);
-    return body(f, what);
+    if (v.v !== 1 && v.v !== 2) throw new StateVersionError(what, v.v);
+    return body(f, what, v.v);
   } catch (e) {
     if (e instanceof StateError) throw e;
     if (e instanceof DecodeError || e instanceof KeyError) throw new StateError(e.message, { cause: e });
@@ -194,7 +217,7 @@ function parse<T>(bytes: Uint8Array, what: string, body: (f: Fields, what: strin
   }
 }
 
-const OWNER_FIELDS = [
+const OWNER_FIELDS_V1 = [
   'v',
   'role',
   'config',
@@ -211,20 +234,39 @@ const OWNER_FIELDS = [
   'nextIdx',
   'log',
 ];
+const OWNER_FIELDS_V2 = [...OWNER_FIELDS_V1, 'chain', 'removedPeers'];
 
-function ownerFrom(f: Fields, what: string): OwnerState {
-  f.only(OWNER_FIELDS);
+function ownerFrom(f: Fields, what: string, v: Version): OwnerState {
+  f.only(v === 1 ? OWNER_FIELDS_V1 : OWNER_FIELDS_V2);
   if (f.str('role', 16) !== 'owner') throw new DecodeError(`${what}: role must be "owner"`);
   const config = configFrom(f.map_('config'), `${what}.config`);
   const epoch = f.int('epoch', COUNT);
-  const epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, true));
-  // The owner keeps a run of epochs ending at the current one, in order, every one with its key
-  // (OWNER_KEPT_EPOCHS since section 5.11; states written before that hold 0..epoch).
-  const first = epoch + 1 - epochs.length;
-  if (epochs.length === 0 || first < 0 || epochs.some((e, i) => e.epoch !== first + i))
-    throw new DecodeError(`${what}: epochs are not a run ending at ${epoch}`);
+  let epochs: EpochRecord[];
+  let chain: ChainLink[];
+  if (v === 1) {
+    // Format 1: a run of epochs ending at the current one, each with its key and announcement.
+    const old = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFromV1(e, w, true));
+    const first = epoch + 1 - old.length;
+    if (old.length === 0 || first < 0 || old.some((e, i) => e.epoch !== first + i))
+      throw new DecodeError(`${what}: epochs are not a run ending at ${epoch}`);
+    const cur = old[old.length - 1]!;
+    epochs = old.map((e) => migratedEpoch(e, epoch));
+    chain = [{ n: epoch, epoch, op: 'legacy', hash: cur.annHash, ann: cur.ann }];
+  } else {
+    epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, true));
+    checkEpochs(epochs, epoch, what, true);
+    chain = list(f, 'chain', MAX_STORED_RECORDS, what, chainLinkFrom);
+    const head = chain[chain.length - 1];
+    if (head === undefined || chain.some((l, i) => l.n !== head.n - chain.length + 1 + i))
+      throw new DecodeError(`${what}: chain is not contiguous`);
+    if (chain.some((l, i) => (i > 0 && (l.epoch < chain[i - 1]!.epoch || l.op === 'legacy')) || (l.op === 'create' && l.n !== 0)))
+      throw new DecodeError(`${what}: chain links out of order`);
+    const cur = epochs.find((e) => e.epoch === epoch)!;
+    if (head.epoch !== epoch || !equalBytes(head.hash, cur.annHash!) || !equalBytes(head.ann, cur.ann!))
+      throw new DecodeError(`${what}: the chain head is not the current epoch's`);
+  }
   const selfId = memberIdValue(f.str('selfId', 32), `${what}.selfId`);
-  const members = list(f, 'members', MAX_MEMBERS, what, ownerMemberFrom);
+  const members = list(f, 'members', MAX_MEMBERS, what, (m, w) => ownerMemberFrom(m, w, v));
   const owners = members.filter((m) => m.info.owner);
   if (owners.length !== 1 || owners[0]!.info.id !== selfId) throw new DecodeError(`${what}: members must hold exactly one owner, selfId`);
   distinct(
@@ -250,6 +292,15 @@ function ownerFrom(f: Fields, what: string): OwnerState {
       env: e.bin('env', { min: 1, max: MAX_ENVELOPE }),
     };
   });
+  // Absent in format 1 and in format 2 states written before it was kept.
+  const removedPeers =
+    f.optional('removedPeers', (k) =>
+      f.arr(k, MAX_REMOVED_PEERS).map((item, i) => {
+        if (item.t !== 'str' || !HEX_64.test(item.v)) throw new DecodeError(`${what}.removedPeers[${i}]: not 64 lowercase hex digits`);
+        return item.v as PeerKeyHex;
+      }),
+    ) ?? [];
+  distinct(removedPeers, `${what}.removedPeers`);
   // Appended at nextIdx, trimmed from the front: contiguous, ending just before nextIdx.
   if (log.some((e, i) => e.idx !== nextIdx - log.length + i || e.epoch > epoch))
     throw new DecodeError(`${what}: log is not contiguous up to nextIdx`);
@@ -268,10 +319,12 @@ function ownerFrom(f: Fields, what: string): OwnerState {
     invites,
     nextIdx,
     log,
+    chain,
+    removedPeers,
   };
 }
 
-const MEMBER_FIELDS = [
+const MEMBER_FIELDS_V1 = [
   'v',
   'role',
   'phase',
@@ -291,18 +344,32 @@ const MEMBER_FIELDS = [
   'viewFrom',
   'syncAt',
 ];
+const MEMBER_FIELDS_V2 = [...MEMBER_FIELDS_V1, 'chain', 'chainSeen', 'tail', 'sent', 'gaps'];
 
-function memberFrom(f: Fields, what: string): MemberState {
-  f.only(MEMBER_FIELDS);
+function memberFrom(f: Fields, what: string, v: Version): MemberState {
+  f.only(v === 1 ? MEMBER_FIELDS_V1 : MEMBER_FIELDS_V2);
   if (f.str('role', 16) !== 'member') throw new DecodeError(`${what}: role must be "member"`);
   const phase = oneOf(f.str('phase', 16), PHASES, `${what}.phase`);
+  // Format 1 always held the owner key (v1 invites carried it).
+  const ownerIpub = v === 1 ? ecPublicField(f, 'ownerIpub', what) : nullable(f, 'ownerIpub', () => ecPublicField(f, 'ownerIpub', what));
+  // A v2 joiner learns the owner key before its join request (5.3): null only before the accept.
+  if (ownerIpub === null && phase !== 'joining' && phase !== 'refused' && phase !== 'removed')
+    throw new DecodeError(`${what}: no owner key after joining`);
   const join = nullable(f, 'join', (k) => {
-    const j = f.map_(k).only(['inviteId', 'token', 'jkey', 'acceptHash']);
+    const j = f
+      .map_(k)
+      .only(v === 1 ? ['inviteId', 'token', 'jkey', 'acceptHash'] : ['inviteId', 'token', 'jkey', 'acceptHash', 'ownerCommit', 'exp']);
+    const ownerCommit = v === 1 ? ownerKeyCommit(ownerIpub!) : j.bin('ownerCommit', 16);
+    if (ownerIpub !== null && !equalBytes(ownerCommit, ownerKeyCommit(ownerIpub)))
+      throw new DecodeError(`${what}: owner key and commitment disagree`);
     return {
       inviteId: j.bin('inviteId', 32),
       token: j.bin('token', 32),
       jkey: symmetricKey(j, 'jkey'),
       acceptHash: nullable(j, 'acceptHash', (h) => j.bin(h, 32)),
+      ownerCommit,
+      // Optional: states written before the expiry was kept have none.
+      exp: j.optional('exp', (e) => j.int(e, { min: 0, max: Number.MAX_SAFE_INTEGER })) ?? null,
     };
   });
   // While joining the token and joining key are needed (resent on reconnect); afterwards deleted.
@@ -310,24 +377,52 @@ function memberFrom(f: Fields, what: string): MemberState {
   if (joining !== (join !== null)) throw new DecodeError(`${what}: join must be present exactly while joining`);
   if (phase === 'accepted' && join?.acceptHash === null) throw new DecodeError(`${what}: accepted without the accept hash`);
   const epoch = f.int('epoch', IDX_OR_NONE);
-  const epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, false));
-  if (epochs.some((e, i) => i > 0 && e.epoch <= epochs[i - 1]!.epoch)) throw new DecodeError(`${what}: epochs not in ascending order`);
-  const current = epochs.find((e) => e.epoch === epoch);
-  if (epoch >= 0 && (current === undefined || current.key === null) && (phase === 'accepted' || phase === 'member')) {
-    throw new DecodeError(`${what}: no key for the current epoch`);
+  const live = phase === 'accepted' || phase === 'member';
+  let epochs: EpochRecord[];
+  if (v === 1) {
+    const old = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFromV1(e, w, false));
+    if (old.some((e, i) => i > 0 && e.epoch <= old[i - 1]!.epoch)) throw new DecodeError(`${what}: epochs not in ascending order`);
+    const current = old.find((e) => e.epoch === epoch);
+    if (epoch >= 0 && (current === undefined || current.key === null) && live)
+      throw new DecodeError(`${what}: no key for the current epoch`);
+    epochs = old.map((e) => migratedEpoch(e, epoch));
+  } else {
+    epochs = list(f, 'epochs', MAX_STORED_RECORDS, what, (e, w) => epochFrom(e, w, false));
+    if (epoch >= 0 && live) checkEpochs(epochs, epoch, what, false);
+    else if (epochs.some((e, i) => i > 0 && e.epoch <= epochs[i - 1]!.epoch))
+      throw new DecodeError(`${what}: epochs not in ascending order`);
   }
   if (epoch === -1 && phase !== 'joining' && phase !== 'refused') throw new DecodeError(`${what}: no epoch after the accept`);
-  const members = list(f, 'members', MAX_MEMBERS, what, knownFrom);
+  if (ownerIpub === null && epoch !== -1) throw new DecodeError(`${what}: an epoch without the owner key`);
+  const members = list(f, 'members', MAX_MEMBERS, what, (m, w) => knownFrom(m, w, v));
   distinct(
     members.map((m) => m.info.id),
     `${what}.members ids`,
   );
+  // Format 1 numbered the chain by epoch (one announcement each): that is the head's position.
+  const chain = v === 1 ? epoch : f.int('chain', IDX_OR_NONE);
+  if ((chain === -1) !== (epoch === -1)) throw new DecodeError(`${what}: a chain position exactly from the accept on`);
+  const sent =
+    v === 1
+      ? []
+      : list(f, 'sent', MAX_PENDING_SENDS, what, (r) => {
+          r.only(['seq', 'hash', 'prev']);
+          return { seq: r.int('seq', { min: 1, max: Number.MAX_SAFE_INTEGER }), hash: r.bin('hash', 32), prev: r.bin('prev', 32) };
+        });
+  if (sent.some((r, i) => i > 0 && r.seq <= sent[i - 1]!.seq)) throw new DecodeError(`${what}: sent not in ascending order`);
+  const gaps =
+    v === 1
+      ? []
+      : list(f, 'gaps', MAX_SENDER_GAPS, what, (g, w) => {
+          g.only(['from', 'after', 'before']);
+          return { from: memberIdValue(g.str('from', 32), `${w}.from`), after: g.bin('after', 32), before: g.bin('before', 32) };
+        });
   return {
     role: 'member',
     phase,
     room: f.bin('room', 16),
     roomName: nullable(f, 'roomName', (k) => f.str(k, MAX_NAME)),
-    ownerIpub: ecPublicField(f, 'ownerIpub', what),
+    ownerIpub,
     ownerPeer: peerHex(f, 'ownerPeer', what),
     selfId: memberIdValue(f.str('selfId', 32), `${what}.selfId`),
     name: f.str('name', MAX_NAME),
@@ -336,10 +431,15 @@ function memberFrom(f: Fields, what: string): MemberState {
     epoch,
     epochs,
     members,
-    former: list(f, 'former', MAX_STORED_RECORDS, what, knownFrom),
+    former: list(f, 'former', MAX_STORED_RECORDS, what, (m, w) => knownFrom(m, w, v)),
     lastIdx: f.int('lastIdx', IDX_OR_NONE),
     viewFrom: f.int('viewFrom', COUNT),
     syncAt: nullable(f, 'syncAt', (k) => f.int(k, IDX_OR_NONE)),
+    chain,
+    chainSeen: v === 1 ? null : nullable(f, 'chainSeen', (k) => f.int(k, COUNT)),
+    tail: v === 1 ? ZERO_HASH : f.bin('tail', 32),
+    sent,
+    gaps,
   };
 }
 
@@ -358,17 +458,68 @@ function configFrom(f: Fields, what: string): RoomConfig {
   };
 }
 
-function epochFrom(f: Fields, what: string, keyRequired: boolean): EpochRecord {
+/**
+ * Ascending epochs, the current one with the chain head (and, on the owner, its key), older ones
+ * without. A member's current epoch may lack its key between the pages of a resync (5.10).
+ */
+function checkEpochs(epochs: readonly EpochRecord[], epoch: number, what: string, ownerKeys: boolean): void {
+  if (epochs.some((e, i) => i > 0 && e.epoch <= epochs[i - 1]!.epoch)) throw new DecodeError(`${what}: epochs not in ascending order`);
+  const cur = epochs.find((e) => e.epoch === epoch);
+  if (cur === undefined || (ownerKeys && cur.key === null)) throw new DecodeError(`${what}: no key for the current epoch`);
+  if (cur.ann === null || cur.annHash === null || !equalBytes(cur.annHash, sha256(cur.ann))) {
+    throw new DecodeError(`${what}: the current epoch has no chain head, or its hash does not match`);
+  }
+  if (epochs.some((e) => e.epoch !== epoch && (e.ann !== null || e.annHash !== null)))
+    throw new DecodeError(`${what}: only the current epoch holds the chain head`);
+  if (epochs.some((e) => e.epoch > epoch)) throw new DecodeError(`${what}: an epoch after the current one`);
+  if (ownerKeys && epochs.some((e) => e.key === null)) throw new DecodeError(`${what}: the owner holds every kept epoch's key`);
+}
+
+interface EpochRecordV1 {
+  readonly epoch: number;
+  readonly key: SymmetricKey | null;
+  readonly firstIdx: number;
+  readonly annHash: Uint8Array;
+  readonly ann: Uint8Array;
+}
+
+function epochFromV1(f: Fields, what: string, keyRequired: boolean): EpochRecordV1 {
   f.only(['epoch', 'key', 'firstIdx', 'annHash', 'prev', 'reason', 'ann']);
+  f.bin('prev', 32);
+  oneOf(f.str('reason', 16), ROTATION_REASONS, `${what}.reason`);
   return {
     epoch: f.int('epoch', COUNT),
     key: keyRequired ? symmetricKey(f, 'key') : nullable(f, 'key', (k) => symmetricKey(f, k)),
     firstIdx: f.int('firstIdx', COUNT),
     annHash: f.bin('annHash', 32),
-    prev: f.bin('prev', 32),
-    reason: oneOf(f.str('reason', 16), ROTATION_REASONS, `${what}.reason`) as RotationReason,
     ann: f.bin('ann', { min: 1, max: MAX_ANN }),
   };
+}
+
+/** Format 1 -> 2: keys and first indices stay; only the current epoch keeps its announcement (the head). */
+function migratedEpoch(e: EpochRecordV1, current: number): EpochRecord {
+  const head = e.epoch === current;
+  return { epoch: e.epoch, key: e.key, firstIdx: e.firstIdx, ann: head ? e.ann : null, annHash: head ? e.annHash : null };
+}
+
+function epochFrom(f: Fields, what: string, keyRequired: boolean): EpochRecord {
+  f.only(['epoch', 'key', 'firstIdx', 'ann', 'annHash']);
+  void what;
+  return {
+    epoch: f.int('epoch', COUNT),
+    key: keyRequired ? symmetricKey(f, 'key') : nullable(f, 'key', (k) => symmetricKey(f, k)),
+    firstIdx: f.int('firstIdx', COUNT),
+    ann: nullable(f, 'ann', (k) => f.bin(k, { min: 1, max: MAX_ANN })),
+    annHash: nullable(f, 'annHash', (k) => f.bin(k, 32)),
+  };
+}
+
+function chainLinkFrom(f: Fields, what: string): ChainLink {
+  f.only(['n', 'epoch', 'op', 'hash', 'ann']);
+  const ann = f.bin('ann', { min: 1, max: MAX_ANN });
+  const hash = f.bin('hash', 32);
+  if (!equalBytes(hash, sha256(ann))) throw new DecodeError(`${what}: hash is not the entry's hash`);
+  return { n: f.int('n', COUNT), epoch: f.int('epoch', COUNT), op: oneOf(f.str('op', 16), CHAIN_OPS, `${what}.op`), hash, ann };
 }
 
 /** MemberInfo as in certificates, plus: the id is the one its identity key names (5.1). */
@@ -378,24 +529,30 @@ function infoFrom(f: Fields, what: string): MemberInfo {
   return info;
 }
 
-function knownFrom(f: Fields, what: string): KnownMember {
-  f.only(['info', 'lastSeq', 'untilEpoch']);
+function knownFrom(f: Fields, what: string, v: Version): KnownMember {
+  f.only(v === 1 ? ['info', 'lastSeq', 'untilEpoch'] : ['info', 'lastSeq', 'lastHash', 'untilEpoch']);
   const untilEpoch = absentOr(f, 'untilEpoch', (k) => f.int(k, COUNT));
   return {
     info: infoFrom(f.map_('info'), `${what}.info`),
     lastSeq: f.int('lastSeq', COUNT),
+    lastHash: v === 1 ? null : nullable(f, 'lastHash', (k) => f.bin(k, 32)),
     ...(untilEpoch === undefined ? {} : { untilEpoch }),
   };
 }
 
-function ownerMemberFrom(f: Fields, what: string): OwnerMember {
-  f.only(['info', 'lastSeq', 'cert', 'peer', 'viewFrom', 'catchUp']);
+function ownerMemberFrom(f: Fields, what: string, v: Version): OwnerMember {
+  f.only(
+    v === 1
+      ? ['info', 'lastSeq', 'cert', 'peer', 'viewFrom', 'catchUp']
+      : ['info', 'lastSeq', 'lastHash', 'cert', 'peer', 'viewFrom', 'catchUp'],
+  );
   const info = infoFrom(f.map_('info'), `${what}.info`);
   const peer = peerHex(f, 'peer', what);
   if (peer !== peerKeyHex(info.npub)) throw new DecodeError(`${what}: peer is not the member's peer key`);
   return {
     info,
     lastSeq: f.int('lastSeq', COUNT),
+    lastHash: v === 1 ? null : nullable(f, 'lastHash', (k) => f.bin(k, 32)),
     cert: f.bin('cert', { min: 1, max: MAX_CERT }),
     peer,
     viewFrom: f.int('viewFrom', COUNT),
@@ -407,7 +564,7 @@ function ownerMemberFrom(f: Fields, what: string): OwnerMember {
 }
 
 function inviteFrom(f: Fields, what: string): InviteRecord {
-  f.only(['id', 'token', 'createdAt', 'expiresAt', 'status', 'claim', 'usedBy']);
+  f.only(['id', 'token', 'createdAt', 'expiresAt', 'status', 'claim', 'usedBy', 'authToken']);
   const id = f.str('id', 64);
   if (!HEX_64.test(id)) throw new DecodeError(`${what}: id is not 64 lowercase hex digits`);
   const token = absentOr(f, 'token', (k) => f.bin(k, 32));
@@ -428,6 +585,9 @@ function inviteFrom(f: Fields, what: string): InviteRecord {
     throw new DecodeError(`${what}: claim and status disagree`);
   }
   if (usedBy !== undefined && status !== 'used') throw new DecodeError(`${what}: usedBy on an invite that is not used`);
+  // Only a retired record (its token deleted) keeps the derived auth token (5.3).
+  const authToken = absentOr(f, 'authToken', (k) => f.bin(k, 32));
+  if (authToken !== undefined && token !== undefined) throw new DecodeError(`${what}: authToken beside the token`);
   return {
     id: id as InviteId,
     ...(token === undefined ? {} : { token }),
@@ -436,6 +596,7 @@ function inviteFrom(f: Fields, what: string): InviteRecord {
     status,
     ...(claim === undefined ? {} : { claim }),
     ...(usedBy === undefined ? {} : { usedBy }),
+    ...(authToken === undefined ? {} : { authToken }),
   };
 }
 

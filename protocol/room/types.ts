@@ -26,17 +26,26 @@ export type RemovalReason = 'kicked' | 'left' | 'not-member';
 export const GRACE_MESSAGES = 20;
 
 /**
- * Retention (section 5.11): what the machines keep, so a persisted state never outgrows the
- * state codec's limits (a state that no longer decodes would lose the room). The owner needs only
- * the current epoch and the previous one (grace window); older keys are deleted. Members keep more
- * epochs, to read history they catch up on.
+ * Retention (section 5.15): what the machines keep, so a persisted state never outgrows the
+ * state codec's limits (a state that no longer decodes would lose the room). The owner keeps the
+ * keys its log still needs (plus the current and previous epoch's) and its announcement chain back
+ * to the entry that opened its oldest kept epoch, at most OWNER_KEPT_CHAIN entries. Members keep
+ * the epochs whose messages can still reach them, at most MEMBER_KEPT_EPOCHS.
  */
-export const OWNER_KEPT_EPOCHS = 2;
-export const MEMBER_KEPT_EPOCHS = 1000;
+export const OWNER_KEPT_CHAIN = 10_000;
+/** ... and at least this many (a quiet room's members may be away across many empty rotations). */
+export const OWNER_MIN_CHAIN = 1000;
+export const MEMBER_KEPT_EPOCHS = 10_000;
+/** Sent envelopes a member remembers until they come back delivered (section 5.6). */
+export const MAX_PENDING_SENDS = 1000;
+/** Open sender-chain gaps a member asks the owner about (section 5.6). */
+export const MAX_SENDER_GAPS = 64;
 export const MAX_PENDING_INVITES = 1000;
 /** Invite records (pending and retired); the oldest retired ones go first. */
 export const MAX_INVITE_RECORDS = 2000;
 export const MAX_FORMER_MEMBERS = 10_000;
+/** Removed members' peer keys the owner keeps, to refuse them with an authenticated refusal (5.8). */
+export const MAX_REMOVED_PEERS = 1000;
 
 /**
  * Catch-up limit (section 5.10): within this many milliseconds after a catch-up started, the owner
@@ -79,22 +88,40 @@ export interface MemberInfo {
 /** What every member (and the owner) knows about one epoch. */
 export interface EpochRecord {
   readonly epoch: number;
-  /** The room key; absent when only the announcement is known (never on the owner). */
+  /** The room key; absent when only the chain entry is known (never on the owner). */
   readonly key: Uint8Array | null;
   readonly firstIdx: number;
-  readonly annHash: Uint8Array;
-  readonly prev: Uint8Array;
-  readonly reason: RotationReason;
-  /** The owner-signed announcement bytes. */
-  readonly ann: Uint8Array;
+  /**
+   * For the current epoch: the chain head (section 5.7), the owner-signed entry bytes, and its hash
+   * (the safety code commits to it, 5.11). Null for older epochs (dropped when they stop being current).
+   */
+  readonly ann: Uint8Array | null;
+  readonly annHash: Uint8Array | null;
 }
 
-/** A member as a receiver tracks it: its certificate data and the last sequence number seen. */
+/** A member as a receiver tracks it: its certificate data, the last sequence number and hash seen. */
 export interface KnownMember {
   readonly info: MemberInfo;
   readonly lastSeq: number;
+  /**
+   * H(env) of the last message of this membership seen (32 zero bytes before the first, when the
+   * membership's start was seen); null when unknown (section 5.6: the next message starts the check).
+   */
+  readonly lastHash: Uint8Array | null;
   /** For former members: the first epoch they were no longer part of. */
   readonly untilEpoch?: number;
+}
+
+/** The chain operations of section 5.7; 'legacy' is a format-1 epoch announcement (a migrated head). */
+export type ChainOp = 'create' | 'add' | 'rotate' | 'legacy';
+
+/** One retained entry of the owner's announcement chain (section 5.7). */
+export interface ChainLink {
+  readonly n: number;
+  readonly epoch: number;
+  readonly op: ChainOp;
+  readonly hash: Uint8Array;
+  readonly ann: Uint8Array;
 }
 
 export interface LogEntry {
@@ -142,6 +169,12 @@ export interface InviteRecord {
   readonly claim?: JoinClaim;
   /** The peer that used it (to answer a repeated confirm idempotently). */
   readonly usedBy?: PeerKeyHex;
+  /**
+   * A retired invite's SaltyRTC auth token (5.3, derived from the deleted token), kept until the
+   * record is pruned so that the link layer can answer a joiner who presents it with an
+   * authenticated refusal (4.1) instead of a 3005 it would retry.
+   */
+  readonly authToken?: Uint8Array;
 }
 
 export interface OwnerState {
@@ -160,6 +193,10 @@ export interface OwnerState {
   readonly invites: readonly InviteRecord[];
   readonly nextIdx: number;
   readonly log: readonly LogEntry[];
+  /** The retained announcement chain, contiguous, ending at the head (section 5.7, 5.15). */
+  readonly chain: readonly ChainLink[];
+  /** Peer keys of removed members, newest last, at most MAX_REMOVED_PEERS (refused, 4.1, 5.8). */
+  readonly removedPeers: readonly PeerKeyHex[];
 }
 
 export interface InviteSettings {
@@ -191,6 +228,24 @@ export interface PendingJoin {
   readonly token: Uint8Array;
   readonly jkey: Uint8Array;
   readonly acceptHash: Uint8Array | null;
+  /** The invite's 16-byte commitment to the owner's identity key (section 5.3). */
+  readonly ownerCommit: Uint8Array;
+  /** The invite's expiry (ms): past it, retrying a first contact is pointless (4.1). Null in states written before it was kept. */
+  readonly exp: number | null;
+}
+
+/** A message this member sent that has not come back delivered (section 5.6). */
+export interface SentRecord {
+  readonly seq: number;
+  readonly hash: Uint8Array;
+  readonly prev: Uint8Array;
+}
+
+/** A hole in a sender's chain, asked about with `want` (section 5.6). */
+export interface SenderGap {
+  readonly from: MemberId;
+  readonly after: Uint8Array;
+  readonly before: Uint8Array;
 }
 
 export interface MemberState {
@@ -198,7 +253,8 @@ export interface MemberState {
   readonly phase: MemberPhase;
   readonly room: Uint8Array;
   readonly roomName: string | null;
-  readonly ownerIpub: EcPublicKey;
+  /** Null only while joining with a v2 invite, until `owner-key` (section 5.3). */
+  readonly ownerIpub: EcPublicKey | null;
   readonly ownerPeer: PeerKeyHex;
   readonly selfId: MemberId;
   readonly name: string;
@@ -215,6 +271,14 @@ export interface MemberState {
   readonly viewFrom: number;
   /** lastIdx at which a sync was sent and not yet answered (no repeated requests for one gap). */
   readonly syncAt: number | null;
+  /** Position n of the chain head (section 5.7); -1 before the accept. */
+  readonly chain: number;
+  /** The highest chain position a message named beyond our head, until a resync answers (5.6). */
+  readonly chainSeen: number | null;
+  /** H(env) our next message chains onto (32 zero bytes before the first). */
+  readonly tail: Uint8Array;
+  readonly sent: readonly SentRecord[];
+  readonly gaps: readonly SenderGap[];
 }
 
 export interface MemberCtx {
@@ -247,6 +311,9 @@ export interface MemberSummary {
   readonly owner: boolean;
 }
 
+/** What a member detected about the owner's conduct (section 5.13); drivers show it. */
+export type RoomWarning = 'membership-withheld' | 'membership-unverified' | 'message-withheld';
+
 export type RoomEvent =
   | {
       readonly type: 'message';
@@ -258,6 +325,11 @@ export type RoomEvent =
       readonly epoch: number;
       readonly seq: number;
       readonly history: boolean;
+      /**
+       * Set on a message the owner supplied for a gap in its sender's chain (section 5.6): it
+       * belongs before messages already shown, at `idx` of the owner's log.
+       */
+      readonly late?: true;
     }
   | { readonly type: 'member-joined'; readonly member: MemberSummary }
   | { readonly type: 'member-left'; readonly member: MemberSummary; readonly reason: RemovalReason | 'removed' }
@@ -268,7 +340,8 @@ export type RoomEvent =
   | { readonly type: 'left' }
   | { readonly type: 'invite'; readonly id: InviteId; readonly url: string; readonly expiresAt: number }
   | { readonly type: 'send-refused'; readonly code: string; readonly seq: number | null }
-  | { readonly type: 'history-skipped'; readonly count: number; readonly reason: 'no-key' | 'unknown-sender' | 'trimmed' };
+  | { readonly type: 'history-skipped'; readonly count: number; readonly reason: 'no-key' | 'unknown-sender' | 'trimmed' }
+  | { readonly type: 'warning'; readonly code: RoomWarning; readonly count: number; readonly member: MemberSummary | null };
 
 export type Effect =
   | { readonly kind: 'send'; readonly to: PeerKeyHex; readonly bytes: Uint8Array }

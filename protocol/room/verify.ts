@@ -7,21 +7,30 @@ import {
   asSymmetricKey,
   cellOpen,
   cellSeal,
+  concatBytes,
   equalBytes,
+  sha256,
   sign,
+  utf8Encode,
   verify,
   type EcPrivateKey,
   type EcPublicKey,
 } from '../../crypto/index.ts';
+import { DecodeError } from '../errors.ts';
+import { encode } from '../msgpack.ts';
 import {
   decodeAnnBody,
   decodeBody,
   decodeCertBody,
+  decodeChainBody,
   decodeEnvelopeBody,
   encodeBody,
   encodeCertBody,
+  encodeChainBody,
   encodeEnvelopeBody,
+  memberToWire,
   type AnnBody,
+  type ChainBody,
   type EnvelopeBody,
   type MessageBody,
 } from './codec.ts';
@@ -73,6 +82,52 @@ export function openAnn(opub: EcPublicKey, room: Uint8Array, ann: Uint8Array): A
   return a;
 }
 
+/** Section 5.7: the hash of a member list that chain entries commit to (ascending id order). */
+export function membersHashOf(members: readonly MemberInfo[]): Uint8Array {
+  const sorted = [...members].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return sha256(concatBytes(utf8Encode(LABEL.members), encode(sorted.map(memberToWire))));
+}
+
+export function signChainEntry(ownerPriv: EcPrivateKey, body: ChainBody): Uint8Array {
+  return sign(ownerPriv, encodeChainBody(body));
+}
+
+function ownerSigned(opub: EcPublicKey, signed: Uint8Array, what: string): Uint8Array {
+  try {
+    return verify(opub, signed);
+  } catch (e) {
+    if (e instanceof AuthError) throw new AuthenticityError('room.not-owner', `${what} not signed by the owner`, { cause: e });
+    throw e;
+  }
+}
+
+/**
+ * Verifies a chain entry (section 5.7): the owner's signature, the room, and for `add` the
+ * certificate inside it. The op rules against the receiver's chain are checked by the member.
+ */
+export function openChainEntry(opub: EcPublicKey, room: Uint8Array, ann: Uint8Array): ChainBody {
+  const c = decodeChainBody(ownerSigned(opub, ann, 'chain entry'));
+  checkRoom(c.room, room, 'chain entry');
+  if (c.op === 'create' && (c.n !== 0 || c.epoch !== 0 || c.firstIdx !== 0))
+    throw new DecodeError('chain entry: create is entry 0 of epoch 0');
+  if (c.n === 0 && c.op !== 'create') throw new DecodeError('chain entry: entry 0 is the create entry');
+  return c;
+}
+
+/** An anchor head (section 5.10): a chain entry, or a format-1 announcement (a migrated owner). */
+export function openAnchor(opub: EcPublicKey, room: Uint8Array, ann: Uint8Array): { entry: ChainBody } | { legacy: AnnBody } {
+  const body = ownerSigned(opub, ann, 'chain entry');
+  let entry: ChainBody;
+  try {
+    entry = decodeChainBody(body);
+  } catch (e) {
+    if (!(e instanceof DecodeError)) throw e;
+    return { legacy: openAnn(opub, room, ann) };
+  }
+  checkRoom(entry.room, room, 'chain entry');
+  return { entry };
+}
+
 function messageContext(room: Uint8Array, epoch: number, from: MemberId, seq: number): Uint8Array {
   return contextOf(LABEL.msg, room, epoch, from, seq);
 }
@@ -83,13 +138,16 @@ export interface SealInput {
   readonly key: Uint8Array;
   readonly from: MemberId;
   readonly seq: number;
+  /** The sender's chain head position and its previous message's hash (section 5.6). */
+  readonly chain: number;
+  readonly prev: Uint8Array;
   readonly body: MessageBody;
 }
 
 /** Seal once with the epoch key, then sign the envelope including the ciphertext (section 5.6). */
 export function sealEnvelope(senderPriv: EcPrivateKey, m: SealInput): Uint8Array {
   const ct = cellSeal(asSymmetricKey(m.key), encodeBody(m.body), messageContext(m.room, m.epoch, m.from, m.seq));
-  return sign(senderPriv, encodeEnvelopeBody({ room: m.room, epoch: m.epoch, from: m.from, seq: m.seq, ct }));
+  return sign(senderPriv, encodeEnvelopeBody({ room: m.room, epoch: m.epoch, from: m.from, seq: m.seq, chain: m.chain, prev: m.prev, ct }));
 }
 
 /** Signature, sender and room of an envelope claimed to come from `from`. */

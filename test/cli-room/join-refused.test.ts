@@ -6,9 +6,9 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initCrypto } from '../../crypto/index.ts';
+import { fromBase64url, initCrypto, toBase64url } from '../../crypto/index.ts';
 import { FATAL_JOIN_CODES } from '../../protocol/link/member.ts';
-import { decodeInviteUrl, inviteUrl } from '../../protocol/room/invite.ts';
+import { decodeInviteUrl } from '../../protocol/room/invite.ts';
 import { EXIT_REFUSED, EXIT_RUNTIME, EXIT_USAGE } from '../../signaling/cli.ts';
 import { MAX_INVITE_LINE } from '../../signaling/room-cli.ts';
 import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
@@ -73,14 +73,16 @@ describe('zeroroom join refused by the owner', () => {
     const id = host.events.filter(isEvent('invite')).at(-1)!.id;
     host.send({ cmd: 'revoke', invite: id });
     await host.request({ cmd: 'members' }, isEvent('members'), 'revoke done'); // answered after the revoke
-    const wrong = decodeInviteUrl(await invite());
-    // A token the owner never issued; its invite expires soon, so a link layer that only trusts the
-    // owner's authenticated refusal (and the joiner's expiry clock) ends it within the test too.
-    const forged = inviteUrl('http://127.0.0.1/', {
-      ...wrong,
-      token: new Uint8Array(wrong.token.length).fill(7),
-      exp: Date.now() + 20_000,
-    });
+    // A token the owner never issued, in an otherwise genuine invite (v2 layout, section 5.3: token
+    // at bytes 2..34, expiry in seconds at 82..86); it expires soon, so a link layer that only trusts
+    // the owner's authenticated refusal (and the joiner's expiry clock) ends it within the test too.
+    const genuine = new URL(await invite());
+    const bytes = fromBase64url(genuine.hash.slice('#join='.length));
+    bytes.fill(7, 2, 34);
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(82, Math.floor((Date.now() + 20_000) / 1000));
+    genuine.hash = `join=${toBase64url(bytes)}`;
+    const forged = genuine.toString();
+    expect(decodeInviteUrl(forged).token).toEqual(new Uint8Array(32).fill(7));
     const a = client('revoked', ['join', revoked, '--name', 'r']);
     const b = client('forged', ['join', forged, '--name', 'f']);
     for (const c of [a, b]) expect(FATAL_JOIN_CODES.has(String((await refusedAndGone(c)).code))).toBe(true);

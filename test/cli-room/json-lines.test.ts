@@ -139,4 +139,37 @@ describe('event output', () => {
     >[0];
     expect(roomEventJson(future)).toEqual({ event: 'file-offered', id: 'f1', size: 3, hash: 'abcd' });
   });
+
+  it('a warning about the owner names its code, count and member (docs/PROTOCOL.md 5.13)', () => {
+    const member = { id: 'ab'.repeat(16) as never, name: 'bob', owner: false };
+    expect(roomEventJson({ type: 'warning', code: 'message-withheld', count: 1, member })).toEqual({
+      event: 'warning',
+      code: 'message-withheld',
+      count: 1,
+      member: member.id,
+      name: 'bob',
+    });
+    expect(roomEventJson({ type: 'warning', code: 'membership-withheld', count: 2, member: null })).toEqual({
+      event: 'warning',
+      code: 'membership-withheld',
+      count: 2,
+      member: null,
+      name: null,
+    });
+  });
+  it('a message supplied late for a sender-chain gap says so', () => {
+    const base = {
+      type: 'message',
+      idx: 3,
+      from: 'ab'.repeat(16) as never,
+      name: 'b',
+      text: 't',
+      ts: 0,
+      epoch: 0,
+      seq: 2,
+      history: true,
+    } as const;
+    expect(roomEventJson({ ...base, late: true })).toMatchObject({ event: 'message', late: true });
+    expect(roomEventJson(base)).not.toHaveProperty('late');
+  });
 });

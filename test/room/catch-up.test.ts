@@ -51,6 +51,7 @@ function syncFrom(net: Net, node: MemberNode, more = false): ReturnType<Net['own
     type: 'sync',
     last_idx: node.state!.lastIdx,
     epoch: node.state!.epoch,
+    chain: node.state!.chain,
     ...(more ? { more: true as const } : {}),
   });
   return net.owner({ kind: 'received', from: node.peer, bytes, now: net.now });
@@ -71,8 +72,9 @@ describe('history paging', () => {
     expect(pages.flatMap((p) => p.entries.map((e) => e.idx))).toEqual(Array.from({ length: 520 }, (_, i) => i));
     expect(messageIdx(a)).toEqual(Array.from({ length: 520 }, (_, i) => i));
     expect(a.texts()[519]).toBe('m519');
-    // Page requests on the current epoch get no resync (nothing about membership can be missing).
-    expect((net.wire.get(a.peer) ?? []).map(decodeToMember).filter((m) => m.type === 'resync')).toHaveLength(0);
+    // Page requests at the chain head get no resync (nothing about membership can be missing):
+    // the only one is the join's, which brought a's own admission.
+    expect((net.wire.get(a.peer) ?? []).map(decodeToMember).filter((m) => m.type === 'resync')).toHaveLength(1);
     expect(a.state!.syncAt).toBeNull(); // the last page's progress cleared the request
   });
 
@@ -86,8 +88,10 @@ describe('history paging', () => {
     net.run();
     const wire = (net.wire.get(a.peer) ?? []).map(decodeToMember);
     expect(wire.map((m) => (m.type === 'history' ? `history ${m.from_idx}+${m.entries.length}${m.more ? ' more' : ''}` : m.type))).toEqual([
+      'owner-key',
       'join-accept',
       'welcome',
+      'resync',
       'resync',
       'history 0+256 more',
       'history 256+44',
@@ -134,7 +138,7 @@ describe('catch-up limit', () => {
     // New messages since: a request from after what was sent gets just those.
     ownerSends(net, 2);
     net.take(a, 'down');
-    const later = encodeMessage({ type: 'sync', last_idx: 2, epoch: a.state!.epoch });
+    const later = encodeMessage({ type: 'sync', last_idx: 2, epoch: a.state!.epoch, chain: a.state!.chain });
     const page = sentTo(a, net.owner({ kind: 'received', from: a.peer, bytes: later, now: net.now }).effects)[1];
     expect(page?.type === 'history' && page.entries.map((e) => e.idx)).toEqual([3, 4]);
     // The member lost all of it (its link dropped again): inside the window, resync only.
@@ -166,35 +170,42 @@ describe('catch-up limit', () => {
     const net = new Net(device('owner-confirm'), BIG_ROOM);
     ownerSends(net, 5);
     const y = net.join('y', net.invite());
+    net.hello(y);
     net.deliverUp(y);
     const accept = net.take(y, 'down');
     net.member(y, { kind: 'received', bytes: accept[0]!, now: net.now });
     const [confirm] = net.take(y, 'up');
     const first = net.owner({ kind: 'received', from: y.peer, bytes: confirm!, now: net.now });
-    expect(sentTo(y, first.effects).map((m) => m.type)).toEqual(['welcome', 'history']);
+    expect(sentTo(y, first.effects).map((m) => m.type)).toEqual(['welcome', 'resync', 'history']);
     net.take(y, 'down'); // lost: y reconnects and confirms again
     const again = net.owner({ kind: 'received', from: y.peer, bytes: confirm!, now: net.now + 1 });
-    expect(sentTo(y, again.effects).map((m) => m.type)).toEqual(['welcome']);
+    expect(sentTo(y, again.effects).map((m) => m.type)).toEqual(['welcome', 'resync']);
     // After the interval, the history comes with the welcome again.
     const late = net.owner({ kind: 'received', from: y.peer, bytes: confirm!, now: net.now + CATCH_UP_INTERVAL_MS });
-    expect(sentTo(y, late.effects).map((m) => m.type)).toEqual(['welcome', 'history']);
+    expect(sentTo(y, late.effects).map((m) => m.type)).toEqual(['welcome', 'resync', 'history']);
   });
 });
 
 describe('page requests and epochs', () => {
-  it('a page request from an older epoch gets resync (with the rekey) before its page', () => {
+  it('a page request from behind the chain head gets resync (with the rotation and its key) before its page', () => {
     const net = new Net(device('owner-more-epoch'), BIG_ROOM);
     const a = joinOne(net, 'a');
     net.owner({ kind: 'rotate', now: net.now });
     ownerSends(net, 2);
-    net.take(a, 'down'); // the rekey and both delivers are lost
+    net.take(a, 'down'); // the rotation and both delivers are lost
     const answer = sentTo(a, syncFrom(net, a, true).effects);
     expect(answer.map((m) => m.type)).toEqual(['resync', 'history']);
-    expect(answer[0]?.type === 'resync' && answer[0].rekey !== undefined).toBe(true);
-    // On the current epoch the same request gets the page alone.
+    expect(answer[0]?.type === 'resync' && [answer[0].anns.length, answer[0].keys.length]).toEqual([1, 1]);
+    // At the chain head the same request gets the page alone.
     ownerSends(net, 1);
     net.take(a, 'down');
-    const current = encodeMessage({ type: 'sync', last_idx: 1, epoch: net.ownerState.epoch, more: true });
+    const current = encodeMessage({
+      type: 'sync',
+      last_idx: 1,
+      epoch: net.ownerState.epoch,
+      chain: net.ownerState.chain.at(-1)!.n,
+      more: true,
+    });
     expect(sentTo(a, net.owner({ kind: 'received', from: a.peer, bytes: current, now: net.now }).effects).map((m) => m.type)).toEqual([
       'history',
     ]);
@@ -204,7 +215,7 @@ describe('page requests and epochs', () => {
 describe('wire: the more flags', () => {
   const id = '0123456789abcdef0123456789abcdef';
   it('round-trips sync.more and history.more', () => {
-    const sync = { type: 'sync', last_idx: 4, epoch: 1, more: true } as const;
+    const sync = { type: 'sync', last_idx: 4, epoch: 1, chain: 3, more: true } as const;
     expect(decodeToOwner(encodeMessage(sync))).toEqual(sync);
     const history = {
       type: 'history',
@@ -214,11 +225,11 @@ describe('wire: the more flags', () => {
       more: true,
     } as const;
     expect(decodeToMember(encode(history))).toEqual(history);
-    expect(decodeToOwner(encodeMessage({ type: 'sync', last_idx: 4, epoch: 1 }))).not.toHaveProperty('more');
+    expect(decodeToOwner(encodeMessage({ type: 'sync', last_idx: 4, epoch: 1, chain: 3 }))).not.toHaveProperty('more');
   });
   it('refuses more: false and a non-bool more (one encoding per meaning)', () => {
     for (const more of [false, 1, 'yes', null]) {
-      expect(() => decodeToOwner(encode({ type: 'sync', last_idx: 4, epoch: 1, more }))).toThrow(DecodeError);
+      expect(() => decodeToOwner(encode({ type: 'sync', last_idx: 4, epoch: 1, chain: 3, more }))).toThrow(DecodeError);
       expect(() => decodeToMember(encode({ type: 'history', from_idx: 0, log_start: 0, entries: [], more }))).toThrow(DecodeError);
     }
   });

@@ -44,6 +44,8 @@ describe('deniability: none (THREAT-MODEL.md "Deniability")', () => {
       epoch: inner.epoch,
       from: a.state!.selfId as MemberId,
       seq: inner.seq + 1,
+      chain: inner.chain ?? 0,
+      prev: inner.prev ?? new Uint8Array(32),
       key: epochKey,
       body: { text: 'a never said this', ts: 0 },
     });

@@ -279,6 +279,29 @@ describe('member outbox', () => {
     expect(count(members[1]!.rec.texts(), 'sent once')).toBe(1);
   });
 
+  it('a break in our sender chain (room.sender-chain) while the message before it still waits: kept, both delivered once', async () => {
+    const { owner, members } = await room(2);
+    const [m0] = members as [Member];
+    const key = m0.identity.peer.publicKey;
+    world.net.partition(key);
+    await m0.driver.send('first');
+    await m0.driver.send('second');
+    // Only the second reaches the owner (the first was lost in transit): its prev names a message
+    // the owner never accepted, so it is refused with room.sender-chain (5.6).
+    world.net.inject(key, world.net.members.get(toHex(key))!.sent.at(-1)!);
+    await world.settle();
+    expect(owner.rec.texts()).not.toContain('second');
+    world.net.heal(key);
+    const everyone = [owner, ...members];
+    await everyoneHasOnce(everyone, 'first');
+    await everyoneHasOnce(everyone, 'second');
+    await world.until(() => m0.driver.outbox.length === 0, 'outbox empty');
+    await world.settle();
+    for (const p of everyone) expect(count(p.rec.texts(), 'second'), p.name).toBe(1);
+    expect(m0.rec.room().filter((e) => e.type === 'send-refused')).toEqual([]);
+    consistent(owner, members);
+  });
+
   it('holds at most MAX_OUTBOX messages: the next send is refused and nothing is written or sent', async () => {
     const { members } = await room(1);
     const [m0] = members as [Member];

@@ -160,6 +160,8 @@ export class Net {
   readonly members = new Map<PeerKeyHex, MemberNode>();
   private readonly queues = new Map<string, Packet[]>();
   private readonly closed = new Set<PeerKeyHex>();
+  /** Members whose link is down: what the owner sends them is lost until they reconnect. */
+  private readonly offline = new Set<PeerKeyHex>();
   now = 1_000_000;
   opts: NetOptions = {};
   /** Everything a member link ever carried to a member (to assert what a removed member could read). */
@@ -201,7 +203,8 @@ export class Net {
         (node ? node.events : this.ownerEvents).push(e.event);
       } else if (e.kind === 'send') {
         const key = fromMember === null ? e.to : `up:${fromMember}`;
-        if (fromMember === null && this.closed.has(e.to)) continue;
+        if (fromMember === null && (this.closed.has(e.to) || this.offline.has(e.to))) continue;
+        if (fromMember !== null && this.offline.has(fromMember)) continue;
         if (!this.queues.has(key)) this.queues.set(key, []);
         this.queues.get(key)!.push({ bytes: e.bytes });
       } else {
@@ -233,7 +236,15 @@ export class Net {
   reconnect(node: MemberNode): void {
     this.queues.delete(node.peer);
     this.queues.delete(`up:${node.peer}`);
+    this.offline.delete(node.peer);
     this.member(node, { kind: 'connected', now: this.now });
+  }
+
+  /** A member's link goes down and stays down (everything either way is lost) until reconnect(). */
+  disconnect(node: MemberNode): void {
+    this.queues.delete(node.peer);
+    this.queues.delete(`up:${node.peer}`);
+    this.offline.add(node.peer);
   }
 
   /** Deliver until quiet. Returns the number of packets handled. */
@@ -262,6 +273,17 @@ export class Net {
     const q = this.queues.get(key) ?? [];
     this.queues.delete(key);
     return q.map((p) => p.bytes);
+  }
+
+  /**
+   * A v2 joiner's first round trip (docs/PROTOCOL.md 5.3): its join-hello up, the owner-key down;
+   * afterwards its join-request waits to be delivered (deliverUp).
+   */
+  hello(node: MemberNode): void {
+    if (node.state!.ownerIpub !== null) return;
+    this.deliverUp(node);
+    for (const bytes of this.take(node, 'down')) this.member(node, { kind: 'received', bytes, now: this.now });
+    if (node.state!.ownerIpub === null) throw new Error(`${node.name} did not get the owner key`);
   }
 
   /** Deliver the oldest packet a member sent to the owner (for precise interleavings). */

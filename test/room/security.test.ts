@@ -2,7 +2,10 @@
 // error and leaves the attacked machine's state exactly as it was (the same object).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeBody, encodeEnvelopeBody } from '../../protocol/room/codec.ts';
-import { initCrypto, asSymmetricKey, cellSeal, sealTo, sha256, sign, verify, openFrom } from '../../crypto/index.ts';
+import { initCrypto, asSymmetricKey, cellSeal, sealTo, sha256, sign, verify, openFrom, toHex } from '../../crypto/index.ts';
+import { decodeOwnerState, encodeOwnerState } from '../../protocol/room/state-codec.ts';
+import { removedPeerKeys, retiredAuthTokens } from '../../protocol/room/owner.ts';
+import { saltyAuthToken } from '../../protocol/room/ids.ts';
 import {
   decodeInviteUrl,
   decodeToMember,
@@ -19,8 +22,8 @@ import {
   type Step,
   type ToMember,
 } from '../../protocol/room/index.ts';
-import { decodeAnnBody, encodeAnnBody, encodeJoinSecret, decodeRekeyKey, encodeRekeyKey } from '../../protocol/room/codec.ts';
-import { LABEL, contextOf, inviteIdBytes } from '../../protocol/room/ids.ts';
+import { decodeChainBody, decodeKeyBody, encodeChainBody, encodeJoinSecret, encodeKeyBody } from '../../protocol/room/codec.ts';
+import { LABEL, ZERO_HASH, contextOf, inviteIdBytes } from '../../protocol/room/ids.ts';
 import { sealEnvelope } from '../../protocol/room/verify.ts';
 import { Net, checkedStep, device, everyoneReadsEveryone, memberCtx, type MemberNode } from './harness.ts';
 
@@ -85,7 +88,7 @@ describe('invite tokens', () => {
     const joiner = device('j-wrong');
     const sealed = sealTo(
       joiner.identity.privateKey,
-      real.opub,
+      net.ownerDev.identity.publicKey,
       encodeJoinSecret({
         room: real.room,
         token: new Uint8Array(32).fill(1),
@@ -144,9 +147,8 @@ describe('invite tokens', () => {
     const net = new Net(device('o-relay'));
     const url = net.invite();
     const joiner = device('j-relay');
-    const req = startJoin(memberCtx(joiner), decodeInviteUrl(url), { now: net.now, name: 'x' }).effects[0]!;
-    if (req.kind !== 'send') throw new Error('no request');
-    ownerRefuses(net, toPeer(device('someone-else')), req.bytes, 'room.join-proof');
+    const req = joinRequestBytes(net, joiner, url);
+    ownerRefuses(net, toPeer(device('someone-else')), req, 'room.join-proof');
     // The invite is still usable by its holder: the refusal changed nothing.
     const ok = net.join('x', url, joiner);
     net.run();
@@ -157,8 +159,14 @@ describe('invite tokens', () => {
     const net = new Net(device('o-confirm'));
     const url = net.invite();
     const x = net.join('x', url);
+    net.hello(x);
     net.deliverUp(x); // the owner claims the invite and sends join-accept
-    const bad = encodeMessage({ type: 'join-confirm', invite: inviteIdBytes(decodeInviteUrl(url).token), proof: new Uint8Array(64) });
+    const bad = encodeMessage({
+      type: 'join-confirm',
+      invite: inviteIdBytes(decodeInviteUrl(url).token),
+      proof: new Uint8Array(64),
+      chain: 0,
+    });
     ownerRefuses(net, x.peer, bad, 'room.join-proof');
     net.run();
     expect(x.state!.phase).toBe('member');
@@ -180,45 +188,60 @@ describe('invite tokens', () => {
 });
 
 describe('rotation authority', () => {
-  function capturedRekey(net: Net, a: MemberNode): Uint8Array {
+  function capturedRotation(net: Net, a: MemberNode): Extract<ToMember, { type: 'chain' }> {
     net.owner({ kind: 'rotate', now: net.now });
-    const packets = net.take(a, 'down');
-    const rekey = packets.find((p) => decodeToMember(p).type === 'rekey');
-    if (!rekey) throw new Error('no rekey');
-    return rekey;
+    const packets = net.take(a, 'down').map(decodeToMember);
+    const rotation = packets.find((p) => p.type === 'chain' && p.key !== undefined);
+    if (rotation?.type !== 'chain') throw new Error('no rotation');
+    return rotation;
   }
 
-  it('refuses an announcement signed by a member (not the owner)', () => {
+  it('refuses a rotation signed by a member (not the owner), and a key sealed by anyone else', () => {
     const { net, nodes } = setup('o-forge');
     const [a, b] = nodes as [MemberNode, MemberNode];
-    const real = decodeToMember(capturedRekey(net, a)) as Extract<ToMember, { type: 'rekey' }>;
-    const body = decodeAnnBody(verify(net.ownerDev.identity.publicKey, real.ann));
-    const forgedAnn = sign(b.dev.identity.privateKey, encodeAnnBody(body));
+    const real = capturedRotation(net, a);
+    const body = decodeChainBody(verify(net.ownerDev.identity.publicKey, real.ann));
+    const forgedAnn = sign(b.dev.identity.privateKey, encodeChainBody(body));
     const key = new Uint8Array(32).fill(9);
     const forgedKey = sealTo(
       b.dev.identity.privateKey,
       a.dev.identity.publicKey,
-      encodeRekeyKey({ room: body.room, epoch: body.epoch, annHash: sha256(forgedAnn), key }),
+      encodeKeyBody({ room: body.room, epoch: body.epoch, firstIdx: body.firstIdx, key }),
     );
-    memberRefuses(a, encodeMessage({ type: 'rekey', ann: forgedAnn, key: forgedKey }), 'room.not-owner');
-    // The owner's real announcement with a key sealed by someone else: bad-rekey.
-    memberRefuses(a, encodeMessage({ type: 'rekey', ann: real.ann, key: forgedKey }), 'room.bad-rekey');
-    // The genuine rekey still works afterwards.
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: forgedAnn, key: forgedKey }), 'room.not-owner');
+    // The owner's real entry with a key sealed by someone else: bad-rekey.
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: real.ann, key: forgedKey }), 'room.bad-rekey');
+    // The owner's real entry with a key sealed by the owner that is not the one it commits to.
+    const wrongKey = sealTo(
+      net.ownerDev.identity.privateKey,
+      a.dev.identity.publicKey,
+      encodeKeyBody({ room: body.room, epoch: body.epoch, firstIdx: body.firstIdx, key }),
+    );
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: real.ann, key: wrongKey }), 'room.bad-rekey');
+    // A rotation without its key.
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: real.ann }), 'room.bad-rekey');
+    // The genuine rotation still works afterwards.
     expect(net.member(a, { kind: 'received', bytes: encodeMessage(real), now: net.now }).error).toBeUndefined();
     expect(a.state!.epoch).toBe(1);
     memberRefuses(a, encodeMessage(real), 'room.duplicate');
   });
 
-  it('refuses a second, different announcement for an epoch it holds (fork)', () => {
+  it('refuses a second, different entry at a position it holds (fork), and one that does not chain', () => {
     const { net, nodes } = setup('o-fork');
     const [a] = nodes as [MemberNode];
-    const real = decodeToMember(capturedRekey(net, a)) as Extract<ToMember, { type: 'rekey' }>;
+    const real = capturedRotation(net, a);
     net.member(a, { kind: 'received', bytes: encodeMessage(real), now: net.now });
-    const body = decodeAnnBody(verify(net.ownerDev.identity.publicKey, real.ann));
-    const other = sign(net.ownerDev.identity.privateKey, encodeAnnBody({ ...body, ts: body.ts + 1 }));
-    const rk = decodeRekeyKey(openFrom(a.dev.identity.privateKey, net.ownerDev.identity.publicKey, real.key));
-    const key = sealTo(net.ownerDev.identity.privateKey, a.dev.identity.publicKey, encodeRekeyKey({ ...rk, annHash: sha256(other) }));
-    memberRefuses(a, encodeMessage({ type: 'rekey', ann: other, key }), 'room.fork');
+    const body = decodeChainBody(verify(net.ownerDev.identity.publicKey, real.ann));
+    const rk = decodeKeyBody(openFrom(a.dev.identity.privateKey, net.ownerDev.identity.publicKey, real.key!));
+    const other = sign(net.ownerDev.identity.privateKey, encodeChainBody({ ...body, ts: body.ts + 1 }));
+    const key = sealTo(net.ownerDev.identity.privateKey, a.dev.identity.publicKey, encodeKeyBody(rk));
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: other, key }), 'room.fork');
+    // The next position, but chained onto something else.
+    const next = sign(
+      net.ownerDev.identity.privateKey,
+      encodeChainBody({ ...body, n: body.n + 1, epoch: body.epoch + 1, prev: new Uint8Array(32).fill(3) }),
+    );
+    memberRefuses(a, encodeMessage({ type: 'chain', ann: next, key }), 'room.fork');
   });
 });
 
@@ -235,6 +258,8 @@ describe('messages', () => {
       key: epoch.key!,
       from: b.state!.selfId,
       seq: 99,
+      chain: 0,
+      prev: ZERO_HASH,
       body: { text: 'forged', ts: 0 },
     });
     const out = ownerRefuses(net, toPeer(outsider), encodeMessage({ type: 'send', env }), 'room.not-member');
@@ -248,6 +273,8 @@ describe('messages', () => {
       key: epoch.key!,
       from: idOf(outsider),
       seq: 1,
+      chain: 0,
+      prev: ZERO_HASH,
       body: { text: 'forged', ts: 0 },
     });
     memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from: idOf(outsider), env: ownId }), 'room.not-member');
@@ -263,6 +290,8 @@ describe('messages', () => {
       key: epoch.key!,
       from: a.state!.selfId,
       seq: 1,
+      chain: 0,
+      prev: ZERO_HASH,
       body: { text: 'I am a', ts: 0 },
     });
     const out = ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env }), 'room.impersonation');
@@ -306,6 +335,8 @@ describe('messages', () => {
       key: old.key!,
       from: b.state!.selfId,
       seq: b.state!.seq + 1,
+      chain: b.state!.chain,
+      prev: b.state!.tail,
       body: { text: 'stale', ts: 0 },
     });
     const inGrace = net.owner({ kind: 'received', from: b.peer, bytes: encodeMessage({ type: 'send', env: stale }), now: net.now });
@@ -318,6 +349,8 @@ describe('messages', () => {
       key: old.key!,
       from: b.state!.selfId,
       seq: b.state!.seq + 2,
+      chain: b.state!.chain,
+      prev: sha256(stale),
       body: { text: 'stale2', ts: 0 },
     });
     net.now += 31_000;
@@ -340,12 +373,18 @@ describe('messages', () => {
     const from = b.state!.selfId;
     const ct = cellSeal(asSymmetricKey(epoch.key!), encodeBody({ text: 'x', ts: 0 }), contextOf(LABEL.msg, room, epoch.epoch, from, 1));
     ct[ct.length - 1]! ^= 1;
-    const env = sign(b.dev.identity.privateKey, encodeEnvelopeBody({ room, epoch: epoch.epoch, from, seq: 1, ct }));
+    const env = sign(
+      b.dev.identity.privateKey,
+      encodeEnvelopeBody({ room, epoch: epoch.epoch, from, seq: 1, chain: 0, prev: ZERO_HASH, ct }),
+    );
     ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env }), 'room.bad-ciphertext');
     memberRefuses(a, encodeMessage({ type: 'deliver', idx: a.state!.lastIdx + 1, from, env }), 'room.bad-ciphertext');
     // A ciphertext sealed for another sequence number (context binding) is refused the same way.
     const ct2 = cellSeal(asSymmetricKey(epoch.key!), encodeBody({ text: 'x', ts: 0 }), contextOf(LABEL.msg, room, epoch.epoch, from, 5));
-    const env2 = sign(b.dev.identity.privateKey, encodeEnvelopeBody({ room, epoch: epoch.epoch, from, seq: 1, ct: ct2 }));
+    const env2 = sign(
+      b.dev.identity.privateKey,
+      encodeEnvelopeBody({ room, epoch: epoch.epoch, from, seq: 1, chain: 0, prev: ZERO_HASH, ct: ct2 }),
+    );
     ownerRefuses(net, b.peer, encodeMessage({ type: 'send', env: env2 }), 'room.bad-ciphertext');
     // Flip one byte of a genuine envelope in transit: the signature fails.
     net.member(b, { kind: 'send', text: 'genuine', now: net.now });
@@ -379,6 +418,8 @@ describe('history', () => {
       key: epoch.key!,
       from: e0.from,
       seq: 50,
+      chain: 0,
+      prev: ZERO_HASH,
       body: { text: 'b never said this', ts: 0 },
     });
     memberRefuses(a, history([{ ...e0, env: rewritten }, entries[1]!]), 'room.bad-signature');
@@ -403,7 +444,7 @@ describe('membership', () => {
     expect(net.owner({ kind: 'kick', member: c.state!.selfId, now: net.now }).error?.code).toBe('room.not-member');
     expect(net.owner({ kind: 'kick', member: net.ownerState.selfId, now: net.now }).error?.code).toBe('room.forbidden');
     // c (still holding old keys) asks for a resync: removed + close.
-    const sync = encodeMessage({ type: 'sync', last_idx: 0, epoch: 0 });
+    const sync = encodeMessage({ type: 'sync', last_idx: 0, epoch: 0, chain: 0 });
     const out = ownerRefuses(net, c.peer, sync, 'room.not-member');
     expect(sentTypes(out.effects)).toEqual(['removed', 'close']);
     // c's machine refuses input after removal.
@@ -412,6 +453,48 @@ describe('membership', () => {
     // Nothing that ever reached c's link after the kick decrypts with the keys c holds.
     expect(c.state!.epochs.map((e) => e.epoch)).toEqual([0]);
     for (const n of [a, b]) expect(n.state!.members.some((m) => m.info.id === c.state!.selfId)).toBe(false);
+  });
+});
+
+describe('what the link layer refuses with an authenticated refusal (4.1, 5.3, 5.8)', () => {
+  it('keeps the auth token of a used, revoked or expired invite until the record is pruned, never of a pending one', () => {
+    const net = new Net(device('o-retired'));
+    const usedUrl = net.invite();
+    const used = decodeInviteUrl(usedUrl);
+    const revoked = decodeInviteUrl(net.invite());
+    const expiring = decodeInviteUrl(net.invite(1000));
+    const pending = decodeInviteUrl(net.invite());
+    net.join('u', usedUrl);
+    net.run();
+    net.owner({ kind: 'revoke', invite: net.ownerState.invites[1]!.id, now: net.now });
+    const retired = (): string[] => retiredAuthTokens(net.ownerState, net.now).map(toHex);
+    expect(retired().sort()).toEqual([used.token, revoked.token].map((t) => toHex(saltyAuthToken(t))).sort());
+    net.now += 1001;
+    expect(retired()).toContain(toHex(saltyAuthToken(expiring.token)));
+    net.owner({ kind: 'tick', now: net.now }); // expiry deletes the token; the derived one stays
+    expect(net.ownerState.invites.filter((i) => i.token !== undefined)).toHaveLength(1); // the pending one
+    expect(retired()).toHaveLength(3);
+    expect(retired()).not.toContain(toHex(saltyAuthToken(pending.token)));
+    // It survives the state codec (the owner's restart) and the raw tokens are gone from the record.
+    const again = decodeOwnerState(encodeOwnerState(net.ownerState));
+    expect(retiredAuthTokens(again, net.now).map(toHex).sort()).toEqual(retired().sort());
+    // Pruned a day after expiry, with its record.
+    net.now += 49 * 60 * 60 * 1000; // past every expiry (the default lifetime is a day) plus the day of grace
+    net.owner({ kind: 'tick', now: net.now });
+    expect(retired()).toEqual([]);
+  });
+
+  it('keeps the peer keys of removed members, and refuses a state that holds one twice or a malformed one', () => {
+    const { net, nodes } = setup('o-removed-peers', ['a', 'b']);
+    const [a] = nodes as [MemberNode, MemberNode];
+    net.owner({ kind: 'kick', member: a.state!.selfId, now: net.now });
+    net.run();
+    expect(removedPeerKeys(net.ownerState)).toEqual([a.peer]);
+    expect(removedPeerKeys(decodeOwnerState(encodeOwnerState(net.ownerState)))).toEqual([a.peer]);
+    const twice = { ...net.ownerState, removedPeers: [a.peer, a.peer] };
+    expect(() => decodeOwnerState(encodeOwnerState(twice))).toThrow(expect.objectContaining({ code: 'room.bad-state' }));
+    const bad = { ...net.ownerState, removedPeers: ['XYZ' as never] };
+    expect(() => decodeOwnerState(encodeOwnerState(bad))).toThrow(expect.objectContaining({ code: 'room.bad-state' }));
   });
 });
 
@@ -427,10 +510,21 @@ describe('harness', () => {
     const net = new Net(device('o-url'));
     const url = net.invite();
     const inv = decodeInviteUrl(url);
-    expect(inviteUrl('https://zeroroom.test/app/', inv)).toBe(url);
+    const params = { ...inv, opub: net.ownerDev.identity.publicKey, exp: net.ownerState.invites[0]!.expiresAt };
+    expect(inviteUrl('https://zeroroom.test/app/', params)).toBe(url);
     expect(url.startsWith('https://zeroroom.test/app/#join=')).toBe(true);
   });
 });
+
+/** A joiner's join-request for a v2 invite: after the owner key it learns over the link (5.3). */
+function joinRequestBytes(net: Net, joiner: ReturnType<typeof device>, url: string): Uint8Array {
+  const invite = decodeInviteUrl(url);
+  const start = startJoin(memberCtx(joiner), invite, { now: net.now, name: 'x' });
+  const ownerKey = encodeMessage({ type: 'owner-key', invite: inviteIdBytes(invite.token), opub: net.ownerDev.identity.publicKey });
+  const req = memberStep(memberCtx(joiner), start.state, { kind: 'received', bytes: ownerKey, now: net.now }).effects[0];
+  if (req?.kind !== 'send') throw new Error('no join request');
+  return req.bytes;
+}
 
 function toPeer(d: ReturnType<typeof device>): string {
   return Array.from(d.box.publicKey, (x) => x.toString(16).padStart(2, '0')).join('');

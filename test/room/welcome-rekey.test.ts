@@ -16,6 +16,7 @@ describe('welcome with a rekey', () => {
     const alice = net.join('alice', net.invite());
     net.run();
     const bob = net.join('bob', net.invite());
+    net.hello(bob);
     net.deliverUp(bob); // join-request -> join-accept (epoch 0)
     for (const bytes of net.take(bob, 'down')) net.member(bob, { kind: 'received', bytes, now: net.now });
     expect(bob.state!.phase).toBe('accepted');
