@@ -196,6 +196,36 @@ describe('owner and members', () => {
   });
 });
 
+describe('acknowledgements', () => {
+  it("send returns a ticket per message and 'acked' reports when the peer's link layer received it", async () => {
+    const room = await openRoom();
+    const keys = generateBoxKeyPair();
+    const ownerLink = room.nextLink();
+    const m = await join(room, room.newToken(), keys);
+    const acked: number[] = [];
+    m.on('acked', (t) => acked.push(t));
+    const allAcked = new Promise<void>((resolve) => {
+      const off = m.on('acked', (t) => {
+        if (t >= 3) {
+          off();
+          resolve();
+        }
+      });
+    });
+    const tickets = ['one', 'two', 'three'].map((t) => m.send(new TextEncoder().encode(t)));
+    expect(tickets).toEqual([1, 2, 3]);
+    const o = await ownerLink;
+    const got = await collect(o, 3);
+    expect(got.map((b) => new TextDecoder().decode(b))).toEqual(['one', 'two', 'three']);
+    await allAcked;
+    // Increasing, never beyond what was sent.
+    expect(acked).toEqual([...acked].sort((a, b) => a - b));
+    expect(acked.at(-1)).toBe(3);
+    // The owner's side numbers its own messages independently.
+    expect(o.send(new TextEncoder().encode('back'))).toBe(1);
+  });
+});
+
 describe('reconnect', () => {
   it('survives a killed and restarted signaling server, then re-forms after the data channel closes', async () => {
     const room = await openRoom();
