@@ -33,9 +33,8 @@ interface Room {
   newToken: () => Uint8Array;
 }
 
-function openRoom(): Promise<Room> {
-  const ownerKeys = generateBoxKeyPair();
-  const tokens = new Set<string>();
+function openRoom(ownerKeys: BoxKeyPair = generateBoxKeyPair(), initialTokens: Uint8Array[] = []): Promise<Room> {
+  const tokens = new Set<string>(initialTokens.map((t) => toHex(t)));
   const links: PeerLink[] = [];
   const waiters: ((l: PeerLink) => void)[] = [];
   return new Promise((resolve) => {
@@ -72,11 +71,17 @@ function openRoom(): Promise<Room> {
   });
 }
 
-function join(room: Room, token: Uint8Array | undefined, keys: BoxKeyPair = generateBoxKeyPair()): Promise<PeerLink> {
+function join(
+  room: Room | { ownerKeys: BoxKeyPair },
+  token: Uint8Array | undefined,
+  keys: BoxKeyPair = generateBoxKeyPair(),
+  onServerReady?: (ownerConnected: boolean) => void,
+): Promise<PeerLink> {
   return joinRoom({
     signalingUrl: server.url,
     serverKey: server.keys.publicKey,
     ownerKey: room.ownerKeys.publicKey,
+    ...(onServerReady !== undefined ? { onServerReady } : {}),
     ...(token !== undefined ? { token } : {}),
     permanentKeys: keys,
     iceServers: [],
@@ -223,6 +228,26 @@ describe('acknowledgements', () => {
     expect(acked.at(-1)).toBe(3);
     // The owner's side numbers its own messages independently.
     expect(o.send(new TextEncoder().encode('back'))).toBe(1);
+  });
+
+  it('onServerReady tells a waiting member whether the owner is on the path', async () => {
+    const ownerKeys = generateBoxKeyPair();
+    const token = systemRandom(32);
+    const seen: boolean[] = [];
+    const joined = join({ ownerKeys }, token, generateBoxKeyPair(), (present) => seen.push(present));
+    await until(() => seen.length === 1, 'the member reached the signaling server');
+    expect(seen).toEqual([false]);
+    // The owner comes online: the waiting member's handshake completes on the same connection.
+    const room = await openRoom(ownerKeys, [token]);
+    const m = await joined;
+    expect(['direct', 'relayed']).toContain(m.state);
+    expect(room.tokens.size).toBe(0);
+    expect(seen).toEqual([false]);
+    // A later connection (the member's reconnect, owner present) reports true.
+    const again: boolean[] = [];
+    const second = await join(room, room.newToken(), generateBoxKeyPair(), (present) => again.push(present));
+    expect(again).toEqual([true]);
+    second.close();
   });
 });
 
