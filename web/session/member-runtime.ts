@@ -15,6 +15,7 @@ import type { RoomIdentity, RoomRecord } from './room-record.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import { RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { ConnectionState, RoomView } from './types.ts';
+import { canSend, DeliveryTracker, memberRoomState } from './view-model.ts';
 
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 30_000;
@@ -29,6 +30,14 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
   private attempt = 0;
   /** The first contact's SaltyRTC auth token; absent once the owner knows our peer key. */
   private authToken: Uint8Array | undefined;
+  /** Own messages between send and delivery (issue #13: queued / at the owner). */
+  private readonly delivery = new DeliveryTracker();
+  /** Why we are not let in: the room's join-refused code or the link's fatal error code. */
+  private refusal: string | null = null;
+  /** Code of the last failed connection attempt ('' when it had none); null once a link opened. */
+  private lastFailure: string | null = null;
+  /** Whether the owner was on the signaling path at the last server handshake (null: unknown). */
+  private ownerOnPath: boolean | null = null;
 
   constructor(
     deps: RuntimeDeps,
@@ -67,6 +76,11 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
       WebSocket: browserWebSocket(),
       iceServers: this.deps.iceServers(),
       ...(policy !== undefined ? { iceTransportPolicy: policy } : {}),
+      onServerReady: (present) => {
+        this.ownerOnPath = present;
+        this.lastFailure = null;
+        this.deps.changed();
+      },
     }).then(
       (link) => this.attach(link),
       (e: unknown) => this.connectFailed(e),
@@ -77,9 +91,11 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     const code = (e as { code?: unknown }).code;
     // One line per attempt: the only trace a failed join leaves outside the device (no secrets).
     console.info(`room ${this.id.slice(0, 8)}: link to the owner failed: ${typeof code === 'string' ? code : describe(e)}`);
+    this.lastFailure = typeof code === 'string' ? code : '';
+    this.ownerOnPath = null;
     if (typeof code === 'string' && FATAL_JOIN_CODES.has(code)) {
       this.linkState = 'closed';
-      this.note(`the owner did not let us in (${code})`);
+      this.refusal = code;
       this.deps.changed();
       return;
     }
@@ -91,13 +107,18 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
   }
 
   private attach(link: PeerLink): void {
-    if (this.closed) {
+    // Stopped, or left / refused while this link was being set up: it is not wanted any more.
+    if (this.closed || (this.state.phase !== 'joining' && this.state.phase !== 'accepted' && this.state.phase !== 'member')) {
       link.close();
       return;
     }
     this.link = link;
     this.authToken = undefined;
     this.attempt = 0;
+    this.lastFailure = null;
+    link.on('acked', (ticket) => {
+      if (this.delivery.acked(link, ticket)) this.deps.changed();
+    });
     link.on('message', (bytes) => {
       this.serial(() => this.applyReceived(memberStep(this.ctx, this.state, { kind: 'received', bytes, now: Date.now() }))).catch(
         (e: unknown) => console.error('member step failed', e),
@@ -136,7 +157,7 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     const link = this.link;
     if (link === null) return;
     for (const o of this.outbox) {
-      if (this.unsent.delete(o.seq)) link.send(o.wire);
+      if (this.unsent.delete(o.seq)) this.delivery.sent(link, link.send(o.wire), o.seq);
     }
     this.serial(() => this.apply(memberStep(this.ctx, this.state, { kind: 'connected', now: Date.now() }))).catch((e: unknown) =>
       console.error('connected step failed', e),
@@ -152,7 +173,11 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
 
   protected sendTo(_to: string, bytes: Uint8Array): void {
     // A member has exactly one peer: the owner. Without a link the sync after reconnecting catches up.
-    if (this.link !== null && this.link.state !== 'closed') this.link.send(bytes);
+    const link = this.link;
+    if (link === null || link.state === 'closed') return;
+    const ticket = link.send(bytes);
+    const own = this.outbox.find((o) => o.wire === bytes);
+    if (own !== undefined) this.delivery.sent(link, ticket, own.seq);
   }
 
   protected closeLink(): void {
@@ -180,6 +205,7 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
   }
 
   private async dropOutbox(seq: number): Promise<void> {
+    this.delivery.done(seq);
     if (!this.outbox.some((o) => o.seq === seq)) return;
     this.outbox = this.outbox.filter((o) => o.seq !== seq);
     this.unsent.delete(seq);
@@ -213,6 +239,13 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
   view(): RoomView {
     const s = this.state;
     const self = s.members.find((m) => m.info.id === s.selfId);
+    const state = memberRoomState({
+      phase: s.phase,
+      link: this.linkState,
+      refusal: this.refusal,
+      lastFailure: this.lastFailure,
+      ownerOnPath: this.ownerOnPath,
+    });
     const members = s.members.map((m) =>
       this.memberView(
         m.info,
@@ -229,11 +262,30 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
       epoch: Math.max(0, s.epoch),
       safetyCode: this.safety(),
       members,
-      messages: this.messageViews(s.selfId, self?.info.name ?? s.name),
+      messages: this.messageViews(s.selfId, self?.info.name ?? s.name, (seq) => this.delivery.state(seq)),
       invites: [],
       removed: s.phase === 'removed',
       status: s.phase === 'member' ? `owner ${this.linkState}` : s.phase,
+      state,
+      stateCode: state === 'refused' ? this.refusal : null,
+      canSend: canSend(state),
     };
+  }
+
+  /** Leave the room: tell the owner (when the link is up), close the link, stop reconnecting. */
+  leave(): Promise<void> {
+    return this.serial(async () => {
+      await this.apply(memberStep(this.ctx, this.state, { kind: 'leave', now: Date.now() }));
+      if (this.retryTimer !== null) clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.linkState = 'closed';
+      this.deps.changed();
+    });
+  }
+
+  protected override async onEvent(ev: RoomEvent): Promise<void> {
+    if (ev.type === 'join-refused') this.refusal = ev.code;
+    await super.onEvent(ev);
   }
 }
 

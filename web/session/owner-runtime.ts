@@ -15,6 +15,7 @@ import type { RoomIdentity, RoomRecord } from './room-record.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import { linkBadge, RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView } from './types.ts';
+import { ownerRoomState } from './view-model.ts';
 
 /** Rotation timer and invite expiry run on the owner's clock (section 5.7). */
 const TICK_MS = 15_000;
@@ -195,6 +196,9 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
       invites: this.openInvites(Date.now()),
       removed: false,
       status: this.handle?.signalingReady === true ? 'open for members' : 'connecting to the signaling server',
+      state: ownerRoomState(this.handle?.signalingReady === true),
+      stateCode: null,
+      canSend: true,
     };
   }
 }

@@ -9,9 +9,11 @@ import type { PeerLink } from '../../protocol/link/peer-link.ts';
 import { fingerprint, safetyCode } from '../../protocol/room/ids.ts';
 import type { Effect, MemberState, OwnerState, RoomEvent, Step } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
+import { S, type Delivery } from '../strings.ts';
 import { encodeHistory, seqKey, type HistoryRecord, type OutboxRecord } from './records.ts';
 import { encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
 import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
+import { orderMessages } from './view-model.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -97,26 +99,26 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
         await this.addMessage(ev);
         return;
       case 'member-joined':
-        this.note(`${ev.member.name} joined`);
+        this.note(S.systemJoined(ev.member.name));
         return;
       case 'member-left':
-        this.note(`${ev.member.name} left (${ev.reason})`);
+        this.note(ev.reason === 'left' ? S.systemLeft(ev.member.name) : S.systemRemoved(ev.member.name));
         return;
       case 'rotated':
-        this.note(`new room key: epoch ${ev.epoch} (${ev.reason})`);
+        // The first epoch comes with the room (create) or the join: no line for it.
+        if (ev.reason !== 'create') this.note(S.systemNewKey);
         return;
       case 'joined':
-        this.note('you joined the room');
+        this.note(S.systemYouJoined);
         return;
       case 'join-refused':
-        this.note(`the owner refused the join: ${ev.code}`);
-        this.deps.report(`Joining failed: ${ev.code}`);
+        // The room's state ('refused', worded by code in web/strings.ts) says it; no line needed.
         return;
       case 'removed':
-        this.note(ev.reason === 'left' ? 'you left the room' : 'you were removed from the room');
+        this.note(ev.reason === 'left' ? S.systemYouLeft : S.systemYouRemoved);
         return;
       case 'left':
-        this.note('you left the room');
+        this.note(S.systemYouLeft);
         return;
       case 'invite':
         return; // OwnerRuntime lists open invites from its state (they survive a reload)
@@ -124,13 +126,14 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
         await this.onSendRefused(ev.code, ev.seq);
         return;
       case 'history-skipped':
-        this.note(`${ev.count} earlier message(s) cannot be shown (${ev.reason})`);
+        this.note(S.systemHistorySkipped(ev.count));
         return;
     }
   }
 
   protected async onSendRefused(code: string, seq: number | null): Promise<void> {
-    this.note(`a message was refused by the owner: ${code}${seq === null ? '' : ` (#${seq})`}`);
+    console.warn(`room ${this.id.slice(0, 8)}: the owner refused message #${String(seq)}: ${code}`);
+    this.note(S.systemSendRefused);
   }
 
   /** Extra fields stored with a history record (the owner adds its log entry). */
@@ -156,7 +159,18 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
   }
 
   protected note(text: string): void {
-    this.system.push({ key: `sys/${++systemCounter}`, senderId: '', senderName: '', text, at: Date.now(), pending: false, system: true });
+    this.system.push({
+      key: `sys/${++systemCounter}`,
+      senderId: '',
+      senderName: '',
+      text,
+      at: Date.now(),
+      pending: false,
+      system: true,
+      own: false,
+      delivery: null,
+      idx: null,
+    });
   }
 
   protected currentAnnHash(): Uint8Array | null {
@@ -164,7 +178,8 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
     return s.epochs.find((e) => e.epoch === s.epoch)?.annHash ?? null;
   }
 
-  protected messageViews(selfId: string, selfName: string): MessageView[] {
+  /** `pendingDelivery`: where an outbox entry is (members: queued or at the owner). */
+  protected messageViews(selfId: string, selfName: string, pendingDelivery: (seq: number) => Delivery = () => 'queued'): MessageView[] {
     const delivered: MessageView[] = this.history.map((m) => ({
       key: `${m.senderId}/${m.seq}`,
       senderId: m.senderId,
@@ -173,6 +188,9 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       at: m.at,
       pending: false,
       system: false,
+      own: m.senderId === selfId,
+      delivery: m.senderId === selfId ? 'delivered' : null,
+      idx: m.idx,
     }));
     const pending: MessageView[] = this.outbox.map((o) => ({
       key: `${selfId}/${o.seq}`,
@@ -182,8 +200,11 @@ export abstract class RoomRuntime<S extends OwnerState | MemberState> {
       at: o.at,
       pending: true,
       system: false,
+      own: true,
+      delivery: pendingDelivery(o.seq),
+      idx: null,
     }));
-    return [...delivered, ...pending, ...this.system];
+    return orderMessages(delivered, pending, this.system);
   }
 
   protected memberView(
