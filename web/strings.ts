@@ -262,6 +262,11 @@ export interface ErrorText {
   readonly details: string | null;
 }
 
+/** An error the app has words for (a refusal, a wrong password): expected, not a bug. */
+export function isExpected(t: ErrorText): boolean {
+  return t.text !== GENERIC;
+}
+
 /** The code a ZeroRoom error carries (also for errors from another bundle copy: duck-typed). */
 export function errorCode(e: unknown): string | null {
   if (e instanceof ZeroRoomError) return e.code;

@@ -124,12 +124,12 @@ export function roomView(ctx: Ctx, roomId: string): View {
   const stateText = h('p', { className: 'state-text', testid: 'room-status-text' });
   const stateDetails = h('p', { className: 'details', testid: 'room-status-details' });
   const safety = h('code', { testid: 'safety-code' });
-  const messages = h('ol', {
-    className: 'messages',
-    testid: 'message-list',
-    // A log: screen readers announce what is appended (new messages), not the whole screen.
-    attrs: { role: 'log', 'aria-label': S.messages, tabindex: '0' },
-  });
+  const messages = h('ol', { className: 'message-items' });
+  // A log: screen readers announce what is appended (new messages), not the whole screen. Focusable
+  // so keyboard users can scroll it.
+  const log = h('div', { className: 'messages', testid: 'message-list', attrs: { role: 'log', 'aria-label': S.messages, tabindex: '0' } }, [
+    messages,
+  ]);
   const members = h('ul', { className: 'members', testid: 'member-list' });
   const input = h('textarea', {
     testid: 'message-input',
@@ -213,7 +213,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
       deadActions,
     ]),
     h('div', { className: 'room-body' }, [
-      h('div', { className: 'chat' }, [messages, composer]),
+      h('div', { className: 'chat' }, [log, composer]),
       h('div', { className: 'side' }, [
         h('div', { className: 'card safety' }, [
           h('h2', { text: S.safetyCode }),
@@ -235,7 +235,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
   let panel: ReturnType<typeof invitePanel> | null = null;
 
   const renderMessages = (list: readonly MessageView[]): void => {
-    const nearBottom = messages.scrollHeight - messages.scrollTop - messages.clientHeight < 48;
+    const nearBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
     const wanted = new Set<string>();
     let appended = false;
     list.forEach((m, i) => {
@@ -266,7 +266,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
         rows.delete(key);
       }
     }
-    if (appended && nearBottom) messages.lastElementChild?.scrollIntoView({ block: 'end' });
+    if (appended && nearBottom) log.scrollTop = log.scrollHeight;
   };
 
   return {

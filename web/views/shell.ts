@@ -8,7 +8,7 @@ import { totalUnread } from '../attention.ts';
 import { h } from '../dom.ts';
 import type { Session } from '../session/session.ts';
 import type { AppState, Route, Store } from '../store.ts';
-import { errorText, S, UiError, type ErrorContext } from '../strings.ts';
+import { errorText, isExpected, S, UiError, type ErrorContext } from '../strings.ts';
 import { homeView } from './home.ts';
 import { roomView } from './room.ts';
 import { settingsView } from './settings.ts';
@@ -58,8 +58,10 @@ export function mountShell(root: HTMLElement, store: Store, session: Session, at
     },
     run(action, context = 'general') {
       action().catch((e: unknown) => {
-        console.error(e);
         const t = errorText(e, context);
+        // Refusals and wrong input are part of using the app; anything without words is a bug.
+        if (isExpected(t)) console.warn(e);
+        else console.error(e);
         store.update({ notice: { kind: 'error', text: t.text, details: t.details } });
       });
     },
