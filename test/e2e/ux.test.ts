@@ -115,6 +115,24 @@ function backgroundLuminance(page: Page): Promise<number> {
   });
 }
 
+/** Tab through the page; every visible, enabled control must get the focus at some point. */
+async function everythingReachableByTab(page: Page, label: string): Promise<void> {
+  await page.locator('body').focus();
+  for (let i = 0; i < 60; i++) {
+    await page.keyboard.press('Tab');
+    await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      if (el !== null) el.dataset['tabbed'] = 'yes';
+    });
+  }
+  const missed = await page.evaluate(() =>
+    [...document.querySelectorAll<HTMLElement>('a[href], button, input, select, textarea, summary, [tabindex="0"]')]
+      .filter((el) => el.offsetParent !== null && !(el as HTMLButtonElement).disabled && el.dataset['tabbed'] !== 'yes')
+      .map((el) => el.dataset['testid'] ?? el.textContent ?? el.tagName),
+  );
+  expect(missed, `not reachable with Tab on ${label}`).toEqual([]);
+}
+
 async function h1Count(page: Page): Promise<number> {
   return page.locator('h1').count();
 }
@@ -180,6 +198,7 @@ describe('pages without a second person', { timeout: 90_000 }, () => {
     await newInvite(page);
     expect(await h1Count(page)).toBe(1);
     await axeBothSchemes(page, 'owner room page');
+    await everythingReachableByTab(page, 'owner room page');
     // Only new messages and alerts are announced: nothing on <main>, the message list is a log.
     expect(await page.locator('main[aria-live], #app[aria-live]').count()).toBe(0);
     expect(await page.getByTestId('message-list').getAttribute('role')).toBe('log');
@@ -210,6 +229,30 @@ describe('pages without a second person', { timeout: 90_000 }, () => {
     console.log(`invite: ${invite.length} characters, QR version ${code?.version} (level M)`);
     expect(code?.version).toBe(expected);
     expect(invite.length).toBeLessThanOrEqual(MAX_INVITE_CHARS);
+
+    // Share: only where the browser has the Web Share API (Linux Chromium has not; a stand-in
+    // records what the app hands to the share sheet).
+    const hasShare = await page.evaluate(() => typeof navigator.share === 'function');
+    expect(await page.getByTestId('share-invite').isVisible()).toBe(hasShare);
+    await page.context().addInitScript(() => {
+      const w = window as unknown as { __shared: unknown[] };
+      w.__shared = [];
+      Object.defineProperty(navigator, 'share', {
+        configurable: true,
+        value: (data: unknown) => {
+          w.__shared.push(data);
+          return Promise.resolve();
+        },
+      });
+    });
+    await page.reload();
+    await unlock(page);
+    // The reload returned to the room, and the open invite is still shown.
+    await expect.poll(() => page.getByTestId('invite-link').textContent()).toBe(invite);
+    await page.getByTestId('share-invite').click();
+    await expect
+      .poll(() => page.evaluate(() => (window as unknown as { __shared: unknown[] }).__shared))
+      .toEqual([{ title: 'Join "QR shape room" on ZeroRoom', url: invite }]);
   });
 
   it('touch screens get tap targets of at least 44 px', async () => {
@@ -252,9 +295,15 @@ describe('an owner and the people they invite', { timeout: 120_000 }, () => {
     ({ page: ann } = await device('ann', { permissions: ['camera', 'microphone', 'notifications'] }));
     await openApp(owner, server.url);
     await createRoom(owner, 'Team room', 'Olivia');
+    await sendMessage(owner, 'before Ann joined');
     annInvite = await newInvite(owner);
     await joinByLink(ann, annInvite, 'Ann');
     await waitMembers(ann, 2);
+    // System lines by time: "You joined" comes after the history from before the join.
+    await waitMessage(ann, 'before Ann joined');
+    const lines = await ann.locator('.message').allTextContents();
+    const joinedAt = lines.findIndex((t) => t.includes('You joined the room'));
+    expect(joinedAt).toBeGreaterThan(lines.findIndex((t) => t.includes('before Ann joined')));
     await waitState(ann, 'member');
     await waitState(owner, 'member');
     expect(await ann.getByTestId('room-status-text').isHidden()).toBe(true);
@@ -420,13 +469,28 @@ describe('an owner and the people they invite', { timeout: 120_000 }, () => {
     const { page: bob } = await device('bob');
     await joinByLink(bob, await newInvite(owner), 'Bob');
     await waitMembers(owner, 3);
+    await waitMembers(ann, 3);
     await waitState(bob, 'member');
+    // One member list, in one order, on every device; members show no guess about each other's
+    // connection (only the owner, whom they are connected to, has a badge on their pages).
+    const names = (p: Page): Promise<string[]> => p.getByTestId('member').locator('.name').allTextContents();
+    expect(await names(owner)).toEqual(['Olivia', 'Ann', 'Bob']);
+    expect(await names(ann)).toEqual(await names(owner));
+    expect(await names(bob)).toEqual(await names(owner));
+    for (const p of [ann, bob]) expect(await p.getByTestId('connection-status').count()).toBe(1);
+    expect(await owner.getByTestId('connection-status').count()).toBe(2);
     // Cancel first: nothing happens.
     await bob.getByTestId('leave-room').click();
     await bob.getByTestId('confirm-no').click();
     expect(await roomState(bob)).toBe('member');
-    await bob.getByTestId('leave-room').click();
-    await confirm(bob);
+    // With the keyboard: the dialog opens on Cancel (the safe choice); Tab, Enter confirms.
+    await bob.getByTestId('leave-room').focus();
+    await bob.keyboard.press('Enter');
+    await expect.poll(() => bob.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['testid'])).toBe('confirm-no');
+    await bob.keyboard.press('Tab');
+    expect(await bob.evaluate(() => (document.activeElement as HTMLElement | null)?.dataset['testid'])).toBe('confirm-yes');
+    await bob.keyboard.press('Enter');
+    await bob.getByTestId('confirm-dialog').waitFor({ state: 'detached' });
     await waitState(bob, 'left');
     expect(await bob.getByTestId('room-status-text').textContent()).toContain('You left this room');
     expect(await bob.getByTestId('message-input').isVisible()).toBe(false);
