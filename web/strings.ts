@@ -124,7 +124,7 @@ export const S = {
   } satisfies Record<RoomState, { label: string; text: string }>,
   ownerOpen: 'Open: members can join and send messages.',
   ownerReconnecting:
-    'Cannot reach the signaling server. People already connected can still chat; nobody can join or reconnect until it is back.',
+    'Connecting to the signaling server… People already connected can still chat; nobody can join or reconnect until it is reachable.',
   delivery: {
     queued: 'Waiting to be sent',
     'at-owner': "At the owner's device",

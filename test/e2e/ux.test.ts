@@ -504,7 +504,7 @@ describe('an owner and the people they invite', { timeout: 120_000 }, () => {
   it('the signaling server stopped: the owner is told what still works; a member who reloads is reconnecting', async () => {
     await server.stop();
     await waitState(owner, 'reconnecting');
-    expect(await owner.getByTestId('room-status-text').textContent()).toContain('Cannot reach the signaling server');
+    expect(await owner.getByTestId('room-status-text').textContent()).toContain('Connecting to the signaling server');
     // Connected people still chat over their direct links.
     await sendMessage(owner, 'still here without a server');
     await waitMessage(ann, 'still here without a server');
