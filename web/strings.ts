@@ -134,7 +134,7 @@ export const S = {
   connection: {
     connecting: 'connecting',
     direct: 'direct',
-    relayed: 'relayed (TURN)',
+    relayed: 'relayed via TURN',
     restarting: 'reconnecting',
     offline: 'offline',
     closed: 'closed',

@@ -67,28 +67,25 @@ function linkCountAttrs(m: MemberView): Record<string, string> {
 function memberItem(ctx: Ctx, room: RoomView, m: MemberView): HTMLElement {
   // Only what this device knows: our own link to a peer. Members have no link to each other (all
   // traffic goes through the owner), so they show no guess about each other's connection.
-  const badge =
+  const badge: Array<HTMLElement | null> =
     m.connection === 'self'
-      ? h('span', { className: 'badge self', text: S.you })
+      ? [h('span', { className: 'badge self', text: S.you })]
       : m.connection === 'via-owner'
-        ? null
-        : h(
-            'span',
-            {
+        ? []
+        : [
+            h('span', { className: 'sr-only', text: S.yourConnection }),
+            h('span', {
               className: `badge ${m.connection}`,
               testid: 'connection-status',
+              text: S.connection[m.connection] ?? m.connection,
               attrs: { 'data-state': m.connection, 'data-member-id': m.id, ...linkCountAttrs(m) },
-            },
-            [
-              h('span', { className: 'sr-only', text: `${S.yourConnection} ` }),
-              h('span', { text: S.connection[m.connection] ?? m.connection }),
-            ],
-          );
+            }),
+          ];
   const name = m.name || m.id.slice(0, 8);
   return h('li', { className: 'member', testid: 'member', attrs: { 'data-member-id': m.id } }, [
     h('span', { className: 'name', text: name }),
     m.isOwner ? h('span', { className: 'tag owner-mark', testid: 'owner-mark', text: `★ ${S.ownerMark}` }) : null,
-    badge,
+    ...badge,
     h('code', { className: 'fingerprint', testid: 'fingerprint', text: m.fingerprint }),
     room.role === 'owner' && !m.isSelf && !room.removed
       ? h('button', {
