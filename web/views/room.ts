@@ -202,6 +202,8 @@ export function roomView(ctx: Ctx, roomId: string): View {
   const actionsRow = h('div', { className: 'row' }, [notify, leave, forget]);
   const roomActions = h('div', { className: 'card' }, [actionsRow, notifyHint]);
 
+  let safetyCard: HTMLElement;
+  let membersCard: HTMLElement;
   const el = h('section', { className: 'room', attrs: { 'aria-labelledby': 'room-title' } }, [
     h('header', { className: 'room-head' }, [
       title,
@@ -212,13 +214,13 @@ export function roomView(ctx: Ctx, roomId: string): View {
     h('div', { className: 'room-body' }, [
       h('div', { className: 'chat' }, [log, composer]),
       h('div', { className: 'side' }, [
-        h('div', { className: 'card safety' }, [
+        (safetyCard = h('div', { className: 'card safety' }, [
           h('h2', { text: S.safetyCode }),
           safety,
           h('p', { className: 'hint', text: S.safetyCodeHint }),
           h('details', {}, [h('summary', { text: S.roomKey }), h('p', { className: 'meta' }, [epoch])]),
-        ]),
-        h('div', { className: 'card' }, [h('h2', { text: S.members }), members]),
+        ])),
+        (membersCard = h('div', { className: 'card' }, [h('h2', { text: S.members }), members])),
         ownerTools,
         roomActions,
       ]),
@@ -311,10 +313,15 @@ export function roomView(ctx: Ctx, roomId: string): View {
         input.disabled = !room.canSend;
         sendButton.disabled = !room.canSend;
         composer.hidden = dead;
+        roomActions.hidden = dead && leave.hidden && notify.hidden;
         input.placeholder = room.state === 'owner-offline' || room.state === 'reconnecting' ? S.composerWaiting : S.messageLabel;
       }
 
       renderMessages(room.messages);
+      // A room that never got going (joining, refused) has nothing to show in these yet.
+      log.hidden = room.messages.length === 0 && DEAD.has(room.state);
+      safetyCard.hidden = room.safetyCode === '';
+      membersCard.hidden = room.members.length === 0;
       const msig = membersSignature(room);
       if (msig !== lastMembers) {
         lastMembers = msig;
