@@ -188,9 +188,8 @@ export const S = {
 /** In which situation an error happened: the same code can mean different things (storage.password). */
 export type ErrorContext = 'unlock' | 'first-run' | 'change-password' | 'join' | 'general';
 
-/** Errors the web app raises itself: a key into UI_ERRORS, never free text. */
-export type UiErrorKey =
-  'name-missing' | 'no-server' | 'no-room' | 'not-owner' | 'bad-ice-url' | 'camera' | 'not-an-invite' | 'storage-unavailable';
+/** Errors the web app raises itself (codes `ui.<key>`, docs/PROTOCOL.md section 7). */
+export type UiErrorKey = 'name-missing' | 'no-server' | 'no-room' | 'not-owner' | 'bad-ice-url' | 'not-an-invite';
 
 const UI_ERRORS: Record<UiErrorKey, string> = {
   'name-missing': 'Choose your name first: the others see it.',
@@ -198,18 +197,18 @@ const UI_ERRORS: Record<UiErrorKey, string> = {
   'no-room': 'This room is no longer on this device.',
   'not-owner': "Only the room's owner can do that.",
   'bad-ice-url': 'Each STUN/TURN line must start with stun:, stuns:, turn: or turns:.',
-  camera: 'The camera could not be opened. Allow camera access, or paste the invite link instead.',
   'not-an-invite': 'That is not a ZeroRoom invite link.',
-  'storage-unavailable': S.storageUnavailable,
 };
 
-export class UiError extends Error {
+const CAMERA_TEXT = 'The camera could not be opened. Allow camera access, or paste the invite link instead.';
+
+/** A person's action cannot be done as asked; the sentence comes from UI_ERRORS by `key`. */
+export class UiError extends ZeroRoomError {
   constructor(
     readonly key: UiErrorKey,
     options?: { cause?: unknown },
   ) {
-    super(key, options);
-    this.name = 'UiError';
+    super(`ui.${key}`, `user interface: ${key}`, options);
   }
 }
 
@@ -300,7 +299,7 @@ export function errorText(e: unknown, context: ErrorContext = 'general'): ErrorT
   }
   if (typeof DOMException !== 'undefined' && e instanceof DOMException) {
     if (e.name === 'NotAllowedError' || e.name === 'NotFoundError' || e.name === 'NotReadableError')
-      return { text: UI_ERRORS.camera, details: e.name };
+      return { text: CAMERA_TEXT, details: e.name };
     if (e.name === 'AbortError') return { text: GENERIC, details: e.name };
   }
   return { text: GENERIC, details: e instanceof Error ? e.name : null };
