@@ -109,7 +109,9 @@ async function main(): Promise<void> {
     config: { rotateEveryMessages: Number.MAX_SAFE_INTEGER, rotateAfterMs: 0 },
   }).state;
   const ownerLinks = new Map<string, PeerLink>();
-  const ownerSend = (to: PeerKeyHex, bytes: Uint8Array): void => ownerLinks.get(to)?.send(bytes);
+  const ownerSend = (to: PeerKeyHex, bytes: Uint8Array): void => {
+    ownerLinks.get(to)?.send(bytes);
+  };
   const handle = startOwner({
     signalingUrl: url,
     permanentKeys: ownerKeys.peer,

@@ -4,6 +4,7 @@
  */
 import wasmUrl from 'wasm-themis/src/libthemis.wasm?url';
 import { initCrypto } from '../crypto/index.ts';
+import { startAttention } from './attention.ts';
 import { describeError } from './dom.ts';
 import { Session } from './session/session.ts';
 import type { ServerConfig } from './session/types.ts';
@@ -35,6 +36,10 @@ async function fetchConfig(): Promise<ServerConfig | null> {
 export async function unlock(store: Store, root: HTMLElement, password: string, firstRun: boolean): Promise<void> {
   const vault = firstRun ? await Vault.create(password) : await Vault.unlock(password);
   const session = await Session.open(vault, config, (text) => store.update({ notice: { kind: 'error', text } }));
+  const attention = await startAttention(store, vault, (roomId) => {
+    history.pushState({ ...(history.state as object | null), route: { view: 'room', roomId } }, '');
+    store.update({ route: { view: 'room', roomId }, notice: null });
+  });
   store.update({ phase: 'ready' });
-  mountShell(root, store, session);
+  mountShell(root, store, session, attention);
 }

@@ -3,16 +3,24 @@
  * Everything heavy (Themis wasm, storage crypto, views after unlock, QR codes) is in app.ts, loaded
  * with a dynamic import right after first paint so the first screen never waits for it.
  */
-import { describeError } from './dom.ts';
+import { h } from './dom.ts';
 import { hasVault } from './storage/db.ts';
 import { createStore, initialState, type AppState } from './store.ts';
-import { lockView } from './views/lock.ts';
+import { errorText, S } from './strings.ts';
+import { insecureView, lockView } from './views/lock.ts';
 
 type AppModule = typeof import('./app.ts');
 
 const store = createStore(initialState);
-const root = document.getElementById('app');
-if (root === null) throw new Error('index.html has no #app');
+const app = document.getElementById('app');
+if (app === null) throw new Error('index.html has no #app');
+const root = h('main');
+app.replaceChildren(root);
+/**
+ * Plain http on a LAN address is not a secure context: the browser withholds crypto.subtle (and the
+ * camera and clipboard). Say so before any password is asked, with what to do instead.
+ */
+const secure = window.isSecureContext && typeof crypto !== 'undefined' && crypto.subtle !== undefined;
 let lockError: string | null = null;
 let appModule: Promise<AppModule> | undefined;
 
@@ -32,11 +40,16 @@ function takeJoinFragment(): void {
   store.update({ pendingJoin: url });
 }
 
+/** After unlock the shell owns the whole #app (header + main). */
+function appRoot(): HTMLElement {
+  return app as HTMLElement;
+}
+
 async function submitPassword(password: string, confirm: string | null): Promise<void> {
   const phase = store.get().phase;
   if (phase !== 'first-run' && phase !== 'locked') return;
   if (confirm !== null && confirm !== password) {
-    lockError = 'the two passwords differ';
+    lockError = S.passwordsDiffer;
     render(store.get());
     return;
   }
@@ -44,9 +57,10 @@ async function submitPassword(password: string, confirm: string | null): Promise
   store.update({ phase: 'unlocking' });
   try {
     const app = await loadApp();
-    await app.unlock(store, root as HTMLElement, password, phase === 'first-run');
+    await app.unlock(store, appRoot(), password, phase === 'first-run');
   } catch (e) {
-    lockError = describeError(e);
+    console.error(e);
+    lockError = errorText(e, phase === 'first-run' ? 'first-run' : 'unlock').text;
     store.update({ phase });
   }
 }
@@ -57,7 +71,7 @@ function render(state: AppState): void {
   const mode = state.phase === 'first-run' || (state.phase === 'unlocking' && lastPhase === 'first-run') ? 'first-run' : 'locked';
   if (state.phase !== 'unlocking') lastPhase = state.phase;
   if (state.phase === 'starting') return;
-  root?.replaceChildren(lockView(mode, state.phase === 'unlocking', lockError, { submit: submitPassword }));
+  root.replaceChildren(lockView(mode, state.phase === 'unlocking', lockError, { submit: submitPassword }));
 }
 
 store.subscribe((state, prev) => {
@@ -66,18 +80,26 @@ store.subscribe((state, prev) => {
 window.addEventListener('hashchange', takeJoinFragment);
 takeJoinFragment();
 
-hasVault()
-  .then((exists) => store.update({ phase: exists ? 'locked' : 'first-run' }))
-  .catch((e: unknown) => {
-    root.textContent = `IndexedDB is not available: ${describeError(e)}`;
-  });
+if (!secure) {
+  root.replaceChildren(insecureView());
+} else {
+  hasVault()
+    .then((exists) => store.update({ phase: exists ? 'locked' : 'first-run' }))
+    .catch((e: unknown) => {
+      console.error('IndexedDB is not available', e);
+      root.replaceChildren(
+        h('h1', { text: S.appName }),
+        h('p', { className: 'error', attrs: { role: 'alert' }, text: S.storageUnavailable }),
+      );
+    });
 
-// After first paint: fetch the heavy chunk (Themis) while the user types the password.
-requestAnimationFrame(() => {
-  setTimeout(() => {
-    loadApp().catch((e: unknown) => console.error('loading the app failed', e));
-  }, 0);
-});
+  // After first paint: fetch the heavy chunk (Themis) while the user types the password.
+  requestAnimationFrame(() => {
+    setTimeout(() => {
+      loadApp().catch((e: unknown) => console.error('loading the app failed', e));
+    }, 0);
+  });
+}
 
 if ('serviceWorker' in navigator && location.protocol !== 'file:') {
   window.addEventListener('load', () => {

@@ -2,6 +2,7 @@
  * The one store: plain data, replaced (never mutated) on every change, and a list of listeners.
  * Views read it and call actions; only actions (main.ts, app.ts) write it.
  */
+import type { Prefs } from './prefs.ts';
 import type { RoomView } from './session/types.ts';
 
 export type Phase = 'starting' | 'first-run' | 'locked' | 'unlocking' | 'ready';
@@ -12,7 +13,9 @@ export interface AppState {
   readonly route: Route;
   readonly rooms: ReadonlyMap<string, RoomView>;
   /** Error or info banner; set by failed actions, cleared by the next navigation. */
-  readonly notice: { readonly kind: 'error' | 'info'; readonly text: string } | null;
+  readonly notice: { readonly kind: 'error' | 'info'; readonly text: string; readonly details?: string | null } | null;
+  /** Read marks and notification choices per room (web/prefs.ts). */
+  readonly prefs: Prefs;
   /** Invite URL read from the address bar's fragment, joined once unlocked. */
   readonly pendingJoin: string | null;
   /** An invite waiting for the user to choose a display name (prefills the join form). */
@@ -50,6 +53,7 @@ export const initialState: AppState = {
   route: { view: 'home' },
   rooms: new Map(),
   notice: null,
+  prefs: new Map(),
   pendingJoin: null,
   joinDraft: null,
 };

@@ -31,6 +31,12 @@ export interface JoinOptions extends EndpointOptions {
   readonly inviteExpiresAt?: number;
   /** Clock for the invite expiry (default Date.now). */
   readonly now?: () => number;
+  /**
+   * Each signaling connection's server handshake is done: `ownerConnected` says whether the owner
+   * (initiator) is on the path right now. Lets a user interface tell "the owner is offline" from
+   * "the signaling server is unreachable" while the link waits.
+   */
+  readonly onServerReady?: (ownerConnected: boolean) => void;
 }
 
 /** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
@@ -125,6 +131,12 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
         },
       });
       client = c;
+      if (opts.onServerReady !== undefined) {
+        const report = opts.onServerReady;
+        c.on('server-ready', (_address, initiatorConnected) => {
+          if (client === c) report(initiatorConnected);
+        });
+      }
       let session: LinkSession | null = null;
       /** The owner chose the ICE-restart task: this SaltyRTC session signals `restartOf`'s restart. */
       let restarting = false;

@@ -50,6 +50,8 @@ export interface PeerLinkEvents {
   close: (error: Error | null) => void;
   /** A session ended with an error (the link itself may reconnect). */
   error: (error: Error) => void;
+  /** The peer acknowledged every message up to the one `send` returned this ticket for. */
+  acked: (ticket: number) => void;
 }
 
 export interface PeerLink {
@@ -58,8 +60,13 @@ export interface PeerLink {
   /** Bytes accepted by send() and not yet handed to the data channel, plus the channel's own buffer. */
   readonly bufferedAmount: number;
   readonly counts: LinkCounts;
-  /** Queue one message (any size up to MAX_MESSAGE = 1 MiB; larger: LinkTooLargeError). Throws LinkClosedError after close. */
-  send(bytes: Uint8Array): void;
+  /**
+   * Queue one message (any size up to MAX_MESSAGE = 1 MiB; larger: LinkTooLargeError). Throws
+   * LinkClosedError after close. Returns the message's ticket (1, 2, 3, ... per link object):
+   * 'acked' with a ticket >= it means the peer's link layer received it (not that the peer's
+   * application handled it).
+   */
+  send(bytes: Uint8Array): number;
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
   /** Deliver what is queued, tell the peer, and close for good (no reconnect). */
   close(): void;
@@ -86,6 +93,7 @@ export class PeerLinkImpl implements PeerLink {
   private readonly outbox = new Outbox({ adoptPeerNumbering: true });
   private readonly inbox = new Inbox({ adoptPeerNumbering: true });
   private wantDrain = false;
+  private ackedEmitted = 0;
   /**
    * Messages that arrived before anyone listened: the owner announces a link only after getStats
    * says direct or relayed, and a member's joinRoom resolves after the open, while the peer may
@@ -135,7 +143,7 @@ export class PeerLinkImpl implements PeerLink {
     return off;
   }
 
-  send(bytes: Uint8Array): void {
+  send(bytes: Uint8Array): number {
     if (this.stateValue === 'closed') throw new LinkClosedError();
     if (bytes.length > MAX_MESSAGE)
       throw new LinkTooLargeError(`message of ${bytes.length} bytes, the link carries at most ${MAX_MESSAGE}`);
@@ -143,6 +151,7 @@ export class PeerLinkImpl implements PeerLink {
     // Before the peer's RESUME the frames wait in the outbox; resume() re-chunks them.
     if (this.current !== null && this.current.peerResumed) this.current.enqueueAll(frames);
     if (this.bufferedAmount >= LINK_HIGH_WATERMARK) this.wantDrain = true;
+    return this.outbox.lastTicket;
   }
 
   close(): void {
@@ -209,9 +218,11 @@ export class PeerLinkImpl implements PeerLink {
     switch (f.kind) {
       case 'resume':
         s.enqueueAll(this.outbox.resume(f.nextId, s.chunkSize));
+        this.emitAcked();
         return;
       case 'ack':
         this.outbox.ack(f.msgId);
+        this.emitAcked();
         this.checkDrain();
         return;
       case 'data': {
@@ -242,6 +253,14 @@ export class PeerLinkImpl implements PeerLink {
     if (this.stateValue === 'closed') return;
     this.setState('offline');
     this.onDropped?.(error);
+  }
+
+  private emitAcked(): void {
+    const ticket = this.outbox.ackedTicket;
+    if (ticket > this.ackedEmitted) {
+      this.ackedEmitted = ticket;
+      this.events.emit('acked', ticket);
+    }
   }
 
   private checkDrain(): void {

@@ -126,10 +126,18 @@ export function chunkMessage(msgId: number, bytes: Uint8Array, chunk: number = C
   return out;
 }
 
-/** Sender side: ids and the messages the peer has not acknowledged yet. */
+/**
+ * Sender side: ids and the messages the peer has not acknowledged yet.
+ *
+ * Each message also gets a ticket (1, 2, 3, ... in `add` order) that, unlike its wire id, is never
+ * renumbered (see `resume`): callers name "their" message by ticket, and `ackedTicket` says how far
+ * the peer has confirmed receipt.
+ */
 export class Outbox {
   private nextId = 1;
-  private readonly unacked: { id: number; bytes: Uint8Array }[] = [];
+  private readonly unacked: { id: number; ticket: number; bytes: Uint8Array }[] = [];
+  private tickets = 0;
+  private ackedTickets = 0;
   private unackedBytes = 0;
   /** False until the first RESUME: this side of the link is fresh (a new process, a restart). */
   private resumed = false;
@@ -142,7 +150,7 @@ export class Outbox {
     if (bytes.length > MAX_MESSAGE)
       throw new LinkTooLargeError(`message of ${bytes.length} bytes, the link carries at most ${MAX_MESSAGE}`);
     const id = this.nextId++;
-    this.unacked.push({ id, bytes });
+    this.unacked.push({ id, ticket: ++this.tickets, bytes });
     this.unackedBytes += bytes.length;
     return chunkMessage(id, bytes, chunk);
   }
@@ -150,8 +158,20 @@ export class Outbox {
   ack(msgId: number): void {
     if (msgId >= this.nextId) throw new LinkProtocolError(`ack for message ${msgId} never sent`);
     while (this.unacked.length > 0 && (this.unacked[0]?.id ?? Infinity) <= msgId) {
-      this.unackedBytes -= this.unacked.shift()?.bytes.length ?? 0;
+      const m = this.unacked.shift();
+      this.unackedBytes -= m?.bytes.length ?? 0;
+      if (m !== undefined) this.ackedTickets = m.ticket;
     }
+  }
+
+  /** Ticket of the last message `add` registered (0 before the first). */
+  get lastTicket(): number {
+    return this.tickets;
+  }
+
+  /** Every message with a ticket up to this one was acknowledged by the peer (0: none yet). */
+  get ackedTicket(): number {
+    return this.ackedTickets;
   }
 
   /** New session: the peer has every id below `nextId`; returns the frames to re-send. */

@@ -48,6 +48,8 @@ export type DriverEvent =
   | { readonly kind: 'saved' }
   /** A peer link changed state (owner: one per member; member: the link to the owner). */
   | { readonly kind: 'link'; readonly peer: PeerKeyHex; readonly member: MemberId | null; readonly state: LinkState }
+  /** Member: the owner's link layer acknowledged own messages (deliveryOf changed). */
+  | { readonly kind: 'delivery' }
   /** Owner: its signaling connection became ready or dropped. */
   | { readonly kind: 'signaling'; readonly ready: boolean }
   /** Member: the owner refused our link (used, revoked or wrong invite; no longer trusted). No more attempts. */

@@ -21,6 +21,7 @@ import { FATAL_JOIN_CODES } from '../link/member.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import { RoomDriver, describeError } from './driver.ts';
 import { DriverError, type DriverEnv, type MemberLinkPort, type RoomStore } from './driver-ports.ts';
+import { DeliveryTracker, type OutboxDelivery } from './delivery.ts';
 import { saltyAuthToken } from './ids.ts';
 import { memberSafetyCode, memberStep } from './member.ts';
 import { MAX_OUTBOX, committedOutbox, type OutboxRecord, type RoomIdentity } from './records.ts';
@@ -53,6 +54,9 @@ export class MemberDriver extends RoomDriver<MemberState> {
   private started = false;
   private refusedBy: string | null = null;
   private outboxList: OutboxRecord[] = [];
+  private readonly delivery = new DeliveryTracker();
+  /** Code of the last failed connection attempt ('' for one without a code); null once a link opened. */
+  private lastFailureCode: string | null = null;
   private readonly ctx: MemberCtx;
 
   constructor(
@@ -107,6 +111,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   private connectFailed(e: unknown): void {
     if (this.stopped) return;
+    this.lastFailureCode = typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : '';
     if (this.fatal(e)) return;
     this.env.log.warn(`link to the owner failed (${describeError(e)}); retrying`);
     this.setLinkState('offline');
@@ -137,6 +142,10 @@ export class MemberDriver extends RoomDriver<MemberState> {
     }
     this.link = link;
     this.attempt = 0;
+    this.lastFailureCode = null;
+    link.on('acked', (ticket) => {
+      if (this.delivery.acked(link, ticket)) this.env.events({ kind: 'delivery' });
+    });
     link.on('message', (bytes) => this.input('peer input', (s, now) => memberStep(this.ctx, s, { kind: 'received', bytes, now })));
     link.on('state', (state) => {
       const reopened = isOpen(state) && !isOpen(this.linkStateValue);
@@ -155,7 +164,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     });
     this.setLinkState(link.state);
     // A new link: every stored own message goes out again; the owner drops copies it has (room.replay).
-    for (const o of this.outboxList) link.send(o.wire);
+    for (const o of this.outboxList) this.delivery.sent(link, link.send(o.wire), o.seq);
     this.connected();
   }
 
@@ -177,7 +186,11 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   protected sendTo(_to: PeerKeyHex, bytes: Uint8Array): void {
     // One peer: the owner. An offline link queues; without a link, sync and the outbox catch up.
-    if (this.link !== null && this.link.state !== 'closed') this.link.send(bytes);
+    const link = this.link;
+    if (link === null || link.state === 'closed') return;
+    const ticket = link.send(bytes);
+    const own = this.outboxList.find((o) => o.wire === bytes);
+    if (own !== undefined) this.delivery.sent(link, ticket, own.seq);
   }
 
   protected closeLink(): void {
@@ -195,6 +208,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     if (entry === undefined) return undefined;
     await this.store.removeOutbox(seq);
     this.outboxList = this.outboxList.filter((o) => o !== entry);
+    this.delivery.done(seq);
     return entry;
   }
 
@@ -272,6 +286,16 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   get linkCounts(): PeerLink['counts'] | null {
     return this.link?.counts ?? null;
+  }
+
+  /** Where an outbox message is: not yet at the owner, or acknowledged by its link layer. */
+  deliveryOf(seq: number): OutboxDelivery {
+    return this.delivery.state(seq);
+  }
+
+  /** Code of the last failed connection attempt ('' when it had none); null once a link opened. */
+  get lastFailure(): string | null {
+    return this.lastFailureCode;
   }
 
   /** The code of the owner's link-level refusal, if it refused us. */

@@ -311,9 +311,13 @@ async function explained(page: Page, what: string, wait: Promise<unknown>): Prom
   }
 }
 
+/** Opens a room from Home; a reload already returns to the room the page was in, which is fine too. */
 export async function enterRoom(page: Page, roomName: string): Promise<void> {
+  const title = page.getByTestId('room-name');
+  if ((await title.count()) > 0 && (await title.textContent()) === roomName) return;
+  if ((await page.getByTestId('room-list').count()) === 0) await page.getByTestId('nav-home').click();
   await page.getByTestId('room-entry').filter({ hasText: roomName }).click();
-  await page.getByTestId('room-name').waitFor();
+  await title.filter({ hasText: roomName }).waitFor();
 }
 
 /**

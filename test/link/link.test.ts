@@ -33,9 +33,8 @@ interface Room {
   newToken: () => Uint8Array;
 }
 
-function openRoom(): Promise<Room> {
-  const ownerKeys = generateBoxKeyPair();
-  const tokens = new Set<string>();
+function openRoom(ownerKeys: BoxKeyPair = generateBoxKeyPair(), initialTokens: Uint8Array[] = []): Promise<Room> {
+  const tokens = new Set<string>(initialTokens.map((t) => toHex(t)));
   const links: PeerLink[] = [];
   const waiters: ((l: PeerLink) => void)[] = [];
   return new Promise((resolve) => {
@@ -72,11 +71,17 @@ function openRoom(): Promise<Room> {
   });
 }
 
-function join(room: Room, token: Uint8Array | undefined, keys: BoxKeyPair = generateBoxKeyPair()): Promise<PeerLink> {
+function join(
+  room: Room | { ownerKeys: BoxKeyPair },
+  token: Uint8Array | undefined,
+  keys: BoxKeyPair = generateBoxKeyPair(),
+  onServerReady?: (ownerConnected: boolean) => void,
+): Promise<PeerLink> {
   return joinRoom({
     signalingUrl: server.url,
     serverKey: server.keys.publicKey,
     ownerKey: room.ownerKeys.publicKey,
+    ...(onServerReady !== undefined ? { onServerReady } : {}),
     ...(token !== undefined ? { token } : {}),
     permanentKeys: keys,
     iceServers: [],
@@ -194,6 +199,56 @@ describe('owner and members', () => {
     expect(got.map((b) => new TextDecoder().decode(b))).toEqual(['first', 'second']);
     o.send(new TextEncoder().encode('later'));
     expect(new TextDecoder().decode(await nextEvent<Uint8Array>(m, 'message'))).toBe('later');
+  });
+});
+
+describe('acknowledgements', () => {
+  it("send returns a ticket per message and 'acked' reports when the peer's link layer received it", async () => {
+    const room = await openRoom();
+    const keys = generateBoxKeyPair();
+    const ownerLink = room.nextLink();
+    const m = await join(room, room.newToken(), keys);
+    const acked: number[] = [];
+    m.on('acked', (t) => acked.push(t));
+    const allAcked = new Promise<void>((resolve) => {
+      const off = m.on('acked', (t) => {
+        if (t >= 3) {
+          off();
+          resolve();
+        }
+      });
+    });
+    const tickets = ['one', 'two', 'three'].map((t) => m.send(new TextEncoder().encode(t)));
+    expect(tickets).toEqual([1, 2, 3]);
+    const o = await ownerLink;
+    const got = await collect(o, 3);
+    expect(got.map((b) => new TextDecoder().decode(b))).toEqual(['one', 'two', 'three']);
+    await allAcked;
+    // Increasing, never beyond what was sent.
+    expect(acked).toEqual([...acked].sort((a, b) => a - b));
+    expect(acked.at(-1)).toBe(3);
+    // The owner's side numbers its own messages independently.
+    expect(o.send(new TextEncoder().encode('back'))).toBe(1);
+  });
+
+  it('onServerReady tells a waiting member whether the owner is on the path', async () => {
+    const ownerKeys = generateBoxKeyPair();
+    const token = systemRandom(32);
+    const seen: boolean[] = [];
+    const joined = join({ ownerKeys }, token, generateBoxKeyPair(), (present) => seen.push(present));
+    await until(() => seen.length === 1, 'the member reached the signaling server');
+    expect(seen).toEqual([false]);
+    // The owner comes online: the waiting member's handshake completes on the same connection.
+    const room = await openRoom(ownerKeys, [token]);
+    const m = await joined;
+    expect(['direct', 'relayed']).toContain(m.state);
+    expect(room.tokens.size).toBe(0);
+    expect(seen).toEqual([false]);
+    // A later connection (the member's reconnect, owner present) reports true.
+    const again: boolean[] = [];
+    const second = await join(room, room.newToken(), generateBoxKeyPair(), (present) => again.push(present));
+    expect(again).toEqual([true]);
+    second.close();
   });
 });
 

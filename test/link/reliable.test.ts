@@ -214,3 +214,47 @@ describe('reassembly limit (docs/PROTOCOL.md 4.5)', () => {
     expect(MAX_LINK_MESSAGE).toBeLessThanOrEqual(MAX_MESSAGE);
   });
 });
+
+describe('Outbox tickets (what PeerLink.send returns and its acked event reports)', () => {
+  it('numbers messages 1, 2, 3 and reports how far the peer acknowledged them', () => {
+    const out = new Outbox();
+    expect(out.lastTicket).toBe(0);
+    expect(out.ackedTicket).toBe(0);
+    out.add(Uint8Array.of(1));
+    expect(out.lastTicket).toBe(1);
+    out.add(Uint8Array.of(2));
+    out.add(Uint8Array.of(3));
+    expect(out.lastTicket).toBe(3);
+    out.ack(2);
+    expect(out.ackedTicket).toBe(2);
+    // A repeated or older ack does not move it back.
+    out.ack(1);
+    expect(out.ackedTicket).toBe(2);
+    // A new session's RESUME acknowledges everything below its nextId.
+    out.resume(4);
+    expect(out.ackedTicket).toBe(3);
+  });
+
+  it('an ack for a message never sent is refused and acknowledges nothing', () => {
+    const out = new Outbox();
+    out.add(Uint8Array.of(1));
+    expect(() => out.ack(2)).toThrow(LinkProtocolError);
+    expect(out.ackedTicket).toBe(0);
+  });
+
+  it('keeps tickets when a fresh side adopts the peer numbering (ids move, tickets do not)', () => {
+    const out = new Outbox({ adoptPeerNumbering: true });
+    out.add(Uint8Array.of(1));
+    out.add(Uint8Array.of(2));
+    // The peer expects id 11 next: our two queued messages become ids 11 and 12.
+    const frames = out.resume(11);
+    expect(frames.map((f) => data(f).msgId)).toEqual([11, 12]);
+    expect(out.ackedTicket).toBe(0);
+    out.ack(11);
+    expect(out.ackedTicket).toBe(1);
+    out.add(Uint8Array.of(3));
+    expect(out.lastTicket).toBe(3);
+    out.ack(13);
+    expect(out.ackedTicket).toBe(3);
+  });
+});

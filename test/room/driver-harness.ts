@@ -138,17 +138,27 @@ export class FakeLink implements PeerLink {
     this.events.emit('state', s);
   }
 
-  send(bytes: Uint8Array): void {
+  /** Tickets of send() (1, 2, ...) and the highest one the peer has (PeerLink 'acked'). */
+  private lastTicket = 0;
+  private queuedTickets: number[] = [];
+
+  send(bytes: Uint8Array): number {
     if (this.stateValue === 'closed') throw new LinkClosedError();
     this.sent.push(bytes.slice());
     this.queue.push(bytes.slice());
+    this.queuedTickets.push(++this.lastTicket);
     this.flush();
+    return this.lastTicket;
   }
 
   flush(): void {
     const peer = this.peer;
     if (peer === null || this.dead || !isOpen(this.stateValue) || !isOpen(peer.state)) return;
+    const tickets = this.queuedTickets.splice(0);
     for (const m of this.queue.splice(0)) this.net.deliver(peer, m);
+    // The peer's link layer has them: acknowledged (after the deliveries, like a real ACK).
+    const last = tickets.at(-1);
+    if (last !== undefined) this.net.later(() => this.events.emit('acked', last));
   }
 
   receive(bytes: Uint8Array): void {

@@ -5,13 +5,18 @@
 import { joinRoom } from '../../protocol/link/member.ts';
 import { MemberDriver } from '../../protocol/room/member-driver.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
-import type { MemberState } from '../../protocol/room/types.ts';
+import type { MemberState, RoomEvent } from '../../protocol/room/types.ts';
 import { RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { RoomView } from './types.ts';
+import { canSend, memberRoomState } from './view-model.ts';
 import { vaultStore, type Refused } from './vault-store.ts';
 
 export class MemberRuntime extends RoomRuntime {
   readonly driver: MemberDriver;
+  /** Whether the owner was on the signaling path at the last server handshake (null: unknown). */
+  private ownerOnPath: boolean | null = null;
+  /** The room machine's join-refused code (the owner refused us at the room level). */
+  private joinRefusal: string | null = null;
 
   constructor(
     deps: RuntimeDeps,
@@ -24,8 +29,27 @@ export class MemberRuntime extends RoomRuntime {
     super(deps, meta, roomIdOf(state), keys, history);
     this.driver = new MemberDriver(state, vaultStore<MemberState>(deps.vault, this.id, meta, refused), this.env(), {
       identity: keys,
-      link: (opts) => joinRoom({ ...this.endpoint(), ...opts }),
+      link: (opts) =>
+        joinRoom({
+          ...this.endpoint(),
+          ...opts,
+          // Tells "the owner is offline" from "the signaling server is unreachable" while the link waits.
+          onServerReady: (present) => {
+            this.ownerOnPath = present;
+            this.deps.changed();
+          },
+        }),
     });
+  }
+
+  protected override onRoomEvent(ev: RoomEvent): void {
+    if (ev.type === 'join-refused') this.joinRefusal = ev.code;
+    super.onRoomEvent(ev);
+  }
+
+  /** Leave the room (5.8): tell the owner (when the link is up); the driver stops reconnecting. */
+  leave(): Promise<void> {
+    return this.driver.leave();
   }
 
   start(): Promise<void> {
@@ -51,6 +75,14 @@ export class MemberRuntime extends RoomRuntime {
           ? this.memberView(m.info, s.selfId, d.linkState, d.linkCounts)
           : this.memberView(m.info, s.selfId, 'via-owner'),
     );
+    const refusal = this.joinRefusal ?? d.refusal;
+    const state = memberRoomState({
+      phase: s.phase,
+      link: d.linkState,
+      refusal,
+      lastFailure: d.lastFailure,
+      ownerOnPath: this.ownerOnPath,
+    });
     return {
       id: this.id,
       name: s.roomName ?? 'Room',
@@ -59,10 +91,13 @@ export class MemberRuntime extends RoomRuntime {
       epoch: Math.max(0, s.epoch),
       safetyCode: d.safetyCode() ?? '',
       members,
-      messages: this.messageViews(s.selfId, self?.info.name ?? s.name, d.outbox),
+      messages: this.messageViews(s.selfId, self?.info.name ?? s.name, d.outbox, (seq) => d.deliveryOf(seq)),
       invites: [],
       removed: s.phase === 'removed',
       status: s.phase === 'member' ? `owner ${d.linkState}` : s.phase,
+      state,
+      stateCode: state === 'refused' ? refusal : null,
+      canSend: canSend(state),
     };
   }
 }

@@ -11,6 +11,7 @@ import type { InviteId, MemberId, OwnerState } from '../../protocol/room/types.t
 import { rotationCount } from './machines.ts';
 import { linkBadge, RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView } from './types.ts';
+import { ownerRoomState } from './view-model.ts';
 import { vaultStore, type Refused } from './vault-store.ts';
 
 export class OwnerRuntime extends RoomRuntime {
@@ -80,7 +81,6 @@ export class OwnerRuntime extends RoomRuntime {
         id: i.id,
         expiresAt: i.expiresAt,
         url: inviteUrl(this.deps.appUrl, {
-          v: 1,
           room: s.room,
           token: i.token!,
           opub: this.keys.identity.publicKey,
@@ -112,6 +112,9 @@ export class OwnerRuntime extends RoomRuntime {
       invites: this.openInvites(Date.now()),
       removed: false,
       status: this.driver.signalingReady ? 'open for members' : 'connecting to the signaling server',
+      state: ownerRoomState(this.driver.signalingReady),
+      stateCode: null,
+      canSend: true,
     };
   }
 }

@@ -13,8 +13,10 @@ import type { HistoryRecord, OutboxRecord, RoomIdentity, RoomRecord } from '../.
 import type { MemberInfo, RoomEvent } from '../../protocol/room/types.ts';
 import { systemTimers } from '../../protocol/saltyrtc/client-driver.ts';
 import type { Vault } from '../storage/vault.ts';
+import { S, type Delivery } from '../strings.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
+import { orderMessages } from './view-model.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -74,34 +76,39 @@ export abstract class RoomRuntime {
   }
 
   private onDriverEvent(e: DriverEvent): void {
+    // A link-level refusal ('refused') shows as the room's state (view-model.ts), not as a line.
     if (e.kind === 'room') this.onRoomEvent(e.event);
-    else if (e.kind === 'refused') this.note(`the owner did not let us in (${e.code})`);
     this.deps.changed();
   }
 
-  private onRoomEvent(ev: RoomEvent): void {
+  protected onRoomEvent(ev: RoomEvent): void {
     switch (ev.type) {
       case 'message':
         return this.addMessage(ev);
       case 'member-joined':
-        return this.note(`${ev.member.name} joined`);
+        return this.note(S.systemJoined(ev.member.name));
       case 'member-left':
-        return this.note(`${ev.member.name} left (${ev.reason})`);
+        return this.note(ev.reason === 'left' ? S.systemLeft(ev.member.name) : S.systemRemoved(ev.member.name));
       case 'rotated':
-        return this.note(`new room key: epoch ${ev.epoch} (${ev.reason})`);
+        // The first epoch comes with the room (create) or the join: no line for it.
+        if (ev.reason !== 'create') this.note(S.systemNewKey);
+        return;
       case 'joined':
-        return this.note('you joined the room');
+        return this.note(S.systemYouJoined);
       case 'join-refused':
-        this.note(`the owner refused the join: ${ev.code}`);
-        return this.deps.report(`Joining failed: ${ev.code}`);
+        return; // the room's state ('refused', worded by code in web/strings.ts) says it
       case 'removed':
-        return this.note(ev.reason === 'left' ? 'you left the room' : 'you were removed from the room');
+        return this.note(ev.reason === 'left' ? S.systemYouLeft : S.systemYouRemoved);
       case 'left':
-        return this.note('you left the room');
+        return this.note(S.systemYouLeft);
       case 'send-refused':
-        return this.note(`a message was refused by the owner: ${ev.code}${ev.seq === null ? '' : ` (#${ev.seq})`}`);
+        console.warn(`room ${this.id.slice(0, 8)}: the owner refused message #${String(ev.seq)}: ${ev.code}`);
+        return this.note(S.systemSendRefused);
       case 'history-skipped':
-        return this.note(`${ev.count} earlier message(s) cannot be shown (${ev.reason})`);
+        return this.note(S.systemHistorySkipped(ev.count));
+      case 'warning':
+        // What a member detected about the owner's conduct (PROTOCOL.md 5.13): drivers MUST show it.
+        return this.note(S.systemWarning(ev.code, ev.member?.name ?? null));
       default:
         return; // invites are listed from the owner's state; newer event types have no view yet
     }
@@ -125,10 +132,27 @@ export abstract class RoomRuntime {
   }
 
   protected note(text: string): void {
-    this.notes.push({ key: `sys/${++systemCounter}`, senderId: '', senderName: '', text, at: Date.now(), pending: false, system: true });
+    this.notes.push({
+      key: `sys/${++systemCounter}`,
+      senderId: '',
+      senderName: '',
+      text,
+      at: Date.now(),
+      pending: false,
+      system: true,
+      own: false,
+      delivery: null,
+      idx: null,
+    });
   }
 
-  protected messageViews(selfId: string, selfName: string, pending: readonly OutboxRecord[]): MessageView[] {
+  /** `delivery`: where an outbox entry is (members: queued or at the owner). */
+  protected messageViews(
+    selfId: string,
+    selfName: string,
+    pending: readonly OutboxRecord[],
+    delivery: (seq: number) => Delivery = () => 'queued',
+  ): MessageView[] {
     const delivered: MessageView[] = this.history.map((m) => ({
       key: `${m.senderId}/${m.seq}`,
       senderId: m.senderId,
@@ -137,6 +161,9 @@ export abstract class RoomRuntime {
       at: m.at,
       pending: false,
       system: false,
+      own: m.senderId === selfId,
+      delivery: m.senderId === selfId ? 'delivered' : null,
+      idx: m.idx,
     }));
     const waiting: MessageView[] = pending.map((o) => ({
       key: `${selfId}/${o.seq}`,
@@ -146,8 +173,11 @@ export abstract class RoomRuntime {
       at: o.at,
       pending: true,
       system: false,
+      own: true,
+      delivery: delivery(o.seq),
+      idx: null,
     }));
-    return [...delivered, ...waiting, ...this.notes];
+    return orderMessages(delivered, waiting, this.notes);
   }
 
   protected memberView(

@@ -8,6 +8,7 @@ import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts
 import type { RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
 import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
+import { S, UiError } from '../strings.ts';
 import { createRoom as createOwnerState, rotationCount, startJoin } from './machines.ts';
 import { MemberRuntime } from './member-runtime.ts';
 import { OwnerRuntime } from './owner-runtime.ts';
@@ -79,7 +80,8 @@ export class Session {
       }
     }
     if (refused.length > 0) {
-      report(`${refused.length} stored record(s) failed their integrity check and were not loaded (${refused.slice(0, 3).join(', ')})`);
+      console.error(`records that failed their integrity check: ${refused.slice(0, 10).join(', ')}`);
+      report(S.integrityFailed(refused.length));
     }
     return session;
   }
@@ -124,7 +126,7 @@ export class Session {
 
   private signaling(): { server: string; serverKey: string } {
     const server = this.settings.signalingUrl || this.config?.signalingUrl || '';
-    if (server === '') throw new Error('no signaling server configured (Settings)');
+    if (server === '') throw new UiError('no-server');
     return { server, serverKey: this.settings.serverKey };
   }
 
@@ -163,7 +165,9 @@ export class Session {
     checkInviteFresh(invite, Date.now());
     const id = toHex(invite.room);
     const existing = this.rooms.get(id);
-    if (existing !== undefined && !(existing instanceof MemberRuntime && existing.view().removed)) return id;
+    // A room we were refused, removed from or left is dead on this device: a new invite replaces it.
+    const dead = existing instanceof MemberRuntime && ['refused', 'removed', 'left'].includes(existing.view().state);
+    if (existing !== undefined && !dead) return id;
     if (existing !== undefined) await this.forget(id);
     const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
     const step = startJoin({ random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey }, invite, {
@@ -195,6 +199,13 @@ export class Session {
 
   send(roomId: string, text: string): Promise<void> {
     return this.room(roomId).send(text);
+  }
+
+  /** A member leaves the room (section 5.8); the room stays on this device until forgotten. */
+  leave(roomId: string): Promise<void> {
+    const room = this.room(roomId);
+    if (!(room instanceof MemberRuntime)) throw new UiError('not-owner');
+    return room.leave();
   }
 
   async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView | undefined> {
@@ -235,13 +246,13 @@ export class Session {
 
   private room(roomId: string): Runtime {
     const room = this.rooms.get(roomId);
-    if (room === undefined) throw new Error(`no room ${roomId}`);
+    if (room === undefined) throw new UiError('no-room');
     return room;
   }
 
   private owned(roomId: string): OwnerRuntime {
     const room = this.room(roomId);
-    if (!(room instanceof OwnerRuntime)) throw new Error('only the owner can do that');
+    if (!(room instanceof OwnerRuntime)) throw new UiError('not-owner');
     return room;
   }
 }

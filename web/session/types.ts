@@ -3,6 +3,8 @@
  * (web/session/session.ts), which wires the room machine, peer links and storage together.
  * Every string here may come from a peer; views put them in the DOM only via textContent.
  */
+import type { Delivery, RoomState } from '../strings.ts';
+
 /** 'restarting': ICE went down and an ICE restart is under way (protocol/link/peer-link.ts); not offline. */
 export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
 
@@ -36,6 +38,12 @@ export interface MessageView {
   readonly pending: boolean;
   /** Not a chat line: joins, leaves, rotations. */
   readonly system: boolean;
+  /** Sent by us. */
+  readonly own: boolean;
+  /** For our own messages: queued (not yet at the owner), at the owner, delivered to the room; else null. */
+  readonly delivery: Delivery | null;
+  /** Room index of a delivered message (unread counts); null for pending and system lines. */
+  readonly idx: number | null;
 }
 
 export interface InviteView {
@@ -58,6 +66,12 @@ export interface RoomView {
   readonly removed: boolean;
   /** Human-readable state of our side (members: link to the owner; owner: signaling). */
   readonly status: string;
+  /** What a person is told about the room (web/session/view-model.ts). */
+  readonly state: RoomState;
+  /** The code behind a 'refused' state (worded by web/strings.ts); null otherwise. */
+  readonly stateCode: string | null;
+  /** Sending works now or later (from the outbox): false when refused, removed, left or joining. */
+  readonly canSend: boolean;
 }
 
 export interface RotationPolicy {

@@ -1,41 +1,64 @@
-/** Owner's invite panel: create a one-time invite, show it as QR code and link, copy, expiry, revoke. */
+/**
+ * Owner's invite panel: create a one-time invite, show it as QR code and link, copy, share (Web
+ * Share API where the browser has it), "expires in 9 minutes", withdraw.
+ */
 import { h } from '../dom.ts';
 import type { InviteView, RoomView } from '../session/types.ts';
+import { inviteExpiry, S } from '../strings.ts';
 import type { Ctx } from './shell.ts';
 
-const EXPIRY_CHOICES: ReadonlyArray<readonly [string, number]> = [
-  ['10 minutes', 10],
-  ['1 hour', 60],
-  ['1 day', 24 * 60],
-];
+/** Refresh "expires in N minutes" this often while an invite is shown. */
+const EXPIRY_REFRESH_MS = 15_000;
 
-export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update(room: RoomView): void } {
-  const expiry = h('select', { testid: 'invite-expiry', attrs: { 'aria-label': 'Invite expires after' } });
-  for (const [label, minutes] of EXPIRY_CHOICES) expiry.append(h('option', { text: label, attrs: { value: String(minutes) } }));
-  const canvas = h('canvas', { className: 'qr', testid: 'invite-qr', attrs: { 'aria-label': 'Invite QR code', role: 'img' } });
+export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update(room: RoomView): void; destroy(): void } {
+  const expiry = h('select', { testid: 'invite-expiry', attrs: { 'aria-label': S.inviteExpiresAfter } });
+  for (const [label, minutes] of S.expiryChoices) expiry.append(h('option', { text: label, attrs: { value: String(minutes) } }));
+  const canvas = h('canvas', { className: 'qr', testid: 'invite-qr', attrs: { 'aria-label': S.inviteQr, role: 'img' } });
   const link = h('code', { className: 'invite-link', testid: 'invite-link' });
-  const expires = h('p', { className: 'muted', testid: 'invite-expires' });
-  const copy = h('button', { text: 'Copy link', testid: 'copy-invite', attrs: { type: 'button' } });
-  const revoke = h('button', { text: 'Revoke', testid: 'revoke-invite', attrs: { type: 'button' } });
-  const shown = h('div', { className: 'invite' }, [canvas, link, expires, h('div', { className: 'row' }, [copy, revoke])]);
+  const expires = h('p', { className: 'hint', testid: 'invite-expires' });
+  const copy = h('button', { text: S.copyLink, testid: 'copy-invite', attrs: { type: 'button' } });
+  const share = h('button', { text: S.share, testid: 'share-invite', attrs: { type: 'button' } });
+  // Web Share: phones (and some desktops) hand the link to a messenger or mail app.
+  share.hidden = typeof navigator.share !== 'function';
+  const revoke = h('button', { text: S.revoke, testid: 'revoke-invite', className: 'danger', attrs: { type: 'button' } });
+  const shown = h('div', { className: 'invite' }, [canvas, link, expires, h('div', { className: 'row' }, [copy, share, revoke])]);
   shown.hidden = true;
   let current: InviteView | null = null;
+  let roomName = '';
+
+  const showExpiry = (): void => {
+    if (current !== null) expires.textContent = inviteExpiry(current.expiresAt, Date.now());
+  };
+  const timer = setInterval(showExpiry, EXPIRY_REFRESH_MS);
 
   copy.addEventListener('click', () => {
     if (current === null) return;
     const url = current.url;
     ctx.run(async () => {
       if (navigator.clipboard === undefined) {
-        // Plain http on a LAN address is not a secure context: no clipboard API. Select the link instead.
+        // Not a secure context: no clipboard API. Select the link instead.
         const range = document.createRange();
         range.selectNodeContents(link);
         window.getSelection()?.removeAllRanges();
         window.getSelection()?.addRange(range);
-        copy.textContent = 'Selected: press Ctrl+C';
+        copy.textContent = S.selectedPressCopy;
         return;
       }
       await navigator.clipboard.writeText(url);
-      copy.textContent = 'Copied';
+      copy.textContent = S.copied;
+    });
+  });
+  share.addEventListener('click', () => {
+    if (current === null) return;
+    const url = current.url;
+    ctx.run(async () => {
+      try {
+        await navigator.share({ title: S.shareTitle(roomName), url });
+      } catch (e) {
+        // The person closed the share sheet: not an error.
+        if (e instanceof DOMException && e.name === 'AbortError') return;
+        throw e;
+      }
     });
   });
   revoke.addEventListener('click', () => {
@@ -44,15 +67,16 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
     ctx.run(() => ctx.session.revokeInvite(roomId, id));
   });
   const create = h('button', {
-    text: 'New invite',
+    text: S.newInvite,
     testid: 'new-invite',
+    className: 'primary',
     attrs: { type: 'button' },
     on: { click: () => ctx.run(() => ctx.session.createInvite(roomId, Number(expiry.value))) },
   });
 
   const el = h('div', { className: 'card invite-panel' }, [
-    h('h2', { text: 'Invite' }),
-    h('p', { className: 'muted', text: 'Each invite admits one person. Show the QR code or send the link over a channel you trust.' }),
+    h('h2', { text: S.inviteTitle }),
+    h('p', { className: 'hint', text: S.inviteHint }),
     h('div', { className: 'row' }, [expiry, create]),
     shown,
   ]);
@@ -60,19 +84,27 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
   return {
     el,
     update(room) {
+      roomName = room.name;
       const latest = room.invites[room.invites.length - 1] ?? null;
       if (latest?.id === current?.id) return;
       current = latest;
       shown.hidden = latest === null;
       if (latest === null) return;
       link.textContent = latest.url;
-      expires.textContent = `expires ${new Date(latest.expiresAt).toLocaleString()}`;
-      copy.textContent = 'Copy link';
+      showExpiry();
+      copy.textContent = S.copyLink;
       // qrcode is only loaded by owners who show an invite.
       ctx.run(async () => {
         const { default: QRCode } = await import('qrcode');
-        await QRCode.toCanvas(canvas, latest.url, { errorCorrectionLevel: 'M', margin: 4, scale: 5 });
+        await QRCode.toCanvas(canvas, latest.url, { errorCorrectionLevel: 'M', margin: 4, scale: 6 });
+        // qrcode pins the canvas' CSS width and height in pixels; CSS (.qr) sizes it instead, so it
+        // keeps its square shape at any width.
+        canvas.style.removeProperty('width');
+        canvas.style.removeProperty('height');
       });
+    },
+    destroy() {
+      clearInterval(timer);
     },
   };
 }

@@ -5,6 +5,7 @@
  */
 import jsQR from 'jsqr';
 import { h } from '../dom.ts';
+import { S } from '../strings.ts';
 
 export function looksLikeInvite(text: string): boolean {
   try {
@@ -19,8 +20,8 @@ export function looksLikeInvite(text: string): boolean {
 export async function openScanner(area: HTMLElement): Promise<string | null> {
   const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: 'environment' }, audio: false });
   const video = h('video', { className: 'scanner-video', testid: 'scanner-video', attrs: { playsinline: '', muted: '' } });
-  const cancel = h('button', { text: 'Cancel scan', testid: 'scan-cancel', attrs: { type: 'button' } });
-  const status = h('p', { className: 'muted', testid: 'scan-status', text: 'Point the camera at an invite QR code.' });
+  const cancel = h('button', { text: S.scanCancel, testid: 'scan-cancel', attrs: { type: 'button' } });
+  const status = h('p', { className: 'muted', testid: 'scan-status', text: S.scanPoint });
   area.replaceChildren(video, status, cancel);
   video.srcObject = stream;
   video.muted = true;
@@ -51,7 +52,7 @@ export async function openScanner(area: HTMLElement): Promise<string | null> {
           finish(code.data);
           return;
         }
-        if (code !== null) status.textContent = 'That QR code is not a ZeroRoom invite.';
+        if (code !== null) status.textContent = S.scanNotInvite;
       }
       requestAnimationFrame(tick);
     };

@@ -6,6 +6,8 @@ import { buildHash } from '../build-info.ts';
 import { h } from '../dom.ts';
 import { defaultSettings } from '../session/session.ts';
 import type { IceServerSetting, Settings } from '../session/types.ts';
+import { S, UiError } from '../strings.ts';
+import { confirmDialog } from './dialog.ts';
 import type { Ctx, View } from './shell.ts';
 
 function iceToText(servers: readonly IceServerSetting[]): string {
@@ -21,7 +23,7 @@ export function parseIceText(text: string): IceServerSetting[] {
     .map((line) => {
       const [urls = '', username, credential] = line.split(/\s+/);
       for (const u of urls.split(',')) {
-        if (!/^(stun|stuns|turn|turns):/.test(u)) throw new Error(`not a STUN/TURN URL: ${u}`);
+        if (!/^(stun|stuns|turn|turns):/.test(u)) throw new UiError('bad-ice-url');
       }
       return {
         urls: urls.split(','),
@@ -52,19 +54,19 @@ export function settingsView(ctx: Ctx): View {
   const everyMinutes = numberInput('rotate-minutes-input', s.rotation.everyMinutes);
   const saved = h('span', { className: 'muted', attrs: { role: 'status' } });
 
-  const form = h('form', { className: 'card', attrs: { 'aria-label': 'Connection settings' } }, [
-    h('h2', { text: 'Connection' }),
-    h('label', { className: 'field' }, [h('span', { text: 'Signaling server URL' }), signaling]),
-    h('label', { className: 'field' }, [h('span', { text: 'Pinned server public key (hex)' }), serverKey]),
-    h('label', { className: 'field' }, [h('span', { text: 'STUN/TURN servers, one per line: url [username credential]' }), ice]),
-    h('label', { className: 'check' }, [relayOnly, h('span', { text: ' Relay only (always use TURN; hides your IP address from peers)' })]),
-    h('h2', { text: 'Key rotation (rooms you own)' }),
-    h('label', { className: 'field' }, [h('span', { text: 'Rotate after this many messages (0 = never)' }), everyMessages]),
-    h('label', { className: 'field' }, [h('span', { text: 'Rotate after this many minutes (0 = never)' }), everyMinutes]),
+  const form = h('form', { className: 'card', attrs: { 'aria-labelledby': 'settings-connection' } }, [
+    h('h2', { text: S.connectionTitle, attrs: { id: 'settings-connection' } }),
+    h('label', { className: 'field' }, [h('span', { text: S.signalingUrl }), signaling]),
+    h('label', { className: 'field' }, [h('span', { text: S.serverKey }), serverKey]),
+    h('label', { className: 'field' }, [h('span', { text: S.iceServers }), ice]),
+    h('label', { className: 'check' }, [relayOnly, h('span', { text: S.relayOnly })]),
+    h('h2', { text: S.rotationTitle }),
+    h('label', { className: 'field' }, [h('span', { text: S.rotateMessages }), everyMessages]),
+    h('label', { className: 'field' }, [h('span', { text: S.rotateMinutes }), everyMinutes]),
     h('div', { className: 'row' }, [
-      h('button', { text: 'Save', testid: 'save-settings', attrs: { type: 'submit' } }),
+      h('button', { text: S.save, testid: 'save-settings', className: 'primary', attrs: { type: 'submit' } }),
       h('button', {
-        text: 'Server defaults',
+        text: S.serverDefaults,
         attrs: { type: 'button' },
         on: {
           click: () => {
@@ -95,7 +97,7 @@ export function settingsView(ctx: Ctx): View {
         },
       };
       await ctx.session.saveSettings(next);
-      saved.textContent = 'Saved.';
+      saved.textContent = S.saved;
     });
   });
 
@@ -105,18 +107,18 @@ export function settingsView(ctx: Ctx): View {
     attrs: { type: 'password', autocomplete: 'new-password', required: '', minlength: '8' },
   });
   const pwStatus = h('span', { className: 'muted', attrs: { role: 'status' } });
-  const pwForm = h('form', { className: 'card', attrs: { 'aria-label': 'Change password' } }, [
-    h('h2', { text: 'Change password' }),
-    h('label', { className: 'field' }, [h('span', { text: 'Current password' }), oldPw]),
-    h('label', { className: 'field' }, [h('span', { text: 'New password' }), newPw]),
+  const pwForm = h('form', { className: 'card', attrs: { 'aria-labelledby': 'settings-password' } }, [
+    h('h2', { text: S.changePasswordTitle, attrs: { id: 'settings-password' } }),
+    h('label', { className: 'field' }, [h('span', { text: S.currentPassword }), oldPw]),
+    h('label', { className: 'field' }, [h('span', { text: S.newPassword }), newPw]),
     h('div', { className: 'row' }, [
-      h('button', { text: 'Change password', testid: 'change-password', attrs: { type: 'submit' } }),
+      h('button', { text: S.changePassword, testid: 'change-password', className: 'primary', attrs: { type: 'submit' } }),
       pwStatus,
     ]),
   ]);
   pwForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    pwStatus.textContent = 'Re-encrypting…';
+    pwStatus.textContent = S.reencrypting;
     ctx.run(async () => {
       try {
         await ctx.session.vault.changePassword(oldPw.value, newPw.value);
@@ -126,16 +128,17 @@ export function settingsView(ctx: Ctx): View {
       }
       oldPw.value = '';
       newPw.value = '';
-      pwStatus.textContent = 'Password changed; every record is re-encrypted.';
-    });
+      pwStatus.textContent = S.passwordChanged;
+    }, 'change-password');
   });
 
   const roomList = h('ul', { className: 'rooms' });
-  const el = h('section', { className: 'settings' }, [
+  const el = h('section', { className: 'settings', attrs: { 'aria-labelledby': 'settings-title' } }, [
+    h('h1', { text: S.settingsTitle, attrs: { id: 'settings-title', tabindex: '-1' } }),
     form,
     pwForm,
-    h('div', { className: 'card' }, [h('h2', { text: 'Forget a room' }), roomList]),
-    h('p', { className: 'muted', testid: 'build-hash', text: `App build: ${buildHash() ?? 'development (no build hash)'}` }),
+    h('div', { className: 'card' }, [h('h2', { text: S.forgetTitle }), roomList]),
+    h('p', { className: 'muted', testid: 'build-hash', text: S.buildHash(buildHash()) }),
   ]);
   let lastRooms: unknown = null;
   return {
@@ -145,17 +148,24 @@ export function settingsView(ctx: Ctx): View {
       lastRooms = state.rooms;
       roomList.replaceChildren(
         ...[...state.rooms.values()].map((room) =>
-          h('li', {}, [
+          h('li', { className: 'row' }, [
             h('span', { text: room.name }),
             h('button', {
-              text: 'Forget',
+              text: S.forget,
               testid: 'forget-room-settings',
-              attrs: { type: 'button', 'data-room-id': room.id },
+              className: 'danger',
+              attrs: { type: 'button', 'data-room-id': room.id, 'aria-label': `${S.forget}: ${room.name}` },
               on: {
-                click: () => {
-                  if (window.confirm(`Delete "${room.name}", its keys and its history from this device?`))
-                    ctx.run(() => ctx.session.forget(room.id));
-                },
+                click: () =>
+                  ctx.run(async () => {
+                    const ok = await confirmDialog({
+                      title: S.confirmForgetTitle(room.name),
+                      body: S.confirmForgetBody,
+                      confirm: S.forget,
+                      danger: true,
+                    });
+                    if (ok) await ctx.session.forget(room.id);
+                  }),
               },
             }),
           ]),
