@@ -254,7 +254,7 @@ const CODE_TEXT: Readonly<Record<string, string>> = {
   'room.peer-key-taken': `This device's connection key already belongs to someone in the room. ${INVITE_SUPERSEDED}`,
   'room.outbox-full': 'Too many of your messages are still waiting for the owner. Wait until some are delivered.',
   'room.stopped': 'This room was closed on this device.',
-  'saltyrtc.initiator-refused': `The owner's device did not let you in: the invite was already used or withdrawn, or you were removed from the room. ${INVITE_SUPERSEDED}`,
+  'saltyrtc.initiator-refused': `The owner's device did not let you in: the invite was already used or withdrawn, or the owner removed you from this room earlier. ${INVITE_SUPERSEDED}`,
   'link.invite-expired': `This invite expired before the owner's device let you in. ${INVITE_SUPERSEDED}`,
   'saltyrtc.refused': "The owner's device did not recognise this device yet; trying again.",
   'saltyrtc.dropped': 'The connection to the owner was dropped; trying again.',

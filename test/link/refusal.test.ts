@@ -93,6 +93,8 @@ interface Room {
   readonly owner: OwnerHandle;
   readonly tokens: Set<string>;
   readonly links: PeerLink[];
+  /** Resolves with the owner's link of the n-th member (1-based) once the owner has it. */
+  nthLink(n: number): Promise<PeerLink>;
   newToken(): Uint8Array;
 }
 
@@ -101,6 +103,7 @@ function openRoom(): Promise<Room> {
   const ownerKeys = generateBoxKeyPair();
   const tokens = new Set<string>();
   const links: PeerLink[] = [];
+  const waiting: (() => void)[] = [];
   return new Promise((resolve) => {
     const owner = startOwner({
       signalingUrl: server.url,
@@ -111,7 +114,10 @@ function openRoom(): Promise<Room> {
       WebSocket: WS,
       pendingTokens: () => [...tokens].map((t) => Buffer.from(t, 'hex')),
       acceptToken: (t) => tokens.delete(toHex(t)), // single use
-      onLink: (l) => links.push(l),
+      onLink: (l) => {
+        links.push(l);
+        for (const w of waiting.splice(0)) w();
+      },
       onSignalingState: (ready) => {
         if (ready) resolve(room);
       },
@@ -122,6 +128,16 @@ function openRoom(): Promise<Room> {
       owner,
       tokens,
       links,
+      // The owner's side opens a moment after the member's (its onLink follows a getStats).
+      nthLink: (n) =>
+        new Promise((done) => {
+          const check = (): void => {
+            const l = links[n - 1];
+            if (l !== undefined) done(l);
+            else waiting.push(check);
+          };
+          check();
+        }),
       newToken: () => {
         const t = systemRandom(32);
         tokens.add(toHex(t));
@@ -188,13 +204,14 @@ describe('close codes from the signaling server are never final for a member', (
     expect(['direct', 'relayed']).toContain(link.state);
     expect(proxy.forge).toEqual([]); // every forged close was delivered to the joiner
     expect(proxy.connections - before).toBeGreaterThanOrEqual(7);
+    await room.nthLink(1);
     expect(room.links).toHaveLength(1);
   });
 
   it('a member whose link dropped gets forged 3004, 3005 and 3000 while reconnecting and keeps its link', async () => {
     const room = await openRoom();
     const member = await joinLikeAnApp(options(room, room.newToken(), generateBoxKeyPair()));
-    const ownerLink = room.links[0]!;
+    const ownerLink = await room.nthLink(1);
     let closed = false;
     member.on('close', () => (closed = true));
     proxy.forge.push(3004, 3005, 3000);
@@ -216,6 +233,7 @@ describe('only the authenticated owner can refuse', () => {
     const room = await openRoom();
     const token = room.newToken();
     await joinLikeAnApp(options(room, token, generateBoxKeyPair()));
+    await room.nthLink(1);
     const intruder = generateBoxKeyPair();
     const before = proxy.connections;
     await expect(joinLikeAnApp(options(room, token, intruder))).rejects.toMatchObject({ code: 'saltyrtc.initiator-refused' });
