@@ -22,6 +22,12 @@ export interface ServeConfig {
   /** Reverse proxies whose last X-Forwarded-For hop is taken as the client address (per-IP limits). */
   readonly trustedProxies: readonly string[];
   readonly quiet: boolean;
+  /**
+   * `--lan [ADDR]`: listen on all interfaces and serve https/wss with a local CA's certificate for
+   * ADDR (else the machine's LAN addresses) and localhost; invites and /config.json use
+   * https://<lan address>:PORT (signaling/lan.ts). `address` undefined = find the addresses.
+   */
+  readonly lan: { readonly address: string | undefined } | undefined;
 }
 
 export interface TurnConfig {
@@ -177,6 +183,12 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     help: 'reverse proxy address whose X-Forwarded-For (last hop) names the client, for the per-IP limits',
   },
   { name: 'quiet', kind: 'bool', help: 'log only start, stop and errors' },
+  {
+    name: 'lan',
+    kind: 'optional',
+    valueName: 'ADDR',
+    help: "try it with a phone: listen on all interfaces, https/wss with a local CA for ADDR (default: this machine's LAN addresses) and localhost",
+  },
 ];
 
 /** Accepts `url` only if it parses, has one of `schemes` and contains nothing that could break a header. */
@@ -251,11 +263,20 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const trustedProxies = flagList(flags, 'trust-proxy') ?? [];
   for (const ip of trustedProxies) if (isIP(ip) === 0) throw new UsageError(`--trust-proxy: "${ip}" is not an IP address`);
 
+  const lanFlag = flagString(flags, 'lan');
+  if (lanFlag !== undefined) {
+    // --lan decides the listening address, the certificate and the public URLs itself.
+    for (const other of ['host', 'tls-cert', 'tls-key', 'app-url', 'signaling-url'])
+      if (flags.has(other)) throw new UsageError(`--lan sets what --${other} would; leave --${other} out`);
+    if (lanFlag !== '' && (!/^[A-Za-z0-9.-]+$/.test(lanFlag) || lanFlag.length > 253))
+      throw new UsageError(`--lan: "${lanFlag}" is not an IPv4 address or host name`);
+  }
+
   const keyFiles = flagList(flags, 'key-file') ?? [DEFAULT_KEY_FILE];
   if (keyFiles.length === 0) throw new UsageError('--key-file: give at least one key file');
 
   return {
-    host: checkHost(flagString(flags, 'host') ?? DEFAULT_HOST),
+    host: lanFlag !== undefined ? '0.0.0.0' : checkHost(flagString(flags, 'host') ?? DEFAULT_HOST),
     port: flagInt(flags, 'port') ?? DEFAULT_PORT,
     keyFiles,
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
@@ -268,5 +289,6 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     connectOrigins,
     trustedProxies,
     quiet: flagBool(flags, 'quiet'),
+    lan: lanFlag === undefined ? undefined : { address: lanFlag === '' ? undefined : lanFlag },
   };
 }
