@@ -2,11 +2,13 @@
 // invites whatever host the browser used, the CA served at /ca.crt, a CSP naming reachable origins.
 import { X509Certificate, createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { lanAddresses } from '../../signaling/lan.ts';
 import { type CliRun, type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
 
 const runs: Array<CliRun | undefined> = [];
@@ -115,5 +117,35 @@ describe('zeroroom serve --lan', () => {
     const again = await serveLan();
     expect(/LAN CA fingerprint \(SHA-256\) (\S+)/.exec(again.stdout())?.[1]).toBe(before);
     expect(await again.stop()).toBe(0);
+  });
+});
+
+describe('zeroroom serve --host 0.0.0.0 (no --lan)', () => {
+  it('never hands a loopback name to invites and names reachable origins in the CSP', async () => {
+    const run = await startServe(['--host', '0.0.0.0', '--port', '0', '--quiet', '--key-file', path.join(tmp, 'wild.key')], { cwd: tmp });
+    runs.push(run);
+    const p = Number(/:(\d+)$/.exec(run.url)?.[1]);
+    // fetch() sets Host itself; http.get sends the one a browser would have sent.
+    const config = (host: string): Promise<Record<string, string>> =>
+      new Promise((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${p}/config.json`, { headers: { host } }, (res) => {
+            let body = '';
+            res.setEncoding('utf8').on('data', (c: string) => (body += c));
+            res.on('end', () => resolve(JSON.parse(body) as Record<string, string>));
+          })
+          .on('error', reject);
+      });
+    const lan = lanAddresses(os.networkInterfaces())[0];
+    // On a machine without any LAN address there is nothing better than the name the browser used.
+    const expected = lan !== undefined ? `http://${lan}:${p}` : `http://localhost:${p}`;
+    expect((await config(`localhost:${p}`))['appUrl']).toBe(expected);
+    expect((await config(`127.0.0.1:${p}`))['signalingUrl']).toBe(expected.replace('http', 'ws'));
+    expect((await config(`laptop.example:${p}`))['appUrl']).toBe(`http://laptop.example:${p}`);
+    const csp = (await fetch(`http://127.0.0.1:${p}/healthz`)).headers.get('content-security-policy') ?? '';
+    expect(csp).toContain(`ws://127.0.0.1:${p}`);
+    expect(csp).toContain(`ws://localhost:${p}`);
+    expect(csp).not.toContain('0.0.0.0');
+    expect(await run.stop()).toBe(0);
   });
 });

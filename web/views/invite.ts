@@ -1,6 +1,7 @@
 /** Owner's invite panel: create a one-time invite, show it as QR code and link, copy, expiry, revoke. */
 import { h } from '../dom.ts';
 import type { InviteView, RoomView } from '../session/types.ts';
+import { inviteReach } from './invite-reach.ts';
 import type { Ctx } from './shell.ts';
 
 const EXPIRY_CHOICES: ReadonlyArray<readonly [string, number]> = [
@@ -17,7 +18,16 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
   const expires = h('p', { className: 'muted', testid: 'invite-expires' });
   const copy = h('button', { text: 'Copy link', testid: 'copy-invite', attrs: { type: 'button' } });
   const revoke = h('button', { text: 'Revoke', testid: 'revoke-invite', attrs: { type: 'button' } });
-  const shown = h('div', { className: 'invite' }, [canvas, link, expires, h('div', { className: 'row' }, [copy, revoke])]);
+  // An invite a phone cannot use gets a warning and the fix instead of its QR code (invite-reach.ts).
+  const reachWarning = h('p', { className: 'error', testid: 'invite-warning', attrs: { role: 'alert' } });
+  const reachFix = h('p', { className: 'muted', testid: 'invite-fix' });
+  const showQr = h('button', { text: 'Show the QR code anyway', testid: 'show-invite-qr', attrs: { type: 'button' } });
+  const reach = h('div', { className: 'invite-reach' }, [reachWarning, reachFix, showQr]);
+  showQr.addEventListener('click', () => {
+    canvas.hidden = false;
+    reach.hidden = true;
+  });
+  const shown = h('div', { className: 'invite' }, [reach, canvas, link, expires, h('div', { className: 'row' }, [copy, revoke])]);
   shown.hidden = true;
   let current: InviteView | null = null;
 
@@ -66,6 +76,11 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
       shown.hidden = latest === null;
       if (latest === null) return;
       link.textContent = latest.url;
+      const problem = inviteReach(latest.url);
+      reach.hidden = problem.kind === 'ok';
+      canvas.hidden = problem.kind !== 'ok';
+      reachWarning.textContent = problem.kind === 'ok' ? '' : problem.warning;
+      reachFix.textContent = problem.kind === 'ok' ? '' : problem.fix;
       expires.textContent = `expires ${new Date(latest.expiresAt).toLocaleString()}`;
       copy.textContent = 'Copy link';
       // qrcode is only loaded by owners who show an invite.
