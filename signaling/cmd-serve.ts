@@ -14,6 +14,7 @@ import { createHttpHandler, securityHeaders } from './http.ts';
 import { KeyFileError, loadOrCreateKeyFile } from './keyfile.ts';
 import { type LanCertificate, lanAddresses, loadOrCreateLanCertificate } from './lan.ts';
 import { SignalingMetrics } from './metrics.ts';
+import { RelayBudget } from './relay-budget.ts';
 import { attachSignalingServer, behindProxy } from './server.ts';
 import { type StaticSite, openStaticSite } from './static-files.ts';
 import { type IceServer, turnCredentials } from './turn-credentials.ts';
@@ -71,7 +72,9 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
       : config.tls === undefined
         ? undefined
         : await readTls(config.tls);
+  const relayBudget = new RelayBudget(config.relayBudget);
   const metrics = new SignalingMetrics();
+  metrics.relayBudget = relayBudget.stats;
   const scheme = tlsOptions === undefined ? 'http' : 'https';
   // Filled in once the port is known (port 0 picks a free one).
   let listenOrigin = '';
@@ -123,6 +126,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     permanentKeys: keys,
     limits: config.limits,
     observer: metrics,
+    relayBudget,
     ...(config.trustedProxies.length > 0 ? { clientAddress: behindProxy(config.trustedProxies) } : {}),
     log: config.quiet ? () => {} : (event, fields) => io.err(formatLog(event, fields)),
   });

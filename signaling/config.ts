@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD, type SignalingLimits, defaultLimits } from './server.ts';
 import { type FlagSpec, UsageError, flagBool, flagInt, flagList, flagString, parseFlags } from './cli-args.ts';
+import { RELAY_BUDGET_RANGES, type RelayBudgetLimits, defaultRelayBudget } from './relay-budget.ts';
 
 /** Everything `zeroroom serve` needs, resolved from flags, `ZEROROOM_*` variables and defaults. */
 export interface ServeConfig {
@@ -28,6 +29,8 @@ export interface ServeConfig {
    * https://<lan address>:PORT (signaling/lan.ts). `address` undefined = find the addresses.
    */
   readonly lan: { readonly address: string | undefined } | undefined;
+  /** Per-path budget for relayed client-to-client data (docs/PROTOCOL.md 3.8). */
+  readonly relayBudget: RelayBudgetLimits;
 }
 
 export interface TurnConfig {
@@ -115,6 +118,45 @@ const LIMIT_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof SignalingLimits 
   },
 ];
 
+const RELAY_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof RelayBudgetLimits }> = [
+  {
+    field: 'bytesPerSecond',
+    flag: {
+      name: 'relay-bytes-per-second',
+      kind: 'int',
+      valueName: 'BYTES',
+      min: RELAY_BUDGET_RANGES.bytesPerSecond[0],
+      max: RELAY_BUDGET_RANGES.bytesPerSecond[1],
+      help: 'relay budget per path: sustained client-to-client bytes per second (fallback traffic)',
+      defaultText: String(defaultRelayBudget.bytesPerSecond),
+    },
+  },
+  {
+    field: 'burstBytes',
+    flag: {
+      name: 'relay-burst-bytes',
+      kind: 'int',
+      valueName: 'BYTES',
+      min: RELAY_BUDGET_RANGES.burstBytes[0],
+      max: RELAY_BUDGET_RANGES.burstBytes[1],
+      help: 'relay budget per path: burst size in bytes',
+      defaultText: String(defaultRelayBudget.burstBytes),
+    },
+  },
+  {
+    field: 'framesPerSecond',
+    flag: {
+      name: 'relay-frames-per-second',
+      kind: 'int',
+      valueName: 'N',
+      min: RELAY_BUDGET_RANGES.framesPerSecond[0],
+      max: RELAY_BUDGET_RANGES.framesPerSecond[1],
+      help: 'relay budget per path: sustained frames per second (burst: two seconds worth)',
+      defaultText: String(defaultRelayBudget.framesPerSecond),
+    },
+  },
+];
+
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'host', kind: 'string', valueName: 'ADDR', help: 'address to listen on', defaultText: DEFAULT_HOST },
   {
@@ -137,6 +179,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'tls-key', kind: 'string', valueName: 'PATH', help: 'PEM private key for --tls-cert' },
   { name: 'web', kind: 'string', valueName: 'DIR', help: 'static app to serve', defaultText: 'web/dist if built, else a placeholder page' },
   ...LIMIT_FLAGS.map((l) => l.flag),
+  ...RELAY_FLAGS.map((l) => l.flag),
   {
     name: 'ice-server',
     kind: 'list',
@@ -263,6 +306,12 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const trustedProxies = flagList(flags, 'trust-proxy') ?? [];
   for (const ip of trustedProxies) if (isIP(ip) === 0) throw new UsageError(`--trust-proxy: "${ip}" is not an IP address`);
 
+  const relayBudget: Record<keyof RelayBudgetLimits, number> = { ...defaultRelayBudget };
+  for (const { flag, field } of RELAY_FLAGS) {
+    const v = flagInt(flags, flag.name);
+    if (v !== undefined) relayBudget[field] = v;
+  }
+
   const lanFlag = flagString(flags, 'lan');
   if (lanFlag !== undefined) {
     // --lan decides the listening address, the certificate and the public URLs itself.
@@ -290,5 +339,6 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     trustedProxies,
     quiet: flagBool(flags, 'quiet'),
     lan: lanFlag === undefined ? undefined : { address: lanFlag === '' ? undefined : lanFlag },
+    relayBudget,
   };
 }

@@ -33,6 +33,7 @@ import {
 import { IpLimits } from './ip-limits.ts';
 import { SharedKeyCache, nativeBoxBefore, nativeGenerateKeyPair } from './nacl-native.ts';
 import { nullObserver, type RejectReason, type SignalingObserver } from './observer.ts';
+import { type RelayBudget, throttle } from './relay-budget.ts';
 
 export interface SignalingLimits {
   /** Largest WebSocket message accepted (bytes), within [MIN_MAX_PAYLOAD, MAX_MAX_PAYLOAD]. Larger: close 1009. */
@@ -97,6 +98,8 @@ export interface SignalingServerOptions {
   /** Cookies and initial sequence numbers (session key pairs come from OpenSSL's CSPRNG). */
   random?: RandomBytes;
   now?: () => number;
+  /** Per-path budget for relayed client-to-client data (docs/PROTOCOL.md 3.8); absent = unlimited. */
+  relayBudget?: RelayBudget;
 }
 
 export interface SignalingServer {
@@ -333,6 +336,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     if (!closing) dispatch(path, { type: 'closed', conn: entry.id });
     if (path.open === 0 && paths.get(path.hex) === path) {
       paths.delete(path.hex);
+      opts.relayBudget?.forget(path.number);
       observer.pathClosed();
       log('path-closed', { path: path.number });
     }
@@ -404,6 +408,10 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
             }
             to.ws.send(e.bytes);
             observer.relayed(e.bytes.length);
+            // Over the path's budget: stop reading the sender for a while (backpressure, nothing dropped).
+            const pauseMs = opts.relayBudget?.charge(path.number, e.bytes.length) ?? 0;
+            const from = pauseMs > 0 ? conns.get(e.from) : undefined;
+            if (from !== undefined) throttle(from.ws, pauseMs);
             break;
           }
           case 'close': {

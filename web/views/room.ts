@@ -11,6 +11,7 @@ const BADGE_TEXT: Record<ConnectionState, string> = {
   connecting: 'connecting',
   direct: 'direct',
   relayed: 'relayed via TURN',
+  fallback: 'via server (no direct path)',
   restarting: 'reconnecting (ICE restart)',
   offline: 'offline',
   closed: 'closed',
