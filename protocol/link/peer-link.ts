@@ -26,9 +26,11 @@
 import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
+import { pathKindOf, type LinkPathInfo } from './diagnostics.ts';
 import { Emitter } from './emitter.ts';
 import { Inbox, Outbox, type Inner } from './reliable.ts';
 import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
+import { selectedPath } from './stats.ts';
 
 export type LinkState = 'connecting' | 'direct' | 'relayed' | 'fallback' | 'restarting' | 'offline' | 'closed';
 
@@ -65,6 +67,8 @@ export interface PeerLink {
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
   /** Deliver what is queued, tell the peer, and close for good (no reconnect). */
   close(): void;
+  /** Diagnostics: the path the open session uses (host, reflexive, relay, fallback) and its RTT; null when not open. */
+  pathInfo(): Promise<LinkPathInfo | null>;
 }
 
 export class LinkClosedError extends ZeroRoomError {
@@ -156,6 +160,14 @@ export class PeerLinkImpl implements PeerLink {
     this.setState('closed');
     if (s !== null) s.finish({ kind: 'close', reason: CLOSE_NORMAL }, CLOSE_FLUSH_MS);
     this.finalClose(null);
+  }
+
+  async pathInfo(): Promise<LinkPathInfo | null> {
+    const s = this.current;
+    if (s === null || !s.isOpen) return null;
+    if (s.isFallback) return { kind: 'fallback', rttMs: null };
+    const p = await selectedPath(s.peerConnection);
+    return p === null ? null : { kind: pathKindOf(p), rttMs: p.rttMs };
   }
 
   /** Is the current session carried through the signaling server (4.8)? */

@@ -26,7 +26,7 @@ import {
   FallbackError,
 } from './fallback.ts';
 import { CHANNEL_HIGH_WATERMARK, CHANNEL_LOW_WATERMARK, FramePump } from './frame-pump.ts';
-import type { IceServer, IceTransportPolicy } from './rtc.ts';
+import type { IceServer, IceTransportPolicy, PeerConnectionLike } from './rtc.ts';
 import { SessionRestart, type RestartPort } from './session-restart.ts';
 import { SimplePeerTransport, type Signal } from './simple-peer-adapter.ts';
 import { isRelayed } from './stats.ts';
@@ -203,6 +203,11 @@ export class LinkSession {
         if (this.probe) this.end(new LinkTimeoutError());
         else this.startFallback();
       }, fallbackAfter);
+  }
+
+  /** The session's RTCPeerConnection (null once destroyed or in fallback), for stats. */
+  get peerConnection(): PeerConnectionLike | null {
+    return this.viaServer ? null : this.transport.peerConnection;
   }
 
   /** Frames go through the signaling server (4.8). */

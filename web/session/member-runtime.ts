@@ -143,6 +143,12 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     );
   }
 
+  /** Diagnostics: the link to the owner. */
+  diagnosticLinks(): Array<{ name: string; link: PeerLink | undefined }> {
+    const owner = this.state.members.find((m) => m.info.owner);
+    return [{ name: owner?.info.name ?? 'owner', link: this.link ?? undefined }];
+  }
+
   stop(): void {
     this.closed = true;
     if (this.retryTimer !== null) clearTimeout(this.retryTimer);

@@ -71,6 +71,13 @@ export class OwnerRuntime extends RoomRuntime<OwnerState> {
     }, 500);
   }
 
+  /** Diagnostics: each member's link (protocol/link/diagnostics.ts reads its path and RTT). */
+  diagnosticLinks(): Array<{ name: string; link: PeerLink | undefined }> {
+    return this.state.members
+      .filter((m) => m.info.id !== this.state.selfId)
+      .map((m) => ({ name: m.info.name, link: this.handle?.links.get(m.peer) }));
+  }
+
   stop(): void {
     this.closed = true;
     if (this.tickTimer !== null) clearInterval(this.tickTimer);

@@ -3,7 +3,16 @@
  * the settings and one RoomRuntime per room (room machine + peer links + sealed records), and
  * publishes RoomViews to the store.
  */
-import { generateBoxKeyPair, generateIdentity, toHex } from '../../crypto/index.ts';
+import { asBoxPublicKey, fromHex, generateBoxKeyPair, generateIdentity, toHex } from '../../crypto/index.ts';
+import {
+  checkIce,
+  checkSignaling,
+  type IceCheck,
+  type LinkPathInfo,
+  type PeerConnectionCtor,
+  type SignalingCheck,
+} from '../../protocol/link/diagnostics.ts';
+import { browserWebSocket } from './browser-websocket.ts';
 import { saltyAuthToken } from '../../protocol/room/ids.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
 import { DEFAULT_CONFIG, type MemberId, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
@@ -15,6 +24,14 @@ import { decodeHistory, decodeOutbox, decodeSettings, encodeSettings, type Histo
 import { decodeIdentity, decodeRoomRecord, encodeIdentity, encodeRoomRecord, type RoomIdentity, type RoomRecord } from './room-record.ts';
 import type { RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
+
+/** What Settings' diagnostics show (web/views/diagnostics.ts). */
+export interface DiagnosticsReport {
+  readonly signalingUrl: string;
+  readonly signaling: SignalingCheck;
+  readonly ice: IceCheck;
+  readonly links: ReadonlyArray<{ readonly room: string; readonly name: string; readonly path: LinkPathInfo | null }>;
+}
 
 export type RoomsListener = (rooms: ReadonlyMap<string, RoomView>) => void;
 type Runtime = OwnerRuntime | MemberRuntime;
@@ -200,6 +217,29 @@ export class Session {
     runtime.start();
     this.schedulePublish();
     return id;
+  }
+
+  /**
+   * Connection diagnostics: the signaling server (reachable, pinned or announced key held), STUN
+   * (a reflexive address), TURN over UDP and TCP, and the path and RTT of every live link.
+   */
+  async diagnose(): Promise<DiagnosticsReport> {
+    const { server, serverKey } = this.signaling();
+    const key = serverKey !== '' ? serverKey : (this.config?.serverKey ?? '');
+    const [signaling, ice, links] = await Promise.all([
+      checkSignaling({
+        url: server,
+        WebSocket: browserWebSocket(),
+        ...(/^[0-9a-f]{64}$/.test(key) ? { serverKey: asBoxPublicKey(fromHex(key, 32)) } : {}),
+      }),
+      checkIce({ iceServers: this.iceServers(), RTCPeerConnection: RTCPeerConnection as unknown as PeerConnectionCtor }),
+      Promise.all(
+        [...this.rooms.values()].flatMap((room) =>
+          room.diagnosticLinks().map(async ({ name, link }) => ({ room: room.view().name, name, path: (await link?.pathInfo()) ?? null })),
+        ),
+      ),
+    ]);
+    return { signalingUrl: server, signaling, ice, links };
   }
 
   send(roomId: string, text: string): Promise<void> {

@@ -5,6 +5,7 @@
 import { h } from '../dom.ts';
 import { defaultSettings } from '../session/session.ts';
 import type { IceServerSetting, Settings } from '../session/types.ts';
+import { diagnosticsPanel } from './diagnostics.ts';
 import type { Ctx, View } from './shell.ts';
 
 function iceToText(servers: readonly IceServerSetting[]): string {
@@ -132,6 +133,7 @@ export function settingsView(ctx: Ctx): View {
   const roomList = h('ul', { className: 'rooms' });
   const el = h('section', { className: 'settings' }, [
     form,
+    diagnosticsPanel(ctx),
     pwForm,
     h('div', { className: 'card' }, [h('h2', { text: 'Forget a room' }), roomList]),
   ]);
