@@ -27,6 +27,8 @@ export interface JoinOptions extends EndpointOptions {
   readonly ownerKey: BoxPublicKey;
   /** The invite's 32-byte one-time token; leave out when the owner already trusts our key. */
   readonly token?: Uint8Array;
+  /** The first server handshake is done (for join-latency measurements). */
+  readonly onSignalingReady?: () => void;
 }
 
 /** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
@@ -108,6 +110,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
         },
       });
       client = c;
+      if (opts.onSignalingReady !== undefined && attempt === 0 && !opened) c.on('server-ready', () => opts.onSignalingReady?.());
       let session: LinkSession | null = null;
       /** The owner chose the ICE-restart task: this SaltyRTC session signals `restartOf`'s restart. */
       let restarting = false;

@@ -269,6 +269,8 @@ describe('home Wi-Fi: the server runs on the laptop with --lan', () => {
     await waitMembers(owner, 2);
     await waitMembers(phone, 2);
     await chat(owner, phone, 'lan');
+    // The phone's link was started while it derived its storage key (web/session/prewarm.ts).
+    expect(await phone.evaluate(() => performance.getEntriesByName('zr:link-open').length)).toBe(1);
     await expect.poll(() => badge(owner), { timeout: 30_000 }).toBe('direct');
     await expect.poll(() => badge(phone), { timeout: 30_000 }).toBe('direct');
   }, 180_000);

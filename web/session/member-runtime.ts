@@ -37,6 +37,8 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     history: HistoryRecord[],
     outbox: OutboxRecord[],
     authToken?: Uint8Array,
+    /** A link already being made for this join (web/session/prewarm.ts), used by the first connect. */
+    private firstLink?: Promise<PeerLink>,
   ) {
     super(deps, record, keys, history, outbox);
     this.ctx = { random: (n) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey };
@@ -58,16 +60,21 @@ export class MemberRuntime extends RoomRuntime<MemberState> {
     this.linkState = 'connecting';
     this.deps.changed();
     const policy = this.deps.iceTransportPolicy();
-    joinRoom({
-      signalingUrl: this.record.server,
-      ...(this.record.serverKey !== '' ? { serverKey: asBoxPublicKey(fromHex(this.record.serverKey, 32)) } : {}),
-      ownerKey: asBoxPublicKey(fromHex(this.state.ownerPeer, 32)),
-      ...(this.authToken !== undefined ? { token: this.authToken } : {}),
-      permanentKeys: this.keys.peer,
-      WebSocket: browserWebSocket(),
-      iceServers: this.deps.iceServers(),
-      ...(policy !== undefined ? { iceTransportPolicy: policy } : {}),
-    }).then(
+    const prepared = this.firstLink;
+    this.firstLink = undefined;
+    (
+      prepared ??
+      joinRoom({
+        signalingUrl: this.record.server,
+        ...(this.record.serverKey !== '' ? { serverKey: asBoxPublicKey(fromHex(this.record.serverKey, 32)) } : {}),
+        ownerKey: asBoxPublicKey(fromHex(this.state.ownerPeer, 32)),
+        ...(this.authToken !== undefined ? { token: this.authToken } : {}),
+        permanentKeys: this.keys.peer,
+        WebSocket: browserWebSocket(),
+        iceServers: this.deps.iceServers(),
+        ...(policy !== undefined ? { iceTransportPolicy: policy } : {}),
+      })
+    ).then(
       (link) => this.attach(link),
       (e: unknown) => this.connectFailed(e),
     );

@@ -13,6 +13,7 @@ import {
   type SignalingCheck,
 } from '../../protocol/link/diagnostics.ts';
 import { browserWebSocket } from './browser-websocket.ts';
+import { discardPrewarmed, takePrewarmed } from './prewarm.ts';
 import { saltyAuthToken } from '../../protocol/room/ids.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
 import { DEFAULT_CONFIG, type MemberId, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
@@ -192,9 +193,22 @@ export class Session {
     checkInviteFresh(invite, Date.now());
     const id = toHex(invite.room);
     const existing = this.rooms.get(id);
-    if (existing !== undefined && !(existing instanceof MemberRuntime && existing.view().removed)) return id;
+    if (existing !== undefined && !(existing instanceof MemberRuntime && existing.view().removed)) {
+      discardPrewarmed(); // already a member here: the prepared first-contact link is not needed
+      return id;
+    }
     if (existing !== undefined) await this.forget(id);
-    const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+    // The link may be under way already (prewarm.ts), made with the server's ICE settings.
+    let prewarmed = takePrewarmed(inviteUrl);
+    if (prewarmed !== null && (this.settings.customIce || this.settings.relayOnly)) {
+      discardPrewarmed();
+      void prewarmed.link.then(
+        (l) => l.close(),
+        () => undefined,
+      );
+      prewarmed = null;
+    }
+    const keys: RoomIdentity = { identity: generateIdentity(), peer: prewarmed?.peer ?? generateBoxKeyPair() };
     const step = startJoin(
       { random: (n: number) => crypto.getRandomValues(new Uint8Array(n)), identity: keys.identity, peerKey: keys.peer.publicKey },
       invite,
@@ -211,7 +225,7 @@ export class Session {
     };
     await this.vault.put('identities', id, encodeIdentity(keys));
     await this.vault.put('rooms', id, encodeRoomRecord(record));
-    const runtime = new MemberRuntime(this.deps, record, keys, [], [], saltyAuthToken(invite.token));
+    const runtime = new MemberRuntime(this.deps, record, keys, [], [], saltyAuthToken(invite.token), prewarmed?.link);
     // startJoin's join-request is sent by the 'connected' step once the link is open (5.4, 5.10).
     this.rooms.set(id, runtime);
     runtime.start();
