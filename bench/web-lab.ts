@@ -63,8 +63,8 @@ async function zeroRoomOnce(owner: Browser, phone: Browser, appUrl: string): Pro
     const invite = await newInvite(o);
     const m: Page = await memberCtx.newPage();
     const t0 = Date.now();
-    await m.goto(invite);
-    await m.getByTestId('password-input').fill(PASSWORD);
+    await m.goto(invite, { waitUntil: 'domcontentloaded', timeout: 120_000 });
+    await m.getByTestId('password-input').fill(PASSWORD, { timeout: 120_000 });
     const t1 = Date.now();
     await m.getByTestId('password-confirm-input').fill(PASSWORD);
     await m.getByTestId('unlock-button').click();
@@ -103,7 +103,7 @@ async function bareOnce(owner: Browser, phone: Browser, url: string): Promise<nu
     await waiting.waitForFunction(() => document.readyState === 'complete');
     const joiner = await joinCtx.newPage();
     const t0 = Date.now();
-    await joiner.goto(`${url}#join`);
+    await joiner.goto(`${url}#join`, { waitUntil: 'domcontentloaded', timeout: 120_000 });
     await joiner.waitForFunction(() => (window as unknown as { __received?: unknown }).__received !== undefined, undefined, {
       timeout: 30_000,
     });
@@ -154,10 +154,21 @@ export async function labJoinLatency(runs: number): Promise<void> {
     browsers.push(owner, phone);
     const zr: Split[] = [];
     const bare: number[] = [];
+    let failed = 0;
     for (let i = 0; i < runs; i++) {
-      bare.push(await bareOnce(owner, phone, bareUrl));
-      zr.push(await zeroRoomOnce(owner, phone, appUrl));
+      try {
+        bare.push(await bareOnce(owner, phone, bareUrl));
+        zr.push(await zeroRoomOnce(owner, phone, appUrl));
+      } catch (e) {
+        failed++;
+        console.log(`  run ${i + 1} failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+      }
     }
+    if (zr.length === 0 || bare.length === 0) {
+      console.log('lab join latency: no complete run');
+      return;
+    }
+    if (failed > 0) console.log(`  (${failed} of ${runs} runs failed and are left out)`);
     const med = (f: (s: Split) => number): number => median(zr.map(f));
     const b = median(bare);
     const afterUnlock = med((s) => s.join);
