@@ -196,13 +196,24 @@ export class LinkSession {
     }, CONNECT_TIMEOUT_MS);
     const fallbackAfter = (rtc.fallback !== false ? rtc.fallback?.afterMs : undefined) ?? FALLBACK_AFTER_MS;
     // Member: no data channel by the deadline -> move onto the server. Probe: give up quietly.
-    if (this.canFallBack || (probe && rtc.fallback !== false))
-      this.fallbackTimer = host.timers.setTimeout(() => {
+    if (this.canFallBack || (probe && rtc.fallback !== false)) {
+      let extended = false;
+      const onDeadline = (): void => {
         this.fallbackTimer = null;
         if (this.connected || this.ended) return;
+        // ICE found a pair and only DTLS/SCTP is still on its way (a slow, loaded machine): that is
+        // no reason to leave the direct path; wait once more, up to the connect timeout.
+        const ice = this.transport.peerConnection?.iceConnectionState;
+        if (!extended && (ice === 'connected' || ice === 'completed') && CONNECT_TIMEOUT_MS > fallbackAfter) {
+          extended = true;
+          this.fallbackTimer = host.timers.setTimeout(onDeadline, CONNECT_TIMEOUT_MS - fallbackAfter - 1000);
+          return;
+        }
         if (this.probe) this.end(new LinkTimeoutError());
         else this.startFallback();
-      }, fallbackAfter);
+      };
+      this.fallbackTimer = host.timers.setTimeout(onDeadline, fallbackAfter);
+    }
   }
 
   /** The session's RTCPeerConnection (null once destroyed or in fallback), for stats. */

@@ -16,8 +16,10 @@ import type { Timers } from '../../protocol/saltyrtc/client-driver.ts';
 
 /** An RTCPeerConnection that never connects: ICE can produce no pair. */
 class NeverConnects {
+  /** What every new instance reports as its ICE state (a test may pretend ICE found a pair). */
+  static ice = 'new';
   connectionState = 'new';
-  iceConnectionState = 'new';
+  iceConnectionState = NeverConnects.ice;
   signalingState = 'stable';
   onicecandidate: unknown = null;
   oniceconnectionstatechange: unknown = null;
@@ -216,6 +218,22 @@ describe('a session that ICE cannot connect', () => {
     expect(gotBig.at(-1)).toEqual(big);
     owner.close();
     member.close();
+  });
+
+  it('waits longer when ICE is connected and only the data channel is late (a loaded machine)', () => {
+    NeverConnects.ice = 'connected';
+    try {
+      const { member, timers } = pair();
+      timers.advance(1000);
+      expect(member.state).toBe('connecting');
+      timers.advance(17_999);
+      expect(member.state).toBe('connecting');
+      timers.advance(1);
+      expect(member.state).toBe('fallback');
+      member.close();
+    } finally {
+      NeverConnects.ice = 'new';
+    }
   });
 
   it('without fallback the session ends at the connect timeout as before', () => {
