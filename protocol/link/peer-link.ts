@@ -86,6 +86,8 @@ export interface LinkDeps {
 /** Shared by the owner and member sides; they attach sessions and react to drops. */
 export class PeerLinkImpl implements PeerLink {
   private current: LinkSession | null = null;
+  /** Sessions in a row that ended before their channel opened (an early failure then falls back at once). */
+  private failedBeforeOpen = 0;
   /** A probe for a direct path while `current` runs in fallback (docs/PROTOCOL.md 4.8). */
   private probe: LinkSession | null = null;
   private readonly events = new Emitter<PeerLinkEvents>();
@@ -228,6 +230,7 @@ export class PeerLinkImpl implements PeerLink {
       // Computed when the channel opens: a probe opens while the fallback session still delivers.
       () => ({ kind: 'resume', nextId: this.inbox.resumePoint() }),
       probe,
+      this.failedBeforeOpen >= 1,
     );
     if (probe) this.probe = session;
     else this.current = session;
@@ -282,6 +285,7 @@ export class PeerLinkImpl implements PeerLink {
   }
 
   private onSessionEnded(s: LinkSession, error: Error | null): void {
+    if (s === this.current) this.failedBeforeOpen = s.everOpened ? 0 : this.failedBeforeOpen + 1;
     if (s === this.probe) {
       this.probe = null;
       this.onProbeEnded?.();

@@ -108,6 +108,8 @@ export class LinkSession {
   private pollTimer: unknown = null;
   /** Frames go as SaltyRTC application messages through the server (4.8) instead of the data channel. */
   private viaServer = false;
+  private fallbackAfter = FALLBACK_AFTER_MS;
+  private createdAt = 0;
   /** Member only: may move onto the server (not a probe, fallback enabled). */
   private readonly canFallBack: boolean;
   /** Fallback is on for this link (owner: wait for the member's decision when the peer connection fails). */
@@ -124,6 +126,11 @@ export class LinkSession {
     ownResume: () => Inner,
     /** A probe for a direct path while the current session runs in fallback (4.8): it never falls back. */
     readonly probe = false,
+    /**
+     * The link's previous session also failed before its channel opened: an early failure of this
+     * one means fall back at once. A first early failure is often transient and gets a new session.
+     */
+    private readonly eagerFallback = false,
   ) {
     this.port = port;
     this.fallbackOn = rtc.fallback !== false;
@@ -195,6 +202,8 @@ export class LinkSession {
       if (!this.connected) this.end(new LinkTimeoutError());
     }, CONNECT_TIMEOUT_MS);
     const fallbackAfter = (rtc.fallback !== false ? rtc.fallback?.afterMs : undefined) ?? FALLBACK_AFTER_MS;
+    this.fallbackAfter = fallbackAfter;
+    this.createdAt = host.timers.now();
     // Member: no data channel by the deadline -> move onto the server. Probe: give up quietly.
     if (this.canFallBack || (probe && rtc.fallback !== false)) {
       let extended = false;
@@ -221,6 +230,11 @@ export class LinkSession {
     return this.viaServer ? null : this.transport.peerConnection;
   }
 
+  /** The channel opened at some point (directly or through the server). */
+  get everOpened(): boolean {
+    return this.connected;
+  }
+
   /** Frames go through the signaling server (4.8). */
   get isFallback(): boolean {
     return this.viaServer;
@@ -232,7 +246,8 @@ export class LinkSession {
   private onTransportGone(error: Error | null): void {
     if (this.viaServer || this.ended) return;
     if (!this.connected && this.port !== null && !this.handoverSent && !this.probe) {
-      if (this.canFallBack) return this.startFallback();
+      const late = this.host.timers.now() - this.createdAt >= this.fallbackAfter;
+      if (this.canFallBack && (this.eagerFallback || late)) return this.startFallback();
       // Owner: the member decides (its fallback message comes, or the connect timeout ends this).
       if (this.initiator && this.fallbackOn) return;
     }

@@ -52,8 +52,20 @@ class NeverConnects {
   getSenders(): unknown[] {
     return [];
   }
-  addEventListener(): void {}
+  static readonly live: NeverConnects[] = [];
+  private readonly listeners: Array<() => void> = [];
+  constructor() {
+    NeverConnects.live.push(this);
+  }
+  addEventListener(type: string, f: () => void): void {
+    if (type === 'connectionstatechange') this.listeners.push(f);
+  }
   removeEventListener(): void {}
+  /** The peer connection gives up (as when ICE fails). */
+  fail(): void {
+    this.connectionState = 'failed';
+    for (const f of this.listeners) f();
+  }
   close(): void {
     this.connectionState = 'closed';
   }
@@ -100,6 +112,7 @@ function pair(opts: { fallback?: false } = {}): {
   timers: ReturnType<typeof manualTimers>;
   wire: Wire;
   deliver(): void;
+  reattach(): void;
 } {
   const timers = manualTimers();
   const ownerKeys = generateBoxKeyPair();
@@ -117,8 +130,8 @@ function pair(opts: { fallback?: false } = {}): {
     },
     bufferedAmount: () => 0,
   });
-  const ownerSession = owner.attach(shared, true, port(wire.toMember, 'owner'));
-  const memberSession = member.attach(shared, false, port(wire.toOwner, 'member'));
+  let ownerSession = owner.attach(shared, true, port(wire.toMember, 'owner'));
+  let memberSession = member.attach(shared, false, port(wire.toOwner, 'member'));
   const hand = (bytes: Uint8Array, to: typeof ownerSession): void => {
     const msg = decodePostAuth(bytes);
     if (msg.type === 'application') to.onApplication(msg.data);
@@ -129,6 +142,13 @@ function pair(opts: { fallback?: false } = {}): {
     member,
     timers,
     wire,
+    reattach() {
+      // A reconnect: a new client handshake gives both sides a new session.
+      wire.toOwner.length = 0;
+      wire.toMember.length = 0;
+      ownerSession = owner.attach(shared, true, port(wire.toMember, 'owner'));
+      memberSession = member.attach(shared, false, port(wire.toOwner, 'member'));
+    },
     deliver() {
       // Relay everything queued, both ways, until quiet (the order of each direction is kept).
       while (wire.toOwner.length > 0 || wire.toMember.length > 0) {
@@ -234,6 +254,20 @@ describe('a session that ICE cannot connect', () => {
     } finally {
       NeverConnects.ice = 'new';
     }
+  });
+
+  it('a first early failure of the peer connection gets a new session; a second one falls back at once', () => {
+    const { member, timers, reattach } = pair();
+    const errs = errors(member);
+    NeverConnects.live.at(-1)?.fail(); // the member's peer connection (made last)
+    expect(member.state).toBe('offline');
+    expect(errs).toEqual(['link.connect']);
+    timers.advance(300);
+    reattach();
+    expect(member.state).toBe('offline');
+    NeverConnects.live.at(-1)?.fail();
+    expect(member.state).toBe('fallback');
+    member.close();
   });
 
   it('without fallback the session ends at the connect timeout as before', () => {
