@@ -65,3 +65,34 @@ export async function startBaseline(): Promise<Baseline> {
     },
   };
 }
+
+/** Serves the bare page on `host` (e.g. inside a lab namespace) and relays WebSocket messages. */
+export async function startBaselineOn(host: string, port: number): Promise<Baseline> {
+  const server: Server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(PAGE);
+  });
+  const wss = new WebSocketServer({ server, path: '/relay' });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => {
+      for (const other of wss.clients) if (other !== ws) other.send(data, { binary: isBinary });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
+  return {
+    url: `http://${host}:${port}/`,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+// `tsx bench/web-baseline.ts --serve HOST PORT`: run the baseline alone (bench/web-lab.ts starts it
+// inside the owner's lab namespace) until SIGTERM.
+if (process.argv[2] === '--serve') {
+  const b = await startBaselineOn(process.argv[3] ?? '127.0.0.1', Number(process.argv[4] ?? 0));
+  console.log(`baseline: listening on ${b.url}`);
+  process.once('SIGTERM', () => void b.close().then(() => process.exit(0)));
+}

@@ -23,6 +23,7 @@ import {
   startServer,
 } from '../test/e2e/harness.ts';
 import { startBaseline } from './web-baseline.ts';
+import { labJoinLatency } from './web-lab.ts';
 
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 5);
 
@@ -149,3 +150,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// The same figure in the network lab (root only; BENCH_LAB=0 leaves it out).
+if (process.env['BENCH_LAB'] !== '0') await labJoinLatency(RUNS);

@@ -14,7 +14,8 @@ export class UsageError extends ZeroRoomError {
 export interface FlagSpec {
   /** Long name without dashes, e.g. `max-payload`. */
   readonly name: string;
-  readonly kind: 'string' | 'int' | 'list' | 'bool';
+  /** `optional`: `--name` alone (value '') or `--name VALUE`; its variable takes true/1/yes (= '') or a value. */
+  readonly kind: 'string' | 'int' | 'list' | 'bool' | 'optional';
   readonly help: string;
   /** Shown in --help and docs; the real default is applied by the command. */
   readonly defaultText?: string;
@@ -73,6 +74,15 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
       out.set(name, eq === -1 ? true : parseBool(arg.slice(eq + 1), source));
       continue;
     }
+    if (spec.kind === 'optional') {
+      const next = argv[i + 1];
+      if (eq !== -1) out.set(name, arg.slice(eq + 1));
+      else if (next !== undefined && !next.startsWith('--')) {
+        out.set(name, next);
+        i++;
+      } else out.set(name, '');
+      continue;
+    }
     let raw: string;
     if (eq !== -1) raw = arg.slice(eq + 1);
     else {
@@ -97,7 +107,11 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[], 
     if (raw === undefined) continue;
     if (spec.kind === 'int') out.set(spec.name, parseInt10(raw.trim(), spec, variable));
     else if (spec.kind === 'bool') out.set(spec.name, parseBool(raw.trim(), variable));
-    else if (spec.kind === 'list')
+    else if (spec.kind === 'optional') {
+      const v = raw.trim();
+      if (v === '' || v === '0' || v === 'false' || v === 'no') continue;
+      out.set(spec.name, v === '1' || v === 'true' || v === 'yes' ? '' : v);
+    } else if (spec.kind === 'list')
       out.set(
         spec.name,
         raw
@@ -129,7 +143,8 @@ export function flagBool(flags: ParsedFlags, name: string): boolean {
 /** The option list of a subcommand's --help text, one flag per line with its variable and default. */
 export function formatFlagHelp(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
-    const left = `  --${s.name}${s.kind === 'bool' ? '' : ` ${s.valueName ?? 'VALUE'}`}`;
+    const value = s.kind === 'bool' ? '' : s.kind === 'optional' ? ` [${s.valueName ?? 'VALUE'}]` : ` ${s.valueName ?? 'VALUE'}`;
+    const left = `  --${s.name}${value}`;
     const extra = [
       s.kind === 'list' ? 'repeatable' : '',
       s.defaultText !== undefined ? `default ${s.defaultText}` : '',

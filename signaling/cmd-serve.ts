@@ -3,6 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BoxKeyPair } from '../crypto/nacl.ts';
@@ -11,7 +12,9 @@ import { CliError, type CliIo, type Command, EXIT_OK } from './cli.ts';
 import { SERVE_FLAGS, type ServeConfig, parseServeConfig } from './config.ts';
 import { createHttpHandler, securityHeaders } from './http.ts';
 import { KeyFileError, loadOrCreateKeyFile } from './keyfile.ts';
+import { type LanCertificate, lanAddresses, loadOrCreateLanCertificate } from './lan.ts';
 import { SignalingMetrics } from './metrics.ts';
+import { RelayBudget } from './relay-budget.ts';
 import { attachSignalingServer, behindProxy, defaultLimits, type SignalingServerOptions } from './server.ts';
 import { type StaticSite, openStaticSite } from './static-files.ts';
 import { type IceServer, turnCredentials } from './turn-credentials.ts';
@@ -63,20 +66,37 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   const turnSecret = config.turn === undefined ? undefined : await readTurnSecret(config.turn.secret);
   const { site, placeholder } = await openSite(config);
 
-  const tlsOptions = config.tls === undefined ? undefined : await readTls(config.tls);
+  const lan = config.lan === undefined ? undefined : await lanSetup(config.lan.address, config.keyFiles[0] as string);
+  const tlsOptions =
+    lan !== undefined
+      ? { cert: lan.certificate.cert, key: lan.certificate.key }
+      : config.tls === undefined
+        ? undefined
+        : await readTls(config.tls);
+  const relayBudget = new RelayBudget(config.relayBudget);
   const metrics = new SignalingMetrics();
+  metrics.relayBudget = relayBudget.stats;
   const scheme = tlsOptions === undefined ? 'http' : 'https';
   // Filled in once the port is known (port 0 picks a free one).
   let listenOrigin = '';
+  let port = 0;
+  /** --lan: https://<first LAN address>:PORT, for invites and /config.json whatever host the browser used. */
+  let lanOrigin: string | undefined;
   const headers: Record<string, string> = {};
+  const wildcard = isWildcard(config.host);
   const handler = createHttpHandler({
     site,
     metrics,
     headers,
+    ...(lan !== undefined ? { caCertificate: lan.certificate.caDer } : {}),
     configJson: (host) => {
       // Without configured public URLs, answer with the address the browser used (e.g. localhost vs
       // 127.0.0.1, or the LAN name when listening on 0.0.0.0); the listening address is the fallback.
-      const origin = host !== undefined ? `${scheme}://${host}` : listenOrigin;
+      // A loopback name is no use in an invite: when listening on all interfaces, a LAN address
+      // of this machine stands in for it.
+      const lanHost = wildcard && (host === undefined || isLoopbackHost(host)) ? lanAddresses(os.networkInterfaces())[0] : undefined;
+      const origin =
+        lanOrigin ?? (lanHost !== undefined ? `${scheme}://${lanHost}:${port}` : host !== undefined ? `${scheme}://${host}` : listenOrigin);
       const iceServers: IceServer[] = config.iceServerUrls.map((urls) => ({ urls }));
       let iceServersExpireAt: number | undefined;
       if (config.turn !== undefined && turnSecret !== undefined) {
@@ -110,6 +130,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     permanentKeys: keys,
     limits: config.limits,
     observer: metrics,
+    relayBudget,
     ...(config.trustedProxies.length > 0 ? { clientAddress: behindProxy(config.trustedProxies) } : {}),
     log: config.quiet ? () => {} : (event, fields) => io.err(formatLog(event, fields)),
   });
@@ -119,10 +140,16 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
     await cluster?.close();
     throw new CliError(`cannot listen on ${config.host}:${config.port}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   });
-  const port = (server.address() as AddressInfo).port;
+  port = (server.address() as AddressInfo).port;
   listenOrigin = `${scheme}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  if (lan !== undefined) lanOrigin = `https://${lan.addresses[0] as string}:${port}`;
+  // connect-src names the origins clients really open WebSockets to: for a wildcard bind, every
+  // address of this machine (and localhost), never 0.0.0.0 itself.
+  const reachable = wildcard
+    ? [...(lan?.addresses ?? []), ...lanAddresses(os.networkInterfaces()), '127.0.0.1', 'localhost'].map((h) => `${scheme}://${h}:${port}`)
+    : [listenOrigin];
   const connectOrigins = [
-    wsOf(listenOrigin),
+    ...reachable.map(wsOf),
     ...(config.signalingUrl !== undefined ? [new URL(config.signalingUrl).origin] : []),
     ...config.connectOrigins,
   ];
@@ -135,6 +162,7 @@ export async function startServer(config: ServeConfig, io: CliIo): Promise<Runni
   io.out(
     `zeroroom: serving ${config.webRoot === 'none' ? 'no web app (--web none: it is hosted elsewhere)' : placeholder ? 'the placeholder page (web app not built)' : `web app from ${site.root}`}`,
   );
+  if (lan !== undefined && lanOrigin !== undefined) await printLanBanner(io, lanOrigin, lan);
 
   return {
     url: listenOrigin,
@@ -171,6 +199,48 @@ async function startCluster(
     throw new CliError(`--redis ${where}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   }
   return { registry: clusterRegistry(node), nodeId: node.nodeId ?? '?', where, close: () => node.close() };
+}
+
+interface LanSetup {
+  readonly addresses: readonly string[];
+  readonly certificate: LanCertificate;
+}
+
+/** --lan: the addresses to serve on and a certificate for them, next to the (first) server key. */
+async function lanSetup(address: string | undefined, keyFile: string): Promise<LanSetup> {
+  const addresses = address !== undefined ? [address] : lanAddresses(os.networkInterfaces());
+  if (addresses.length === 0)
+    throw new CliError('--lan: this machine has no LAN address (no non-loopback IPv4 interface); give one: --lan 192.168.1.20');
+  const dir = path.dirname(path.resolve(keyFile));
+  try {
+    return { addresses, certificate: await loadOrCreateLanCertificate(dir, addresses) };
+  } catch (e) {
+    throw new CliError(`--lan: cannot create the certificate in ${dir}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+}
+
+/** What a person needs to try it with a phone: the URL, a QR code of it, and the CA's fingerprint. */
+async function printLanBanner(io: CliIo, origin: string, lan: LanSetup): Promise<void> {
+  const { default: QRCode } = await import('qrcode');
+  io.out(`zeroroom: LAN URL ${origin}`);
+  io.out(`zeroroom: LAN CA fingerprint (SHA-256) ${lan.certificate.caFingerprint}`);
+  io.out(`zeroroom: LAN CA certificate ${origin}/ca.crt`);
+  if (lan.addresses.length > 1) io.out(`zeroroom: also reachable on ${lan.addresses.slice(1).join(', ')}`);
+  io.out('');
+  io.out(await QRCode.toString(origin, { type: 'terminal', small: true, errorCorrectionLevel: 'M' }));
+  io.out(`Open ${origin} on this computer AND on your phone (same Wi-Fi; scan the code above).`);
+  io.out("The browser warns once about the certificate: it is this computer's own CA (fingerprint above).");
+  io.out(`Accept it, or install ${origin}/ca.crt on the phone (docs/OPERATIONS.md "Trying it with a phone").`);
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
+}
+
+/** localhost, *.localhost, 127.x.y.z or [::1], with or without a port. */
+export function isLoopbackHost(hostWithPort: string): boolean {
+  const host = hostWithPort.startsWith('[') ? hostWithPort.slice(0, hostWithPort.indexOf(']') + 1) : hostWithPort.replace(/:\d+$/, '');
+  return /^(localhost|.*\.localhost)\.?$/i.test(host) || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]';
 }
 
 function wsOf(httpOrigin: string): string {

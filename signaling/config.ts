@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { MAX_MAX_PAYLOAD, MIN_MAX_PAYLOAD, type SignalingLimits, defaultLimits } from './server.ts';
 import { type FlagSpec, UsageError, flagBool, flagInt, flagList, flagString, parseFlags } from './cli-args.ts';
+import { RELAY_BUDGET_RANGES, type RelayBudgetLimits, defaultRelayBudget } from './relay-budget.ts';
 
 /** Everything `zeroroom serve` needs, resolved from flags, `ZEROROOM_*` variables and defaults. */
 export interface ServeConfig {
@@ -22,8 +23,16 @@ export interface ServeConfig {
   /** Reverse proxies whose last X-Forwarded-For hop is taken as the client address (per-IP limits). */
   readonly trustedProxies: readonly string[];
   readonly quiet: boolean;
-  /** Several nodes sharing paths through Redis (docs/PROTOCOL.md 3.8); undefined = this process alone. */
+  /** Several nodes sharing paths through Redis (docs/PROTOCOL.md 3.9); undefined = this process alone. */
   readonly redis: { readonly url: string; readonly leaseMs: number } | undefined;
+  /**
+   * `--lan [ADDR]`: listen on all interfaces and serve https/wss with a local CA's certificate for
+   * ADDR (else the machine's LAN addresses) and localhost; invites and /config.json use
+   * https://<lan address>:PORT (signaling/lan.ts). `address` undefined = find the addresses.
+   */
+  readonly lan: { readonly address: string | undefined } | undefined;
+  /** Per-path budget for relayed client-to-client data (docs/PROTOCOL.md 3.9). */
+  readonly relayBudget: RelayBudgetLimits;
 }
 
 export interface TurnConfig {
@@ -112,6 +121,45 @@ const LIMIT_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof SignalingLimits 
   },
 ];
 
+const RELAY_FLAGS: ReadonlyArray<{ flag: FlagSpec; field: keyof RelayBudgetLimits }> = [
+  {
+    field: 'bytesPerSecond',
+    flag: {
+      name: 'relay-bytes-per-second',
+      kind: 'int',
+      valueName: 'BYTES',
+      min: RELAY_BUDGET_RANGES.bytesPerSecond[0],
+      max: RELAY_BUDGET_RANGES.bytesPerSecond[1],
+      help: 'relay budget per path: sustained client-to-client bytes per second (fallback traffic)',
+      defaultText: String(defaultRelayBudget.bytesPerSecond),
+    },
+  },
+  {
+    field: 'burstBytes',
+    flag: {
+      name: 'relay-burst-bytes',
+      kind: 'int',
+      valueName: 'BYTES',
+      min: RELAY_BUDGET_RANGES.burstBytes[0],
+      max: RELAY_BUDGET_RANGES.burstBytes[1],
+      help: 'relay budget per path: burst size in bytes',
+      defaultText: String(defaultRelayBudget.burstBytes),
+    },
+  },
+  {
+    field: 'framesPerSecond',
+    flag: {
+      name: 'relay-frames-per-second',
+      kind: 'int',
+      valueName: 'N',
+      min: RELAY_BUDGET_RANGES.framesPerSecond[0],
+      max: RELAY_BUDGET_RANGES.framesPerSecond[1],
+      help: 'relay budget per path: sustained frames per second (burst: two seconds worth)',
+      defaultText: String(defaultRelayBudget.framesPerSecond),
+    },
+  },
+];
+
 export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: 'host', kind: 'string', valueName: 'ADDR', help: 'address to listen on', defaultText: DEFAULT_HOST },
   {
@@ -140,6 +188,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     defaultText: 'web/dist if built, else a placeholder page',
   },
   ...LIMIT_FLAGS.map((l) => l.flag),
+  ...RELAY_FLAGS.map((l) => l.flag),
   {
     name: 'ice-server',
     kind: 'list',
@@ -201,6 +250,12 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
     max: 600_000,
     help: "a node that has not renewed its lease in Redis for this long is dead: its clients' peers are told within 1.2x this",
     defaultText: String(DEFAULT_REDIS_LEASE_MS),
+  },
+  {
+    name: 'lan',
+    kind: 'optional',
+    valueName: 'ADDR',
+    help: "try it with a phone: listen on all interfaces, https/wss with a local CA for ADDR (default: this machine's LAN addresses) and localhost",
   },
 ];
 
@@ -280,12 +335,26 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (redisUrl !== undefined) checkUrl('--redis', redisUrl, ['redis:', 'rediss:']);
   const redisLeaseMs = flagInt(flags, 'redis-lease-ms');
   if (redisLeaseMs !== undefined && redisUrl === undefined) throw new UsageError('--redis-lease-ms needs --redis');
+  const relayBudget: Record<keyof RelayBudgetLimits, number> = { ...defaultRelayBudget };
+  for (const { flag, field } of RELAY_FLAGS) {
+    const v = flagInt(flags, flag.name);
+    if (v !== undefined) relayBudget[field] = v;
+  }
+
+  const lanFlag = flagString(flags, 'lan');
+  if (lanFlag !== undefined) {
+    // --lan decides the listening address, the certificate and the public URLs itself.
+    for (const other of ['host', 'tls-cert', 'tls-key', 'app-url', 'signaling-url'])
+      if (flags.has(other)) throw new UsageError(`--lan sets what --${other} would; leave --${other} out`);
+    if (lanFlag !== '' && (!/^[A-Za-z0-9.-]+$/.test(lanFlag) || lanFlag.length > 253))
+      throw new UsageError(`--lan: "${lanFlag}" is not an IPv4 address or host name`);
+  }
 
   const keyFiles = flagList(flags, 'key-file') ?? [DEFAULT_KEY_FILE];
   if (keyFiles.length === 0) throw new UsageError('--key-file: give at least one key file');
 
   return {
-    host: checkHost(flagString(flags, 'host') ?? DEFAULT_HOST),
+    host: lanFlag !== undefined ? '0.0.0.0' : checkHost(flagString(flags, 'host') ?? DEFAULT_HOST),
     port: flagInt(flags, 'port') ?? DEFAULT_PORT,
     keyFiles,
     tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
@@ -299,5 +368,7 @@ export function parseServeConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     trustedProxies,
     quiet: flagBool(flags, 'quiet'),
     redis: redisUrl === undefined ? undefined : { url: redisUrl, leaseMs: redisLeaseMs ?? DEFAULT_REDIS_LEASE_MS },
+    lan: lanFlag === undefined ? undefined : { address: lanFlag === '' ? undefined : lanFlag },
+    relayBudget,
   };
 }

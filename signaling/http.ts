@@ -47,6 +47,8 @@ export interface HttpDeps {
   /** Built per request: TURN credentials are fresh for every fetch; `host` is the checked Host header. */
   readonly configJson: (host: string | undefined) => unknown;
   readonly headers: Readonly<Record<string, string>>;
+  /** `--lan`: the local CA certificate (DER), served at /ca.crt for devices that install it. */
+  readonly caCertificate?: Uint8Array;
   readonly onError: (what: string, e: unknown) => void;
 }
 
@@ -84,6 +86,12 @@ async function handle(deps: HttpDeps, req: IncomingMessage, res: ServerResponse)
     case '/config.json':
       sendBody(req, res, 200, 'application/json', JSON.stringify(deps.configJson(checkedHost(req.headers.host))) + '\n', 'no-store');
       return;
+    case '/ca.crt':
+      if (deps.caCertificate === undefined) break;
+      // DER with the CA content type: Android's and iOS's certificate installers take it as is.
+      res.setHeader('Content-Disposition', 'attachment; filename="zeroroom-lan-ca.crt"');
+      sendBody(req, res, 200, 'application/x-x509-ca-cert', Buffer.from(deps.caCertificate), 'no-cache');
+      return;
   }
   const found = await lookupStatic(deps.site, rawPath);
   if (found.kind === 'refused') {
@@ -117,8 +125,8 @@ export function checkedHost(host: string | undefined): string | undefined {
   return /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/.test(host) ? host : undefined;
 }
 
-function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, cache: string): void {
-  const bytes = Buffer.from(body, 'utf8');
+function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string | Buffer, cache: string): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': String(bytes.length), 'Cache-Control': cache });
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }

@@ -1,4 +1,5 @@
 import type { RejectReason, SignalingObserver } from './observer.ts';
+import type { RelayBudgetStats } from './relay-budget.ts';
 
 /** Every reason the server reports, listed so each series exists (at 0) from the first scrape. */
 export const REJECT_REASONS: readonly RejectReason[] = [
@@ -30,6 +31,8 @@ export class SignalingMetrics implements SignalingObserver {
   readonly closesByCode = new Map<string, number>();
   readonly rejectsByReason = new Map<RejectReason, number>(REJECT_REASONS.map((r) => [r, 0]));
   private readonly startedAtMs: number;
+  /** The relay budget's counters (docs/PROTOCOL.md 3.9), when the server has one. */
+  relayBudget: RelayBudgetStats | null = null;
 
   constructor(nowMs: number = Date.now()) {
     this.startedAtMs = nowMs;
@@ -81,6 +84,12 @@ export class SignalingMetrics implements SignalingObserver {
     ]);
     family('zeroroom_relayed_frames_total', 'counter', 'Frames relayed from one client to another.', [['', this.relayedFrames]]);
     family('zeroroom_relayed_bytes_total', 'counter', 'Bytes relayed from one client to another.', [['', this.relayedBytes]]);
+    family('zeroroom_relay_throttled_total', 'counter', 'Times a sender was paused for exceeding its path relay budget.', [
+      ['', this.relayBudget?.throttled ?? 0],
+    ]);
+    family('zeroroom_relay_throttled_seconds_total', 'counter', 'Seconds senders were paused by the relay budget, summed.', [
+      ['', (this.relayBudget?.throttledMs ?? 0) / 1000],
+    ]);
     family(
       'zeroroom_closes_total',
       'counter',

@@ -3,7 +3,7 @@
  * the pure machine (protocol/saltyrtc/server-machine.ts: addresses, initiator, responders), and
  * relaying with its per-destination queue limit. It feeds socket events to the machine and carries
  * out the effects. With a cluster port (signaling/cluster/, `zeroroom serve --redis`) the path-wide
- * decisions go to the cluster and its messages come back in as machine events (docs/PROTOCOL.md 3.8);
+ * decisions go to the cluster and its messages come back in as machine events (docs/PROTOCOL.md 3.9);
  * without one, nothing of the cluster runs.
  */
 import { WebSocket } from 'ws';
@@ -20,6 +20,7 @@ import {
 import type { LogFields } from './admission.ts';
 import type { NodeId, NodeMessage } from './cluster/messages.ts';
 import type { SignalingObserver } from './observer.ts';
+import { throttle, type RelayBudget } from './relay-budget.ts';
 import { SocketTable, type SocketEntry } from './sockets.ts';
 
 /** A relay destination with more than this queued gets send-error instead of more data. */
@@ -35,6 +36,8 @@ export interface RegistryDeps {
   readonly contextFor: (pathHex: string) => ServerContext;
   /** Give the per-IP admission slot back once a socket has closed. */
   readonly release: (ip: string) => void;
+  /** Per-path budget for relayed client-to-client data (docs/PROTOCOL.md 3.9); absent = unlimited. */
+  readonly relayBudget?: RelayBudget;
 }
 
 export interface ConnectionRegistry {
@@ -121,9 +124,17 @@ export function createRegistry(deps: RegistryDeps, cluster: ClusterPort | null):
     if (!sockets.closing) dispatch(path, { type: 'closed', conn: entry.id });
     if (path.open === 0 && paths.get(path.hex) === path) {
       paths.delete(path.hex);
+      deps.relayBudget?.forget(path.number);
       observer.pathClosed();
       log('path-closed', { path: path.number });
     }
+  }
+
+  /** Over the path's relay budget: stop reading the sender for a while (backpressure, nothing dropped). */
+  function charge(path: PathEntry, from: number, bytes: number): void {
+    const pauseMs = deps.relayBudget?.charge(path.number, bytes) ?? 0;
+    const sender = pauseMs > 0 ? sockets.get(from) : undefined;
+    if (sender !== undefined) throttle(sender.ws, pauseMs);
   }
 
   /** Run one event (and the events its effects cause, in order) through the path's machine. */
@@ -159,6 +170,7 @@ export function createRegistry(deps: RegistryDeps, cluster: ClusterPort | null):
             }
             to.ws.send(e.bytes);
             observer.relayed(e.bytes.length);
+            charge(path, e.from, e.bytes.length);
             break;
           }
           case 'close': {
@@ -179,6 +191,8 @@ export function createRegistry(deps: RegistryDeps, cluster: ClusterPort | null):
             log(e.event, { ...e.fields, path: path.number });
             break;
           default:
+            // A cluster relay is charged on the sender's node (the budget is per node and path).
+            if (e.type === 'cluster-relay') charge(path, e.conn, e.bytes.length);
             cluster?.run(path.hex, e);
         }
       }

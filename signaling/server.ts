@@ -23,6 +23,7 @@ import type { ServerContext } from '../protocol/saltyrtc/server-machine.ts';
 import { attachAdmission, peerAddress, type Admission, type LogFields } from './admission.ts';
 import { SharedKeyCache, nativeBoxBefore, nativeGenerateKeyPair } from './nacl-native.ts';
 import { nullObserver, type SignalingObserver } from './observer.ts';
+import type { RelayBudget } from './relay-budget.ts';
 import { createLocalRegistry, type ConnectionRegistry, type RegistryDeps } from './registry.ts';
 
 export { behindProxy } from './admission.ts';
@@ -92,6 +93,8 @@ export interface SignalingServerOptions {
   now?: () => number;
   /** The connection registry; default: this process alone (createLocalRegistry). */
   registry?: (deps: RegistryDeps) => ConnectionRegistry;
+  /** Per-path budget for relayed client-to-client data (docs/PROTOCOL.md 3.9); absent = unlimited. */
+  relayBudget?: RelayBudget;
 }
 
 export interface SignalingServer {
@@ -151,6 +154,7 @@ export function attachSignalingServer(opts: SignalingServerOptions): SignalingSe
     log,
     contextFor,
     release: (ip) => admission?.release(ip),
+    ...(opts.relayBudget !== undefined ? { relayBudget: opts.relayBudget } : {}),
   });
   admission = attachAdmission({
     server: opts.server,

@@ -17,7 +17,8 @@ declare module 'qrcode' {
     readonly modules: { readonly size: number; get(row: number, col: number): number };
   }
   export function create(text: string, options?: QRCodeOptions): QRCodeSymbol;
-  export function toCanvas(canvas: HTMLCanvasElement, text: string, options?: QRCodeOptions): Promise<void>;
+  /** `canvas`: an HTMLCanvasElement (typed loosely so that Node code can use this file without the DOM). */
+  export function toCanvas(canvas: object, text: string, options?: QRCodeOptions): Promise<void>;
   export function toString(
     text: string,
     options?: QRCodeOptions & { type?: 'utf8' | 'terminal' | 'svg'; small?: boolean },

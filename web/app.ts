@@ -8,6 +8,7 @@ import { startAttention } from './attention.ts';
 import { describeError } from './dom.ts';
 import { Session } from './session/session.ts';
 import type { ServerConfig } from './session/types.ts';
+import { prewarmJoin } from './session/prewarm.ts';
 import { parseServerConfig } from './session/server-config.ts';
 import { Vault } from './storage/vault.ts';
 import type { Store } from './store.ts';
@@ -15,10 +16,14 @@ import { mountShell } from './views/shell.ts';
 
 let config: ServerConfig | null = null;
 
-/** Loads Themis and the server's /config.json; called right after first paint. */
-export async function prepare(): Promise<void> {
+/**
+ * Loads Themis and the server's /config.json; called right after first paint. With an invite in
+ * the address bar the link to its room is started at once (prewarm.ts): it needs no storage key.
+ */
+export async function prepare(inviteUrl: string | null = null): Promise<void> {
   const [, cfg] = await Promise.all([initCrypto({ wasmUrl }), fetchConfig()]);
   config = cfg;
+  if (inviteUrl !== null) prewarmJoin(inviteUrl, cfg?.iceServers ?? []);
 }
 
 async function fetchConfig(): Promise<ServerConfig | null> {

@@ -26,7 +26,7 @@ let appModule: Promise<AppModule> | undefined;
 
 function loadApp(): Promise<AppModule> {
   appModule ??= import('./app.ts').then(async (m) => {
-    await m.prepare();
+    await m.prepare(store.get().pendingJoin);
     return m;
   });
   return appModule;

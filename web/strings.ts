@@ -151,6 +151,7 @@ export const S = {
     direct: 'direct',
     relayed: 'relayed via TURN',
     restarting: 'reconnecting',
+    fallback: 'via server (no direct path)',
     offline: 'offline',
     closed: 'closed',
   } as Record<string, string>,
@@ -172,6 +173,13 @@ export const S = {
   share: 'Share…',
   shareTitle: (room: string): string => `Join "${room}" on ZeroRoom`,
   revoke: 'Withdraw invite',
+  showQrAnyway: 'Show the QR code anyway',
+  inviteLoopback: (host: string): string =>
+    `This invite points at ${host}, which is this computer only: a phone that scans it cannot reach the app.`,
+  inviteInsecure: (host: string): string =>
+    `This invite uses plain http (${host}): a phone opens it, but without https it cannot unlock the app.`,
+  inviteReachFix:
+    'To invite a phone, start the server with `npm run start:lan` (or `zeroroom serve --lan`) and open the https address it prints; or set --app-url and --signaling-url to addresses the phone can reach.',
   inviteExpired: 'This invite has expired.',
 
   // Settings

@@ -14,6 +14,11 @@ export interface EndpointOptions {
   readonly iceTransportPolicy?: IceTransportPolicy;
   /** WebRTC implementation for simple-peer (Node: nodeWrtc()); browsers leave it out. */
   readonly wrtc?: object;
+  /**
+   * Fallback through the signaling server when no ICE pair works (docs/PROTOCOL.md 4.8): default on,
+   * the member deciding after FALLBACK_AFTER_MS; `afterMs` changes that deadline; `false` turns it off.
+   */
+  readonly fallback?: { readonly afterMs?: number; readonly probeAfterMs?: number } | false;
   /** WebSocket constructor (default globalThis.WebSocket; Node 20 passes `ws`). */
   readonly WebSocket?: WebSocketCtor;
   readonly timers?: Timers;

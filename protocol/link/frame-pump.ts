@@ -44,11 +44,11 @@ export class FramePump {
     private readonly host: PumpHost,
     private readonly key: SharedKey,
     random: RandomBytes,
-    ownResume: Inner,
+    /** Our RESUME, built when the channel opens (a probe session opens while another one still delivers). */
+    private readonly ownResume: () => Inner,
   ) {
     this.sendState = newSendState(random);
     this.recvState = newReceiveState(this.sendState.cookie);
-    this.enqueue(encodeInner(ownResume)); // our first frame, sealed once the channel is open
   }
 
   /** Bytes accepted and not yet sealed onto the channel. */
@@ -63,7 +63,9 @@ export class FramePump {
 
   /** The data channel is open: start sealing. */
   start(): void {
+    if (this.open) return;
     this.open = true;
+    this.enqueue(encodeInner(this.ownResume()), true); // our first frame
     this.pump();
   }
 

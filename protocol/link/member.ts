@@ -17,6 +17,7 @@ import { SignalingClient, systemTimers } from '../saltyrtc/client-driver.ts';
 import type { SaltyClientError } from '../saltyrtc/client-errors.ts';
 import { CloseCode } from '../saltyrtc/close-codes.ts';
 import { backoffDelay } from './backoff.ts';
+import { probeDelay } from './fallback.ts';
 import { IceRestartError } from './ice-restart.ts';
 import { webSocketOf, type EndpointOptions } from './endpoint.ts';
 import { PeerLinkImpl, type PeerLink } from './peer-link.ts';
@@ -37,6 +38,8 @@ export interface JoinOptions extends EndpointOptions {
    * "the signaling server is unreachable" while the link waits.
    */
   readonly onServerReady?: (ownerConnected: boolean) => void;
+  /** The first server handshake is done (for join-latency measurements). */
+  readonly onSignalingReady?: () => void;
 }
 
 /** Attempts (with backoff) before joinRoom rejects when the first link never opens. */
@@ -81,12 +84,16 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
       iceServers: opts.iceServers,
       ...(opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: opts.iceTransportPolicy } : {}),
       ...(opts.wrtc !== undefined ? { wrtc: opts.wrtc } : {}),
+      ...(opts.fallback !== undefined ? { fallback: opts.fallback } : {}),
     },
   });
   const now = opts.now ?? Date.now;
   let token = opts.token;
   /** 4.1 stale tokens: after a 3005 on the token path, the next attempt goes without the token. */
   let skipToken = false;
+  /** Probes for a direct path while the link runs in fallback (4.8): timer and failed-probe count. */
+  let probeTimer: unknown = null;
+  let probes = 0;
   let attempt = 0;
   let opened = false;
   let client: SignalingClient | null = null;
@@ -112,6 +119,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
     /** A normal join (restartOf null) or a request to restart ICE on the open session `restartOf`. */
     const connect = (restartOf: LinkSession | null = null): void => {
       if (link.state === 'closed') return;
+      // The client of a session in fallback is its transport: it stays (the session closes it).
       client?.close();
       const useToken = restartOf === null && token !== undefined && !skipToken ? token : undefined;
       const c = new SignalingClient({
@@ -137,6 +145,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           if (client === c) report(initiatorConnected);
         });
       }
+      if (opts.onSignalingReady !== undefined && attempt === 0 && !opened) c.on('server-ready', () => opts.onSignalingReady?.());
       let session: LinkSession | null = null;
       /** The owner chose the ICE-restart task: this SaltyRTC session signals `restartOf`'s restart. */
       let restarting = false;
@@ -153,7 +162,15 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           }
           return;
         }
-        session = link.attach(shared, false, { send: (p) => c.send(peer, p), handoverDone: () => c.handoverDone(peer) });
+        session = link.attach(shared, false, {
+          send: (p) => c.send(peer, p),
+          handoverDone: () => c.handoverDone(peer),
+          close: () => c.close(),
+          bufferedAmount: () => c.bufferedAmount,
+          fallbackStarted: () => {
+            if (client === c) client = null;
+          },
+        });
       });
       c.on('peer-message', (_peer, msg) => {
         if (restarting && restartOf !== null) {
@@ -165,7 +182,10 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
           }
           return;
         }
-        if (session !== null && msg.type !== 'application' && msg.type !== 'close') session.onTaskMessage(msg);
+        if (session === null || msg.type === 'close') return;
+        if (msg.type === 'application')
+          session.onApplication(msg.data); // fallback (4.8)
+        else session.onTaskMessage(msg);
       });
       c.on('closed', (error: SaltyClientError) => {
         const replaced = client !== c;
@@ -179,7 +199,7 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
         }
         const s: LinkSession | null = session;
         if (s !== null) {
-          s.detachPort();
+          s.detachPort(error); // a session in fallback ends with it
           // Closed before the data channel opened (not a handover): this session cannot finish.
           if (!s.isOpen) s.end(error);
           return;
@@ -197,18 +217,42 @@ export function joinRoom(opts: JoinOptions): Promise<PeerLink> {
       });
       c.start();
     };
+    const clearProbe = (): void => {
+      if (probeTimer !== null) timers.clearTimeout(probeTimer);
+      probeTimer = null;
+    };
+    const scheduleProbe = (): void => {
+      clearProbe();
+      probeTimer = timers.setTimeout(
+        () => {
+          probeTimer = null;
+          if (link.state === 'fallback' && retryTimer === null) connect();
+        },
+        probeDelay(probes, opts.fallback !== false ? opts.fallback?.probeAfterMs : undefined),
+      );
+    };
     link.onOpened = () => {
       attempt = 0;
+      if (link.state === 'fallback') scheduleProbe();
+      else {
+        clearProbe();
+        probes = 0;
+      }
       if (!opened) {
         opened = true;
         resolve(link);
       }
+    };
+    link.onProbeEnded = () => {
+      probes++;
+      if (link.state === 'fallback') scheduleProbe();
     };
     link.onDropped = (error) => retry(error);
     link.onIceTrouble = (s) => {
       if (retryTimer === null) connect(s);
     };
     link.onClosed = () => {
+      clearProbe();
       if (retryTimer !== null) timers.clearTimeout(retryTimer);
       retryTimer = null;
       client?.close();

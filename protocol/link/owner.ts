@@ -121,6 +121,7 @@ class Owner implements OwnerHandle {
       if (existing?.state === 'restarting')
         existing.dropSession(new IceRestartError('link.ice-restart', 'the member reconnected with a new peer connection'));
       const link = this.linkFor(key);
+      // A link in fallback (4.8) gets this session as a probe; the fallback one carries on meanwhile.
       const session: LinkSession = link.attach(shared, true, {
         send: (payload) => client.send(peer, payload),
         handoverDone: () => {
@@ -129,6 +130,12 @@ class Owner implements OwnerHandle {
           this.pending.delete(peer);
           client.handoverDone(peer);
         },
+        close: () => {
+          if (this.pending.get(peer) !== session) return;
+          this.pending.delete(peer);
+          client.closePeer(peer, CloseCode.DroppedByInitiator);
+        },
+        bufferedAmount: () => client.bufferedAmount,
       });
       this.pending.set(peer, session);
     });
@@ -145,7 +152,7 @@ class Owner implements OwnerHandle {
       this.pending.delete(peer);
       if (s === undefined) return;
       // Its address is free for the next responder: nothing of this session may go there.
-      s.detachPort();
+      s.detachPort(error);
       if (!s.isOpen) s.end(error);
     });
     client.on('warning', (m) => opts.onWarning?.(m));
@@ -153,8 +160,9 @@ class Owner implements OwnerHandle {
       if (this.signalingReady) opts.onSignalingState?.(false);
       this.signalingReady = false;
       if (this.client === client) this.client = null;
-      // Sessions still signaling lose their path; open ones continue on their data channels.
-      for (const s of this.pending.values()) s.detachPort();
+      // Sessions still signaling lose their path; open ones continue on their data channels (those in
+      // fallback end: the server was their transport).
+      for (const s of [...this.pending.values()]) s.detachPort(error);
       this.pending.clear();
       for (const s of this.restarts.values()) s.detachRestartPort();
       this.restarts.clear();
@@ -200,6 +208,7 @@ class Owner implements OwnerHandle {
         iceServers: this.opts.iceServers,
         ...(this.opts.iceTransportPolicy !== undefined ? { iceTransportPolicy: this.opts.iceTransportPolicy } : {}),
         ...(this.opts.wrtc !== undefined ? { wrtc: this.opts.wrtc } : {}),
+        ...(this.opts.fallback !== undefined ? { fallback: this.opts.fallback } : {}),
       },
     });
     let announced = false;
@@ -247,7 +256,7 @@ class Owner implements OwnerHandle {
     const s = this.pending.get(peer);
     if (s === undefined) return;
     if (msg.type === 'application') {
-      this.opts.onWarning?.(`ignored 'application' message from responder ${peer}`);
+      s.onApplication(msg.data); // fallback through the server (4.8)
       return;
     }
     if (msg.type === 'close') return; // handled by the machine (peer-lost)

@@ -18,17 +18,21 @@
  * States: 'connecting' (before the first data channel opens), 'direct' / 'relayed' (open; relayed
  * when the selected ICE candidate pair is a TURN relay), 'restarting' (ICE went down on the open
  * session and an ICE restart is under way: the data channel, its keys and queued messages stay; see
- * ice-restart.ts), 'offline' (dropped; the member is reconnecting, the owner waits for it), 'closed'
- * (final: close() on either side, or refused).
+ * ice-restart.ts), 'fallback' (open, but frames go through the signaling server because no ICE pair
+ * works: docs/PROTOCOL.md 4.8; a probe session may bring the link back to 'direct'), 'offline'
+ * (dropped; the member is reconnecting, the owner waits for it), 'closed' (final: close() on either
+ * side, or refused).
  */
 import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
+import { pathKindOf, type LinkPathInfo } from './diagnostics.ts';
 import { Emitter } from './emitter.ts';
 import { Inbox, LinkTooLargeError, MAX_MESSAGE, Outbox, type Inner } from './reliable.ts';
 import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
+import { selectedPath } from './stats.ts';
 
-export type LinkState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
+export type LinkState = 'connecting' | 'direct' | 'relayed' | 'fallback' | 'restarting' | 'offline' | 'closed';
 
 /** How this link object was kept up: peer connections made and ICE restarts completed on them. */
 export interface LinkCounts {
@@ -70,6 +74,8 @@ export interface PeerLink {
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void;
   /** Deliver what is queued, tell the peer, and close for good (no reconnect). */
   close(): void;
+  /** Diagnostics: the path the open session uses (host, reflexive, relay, fallback) and its RTT; null when not open. */
+  pathInfo(): Promise<LinkPathInfo | null>;
 }
 
 export class LinkClosedError extends ZeroRoomError {
@@ -87,6 +93,10 @@ export interface LinkDeps {
 /** Shared by the owner and member sides; they attach sessions and react to drops. */
 export class PeerLinkImpl implements PeerLink {
   private current: LinkSession | null = null;
+  /** Sessions in a row that ended before their channel opened (an early failure then falls back at once). */
+  private failedBeforeOpen = 0;
+  /** A probe for a direct path while `current` runs in fallback (docs/PROTOCOL.md 4.8). */
+  private probe: LinkSession | null = null;
   private readonly events = new Emitter<PeerLinkEvents>();
   // A side that restarted (new process) while its peer kept the link continues the peer's message
   // ids instead of failing every resume (zeroroom host/join restarted from --state).
@@ -111,6 +121,8 @@ export class PeerLinkImpl implements PeerLink {
   onClosed: (() => void) | null = null;
   /** Called on every open (member: reset the backoff; owner: announce new links). */
   onOpened: (() => void) | null = null;
+  /** Called when a probe ended without opening (member: schedule the next probe). */
+  onProbeEnded: (() => void) | null = null;
 
   constructor(
     readonly peerKey: BoxPublicKey,
@@ -156,25 +168,54 @@ export class PeerLinkImpl implements PeerLink {
 
   close(): void {
     if (this.stateValue === 'closed') return;
+    this.endProbe();
     const s = this.current;
     this.setState('closed');
     if (s !== null) s.finish({ kind: 'close', reason: CLOSE_NORMAL }, CLOSE_FLUSH_MS);
     this.finalClose(null);
   }
 
-  /** Start a new session on this link (after a successful SaltyRTC handshake). */
+  async pathInfo(): Promise<LinkPathInfo | null> {
+    const s = this.current;
+    if (s === null || !s.isOpen) return null;
+    if (s.isFallback) return { kind: 'fallback', rttMs: null };
+    const p = await selectedPath(s.peerConnection);
+    return p === null ? null : { kind: pathKindOf(p), rttMs: p.rttMs };
+  }
+
+  /** Is the current session carried through the signaling server (4.8)? */
+  get inFallback(): boolean {
+    return this.current?.isFallback === true;
+  }
+
+  /**
+   * Start a new session on this link (after a successful SaltyRTC handshake). While the current
+   * session runs in fallback, the new one is a probe (4.8): the current one carries on until the
+   * probe's data channel opens, and a probe that does not open ends quietly.
+   */
   attach(key: SharedKey, initiator: boolean, port: TaskPort): LinkSession {
-    const old = this.current;
-    this.current = null;
-    old?.end(null);
-    const resume: Inner = { kind: 'resume', nextId: this.inbox.resumePoint() };
+    const probe = this.current !== null && this.current.isFallback && this.stateValue !== 'closed';
+    if (probe) this.endProbe();
+    else {
+      const old = this.current;
+      this.current = null;
+      old?.end(null);
+      this.endProbe();
+    }
     const session = new LinkSession(
       {
         random: this.deps.random,
         timers: this.deps.timers,
-        onOpen: (s, relayed) => {
+        onPromote: (s) => {
+          if (s !== this.probe || this.stateValue === 'closed') return;
+          const old = this.current;
+          this.current = s;
+          this.probe = null;
+          old?.end(null);
+        },
+        onOpen: (s, path) => {
           if (s !== this.current || this.stateValue === 'closed') return;
-          this.setState(relayed ? 'relayed' : 'direct');
+          this.setState(path);
           this.onOpened?.();
         },
         onIceTrouble: (s) => {
@@ -197,11 +238,21 @@ export class PeerLinkImpl implements PeerLink {
       initiator,
       this.deps.rtc,
       port,
-      resume,
+      // Computed when the channel opens: a probe opens while the fallback session still delivers.
+      () => ({ kind: 'resume', nextId: this.inbox.resumePoint() }),
+      probe,
+      this.failedBeforeOpen >= 1,
     );
-    this.current = session;
+    if (probe) this.probe = session;
+    else this.current = session;
     this.countsValue = { ...this.countsValue, peerConnections: this.countsValue.peerConnections + 1 };
     return session;
+  }
+
+  private endProbe(): void {
+    const p = this.probe;
+    this.probe = null;
+    p?.end(null);
   }
 
   /** End the current session with `error` (the link goes 'offline' and reconnects as after any drop). */
@@ -247,6 +298,12 @@ export class PeerLinkImpl implements PeerLink {
   }
 
   private onSessionEnded(s: LinkSession, error: Error | null): void {
+    if (s === this.current) this.failedBeforeOpen = s.everOpened ? 0 : this.failedBeforeOpen + 1;
+    if (s === this.probe) {
+      this.probe = null;
+      this.onProbeEnded?.();
+      return;
+    }
     if (s !== this.current) return;
     this.current = null;
     if (error !== null) this.events.emit('error', error);
@@ -273,6 +330,7 @@ export class PeerLinkImpl implements PeerLink {
   /** Close for good without a session (refused on reconnect, owner shutting down). */
   fail(error: Error | null): void {
     if (this.stateValue === 'closed') return;
+    this.endProbe();
     const s = this.current;
     this.current = null;
     s?.end(null);

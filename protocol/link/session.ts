@@ -16,8 +16,17 @@ import { MAX_FRAME, PORTABLE_FRAME } from './frame.ts';
 import { chunkPayloadFor, CHUNK_PAYLOAD, encodeInner, type Inner } from './reliable.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import { ZeroRoomError } from '../errors.ts';
-import { CHANNEL_LOW_WATERMARK, FramePump } from './frame-pump.ts';
-import type { IceServer, IceTransportPolicy } from './rtc.ts';
+import type { MsgValue } from '../msgpack.ts';
+import {
+  decodeFallbackData,
+  encodeFallbackFrame,
+  encodeFallbackStart,
+  FALLBACK_AFTER_MS,
+  FALLBACK_POLL_MS,
+  FallbackError,
+} from './fallback.ts';
+import { CHANNEL_HIGH_WATERMARK, CHANNEL_LOW_WATERMARK, FramePump } from './frame-pump.ts';
+import type { IceServer, IceTransportPolicy, PeerConnectionLike } from './rtc.ts';
 import { SessionRestart, type RestartPort } from './session-restart.ts';
 import { SimplePeerTransport, type Signal } from './simple-peer-adapter.ts';
 import { isRelayed } from './stats.ts';
@@ -45,19 +54,35 @@ export interface WebRtcConfig {
   readonly iceTransportPolicy?: IceTransportPolicy;
   /** WebRTC implementation for simple-peer (Node: signaling/node-wrtc.ts); browsers use their own. */
   readonly wrtc?: object;
+  /**
+   * Fallback through the signaling server (docs/PROTOCOL.md 4.8): the member's deadline for a data
+   * channel (default FALLBACK_AFTER_MS); `false` never falls back (the session ends as before).
+   */
+  readonly fallback?: { readonly afterMs?: number; readonly probeAfterMs?: number } | false;
 }
 
-/** How a session talks to the other client before handover (SaltyRTC task messages). */
+/** How a session talks to the other client through the server (SaltyRTC task/application messages). */
 export interface TaskPort {
   send(payload: Uint8Array): void;
   handoverDone(): void;
+  /** Leave this SaltyRTC peer (member: close the signaling connection; owner: drop the responder). */
+  close?(): void;
+  /** Bytes the signaling WebSocket still buffers (backpressure while in fallback). */
+  bufferedAmount?(): number;
+  /** The session moved onto the server: its SaltyRTC connection must stay open. */
+  fallbackStarted?(): void;
 }
+
+/** The path an open session's frames take. */
+export type SessionPath = 'direct' | 'relayed' | 'fallback';
 
 /** What a session reports to its link. */
 export interface SessionHost {
   readonly random: RandomBytes;
   readonly timers: Timers;
-  onOpen(s: LinkSession, relayed: boolean): void;
+  onOpen(s: LinkSession, path: SessionPath): void;
+  /** A probe session's data channel opened (synchronously, before any frame): make it the current one. */
+  onPromote(s: LinkSession): void;
   /** The open session's ICE is disconnected/failed and its peer connection can restart ICE. */
   onIceTrouble(s: LinkSession): void;
   /** ICE is connected again after trouble: by an ICE restart (`restarted`) or by itself. */
@@ -79,6 +104,16 @@ export class LinkSession {
   private handoverReceived = false;
   private port: TaskPort | null;
   private connectTimer: unknown;
+  private fallbackTimer: unknown = null;
+  private pollTimer: unknown = null;
+  /** Frames go as SaltyRTC application messages through the server (4.8) instead of the data channel. */
+  private viaServer = false;
+  private fallbackAfter = FALLBACK_AFTER_MS;
+  private createdAt = 0;
+  /** Member only: may move onto the server (not a probe, fallback enabled). */
+  private readonly canFallBack: boolean;
+  /** Fallback is on for this link (owner: wait for the member's decision when the peer connection fails). */
+  private readonly fallbackOn: boolean;
   /** DATA chunk size for this session, from the SCTP transport's maxMessageSize (see frame.ts MAX_FRAME). */
   chunkSize = CHUNK_PAYLOAD;
 
@@ -88,14 +123,28 @@ export class LinkSession {
     private readonly initiator: boolean,
     rtc: WebRtcConfig,
     port: TaskPort,
-    ownResume: Inner,
+    ownResume: () => Inner,
+    /** A probe for a direct path while the current session runs in fallback (4.8): it never falls back. */
+    readonly probe = false,
+    /**
+     * The link's previous session also failed before its channel opened: an early failure of this
+     * one means fall back at once. A first early failure is often transient and gets a new session.
+     */
+    private readonly eagerFallback = false,
   ) {
     this.port = port;
+    this.fallbackOn = rtc.fallback !== false;
+    this.canFallBack = !initiator && !probe && this.fallbackOn;
     this.frames = new FramePump(
       {
         timers: host.timers,
-        channelBuffered: () => this.transport.bufferedAmount,
-        sendFrame: (frame) => this.transport.send(frame),
+        channelBuffered: () => (this.viaServer ? (this.port?.bufferedAmount?.() ?? 0) : this.transport.bufferedAmount),
+        sendFrame: (frame) => {
+          if (!this.viaServer) return this.transport.send(frame);
+          this.port?.send(encodeFallbackFrame(frame));
+          // No low-water event on a WebSocket: look again while it is full.
+          if ((this.port?.bufferedAmount?.() ?? 0) >= CHANNEL_HIGH_WATERMARK) this.schedulePoll();
+        },
         onInner: (f) => this.host.onInner(this, f),
         onBufferLow: () => this.host.onBufferLow(this),
         fail: (e) => this.end(e),
@@ -113,11 +162,17 @@ export class LinkSession {
         ...(rtc.wrtc !== undefined ? { wrtc: rtc.wrtc } : {}),
       },
       {
-        signal: (s) => this.onLocalSignal(s),
-        connect: () => void this.onConnect(),
-        data: (d) => this.frames.receive(d),
-        close: () => this.end(null),
-        error: (e) => this.end(e),
+        signal: (s) => {
+          if (!this.viaServer) this.onLocalSignal(s);
+        },
+        connect: () => {
+          if (!this.viaServer) void this.onConnect();
+        },
+        data: (d) => {
+          if (!this.viaServer) this.frames.receive(d);
+        },
+        close: () => this.onTransportGone(null),
+        error: (e) => this.onTransportGone(e),
       },
     );
     // The other side gave up before the channel opened (its peer connection failed or was
@@ -125,7 +180,7 @@ export class LinkSession {
     const pc = this.transport.peerConnection;
     pc?.addEventListener('connectionstatechange', () => {
       const st = pc.connectionState;
-      if (!this.connected && (st === 'failed' || st === 'closed')) this.end(new LinkConnectError(st));
+      if (!this.connected && (st === 'failed' || st === 'closed')) this.onTransportGone(new LinkConnectError(st));
     });
     this.restart = new SessionRestart(
       {
@@ -146,6 +201,105 @@ export class LinkSession {
     this.connectTimer = host.timers.setTimeout(() => {
       if (!this.connected) this.end(new LinkTimeoutError());
     }, CONNECT_TIMEOUT_MS);
+    const fallbackAfter = (rtc.fallback !== false ? rtc.fallback?.afterMs : undefined) ?? FALLBACK_AFTER_MS;
+    this.fallbackAfter = fallbackAfter;
+    this.createdAt = host.timers.now();
+    // Member: no data channel by the deadline -> move onto the server. Probe: give up quietly.
+    if (this.canFallBack || (probe && rtc.fallback !== false)) {
+      let extended = false;
+      const onDeadline = (): void => {
+        this.fallbackTimer = null;
+        if (this.connected || this.ended) return;
+        // ICE found a pair and only DTLS/SCTP is still on its way (a slow, loaded machine): that is
+        // no reason to leave the direct path; wait once more, up to the connect timeout.
+        const ice = this.transport.peerConnection?.iceConnectionState;
+        if (!extended && (ice === 'connected' || ice === 'completed') && CONNECT_TIMEOUT_MS > fallbackAfter) {
+          extended = true;
+          this.fallbackTimer = host.timers.setTimeout(onDeadline, CONNECT_TIMEOUT_MS - fallbackAfter - 1000);
+          return;
+        }
+        if (this.probe) this.end(new LinkTimeoutError());
+        else this.startFallback();
+      };
+      this.fallbackTimer = host.timers.setTimeout(onDeadline, fallbackAfter);
+    }
+  }
+
+  /** The session's RTCPeerConnection (null once destroyed or in fallback), for stats. */
+  get peerConnection(): PeerConnectionLike | null {
+    return this.viaServer ? null : this.transport.peerConnection;
+  }
+
+  /** The channel opened at some point (directly or through the server). */
+  get everOpened(): boolean {
+    return this.connected;
+  }
+
+  /** Frames go through the signaling server (4.8). */
+  get isFallback(): boolean {
+    return this.viaServer;
+  }
+
+  // --- fallback through the server (docs/PROTOCOL.md 4.8; fallback.ts) ----------------------------
+
+  /** The peer connection closed or failed. Before the channel opened that may mean: fall back. */
+  private onTransportGone(error: Error | null): void {
+    if (this.viaServer || this.ended) return;
+    if (!this.connected && this.port !== null && !this.handoverSent && !this.probe) {
+      const late = this.host.timers.now() - this.createdAt >= this.fallbackAfter;
+      if (this.canFallBack && (this.eagerFallback || late)) return this.startFallback();
+      // Owner: the member decides (its fallback message comes, or the connect timeout ends this).
+      if (this.initiator && this.fallbackOn) return;
+    }
+    this.end(error);
+  }
+
+  /** Member: tell the owner, then carry frames through the server. */
+  private startFallback(): void {
+    if (this.connected || this.ended || this.port === null || this.handoverSent) return;
+    this.port.send(encodeFallbackStart());
+    this.switchToServer();
+  }
+
+  private switchToServer(): void {
+    this.viaServer = true;
+    this.connected = true;
+    this.host.timers.clearTimeout(this.connectTimer);
+    if (this.fallbackTimer !== null) this.host.timers.clearTimeout(this.fallbackTimer);
+    this.fallbackTimer = null;
+    // Nothing more goes over ICE; the callbacks above ignore what the dying transport still reports.
+    this.transport.destroy();
+    this.chunkSize = chunkPayloadFor(MAX_FRAME);
+    this.port?.fallbackStarted?.();
+    this.frames.start();
+    this.host.onOpen(this, 'fallback');
+  }
+
+  private schedulePoll(): void {
+    if (this.pollTimer !== null || this.ended) return;
+    this.pollTimer = this.host.timers.setTimeout(() => {
+      this.pollTimer = null;
+      this.frames.pump();
+    }, FALLBACK_POLL_MS);
+  }
+
+  /** An `application` message from the other client on this session's SaltyRTC channel. */
+  onApplication(data: MsgValue): void {
+    if (this.ended) return;
+    let msg: ReturnType<typeof decodeFallbackData>;
+    try {
+      msg = decodeFallbackData(data);
+      if (msg.kind === 'start') {
+        if (!this.initiator) throw new FallbackError('fallback from the owner');
+        if (this.viaServer) throw new FallbackError('second fallback message');
+        if (this.connected || this.handoverSent) throw new FallbackError('fallback after the data channel opened');
+      } else if (!this.viaServer) throw new FallbackError('frame through the server before fallback');
+    } catch (e) {
+      this.end(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
+    if (msg.kind === 'start') this.switchToServer();
+    else this.frames.receive(msg.frame);
   }
 
   get bufferedAmount(): number {
@@ -212,7 +366,7 @@ export class LinkSession {
       return;
     }
     const port = this.port;
-    if (port === null || this.handoverSent) return; // after handover no more signaling is needed
+    if (port === null || this.handoverSent || this.viaServer) return; // after handover no more signaling is needed
     if (s.type === 'candidate') {
       port.send(pm.encodeCandidates([s.candidate]));
       return;
@@ -228,6 +382,11 @@ export class LinkSession {
   /** A task message from the other client (relayed by the server). */
   onTaskMessage(msg: pm.TaskMessage): void {
     if (this.ended) return;
+    if (this.viaServer) {
+      // Late candidates of the abandoned peer connection are harmless; a handover is not (4.8).
+      if (msg.type === 'handover') this.end(new FallbackError('handover on a session in fallback'));
+      return;
+    }
     switch (msg.type) {
       case 'offer':
       case 'answer':
@@ -248,9 +407,13 @@ export class LinkSession {
     }
   }
 
-  /** The signaling connection for this peer is gone (expected after handover). */
-  detachPort(): void {
+  /**
+   * The signaling connection for this peer is gone (expected after handover). A session in fallback
+   * has lost its transport with it and ends with `error`.
+   */
+  detachPort(error: Error | null = null): void {
     this.port = null;
+    if (this.viaServer) this.end(error);
   }
 
   private maybeHandoverDone(): void {
@@ -265,6 +428,10 @@ export class LinkSession {
     if (this.ended) return;
     this.connected = true;
     this.host.timers.clearTimeout(this.connectTimer);
+    if (this.fallbackTimer !== null) this.host.timers.clearTimeout(this.fallbackTimer);
+    this.fallbackTimer = null;
+    // A probe becomes the current session now, before any frame of the peer can arrive on it.
+    if (this.probe) this.host.onPromote(this);
     const sctpMax = this.transport.peerConnection?.sctp?.maxMessageSize;
     const frameSize = typeof sctpMax === 'number' && sctpMax >= PORTABLE_FRAME ? Math.min(MAX_FRAME, sctpMax) : PORTABLE_FRAME;
     this.chunkSize = chunkPayloadFor(frameSize);
@@ -280,7 +447,7 @@ export class LinkSession {
     }
     this.frames.start();
     const relayed = await isRelayed(this.transport.peerConnection);
-    if (!this.ended) this.host.onOpen(this, relayed);
+    if (!this.ended) this.host.onOpen(this, relayed ? 'relayed' : 'direct');
   }
 
   // --- frames (frame-pump.ts) -------------------------------------------------------------------
@@ -308,8 +475,16 @@ export class LinkSession {
     this.ended = true;
     this.frames.stop();
     this.host.timers.clearTimeout(this.connectTimer);
+    if (this.fallbackTimer !== null) this.host.timers.clearTimeout(this.fallbackTimer);
+    if (this.pollTimer !== null) this.host.timers.clearTimeout(this.pollTimer);
     this.restart.stop();
     this.transport.destroy();
+    // Still attached to its SaltyRTC peer (before handover, or in fallback): leave it, so the other
+    // side's session ends too instead of waiting on a path nobody serves.
+    const port = this.port;
+    this.port = null;
+    if (port !== null && !this.handoverSent) port.close?.();
+    else if (port !== null && this.viaServer) port.close?.();
     this.host.onEnded(this, error);
   }
 
@@ -317,6 +492,13 @@ export class LinkSession {
   finish(last: Inner, maxWaitMs: number): void {
     if (this.ended) return;
     if (!this.connected) return this.end(null);
+    if (this.viaServer) {
+      // The WebSocket keeps its order: queue the CLOSE frame, then leave after a short grace.
+      this.frames.enqueue(encodeInner(last));
+      this.frames.pump();
+      this.host.timers.setTimeout(() => this.end(null), Math.min(maxWaitMs, 500));
+      return;
+    }
     this.frames.enqueue(encodeInner(last));
     this.frames.pump();
     const channel = this.transport.dataChannel;

@@ -284,6 +284,11 @@ export class MemberDriver extends RoomDriver<MemberState> {
     return this.linkStateValue;
   }
 
+  /** The link to the owner right now (diagnostics read its path); null between links. */
+  get currentLink(): PeerLink | null {
+    return this.link;
+  }
+
   get linkCounts(): PeerLink['counts'] | null {
     return this.link?.counts ?? null;
   }

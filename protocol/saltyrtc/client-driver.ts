@@ -22,6 +22,8 @@ export interface WebSocketLike {
   binaryType: string;
   readonly protocol: string;
   readonly readyState: number;
+  /** Bytes queued and not yet sent (both the browser's WebSocket and `ws` have it). */
+  readonly bufferedAmount?: number;
   send(data: Uint8Array): void;
   close(code?: number): void;
   onopen: ((ev: unknown) => void) | null;
@@ -166,6 +168,11 @@ export class SignalingClient {
 
   get isOpen(): boolean {
     return !this.finished;
+  }
+
+  /** Bytes the WebSocket still buffers (0 when closed). */
+  get bufferedAmount(): number {
+    return this.ws?.bufferedAmount ?? 0;
   }
 
   private dispatch(event: ClientEvent): void {

@@ -136,6 +136,10 @@ describe('web app without peers', { timeout: 60_000 }, () => {
     await link.waitFor();
     const invite = (await link.textContent()) ?? '';
     expect(invite).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/#join=/);
+    // An invite naming 127.0.0.1 works on this computer only: a warning replaces the QR code until asked.
+    await expect.poll(() => page.getByTestId('invite-warning').textContent()).toContain('this computer only');
+    expect(await page.getByTestId('invite-qr').isVisible()).toBe(false);
+    await page.getByTestId('show-invite-qr').click();
     const png = await page.getByTestId('invite-qr').screenshot();
     expect(decodeQrPng(png)).toBe(invite);
 

@@ -45,6 +45,8 @@ beforeAll(async () => {
       iceServers: [],
       wrtc,
       WebSocket: WS,
+      // Frames on a real data channel are under test: no fallback through the server (4.8).
+      fallback: false,
       pendingTokens: () => [token],
       acceptToken: () => true,
       onLink: resolve,
@@ -58,6 +60,7 @@ beforeAll(async () => {
     iceServers: [],
     wrtc,
     WebSocket: WS,
+    fallback: false,
   });
   ownerLink = await linked;
   ownerLink.on('message', (m) => delivered.push(toHex(m)));

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
 import { generateBoxKeyPair, type BoxKeyPair } from '../../crypto/index.ts';
 import { attachSignalingServer, type SignalingServer } from '../../signaling/server.ts';
+import type { RelayBudget } from '../../signaling/relay-budget.ts';
 import { nodeWrtc } from '../../signaling/node-wrtc.ts';
 import type { WebSocketCtor } from '../../protocol/saltyrtc/client-driver.ts';
 import type { PeerLink } from '../../protocol/link/peer-link.ts';
@@ -23,11 +24,19 @@ export class TestServer {
   port = 0;
 
   /** Pass the keys of a previous instance to restart "the same" server. */
-  constructor(readonly keys: BoxKeyPair = generateBoxKeyPair()) {}
+  constructor(
+    readonly keys: BoxKeyPair = generateBoxKeyPair(),
+    private readonly relayBudget?: RelayBudget,
+  ) {}
 
   async start(port = 0): Promise<this> {
     const server = http.createServer((_req, res) => res.writeHead(404).end());
-    this.signaling = attachSignalingServer({ server, permanentKeys: [this.keys], limits });
+    this.signaling = attachSignalingServer({
+      server,
+      permanentKeys: [this.keys],
+      limits,
+      ...(this.relayBudget !== undefined ? { relayBudget: this.relayBudget } : {}),
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());

@@ -138,6 +138,11 @@ export class FakeLink implements PeerLink {
     this.events.emit('state', s);
   }
 
+  /** No real path: an in-memory link (diagnostics read nothing here). */
+  pathInfo(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
   /** Tickets of send() (1, 2, ...) and the highest one the peer has (PeerLink 'acked'). */
   private lastTicket = 0;
   private queuedTickets: number[] = [];

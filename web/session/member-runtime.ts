@@ -3,6 +3,7 @@
  * outbox, re-seal) over the browser's link to the owner (`joinRoom`), and the member's view.
  */
 import { joinRoom } from '../../protocol/link/member.ts';
+import type { PeerLink } from '../../protocol/link/peer-link.ts';
 import { MemberDriver } from '../../protocol/room/member-driver.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
 import type { MemberState, RoomEvent } from '../../protocol/room/types.ts';
@@ -24,21 +25,29 @@ export class MemberRuntime extends RoomRuntime {
     keys: RoomIdentity,
     history: HistoryRecord[],
     refused: Refused,
+    /** A link already being made for this join (web/session/prewarm.ts), used by the first connect. */
+    private firstLink?: Promise<PeerLink>,
   ) {
     const { state, ...meta } = record;
     super(deps, meta, roomIdOf(state), keys, history);
     this.driver = new MemberDriver(state, vaultStore<MemberState>(deps.vault, this.id, meta, refused), this.env(), {
       identity: keys,
-      link: (opts) =>
-        joinRoom({
-          ...this.endpoint(),
-          ...opts,
-          // Tells "the owner is offline" from "the signaling server is unreachable" while the link waits.
-          onServerReady: (present) => {
-            this.ownerOnPath = present;
-            this.deps.changed();
-          },
-        }),
+      link: (opts) => {
+        const prepared = this.firstLink;
+        this.firstLink = undefined;
+        return (
+          prepared ??
+          joinRoom({
+            ...this.endpoint(),
+            ...opts,
+            // Tells "the owner is offline" from "the signaling server is unreachable" while the link waits.
+            onServerReady: (present) => {
+              this.ownerOnPath = present;
+              this.deps.changed();
+            },
+          })
+        );
+      },
     });
   }
 
@@ -50,6 +59,13 @@ export class MemberRuntime extends RoomRuntime {
   /** Leave the room (5.8): tell the owner (when the link is up); the driver stops reconnecting. */
   leave(): Promise<void> {
     return this.driver.leave();
+  }
+
+  /** Diagnostics: the link to the owner. */
+  diagnosticLinks(): Array<{ name: string; link: PeerLink | undefined }> {
+    const s = this.driver.state;
+    const owner = s.members.find((m) => m.info.owner);
+    return [{ name: owner?.info.name ?? 'owner', link: this.driver.currentLink ?? undefined }];
   }
 
   start(): Promise<void> {

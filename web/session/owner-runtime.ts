@@ -4,6 +4,7 @@
  */
 import { fromHex } from '../../crypto/index.ts';
 import { startOwner } from '../../protocol/link/owner.ts';
+import type { PeerLink } from '../../protocol/link/peer-link.ts';
 import { OwnerDriver } from '../../protocol/room/owner-driver.ts';
 import { inviteUrl } from '../../protocol/room/invite.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
@@ -38,6 +39,12 @@ export class OwnerRuntime extends RoomRuntime {
 
   start(): Promise<void> {
     return this.driver.start();
+  }
+
+  /** Diagnostics: each member's link (protocol/link/diagnostics.ts reads its path and RTT). */
+  diagnosticLinks(): Array<{ name: string; link: PeerLink | undefined }> {
+    const s = this.driver.state;
+    return s.members.filter((m) => m.info.id !== s.selfId).map((m) => ({ name: m.info.name, link: this.driver.linkOf(m.peer) }));
   }
 
   stop(): Promise<void> {

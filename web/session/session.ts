@@ -3,7 +3,17 @@
  * the settings and one RoomRuntime per room (room machine + peer links + sealed records), and
  * publishes RoomViews to the store.
  */
-import { generateBoxKeyPair, generateIdentity, systemRandom, toHex } from '../../crypto/index.ts';
+import { asBoxPublicKey, fromHex, generateBoxKeyPair, generateIdentity, systemRandom, toHex } from '../../crypto/index.ts';
+import {
+  checkIce,
+  checkSignaling,
+  type IceCheck,
+  type LinkPathInfo,
+  type PeerConnectionCtor,
+  type SignalingCheck,
+} from '../../protocol/link/diagnostics.ts';
+import { browserWebSocket } from './browser-websocket.ts';
+import { discardPrewarmed, takePrewarmed } from './prewarm.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
 import type { RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
 import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
@@ -16,6 +26,14 @@ import { decodeSettings, encodeSettings } from './records.ts';
 import type { RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
 import { loadRoom, saveNewRoom, type Refused } from './vault-store.ts';
+
+/** What Settings' diagnostics show (web/views/diagnostics.ts). */
+export interface DiagnosticsReport {
+  readonly signalingUrl: string;
+  readonly signaling: SignalingCheck;
+  readonly ice: IceCheck;
+  readonly links: ReadonlyArray<{ readonly room: string; readonly name: string; readonly path: LinkPathInfo | null }>;
+}
 
 export type RoomsListener = (rooms: ReadonlyMap<string, RoomView>) => void;
 type Runtime = OwnerRuntime | MemberRuntime;
@@ -167,9 +185,22 @@ export class Session {
     const existing = this.rooms.get(id);
     // A room we were refused, removed from or left is dead on this device: a new invite replaces it.
     const dead = existing instanceof MemberRuntime && ['refused', 'removed', 'left'].includes(existing.view().state);
-    if (existing !== undefined && !dead) return id;
+    if (existing !== undefined && !dead) {
+      discardPrewarmed(); // already a member here: the prepared first-contact link is not needed
+      return id;
+    }
     if (existing !== undefined) await this.forget(id);
-    const keys: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+    // The link may be under way already (prewarm.ts), made with the server's ICE settings.
+    let prewarmed = takePrewarmed(inviteUrl);
+    if (prewarmed !== null && (this.settings.customIce || this.settings.relayOnly)) {
+      discardPrewarmed();
+      void prewarmed.link.then(
+        (l) => l.close(),
+        () => undefined,
+      );
+      prewarmed = null;
+    }
+    const keys: RoomIdentity = { identity: generateIdentity(), peer: prewarmed?.peer ?? generateBoxKeyPair() };
     const step = startJoin({ random: systemRandom, identity: keys.identity, peerKey: keys.peer.publicKey }, invite, {
       name: this.settings.displayName,
       now: Date.now(),
@@ -185,8 +216,8 @@ export class Session {
     };
     await saveNewRoom(this.vault, keys, record);
     // The driver joins with the invite's token while the state holds it, and sends the
-    // join-request once the link is open (5.4, 5.10).
-    const runtime = new MemberRuntime(this.deps, record, keys, [], this.refusedOutbox);
+    // join-request once the link is open (5.4, 5.10); the first link may be the prewarmed one.
+    const runtime = new MemberRuntime(this.deps, record, keys, [], this.refusedOutbox, prewarmed?.link);
     this.rooms.set(id, runtime);
     await runtime.start();
     this.schedulePublish();
@@ -196,6 +227,29 @@ export class Session {
   /** An outbox record that does not open (tampered) while a room runs: reported, never sent. */
   private readonly refusedOutbox: Refused = (key) =>
     this.deps.report(`a stored message failed its integrity check and was not sent (outbox/${key})`);
+
+  /**
+   * Connection diagnostics: the signaling server (reachable, pinned or announced key held), STUN
+   * (a reflexive address), TURN over UDP and TCP, and the path and RTT of every live link.
+   */
+  async diagnose(): Promise<DiagnosticsReport> {
+    const { server, serverKey } = this.signaling();
+    const key = serverKey !== '' ? serverKey : (this.config?.serverKey ?? '');
+    const [signaling, ice, links] = await Promise.all([
+      checkSignaling({
+        url: server,
+        WebSocket: browserWebSocket(),
+        ...(/^[0-9a-f]{64}$/.test(key) ? { serverKey: asBoxPublicKey(fromHex(key, 32)) } : {}),
+      }),
+      checkIce({ iceServers: this.iceServers(), RTCPeerConnection: RTCPeerConnection as unknown as PeerConnectionCtor }),
+      Promise.all(
+        [...this.rooms.values()].flatMap((room) =>
+          room.diagnosticLinks().map(async ({ name, link }) => ({ room: room.view().name, name, path: (await link?.pathInfo()) ?? null })),
+        ),
+      ),
+    ]);
+    return { signalingUrl: server, signaling, ice, links };
+  }
 
   send(roomId: string, text: string): Promise<void> {
     return this.room(roomId).send(text);

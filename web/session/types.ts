@@ -6,7 +6,8 @@
 import type { Delivery, RoomState } from '../strings.ts';
 
 /** 'restarting': ICE went down and an ICE restart is under way (protocol/link/peer-link.ts); not offline. */
-export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'restarting' | 'offline' | 'closed';
+/** 'fallback': no ICE pair works; messages go end-to-end encrypted through the signaling server (PROTOCOL.md 4.8). */
+export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'fallback' | 'restarting' | 'offline' | 'closed';
 
 /** Peer connections made and ICE restarts completed on the current link (protocol/link LinkCounts). */
 export interface LinkCountsView {

@@ -5,6 +5,7 @@
 import { h } from '../dom.ts';
 import type { InviteView, RoomView } from '../session/types.ts';
 import { inviteExpiry, S } from '../strings.ts';
+import { inviteReach } from './invite-reach.ts';
 import type { Ctx } from './shell.ts';
 
 /** Refresh "expires in N minutes" this often while an invite is shown. */
@@ -21,7 +22,16 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
   // Web Share: phones (and some desktops) hand the link to a messenger or mail app.
   share.hidden = typeof navigator.share !== 'function';
   const revoke = h('button', { text: S.revoke, testid: 'revoke-invite', className: 'danger', attrs: { type: 'button' } });
-  const shown = h('div', { className: 'invite' }, [canvas, link, expires, h('div', { className: 'row' }, [copy, share, revoke])]);
+  // An invite a phone cannot use gets a warning and the fix instead of its QR code (invite-reach.ts).
+  const reachWarning = h('p', { className: 'error', testid: 'invite-warning', attrs: { role: 'alert' } });
+  const reachFix = h('p', { className: 'hint', testid: 'invite-fix' });
+  const showQr = h('button', { text: S.showQrAnyway, testid: 'show-invite-qr', attrs: { type: 'button' } });
+  const reach = h('div', { className: 'invite-reach' }, [reachWarning, reachFix, showQr]);
+  showQr.addEventListener('click', () => {
+    canvas.hidden = false;
+    reach.hidden = true;
+  });
+  const shown = h('div', { className: 'invite' }, [reach, canvas, link, expires, h('div', { className: 'row' }, [copy, share, revoke])]);
   shown.hidden = true;
   let current: InviteView | null = null;
   let roomName = '';
@@ -91,6 +101,11 @@ export function invitePanel(ctx: Ctx, roomId: string): { el: HTMLElement; update
       shown.hidden = latest === null;
       if (latest === null) return;
       link.textContent = latest.url;
+      const problem = inviteReach(latest.url);
+      reach.hidden = problem.kind === 'ok';
+      canvas.hidden = problem.kind !== 'ok';
+      reachWarning.textContent = problem.kind === 'ok' ? '' : problem.warning;
+      reachFix.textContent = problem.kind === 'ok' ? '' : problem.fix;
       showExpiry();
       copy.textContent = S.copyLink;
       // qrcode is only loaded by owners who show an invite.

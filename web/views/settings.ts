@@ -8,6 +8,7 @@ import { defaultSettings } from '../session/session.ts';
 import type { IceServerSetting, Settings } from '../session/types.ts';
 import { S, UiError } from '../strings.ts';
 import { confirmDialog } from './dialog.ts';
+import { diagnosticsPanel } from './diagnostics.ts';
 import type { Ctx, View } from './shell.ts';
 
 function iceToText(servers: readonly IceServerSetting[]): string {
@@ -136,6 +137,7 @@ export function settingsView(ctx: Ctx): View {
   const el = h('section', { className: 'settings', attrs: { 'aria-labelledby': 'settings-title' } }, [
     h('h1', { text: S.settingsTitle, attrs: { id: 'settings-title', tabindex: '-1' } }),
     form,
+    diagnosticsPanel(ctx),
     pwForm,
     h('div', { className: 'card' }, [h('h2', { text: S.forgetTitle }), roomList]),
     h('p', { className: 'muted', testid: 'build-hash', text: S.buildHash(buildHash()) }),
