@@ -101,20 +101,21 @@ describe('per-folder TypeScript platforms', () => {
 });
 
 describe('ESLint', () => {
-  const probeConfig = (): string => {
-    const tsconfig = writeProbe(
-      'tsconfig.json',
-      JSON.stringify({ extends: path.join(root, 'tsconfig.json'), include: ['./**/*.ts'], exclude: [] }),
-    );
-    return tsconfig;
-  };
+  // Each probe gets its own directory and tsconfig naming only that file: typed linting caches a
+  // program per tsconfig, and a file written after that program was built is "not in the project".
   const lint = async (source: string): Promise<string[]> => {
-    const tsconfig = probeConfig();
-    const file = writeProbe(`lint-${Math.random().toString(36).slice(2)}.ts`, source);
+    const dir = `lint-${Math.random().toString(36).slice(2)}`;
+    const file = writeProbe(`${dir}/probe.ts`, source);
+    const tsconfig = writeProbe(
+      `${dir}/tsconfig.json`,
+      JSON.stringify({ extends: path.join(root, 'tsconfig.json'), files: ['./probe.ts'], include: [], exclude: [] }),
+    );
     const eslint = new ESLint({
       cwd: root,
       ignore: false, // probe directories are ignored by the tree's lint run
-      overrideConfig: { languageOptions: { parserOptions: { projectService: false, project: tsconfig, tsconfigRootDir: probeRoot } } },
+      overrideConfig: {
+        languageOptions: { parserOptions: { projectService: false, project: tsconfig, tsconfigRootDir: path.dirname(file) } },
+      },
     });
     const [result] = await eslint.lintFiles([file]);
     return (result?.messages ?? []).map((m) => m.ruleId ?? m.message);

@@ -323,7 +323,7 @@ describe('home Wi-Fi: the server runs on the laptop with --lan', () => {
     await server.stop('SIGKILL');
     await chat(owner, phone, 'no server');
     server = await serve(NS.owner, keyDir(), ['--lan', '--port', '8443', '--ice-server', 'none']);
-    await expect.poll(() => owner.getByTestId('room-status').textContent(), { timeout: 60_000 }).toBe('open for members');
+    await expect.poll(() => owner.getByTestId('room-status').getAttribute('data-state'), { timeout: 60_000 }).toBe('member');
     const second = await device(phoneBrowser, 'second');
     await joinByLink(second, await newInvite(owner), 'Sam');
     for (const p of [owner, phone, second]) await waitMembers(p, 3);
