@@ -207,6 +207,35 @@ export const S = {
     n === 1
       ? 'One stored record failed its integrity check and was not loaded.'
       : `${n} stored records failed their integrity check and were not loaded.`,
+
+  // Settings → Connection diagnostics (web/views/diagnostics.ts).
+  diagnostics: {
+    title: 'Connection diagnostics',
+    run: 'Check connection',
+    running: 'Checking…',
+    done: 'Done.',
+    signaling: 'Signaling server',
+    signalingReachable: (url: string, ms: number | null): string => `reachable (${url}${ms !== null ? `, ${ms} ms` : ''})`,
+    signalingUnreachable: (error: string | null): string => `not reachable (${error ?? 'unknown'})`,
+    serverKey: 'Server key',
+    serverKeyNone: 'nothing to compare with',
+    serverKeyMatches: 'matches the pinned key',
+    serverKeyDiffers: 'does NOT match the pinned key',
+    stun: 'STUN (your public address)',
+    stunNone: 'none found',
+    turnUdp: 'TURN over UDP',
+    turnTcp: 'TURN over TCP',
+    turn: (ok: boolean | null): string => (ok === null ? 'not configured' : ok ? 'allocated' : 'failed'),
+    member: (room: string, name: string): string => `${room} / ${name}`,
+    notConnected: 'not connected',
+    path: {
+      host: 'direct (local network)',
+      reflexive: 'direct (through NAT)',
+      relay: 'relayed via TURN',
+      fallback: 'via the signaling server',
+    } as Record<string, string>,
+    rtt: (ms: number): string => `, ${Math.round(ms)} ms`,
+  },
 } as const;
 
 /** In which situation an error happened: the same code can mean different things (storage.password). */
