@@ -230,15 +230,7 @@ export abstract class RoomDriver<S extends OwnerState | MemberState> {
 
 /** The history record of a delivered message; in an owner room it carries the log entry (5.9). */
 function historyOf(ev: Message, state: OwnerState | MemberState): HistoryRecord {
-  const record: HistoryRecord = {
-    idx: ev.idx,
-    senderId: ev.from,
-    senderName: ev.name,
-    seq: ev.seq,
-    text: ev.text,
-    at: ev.ts,
-    system: false,
-  };
+  const record = messageRecord(ev);
   if (state.role !== 'owner') return record;
   for (let i = state.log.length - 1; i >= 0; i--) {
     const entry = state.log[i]!;
@@ -246,4 +238,9 @@ function historyOf(ev: Message, state: OwnerState | MemberState): HistoryRecord 
     if (entry.idx < ev.idx) break;
   }
   return record;
+}
+
+/** A delivered message as a history record, without the owner's log fields (what views list). */
+export function messageRecord(ev: Message): HistoryRecord {
+  return { idx: ev.idx, senderId: ev.from, senderName: ev.name, seq: ev.seq, text: ev.text, at: ev.ts, system: false };
 }

@@ -8,6 +8,7 @@ import { asBoxPublicKey, fromHex, systemRandom } from '../../crypto/index.ts';
 import type { EndpointOptions } from '../../protocol/link/endpoint.ts';
 import type { LinkState } from '../../protocol/link/peer-link.ts';
 import type { DriverEnv, DriverEvent, Logger } from '../../protocol/room/driver-ports.ts';
+import { messageRecord } from '../../protocol/room/driver.ts';
 import { fingerprint } from '../../protocol/room/ids.ts';
 import type { HistoryRecord, OutboxRecord, RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
 import type { MemberInfo, RoomEvent } from '../../protocol/room/types.ts';
@@ -117,15 +118,7 @@ export abstract class RoomRuntime {
   /** The driver saved this message's history record already; here it joins the view once. */
   private addMessage(ev: Extract<RoomEvent, { type: 'message' }>): void {
     if (this.history.some((h) => h.idx === ev.idx)) return;
-    const rec: HistoryRecord = {
-      idx: ev.idx,
-      senderId: ev.from,
-      senderName: ev.name,
-      seq: ev.seq,
-      text: ev.text,
-      at: ev.ts,
-      system: false,
-    };
+    const rec = messageRecord(ev);
     const at = this.history.findIndex((h) => h.idx > ev.idx);
     if (at === -1) this.history.push(rec);
     else this.history.splice(at, 0, rec);
