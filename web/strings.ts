@@ -203,6 +203,10 @@ export const S = {
   passwordChanged: 'Password changed; everything on this device is encrypted with the new one.',
   forgetTitle: 'Rooms on this device',
   buildHash: (hash: string | null): string => `App build: ${hash ?? 'development (no build hash)'}`,
+  rollbackRefused: (n: number): string =>
+    n === 1
+      ? 'One room was not opened: its stored record is older than the last one this device saved, so someone may have put back an old copy. Nothing was deleted.'
+      : `${n} rooms were not opened: their stored records are older than the last ones this device saved, so someone may have put back old copies. Nothing was deleted.`,
   integrityFailed: (n: number): string =>
     n === 1
       ? 'One stored record failed its integrity check and was not loaded.'
