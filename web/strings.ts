@@ -103,6 +103,8 @@ export const S = {
   systemHistorySkipped: (n: number): string => (n === 1 ? 'An earlier message cannot be shown.' : `${n} earlier messages cannot be shown.`),
   systemSendRefused: 'One of your messages was not accepted by the owner.',
   /** What a member detected about the owner's conduct (PROTOCOL.md 5.13 warnings). */
+  systemSecondSession: (member: string | null): string =>
+    `${member ?? 'A member'} connected from a second place while already connected. If that was not them (a new device, a reload), someone may have copied their keys: remove them and invite them again.`,
   systemWarning: (code: string, sender: string | null): string => {
     switch (code) {
       case 'membership-withheld':
