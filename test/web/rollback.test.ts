@@ -139,6 +139,25 @@ describe('web vault: a sealed generation counter per room record refuses rollbac
     expect(decodeGenerationMark((await vault.get('keys', markKey(id)))!)).toBe(1);
   });
 
+  it('the app (Session.open) leaves a rolled-back room closed and says why, deleting nothing', async () => {
+    const { id, olderRecord } = await roomWithHistory();
+    await setRaw('rooms', id, olderRecord);
+    const { Session } = await import('../../web/session/session.ts');
+    const { S } = await import('../../web/strings.ts');
+    const reports: string[] = [];
+    const config = { iceServers: [], appUrl: 'http://127.0.0.1:1/', signalingUrl: 'ws://127.0.0.1:1', serverKey: '' };
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const session = await Session.open(vault, config, (t) => reports.push(t));
+    errors.mockRestore();
+    expect(reports).toEqual([S.rollbackRefused(1)]);
+    let shown: ReadonlyMap<string, unknown> | null = null;
+    session.onChange((rooms) => (shown = rooms));
+    expect(shown!.size).toBe(0);
+    session.close();
+    expect(await raw('rooms', id)).toEqual(olderRecord);
+    expect(await vault.get('identities', id)).toBeDefined();
+  });
+
   it('refuses a malformed mark with storage.record', async () => {
     const { id } = await roomWithHistory();
     const { encode } = await import('../../protocol/msgpack.ts');
