@@ -139,6 +139,8 @@ function hostEvents(io: DriverIo, driver: () => OwnerDriver, ready: (d: OwnerDri
         return io.out(roomEventJson(e.event));
       case 'link':
         return io.out({ event: 'link', member: e.member, peer: e.peer, state: e.state });
+      case 'second-session':
+        return io.out({ event: 'second-session', member: e.member, peer: e.peer });
       case 'signaling':
         if (e.ready && !announced) {
           announced = true;

@@ -9,18 +9,24 @@
  * of one; a new room's files are created without ever replacing an existing file.
  *
  * Layout: kdf.json (KDF parameters and the wrapped data key, in clear), identity.bin, room.bin,
- * outbox.bin (members). One room per directory; two processes must not share a directory.
+ * generation.bin (room.bin's generation mark, PROTOCOL.md 6.6: an older room.bin written back is
+ * refused with 'state.rollback'), outbox.bin (members). One room per directory; two processes must
+ * not share a directory.
  */
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AuthError, cellOpen, cellSeal, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
+import { AuthError, cellOpen, cellSeal, toHex, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import type { RoomStore } from '../protocol/room/driver-ports.ts';
 import {
+  RollbackError,
+  checkGeneration,
+  decodeGenerationMark,
   decodeOutboxList,
   decodeRoomIdentity,
-  decodeRoomRecord,
+  decodeStoredRoom,
+  encodeGenerationMark,
   encodeOutboxList,
   encodeRoomIdentity,
   encodeRoomRecord,
@@ -34,11 +40,18 @@ import { openStateKey } from './state-kdf.ts';
 /**
  * `state.password` (none, or wrong), `state.corrupt` (a file that does not open or a wrong check
  * value), `state.partial` (identity.bin or room.bin missing while the other exists), `state.path`
- * (DIR is not a directory, or a file of it is not a file), `state.io` (any other file-system error).
+ * (DIR is not a directory, or a file of it is not a file), `state.rollback` (room.bin older than its
+ * generation mark: an earlier copy written back), `state.io` (any other file-system error).
  */
 export class StateDirError extends ZeroRoomError {}
 
-const FILES = { identity: 'identity.bin', room: 'room.bin', outbox: 'outbox.bin', kdf: 'kdf.json' } as const;
+const FILES = {
+  identity: 'identity.bin',
+  room: 'room.bin',
+  generation: 'generation.bin',
+  outbox: 'outbox.bin',
+  kdf: 'kdf.json',
+} as const;
 
 /** What a state directory holds once it has a room. */
 export interface SavedRoom {
@@ -47,6 +60,9 @@ export interface SavedRoom {
 }
 
 export class StateDir {
+  /** The generation of room.bin as last read or written (null before either). */
+  private gen: number | null = null;
+
   private constructor(
     readonly dir: string,
     private readonly key: SymmetricKey,
@@ -92,13 +108,42 @@ export class StateDir {
     return bytes === null ? null : decodeRoomIdentity(bytes);
   }
 
-  async readRoom(): Promise<RoomRecord | null> {
-    const bytes = await this.readSealed(FILES.room);
-    return bytes === null ? null : decodeRoomRecord(bytes);
+  private async readMark(): Promise<number | null> {
+    const bytes = await this.readSealed(FILES.generation);
+    return bytes === null ? null : decodeGenerationMark(bytes);
   }
 
-  writeRoom(r: RoomRecord): Promise<void> {
-    return this.writeSealed(FILES.room, encodeRoomRecord(r));
+  /**
+   * room.bin, refused with 'state.rollback' when it is older than generation.bin (an earlier copy
+   * written back, PROTOCOL.md 6.6); nothing is changed then.
+   */
+  async readRoom(): Promise<RoomRecord | null> {
+    const bytes = await this.readSealed(FILES.room);
+    if (bytes === null) return null;
+    const { record, gen } = decodeStoredRoom(bytes);
+    const mark = await this.readMark();
+    try {
+      checkGeneration(gen, mark, toHexId(record));
+    } catch (e) {
+      if (!(e instanceof RollbackError)) throw e;
+      throw new StateDirError(
+        'state.rollback',
+        `${this.file(FILES.room)} is an older copy than this directory saved (generation ${gen}, ${FILES.generation} says ${mark ?? 'nothing'}): refusing it, nothing was changed (put the newest room.bin back)`,
+        { cause: e },
+      );
+    }
+    // A crash between room.bin and its mark (or a directory from before marks): the mark catches up.
+    if (gen > (mark ?? 0)) await this.writeSealed(FILES.generation, encodeGenerationMark(gen));
+    this.gen = gen;
+    return record;
+  }
+
+  /** room.bin with the next generation, then generation.bin (so a crash leaves the mark behind, never ahead). */
+  async writeRoom(r: RoomRecord): Promise<void> {
+    const next = (this.gen ?? (await this.readMark()) ?? 0) + 1;
+    await this.writeSealed(FILES.room, encodeRoomRecord(r, next));
+    await this.writeSealed(FILES.generation, encodeGenerationMark(next));
+    this.gen = next;
   }
 
   /**
@@ -123,8 +168,10 @@ export class StateDir {
 
   /** A new room's files; never replaces an existing file ('state.partial' if one appeared meanwhile). */
   async create(room: SavedRoom): Promise<void> {
-    await this.writeSealed(FILES.room, encodeRoomRecord(room.record), { create: true });
+    await this.writeSealed(FILES.room, encodeRoomRecord(room.record, 1), { create: true });
     await this.writeSealed(FILES.identity, encodeRoomIdentity(room.keys), { create: true });
+    await this.writeSealed(FILES.generation, encodeGenerationMark(1));
+    this.gen = 1;
   }
 
   /** outbox.bin: the member's undelivered messages, in send order (empty when absent). */
@@ -162,6 +209,10 @@ export class StateDir {
       listOutbox: async () => [...(await entries())],
     };
   }
+}
+
+function toHexId(r: RoomRecord): string {
+  return toHex(r.state.room);
 }
 
 type Kind = 'file' | 'directory' | 'special file';

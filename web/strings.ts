@@ -103,6 +103,8 @@ export const S = {
   systemHistorySkipped: (n: number): string => (n === 1 ? 'An earlier message cannot be shown.' : `${n} earlier messages cannot be shown.`),
   systemSendRefused: 'One of your messages was not accepted by the owner.',
   /** What a member detected about the owner's conduct (PROTOCOL.md 5.13 warnings). */
+  systemSecondSession: (member: string | null): string =>
+    `${member ?? 'A member'} connected from a second place while already connected. If that was not them (a new device, a reload), someone may have copied their keys: remove them and invite them again.`,
   systemWarning: (code: string, sender: string | null): string => {
     switch (code) {
       case 'membership-withheld':
@@ -203,6 +205,10 @@ export const S = {
   passwordChanged: 'Password changed; everything on this device is encrypted with the new one.',
   forgetTitle: 'Rooms on this device',
   buildHash: (hash: string | null): string => `App build: ${hash ?? 'development (no build hash)'}`,
+  rollbackRefused: (n: number): string =>
+    n === 1
+      ? 'One room was not opened: its stored record is older than the last one this device saved, so someone may have put back an old copy. Nothing was deleted.'
+      : `${n} rooms were not opened: their stored records are older than the last ones this device saved, so someone may have put back old copies. Nothing was deleted.`,
   integrityFailed: (n: number): string =>
     n === 1
       ? 'One stored record failed its integrity check and was not loaded.'

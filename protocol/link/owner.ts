@@ -43,6 +43,12 @@ export interface OwnerOptions extends EndpointOptions {
   readonly onSignalingState?: (ready: boolean) => void;
   /** Signaling trouble the owner recovers from by itself (for logs). */
   readonly onWarning?: (message: string) => void;
+  /**
+   * A responder authenticated with the permanent key of a link whose session is open (direct or
+   * relayed, not restarting): a second device presents that member's key, or the member came back
+   * before its drop was seen here (docs/PROTOCOL.md 4.6). The new session replaces the old one.
+   */
+  readonly onSecondSession?: (key: BoxPublicKey) => void;
 }
 
 export interface OwnerHandle {
@@ -116,6 +122,7 @@ class Owner implements OwnerHandle {
     client.on('peer-authenticated', (peer, key, shared, _taskData, iceRestart) => {
       if (iceRestart !== null) return this.beginRestart(client, peer, key);
       const existing = this.links.get(toHex(key));
+      if (existing?.state === 'direct' || existing?.state === 'relayed') opts.onSecondSession?.(key);
       // The member gave up restarting ICE and makes a new peer connection: the old session ends
       // first, as if its drop had been seen here (the application may then replace the link).
       if (existing?.state === 'restarting')

@@ -50,6 +50,11 @@ export type DriverEvent =
   | { readonly kind: 'link'; readonly peer: PeerKeyHex; readonly member: MemberId | null; readonly state: LinkState }
   /** Member: the owner's link layer acknowledged own messages (deliveryOf changed). */
   | { readonly kind: 'delivery' }
+  /**
+   * Owner: a second session presented the peer key of a member whose link was open (section 5.14,
+   * "Two sessions on one member key"): another device may hold that member's keys.
+   */
+  | { readonly kind: 'second-session'; readonly peer: PeerKeyHex; readonly member: MemberId | null }
   /** Owner: its signaling connection became ready or dropped. */
   | { readonly kind: 'signaling'; readonly ready: boolean }
   /** Member: the owner refused our link (used, revoked or wrong invite; no longer trusted). No more attempts. */
@@ -71,7 +76,15 @@ export interface DriverEnv {
 /** The owner's link layer hooks the driver fills in (protocol/link/owner.ts OwnerOptions). */
 export type OwnerLinkHooks = Pick<
   OwnerOptions,
-  'pendingTokens' | 'acceptToken' | 'trustedKeys' | 'refusedTokens' | 'refusedKeys' | 'onLink' | 'onSignalingState' | 'onWarning'
+  | 'pendingTokens'
+  | 'acceptToken'
+  | 'trustedKeys'
+  | 'refusedTokens'
+  | 'refusedKeys'
+  | 'onLink'
+  | 'onSignalingState'
+  | 'onWarning'
+  | 'onSecondSession'
 >;
 
 /** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */

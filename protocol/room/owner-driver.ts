@@ -67,6 +67,13 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
         if (!this.stopped) this.env.events({ kind: 'signaling', ready });
       },
       onWarning: (m) => this.env.log.warn(m),
+      onSecondSession: (key) => {
+        if (this.stopped) return;
+        const peer = toHex(key) as PeerKeyHex;
+        const member = this.memberOf(peer);
+        this.env.log.warn(`link ${peer.slice(0, 8)}: a second session presented this member's key while its link was open`);
+        this.env.events({ kind: 'second-session', peer, member });
+      },
     });
     this.scheduleTick();
   }

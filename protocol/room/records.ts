@@ -41,6 +41,7 @@ const MAX_NAME = 256;
 const TIME = { min: 0, max: Number.MAX_SAFE_INTEGER };
 const SEQ = { min: 1, max: Number.MAX_SAFE_INTEGER };
 const INDEX = { min: 0, max: Number.MAX_SAFE_INTEGER };
+const GEN = { min: 0, max: Number.MAX_SAFE_INTEGER };
 
 /** Own messages a member keeps until the owner delivers them back; the next send is refused. */
 export const MAX_OUTBOX = 1000;
@@ -111,15 +112,22 @@ export function roomIdOf(state: OwnerState | MemberState): string {
   return toHex(state.room);
 }
 
-const ROOM_FIELDS = ['v', 'role', 'server', 'serverKey', 'appUrl', 'createdAt', 'state'] as const;
+/** Version 3: version 2 plus `gen`, the record's save generation (section 6.5). */
+const ROOM_FIELDS = ['v', 'role', 'server', 'serverKey', 'appUrl', 'createdAt', 'state', 'gen'] as const;
+const ROOM_FIELDS_V2 = ['v', 'role', 'server', 'serverKey', 'appUrl', 'createdAt', 'state'] as const;
 /** Version 1 as the web app wrote it (IndexedDB `rooms` store). */
 const ROOM_FIELDS_V1_WEB = ['v', 'id', 'role', 'server', 'serverKey', 'createdAt', 'state'] as const;
 /** Version 1 as `zeroroom host`/`join` wrote it (`room.bin`). */
 const ROOM_FIELDS_V1_CLI = ['v', 'role', 'server', 'serverKey', 'appUrl', 'state'] as const;
 
-export function encodeRoomRecord(r: RoomRecord): Uint8Array {
+/**
+ * The room record as stored, `gen` its save generation (section 6.5: 1 for a new room, one more on
+ * each save; records written before version 3 read as generation 0).
+ */
+export function encodeRoomRecord(r: RoomRecord, gen = 0): Uint8Array {
   return encode({
-    v: 2,
+    v: 3,
+    gen,
     role: r.role,
     server: r.server,
     serverKey: r.serverKey,
@@ -130,12 +138,18 @@ export function encodeRoomRecord(r: RoomRecord): Uint8Array {
 }
 
 export function decodeRoomRecord(bytes: Uint8Array): RoomRecord {
+  return decodeStoredRoom(bytes).record;
+}
+
+/** The room record and its save generation (0 for records older than version 3). */
+export function decodeStoredRoom(bytes: Uint8Array): { record: RoomRecord; gen: number } {
   const what = 'room record';
   return decoding(what, () => {
     const f = Fields.fromBytes(bytes, what);
-    const v = version(f, what, [1, 2]);
+    const v = version(f, what, [1, 2, 3]);
     const web = v === 1 && f.has('id');
-    f.only(v === 2 ? ROOM_FIELDS : web ? ROOM_FIELDS_V1_WEB : ROOM_FIELDS_V1_CLI);
+    f.only(v === 3 ? ROOM_FIELDS : v === 2 ? ROOM_FIELDS_V2 : web ? ROOM_FIELDS_V1_WEB : ROOM_FIELDS_V1_CLI);
+    const gen = v === 3 ? f.int('gen', GEN) : 0;
     const role = f.str('role', 16);
     if (role !== 'owner' && role !== 'member') throw new RecordError(`${what}: bad role "${role}"`);
     const server = f.str('server', MAX_URL);
@@ -148,8 +162,53 @@ export function decodeRoomRecord(bytes: Uint8Array): RoomRecord {
     const state = decodeRoomState(f.bin('state', { min: 1, max: MAX_STATE_BYTES }));
     if (state.role !== role) throw new RecordError(`${what}: the machine state does not match the role "${role}"`);
     if (web && f.str('id', 64) !== roomIdOf(state)) throw new RecordError(`${what}: id does not match the room in its state`);
-    return { role, server, serverKey, appUrl, createdAt, state };
+    return { record: { role, server, serverKey, appUrl, createdAt, state }, gen };
   });
+}
+
+// ---- rollback guard (section 6.5) ----------------------------------------------------------
+
+/**
+ * A room record older than the room's generation mark: a validly sealed earlier copy was written
+ * back (it would restore a used invite, a kicked member, old keys). Nothing is deleted; the room is
+ * not started.
+ */
+export class RollbackError extends ZeroRoomError {
+  constructor(message: string) {
+    super('storage.rollback', message);
+  }
+}
+
+/** The generation mark of one room: the highest `gen` saved, sealed in its own record (section 6.5). */
+export function encodeGenerationMark(gen: number): Uint8Array {
+  return encode({ v: 1, gen });
+}
+
+export function decodeGenerationMark(bytes: Uint8Array): number {
+  const what = 'generation mark';
+  return decoding(what, () => {
+    const f = Fields.fromBytes(bytes, what).only(['v', 'gen']);
+    version(f, what, [1]);
+    return f.int('gen', { min: 1, max: Number.MAX_SAFE_INTEGER });
+  });
+}
+
+/**
+ * Section 6.5: a room record of generation `gen` opens only if it is not older than the mark. A
+ * store writes the record first and the mark after it, so a record one generation ahead of its mark
+ * (a crash between the two writes) is accepted; a missing mark is accepted only next to a record
+ * that never saved past its first generation (a record written before marks existed, or a new room
+ * whose mark was not written yet). Throws RollbackError otherwise.
+ */
+export function checkGeneration(gen: number, mark: number | null, room: string): void {
+  if (mark === null) {
+    if (gen > 1) throw new RollbackError(`room ${room}: its generation mark is missing next to a record of generation ${gen}`);
+    return;
+  }
+  if (gen < mark)
+    throw new RollbackError(
+      `room ${room}: the stored room record is generation ${gen} but generation ${mark} was saved: an older copy was written back`,
+    );
 }
 
 // ---- outbox --------------------------------------------------------------------------------

@@ -342,3 +342,54 @@ describe('StateDir migration from PBKDF2 (docs/PROTOCOL.md 6.5)', () => {
     await expect(StateDir.open(dir, 'correct horse')).rejects.toMatchObject({ code: 'state.corrupt' });
   });
 });
+
+describe('StateDir: a sealed generation counter refuses a rolled-back room.bin (PROTOCOL.md 6.6)', () => {
+  const ctx = () => ({
+    random: systemRandom,
+    identity: keys.identity,
+    peerKey: keys.peer.publicKey,
+    invites: { appUrl: 'http://127.0.0.1:1/', server: 'ws://127.0.0.1:1' },
+  });
+
+  it('an older, validly sealed room.bin written back (a revoked invite again pending) is refused; nothing changes', async () => {
+    const d = path.join(tmp, 'rollback');
+    const store = await StateDir.open(d, 'correct horse');
+    await store.create({ keys, record: record() });
+    const rs = store.roomStore<OwnerState>((({ state: _, ...m }) => m)(record()));
+    const invite = state.invites[state.invites.length - 1]!;
+    const revoked = ownerStep(ctx(), state, { kind: 'revoke', invite: invite.id, now: 4000 }).state;
+    const older = await readFile(path.join(d, 'room.bin'));
+    await rs.save(revoked);
+    await writeFile(path.join(d, 'room.bin'), older);
+    const before = await Promise.all(['room.bin', 'generation.bin', 'identity.bin'].map((f) => readFile(path.join(d, f))));
+
+    const again = await StateDir.open(d, 'correct horse');
+    const e = await again.load().catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(StateDirError);
+    expect(e).toMatchObject({ code: 'state.rollback' });
+    expect((e as Error).message).toMatch(/generation 1, generation\.bin says 2/);
+    const after = await Promise.all(['room.bin', 'generation.bin', 'identity.bin'].map((f) => readFile(path.join(d, f))));
+    expect(after).toEqual(before);
+  });
+
+  it('a missing generation.bin next to a room.bin saved more than once is refused; a crash before the mark loads', async () => {
+    const d = path.join(tmp, 'rollback-mark');
+    const store = await StateDir.open(d, 'correct horse');
+    await store.create({ keys, record: record() });
+    const mark1 = await readFile(path.join(d, 'generation.bin'));
+    await store.writeRoom(record());
+    // Crash between room.bin (generation 2) and its mark: the old mark (1) is still there.
+    await writeFile(path.join(d, 'generation.bin'), mark1);
+    expect(await (await StateDir.open(d, 'correct horse')).load()).toEqual({ keys, record: record() });
+    await rm(path.join(d, 'generation.bin'));
+    expect(await codeOf((await StateDir.open(d, 'correct horse')).load())).toBe('state.rollback');
+  });
+
+  it('a generation.bin from another directory does not open', async () => {
+    const d = path.join(tmp, 'rollback-moved');
+    const store = await StateDir.open(d, 'correct horse');
+    await store.create({ keys, record: record() });
+    await writeFile(path.join(d, 'generation.bin'), await readFile(path.join(tmp, 'rollback', 'generation.bin')));
+    expect(await codeOf(store.readRoom())).toBe('state.corrupt');
+  });
+});

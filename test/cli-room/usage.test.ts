@@ -114,6 +114,22 @@ describe('--state DIR that is broken', () => {
     }
   });
 
+  it('an older room.bin written back is refused with one line and status 1, and no file changes (PROTOCOL.md 6.6)', async () => {
+    const dir = await ownerDir('rolled-back');
+    const older = await readFile(path.join(dir, 'room.bin'));
+    const store = await StateDir.open(dir, PASSWORD.ZEROROOM_PASSWORD);
+    const saved = await store.load();
+    await store.writeRoom(saved!.record);
+    await writeFile(path.join(dir, 'room.bin'), older);
+    const before = await Promise.all((await readdir(dir)).sort().map(async (f) => [f, await readFile(path.join(dir, f))] as const));
+    const r = await run(hostArgs(dir), PASSWORD);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/older copy than this directory saved/);
+    oneLine(r.err);
+    const after = await Promise.all((await readdir(dir)).sort().map(async (f) => [f, await readFile(path.join(dir, f))] as const));
+    expect(after).toEqual(before);
+  });
+
   it('--state naming a file, or a room.bin that is a directory, is one line and status 1', async () => {
     const file = path.join(tmp, 'state-is-a-file');
     await writeFile(file, 'x');

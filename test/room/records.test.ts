@@ -19,6 +19,11 @@ import {
   decodeOutboxRecord,
   decodeRoomIdentity,
   decodeRoomRecord,
+  decodeStoredRoom,
+  decodeGenerationMark,
+  encodeGenerationMark,
+  checkGeneration,
+  RollbackError,
   encodeHistoryRecord,
   encodeOutboxList,
   encodeOutboxRecord,
@@ -138,6 +143,28 @@ describe('RoomRecord', () => {
     expect(refused(() => decodeRoomRecord(wrongId)).message).toMatch(/id/);
   });
 
+  it('version 3 carries the save generation; version 2 reads as generation 0; gen is checked (6.6)', () => {
+    expect(decodeStoredRoom(encodeRoomRecord(record(), 42))).toEqual({ record: record(), gen: 42 });
+    const state = encodeOwnerState(owner);
+    const v2 = { v: 2, role: 'owner', server: 'ws://a', serverKey: '', appUrl: '', createdAt: 1, state };
+    expect(decodeStoredRoom(enc(v2)).gen).toBe(0);
+    expect(refused(() => decodeStoredRoom(enc({ ...v2, gen: 3 }))).message).toMatch(/gen/);
+    for (const gen of [-1, 1.5, 'x']) expect(refused(() => decodeStoredRoom(enc({ ...v2, v: 3, gen }))).message).toMatch(/gen/);
+    expect(refused(() => decodeStoredRoom(enc({ ...v2, v: 3 }))).message).toMatch(/gen/);
+  });
+
+  it('checkGeneration: older than the mark, or no mark past generation 1, is storage.rollback', () => {
+    expect(() => checkGeneration(5, 5, 'r')).not.toThrow();
+    expect(() => checkGeneration(6, 5, 'r')).not.toThrow();
+    expect(() => checkGeneration(0, null, 'r')).not.toThrow();
+    expect(() => checkGeneration(1, null, 'r')).not.toThrow();
+    expect(() => checkGeneration(4, 5, 'r')).toThrow(RollbackError);
+    expect(() => checkGeneration(2, null, 'r')).toThrow(expect.objectContaining({ code: 'storage.rollback' }));
+    expect(decodeGenerationMark(encodeGenerationMark(9))).toBe(9);
+    for (const bad of [{ v: 1, gen: 0 }, { v: 2, gen: 1 }, { v: 1 }, { v: 1, gen: 1, x: 0 }])
+      expect(() => decodeGenerationMark(enc(bad))).toThrow(RecordError);
+  });
+
   it('decodes version 1 as the CLI wrote it (appUrl, no id, no createdAt)', () => {
     const old = enc({ v: 1, role: 'member', server: 'ws://a', serverKey: '', appUrl: '', state: encodeMemberState(member) });
     expect(decodeRoomRecord(old)).toEqual({ role: 'member', server: 'ws://a', serverKey: '', appUrl: '', createdAt: 0, state: member });
@@ -155,7 +182,7 @@ describe('RoomRecord', () => {
     expect(refused(() => decodeRoomRecord(enc({ ...v2, serverKey: 'AB'.repeat(32) }))).message).toMatch(/serverKey/);
     expect(refused(() => decodeRoomRecord(enc({ ...v2, server: 'x'.repeat(2049) }))).message).toMatch(/server/);
     expect(refused(() => decodeRoomRecord(enc({ ...v2, createdAt: -1 }))).message).toMatch(/createdAt/);
-    expect(refused(() => decodeRoomRecord(enc({ ...v2, v: 3 }))).message).toMatch(/version 3/);
+    expect(refused(() => decodeRoomRecord(enc({ ...v2, v: 4 }))).message).toMatch(/version 4/);
     // The machine state keeps its own typed error (section 5.15).
     expect(() => decodeRoomRecord(enc({ ...v2, state: new Uint8Array([0x80]) }))).toThrow(
       expect.objectContaining({ code: 'room.bad-state' }),

@@ -41,6 +41,10 @@ export class OwnerRuntime extends RoomRuntime {
     return this.driver.start();
   }
 
+  protected override nameOf(member: string | null): string | null {
+    return this.driver.state.members.find((m) => m.info.id === member)?.info.name ?? null;
+  }
+
   /** Diagnostics: each member's link (protocol/link/diagnostics.ts reads its path and RTT). */
   diagnosticLinks(): Array<{ name: string; link: PeerLink | undefined }> {
     const s = this.driver.state;

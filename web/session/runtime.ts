@@ -79,6 +79,8 @@ export abstract class RoomRuntime {
   private onDriverEvent(e: DriverEvent): void {
     // A link-level refusal ('refused') shows as the room's state (view-model.ts), not as a line.
     if (e.kind === 'room') this.onRoomEvent(e.event);
+    // Owner: another device may hold a member's keys (PROTOCOL.md 5.14): said in the room.
+    if (e.kind === 'second-session') this.note(S.systemSecondSession(this.nameOf(e.member)));
     this.deps.changed();
   }
 
@@ -122,6 +124,11 @@ export abstract class RoomRuntime {
     const at = this.history.findIndex((h) => h.idx > ev.idx);
     if (at === -1) this.history.push(rec);
     else this.history.splice(at, 0, rec);
+  }
+
+  /** A member's display name in this room, null when unknown (subclasses know their member lists). */
+  protected nameOf(_member: string | null): string | null {
+    return null;
   }
 
   protected note(text: string): void {

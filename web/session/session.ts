@@ -15,7 +15,7 @@ import {
 import { browserWebSocket } from './browser-websocket.ts';
 import { discardPrewarmed, takePrewarmed } from './prewarm.ts';
 import { checkInviteFresh, decodeInviteUrl } from '../../protocol/room/invite.ts';
-import type { RoomIdentity, RoomRecord } from '../../protocol/room/records.ts';
+import { RollbackError, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
 import { DEFAULT_CONFIG, type MemberState, type OwnerState } from '../../protocol/room/types.ts';
 import type { Vault } from '../storage/vault.ts';
 import { S, UiError } from '../strings.ts';
@@ -77,6 +77,7 @@ export class Session {
     const session = new Session(vault, stored === undefined ? defaultSettings(config) : decodeSettings(stored), config, report);
     // Fail closed per record: a record that does not open is left out (never shown), and the user is told.
     const refused: string[] = [];
+    const rolledBack: string[] = [];
     const onRefused =
       (store: string): Refused =>
       (key) =>
@@ -94,9 +95,12 @@ export class Session {
         session.rooms.set(key, runtime);
       } catch (e) {
         console.error(`room ${key} could not be restored`, e);
-        refused.push(`rooms/${key}`);
+        // An older room record written back (PROTOCOL.md 6.6): said as such; nothing is deleted.
+        if (e instanceof RollbackError) rolledBack.push(key);
+        else refused.push(`rooms/${key}`);
       }
     }
+    if (rolledBack.length > 0) report(S.rollbackRefused(rolledBack.length));
     if (refused.length > 0) {
       console.error(`records that failed their integrity check: ${refused.slice(0, 10).join(', ')}`);
       report(S.integrityFailed(refused.length));

@@ -5,16 +5,23 @@
  * The owner's state is stored with an empty log: each log entry is written once, inside its
  * message's history record, and the log is rebuilt from them on load. History and outbox records
  * written by a step whose state never got saved (the state is the commit point) are dropped on load.
+ *
+ * Rollback guard (PROTOCOL.md 6.6): each save writes the room record with the next generation and the
+ * room's generation mark (`keys/<roomId>/generation`) in one transaction; a load refuses a room
+ * record older than its mark with `storage.rollback` and deletes nothing.
  */
 import type { AuthError } from '../../crypto/index.ts';
 import type { RoomStore } from '../../protocol/room/driver-ports.ts';
 import {
   RecordError,
+  checkGeneration,
   committedIndex,
+  decodeGenerationMark,
+  decodeStoredRoom,
   decodeHistoryRecord,
   decodeOutboxRecord,
   decodeRoomIdentity,
-  decodeRoomRecord,
+  encodeGenerationMark,
   encodeHistoryRecord,
   encodeOutboxRecord,
   encodeRoomIdentity,
@@ -43,8 +50,13 @@ export interface LoadedRoom {
 export async function loadRoom(vault: Vault, id: string, refused: (store: string) => Refused): Promise<LoadedRoom> {
   const bytes = await vault.get('rooms', id);
   if (bytes === undefined) throw new RecordError(`room ${id} has no room record`);
-  const stored = decodeRoomRecord(bytes);
+  const { record: stored, gen } = decodeStoredRoom(bytes);
   if (roomIdOf(stored.state) !== id) throw new RecordError(`room record ${id} holds room ${roomIdOf(stored.state)}`);
+  const markBytes = await vault.get('keys', markKey(id));
+  const mark = markBytes === undefined ? null : decodeGenerationMark(markBytes);
+  checkGeneration(gen, mark, id);
+  // A crash between the record and its mark (older stores: no mark yet): the mark catches up.
+  if (gen > (mark ?? 0)) await vault.put('keys', markKey(id), encodeGenerationMark(gen));
   const identity = await vault.get('identities', id);
   if (identity === undefined) throw new RecordError(`room ${id} has no identity record`);
   const keys = decodeRoomIdentity(identity);
@@ -56,11 +68,24 @@ export async function loadRoom(vault: Vault, id: string, refused: (store: string
   return { record: { ...stored, state }, keys, history };
 }
 
-/** A new room's records. */
+/** Where room `id`'s generation mark lives (PROTOCOL.md 6.6). */
+export function markKey(id: string): string {
+  return `${id}/generation`;
+}
+
+/** The room record of generation `gen` and the mark that says so, in one transaction. */
+function putRoom(vault: Vault, id: string, record: RoomRecord, gen: number): Promise<void> {
+  return vault.putAll([
+    { store: 'rooms', key: id, plaintext: encodeRoomRecord(stripLog(record), gen) },
+    { store: 'keys', key: markKey(id), plaintext: encodeGenerationMark(gen) },
+  ]);
+}
+
+/** A new room's records (generation 1). */
 export async function saveNewRoom(vault: Vault, keys: RoomIdentity, record: RoomRecord): Promise<void> {
   const id = roomIdOf(record.state);
   await vault.put('identities', id, encodeRoomIdentity(keys));
-  await vault.put('rooms', id, encodeRoomRecord(stripLog(record)));
+  await putRoom(vault, id, record, 1);
 }
 
 function stripLog(record: RoomRecord): RoomRecord {
@@ -74,8 +99,18 @@ export function vaultStore<S extends OwnerState | MemberState>(
   meta: Omit<RoomRecord, 'state'>,
   refused: Refused,
 ): RoomStore<S> {
+  // The generation this store saved last: read from the mark before the first save (loadRoom and
+  // saveNewRoom left it equal to the record's), then counted here (the driver saves one at a time).
+  let gen: number | null = null;
   return {
-    save: (state) => vault.put('rooms', id, encodeRoomRecord(stripLog({ ...meta, state }))),
+    save: async (state) => {
+      if (gen === null) {
+        const mark = await vault.get('keys', markKey(id));
+        gen = mark === undefined ? 0 : decodeGenerationMark(mark);
+      }
+      await putRoom(vault, id, { ...meta, state }, gen + 1);
+      gen += 1;
+    },
     appendHistory: (record) => vault.put('history', seqKey(id, record.idx), encodeHistoryRecord(record)),
     putOutbox: (record) => vault.put('outbox', seqKey(id, record.seq), encodeOutboxRecord(record)),
     removeOutbox: (seq) => vault.delete('outbox', seqKey(id, seq)),

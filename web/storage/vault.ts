@@ -163,6 +163,14 @@ export class Vault {
     await this.db.put(store, cellSeal(this.key, plaintext, recordContext(store, key)), key);
   }
 
+  /** Several records in ONE transaction, written in the given order (all or none). */
+  async putAll(records: ReadonlyArray<{ store: SealedStore; key: string; plaintext: Uint8Array }>): Promise<void> {
+    const sealed = records.map((r) => ({ ...r, value: cellSeal(this.key, r.plaintext, recordContext(r.store, r.key)) }));
+    const tx = this.db.transaction([...new Set(records.map((r) => r.store))], 'readwrite');
+    for (const r of sealed) void tx.objectStore(r.store).put(r.value, r.key);
+    await tx.done;
+  }
+
   /** The record's plaintext, undefined if absent; AuthError if it was tampered with or moved. */
   async get(store: SealedStore, key: string): Promise<Uint8Array | undefined> {
     const sealed = await this.db.get(store, key);
