@@ -315,14 +315,20 @@ export function awayHandover(a: AwayState): Uint8Array[] {
  * sender and seq: `ordered`) or that their sender's chain passed without them are settled and
  * dropped (5.16, "exactly once").
  */
-export function awaySettle(s: MemberState, a: AwayState, ordered: readonly { from: MemberId; seq: number; idx: number }[]): AwayStep {
+export function awaySettle(
+  s: MemberState,
+  a: AwayState,
+  ordered: readonly { from: MemberId; seq: number; idx: number }[],
+  /** Also withdraw the passed-over ones: only once every message of the step is known (not between its events). */
+  withdraw = true,
+): AwayStep {
   const effects: AwayEffect[] = [];
   const held: AwayEntry[] = [];
   for (const e of a.held) {
     const hit = ordered.find((o) => o.from === e.from && o.seq === e.seq);
     const known = s.members.find((m) => m.info.id === e.from) ?? s.former.find((m) => m.info.id === e.from);
     if (hit !== undefined) effects.push({ kind: 'event', event: { type: 'away-settled', from: e.from, seq: e.seq, idx: hit.idx } });
-    else if (known === undefined || known.lastSeq >= e.seq)
+    else if (withdraw && (known === undefined || known.lastSeq >= e.seq))
       effects.push({ kind: 'event', event: { type: 'away-settled', from: e.from, seq: e.seq, idx: null } });
     else held.push(e);
   }
