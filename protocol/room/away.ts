@@ -263,6 +263,10 @@ function onAwayMsg(s: MemberState, a: AwayState, p: AwayPeer, from: MemberId, en
 
 /** The checks of an away envelope (5.16), in order; the entry to hold. */
 function checkEnvelope(s: MemberState, a: AwayState, from: MemberId, env: Uint8Array): AwayEntry {
+  // An exact copy of an envelope held already (flooding brings most twice): it was checked when it
+  // was taken, so the signature is not verified again.
+  const hash = sha256(env);
+  if (a.held.some((h) => equalBytes(h.hash, hash) && h.from === from)) throw new FreshnessError('room.duplicate', 'envelope already held');
   const known = s.members.find((m) => m.info.id === from);
   if (known === undefined || known.info.owner) throw new MembershipError('room.not-member', `${from} is not a member`);
   const inner = openEnvelope(known.info.ipub, env, from, s.room);
@@ -270,8 +274,6 @@ function checkEnvelope(s: MemberState, a: AwayState, from: MemberId, env: Uint8A
   if (inner.epoch > s.epoch) throw new FreshnessError('room.epoch-unknown', `epoch ${inner.epoch} is not the current one`);
   if (inner.chain === null || inner.prev === null) throw new FreshnessError('room.sender-chain', 'an away envelope carries its chain');
   if (inner.chain > s.chain) throw new FreshnessError('room.chain-gap', `chain position ${inner.chain} is beyond ours`);
-  const hash = sha256(env);
-  if (a.held.some((h) => equalBytes(h.hash, hash))) throw new FreshnessError('room.duplicate', 'envelope already held');
   const mine = a.held.filter((h) => h.from === from);
   const last = mine.at(-1);
   if (inner.seq <= Math.max(known.lastSeq, last?.seq ?? 0))
