@@ -132,7 +132,8 @@ export class MemberRuntime extends RoomRuntime {
       refusal,
       lastFailure: d.lastFailure,
       ownerOnPath: this.ownerOnPath,
-      away: d.away?.active === true,
+      // "Talking directly" only with someone to talk to; alone it is the owner-offline state.
+      away: d.away?.active === true && d.away.peers.some((p) => p.status === 'ready'),
     });
     return {
       id: this.id,

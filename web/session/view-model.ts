@@ -25,7 +25,7 @@ export interface MemberStatus {
   readonly lastFailure: string | null;
   /** From the last signaling handshake: is the owner on the path? null when unknown. */
   readonly ownerOnPath: boolean | null;
-  /** The owner is away and members talk directly (docs/PROTOCOL.md 5.16). */
+  /** The owner is away and this member talks directly with at least one other (docs/PROTOCOL.md 5.16). */
   readonly away?: boolean;
 }
 
