@@ -1,4 +1,4 @@
-// npm run bench:room — the room protocol over real peer links, in one process (issue 5, item 11):
+// npm run bench:room [-- --away] — the room protocol over real peer links, in one process (issue 5, item 11):
 //   1. messages per second delivered to all members, for an owner with 20 members: members take turns
 //      sending (member seals and signs -> owner checks, orders, forwards the same envelope -> every
 //      member checks and opens it), ratio to forwarding payloads of the same size unencrypted over the
@@ -37,6 +37,7 @@ import {
 } from '../protocol/room/index.ts';
 import type { Effect, MemberCtx, MemberState, OwnerCtx, OwnerState, PeerKeyHex, RoomEvent, Step } from '../protocol/room/types.ts';
 import { attachSignalingServer } from '../signaling/server.ts';
+import { awayBench } from './room-away.ts';
 
 const MEMBERS = 20;
 const TEXT = 'x'.repeat(200);
@@ -288,4 +289,6 @@ async function main(): Promise<void> {
   setTimeout(() => process.exit(0), 1000).unref();
 }
 
-await main();
+// --away: member-to-member delivery while the owner is away vs present (bench/room-away.ts, issue 15).
+if (process.argv.includes('--away')) await awayBench();
+else await main();

@@ -14,7 +14,7 @@ import type { RoomIdentity, RoomRecord } from '../protocol/room/records.ts';
 import type { MemberState } from '../protocol/room/types.ts';
 import { flagBool, flagList, flagString, formatFlagHelp, parseFlags, UsageError, type FlagSpec } from './cli-args.ts';
 import { CliError, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME, EXIT_STATUS_HELP, type Command } from './cli.ts';
-import { commandLineHandler, errorJson, parseJoinCommand, roomEventJson, type JoinCommand } from './json-lines.ts';
+import { awayEventJson, commandLineHandler, errorJson, parseJoinCommand, roomEventJson, type JoinCommand } from './json-lines.ts';
 import {
   cliDriverEnv,
   closeWebRtc,
@@ -22,6 +22,7 @@ import {
   ephemeralStore,
   keepStdoutForJson,
   nodeMemberPort,
+  nodeMeshPort,
   readFirstStdinLine,
   startLifecycle,
   type DriverIo,
@@ -144,6 +145,10 @@ function joinEvents(io: DriverIo, finish: (reason: string, status: number) => vo
         return finish('refused', EXIT_REFUSED);
       case 'error':
         return io.out(errorJson(e.error));
+      case 'away':
+        return io.out({ event: 'away', active: e.active });
+      case 'mesh':
+        return io.out(awayEventJson(e.event));
       default:
         return;
     }
@@ -211,19 +216,21 @@ export const command: Command = {
       status = code;
       life?.stop(reason);
     };
+    const endpoint = {
+      server: record.server,
+      serverKey: record.serverKey,
+      loopback: flagBool(flags, 'loopback'),
+      iceServers: flagList(flags, 'ice-server') ?? [],
+      keys: keys.peer,
+    };
     const driver = new MemberDriver(
       state,
       store?.roomStore<MemberState>(meta) ?? ephemeralStore(),
       cliDriverEnv(io, joinEvents(io, finish)),
       {
         identity: keys,
-        link: nodeMemberPort({
-          server: record.server,
-          serverKey: record.serverKey,
-          loopback: flagBool(flags, 'loopback'),
-          iceServers: flagList(flags, 'ice-server') ?? [],
-          keys: keys.peer,
-        }),
+        link: nodeMemberPort(endpoint),
+        mesh: nodeMeshPort(endpoint),
       },
     );
     life = startLifecycle(

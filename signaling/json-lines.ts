@@ -7,6 +7,7 @@ import { toHex } from '../crypto/index.ts';
 import { MAX_TEXT } from '../protocol/room/codec.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import type { InviteId, MemberId, RoomEvent } from '../protocol/room/types.ts';
+import type { AwayEvent } from '../protocol/room/away.ts';
 
 /** Longest accepted command line (UTF-16 units): a MAX_TEXT message with JSON escaping fits. */
 export const MAX_LINE = 6 * MAX_TEXT + 1024;
@@ -142,6 +143,18 @@ export function parseJoinCommand(line: string): JoinCommand {
 }
 
 export type OutEvent = { readonly event: string } & Record<string, unknown>;
+
+/** Owner away (docs/PROTOCOL.md 5.16): a provisional message, a mesh peer's state, a settled message. */
+export function awayEventJson(ev: AwayEvent): OutEvent {
+  switch (ev.type) {
+    case 'away-message':
+      return { event: 'away-message', from: ev.entry.from, name: ev.entry.name, text: ev.entry.text, ts: ev.entry.ts, seq: ev.entry.seq };
+    case 'away-peer':
+      return { event: 'mesh-peer', member: ev.member, status: ev.status };
+    case 'away-settled':
+      return { event: 'away-settled', from: ev.from, seq: ev.seq, index: ev.idx };
+  }
+}
 
 /** A room machine's UI event as one output object (README "Headless client"). */
 export function roomEventJson(ev: RoomEvent): OutEvent {

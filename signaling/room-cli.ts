@@ -9,7 +9,8 @@ import { asBoxPublicKey, fromHex, systemRandom, type BoxKeyPair } from '../crypt
 import { joinRoom } from '../protocol/link/member.ts';
 import { startOwner } from '../protocol/link/owner.ts';
 import type { EndpointOptions } from '../protocol/link/endpoint.ts';
-import type { DriverEnv, DriverEvents, MemberLinkPort, OwnerLinkPort, RoomStore } from '../protocol/room/driver-ports.ts';
+import type { DriverEnv, DriverEvents, MemberLinkPort, MeshLinkPort, OwnerLinkPort, RoomStore } from '../protocol/room/driver-ports.ts';
+import { meshLinkPort } from '../protocol/room/mesh-port.ts';
 import type { OutboxRecord } from '../protocol/room/records.ts';
 import type { MemberState, OwnerState } from '../protocol/room/types.ts';
 import { systemTimers, type WebSocketCtor } from '../protocol/saltyrtc/client-driver.ts';
@@ -54,6 +55,11 @@ export function nodeOwnerPort(e: NodeEndpoint): OwnerLinkPort {
 export function nodeMemberPort(e: NodeEndpoint): MemberLinkPort {
   const opts = endpointOptions(e);
   return (o) => joinRoom({ ...opts, ...o });
+}
+
+/** Mesh links while the owner is away (5.16) over real WebRTC (node-datachannel) and `ws`. */
+export function nodeMeshPort(e: NodeEndpoint): MeshLinkPort {
+  return meshLinkPort(endpointOptions(e));
 }
 
 /** Clock, randomness and a stderr logger for a CLI driver (info is dropped: stdout events say it). */

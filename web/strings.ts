@@ -8,7 +8,7 @@
  */
 import { ZeroRoomError } from '../protocol/errors.ts';
 
-export type RoomState = 'joining' | 'refused' | 'member' | 'owner-offline' | 'reconnecting' | 'removed' | 'left';
+export type RoomState = 'joining' | 'refused' | 'member' | 'owner-offline' | 'owner-away' | 'reconnecting' | 'removed' | 'left';
 export type Delivery = 'queued' | 'at-owner' | 'delivered';
 
 export const S = {
@@ -132,6 +132,10 @@ export const S = {
       label: 'Owner offline',
       text: "The owner's device is offline. Messages you send wait on this device and go out when the owner is back.",
     },
+    'owner-away': {
+      label: 'Owner away — talking directly',
+      text: "The owner's device is offline. You are talking directly with the members who are online; what is said goes into the room when the owner is back.",
+    },
     reconnecting: {
       label: 'Reconnecting…',
       text: 'The connection dropped; trying again. Messages you send wait on this device until it is back.',
@@ -156,6 +160,7 @@ export const S = {
     fallback: 'via server (no direct path)',
     offline: 'offline',
     closed: 'closed',
+    'out-of-step': 'out of step: waits for the owner',
   } as Record<string, string>,
 
   // Invite panel

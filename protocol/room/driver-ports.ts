@@ -3,12 +3,13 @@
  * comes in through these interfaces, so the browser, the headless client and the tests run the same
  * driver over IndexedDB, a state directory or memory, real peer links or a fake, real or manual time.
  */
-import type { RandomBytes } from '../../crypto/index.ts';
+import type { BoxPublicKey, RandomBytes } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
 import type { JoinOptions } from '../link/member.ts';
 import type { OwnerHandle, OwnerOptions } from '../link/owner.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
+import type { AwayEvent } from './away.ts';
 import type { HistoryRecord, OutboxRecord } from './records.ts';
 import type { MemberId, MemberState, OwnerState, PeerKeyHex, RoomEvent } from './types.ts';
 
@@ -59,6 +60,10 @@ export type DriverEvent =
   | { readonly kind: 'signaling'; readonly ready: boolean }
   /** Member: the owner refused our link (used, revoked or wrong invite; no longer trusted). No more attempts. */
   | { readonly kind: 'refused'; readonly code: string; readonly message: string }
+  /** Member: the owner is away and members talk directly (5.16), or it is back (`active` false). */
+  | { readonly kind: 'away'; readonly active: boolean }
+  /** Member: mesh activity while the owner is away (5.16): a provisional message, a peer's state, a settled message. */
+  | { readonly kind: 'mesh'; readonly event: AwayEvent }
   /** A step that no caller awaits (peer input, tick, reconnect) failed: a store error, or a bug. */
   | { readonly kind: 'error'; readonly error: unknown };
 
@@ -92,6 +97,24 @@ export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
 
 /** Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. */
 export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'>) => Promise<PeerLink>;
+
+/** What a member's mesh host (5.16) is given: the link layer's owner side on the member's own path, without tokens. */
+export interface MeshHostHooks {
+  /** The roster keys this member admits on its own path (the greater ones, 5.16); re-read on each contact. */
+  readonly trustedKeys: () => Iterable<BoxPublicKey>;
+  readonly onLink: (link: PeerLink) => void;
+  readonly onWarning?: (message: string) => void;
+}
+
+/**
+ * Mesh links while the owner is away (5.16): `host` is `startOwner({...endpoint, pendingTokens: () => [],
+ * acceptToken: () => false, ...hooks})` on the member's own path; `dial` is `joinRoom({...endpoint,
+ * ownerKey: peer})` (a responder with its trusted key, never a token).
+ */
+export interface MeshLinkPort {
+  host(hooks: MeshHostHooks): { close(): void };
+  dial(peer: BoxPublicKey): Promise<PeerLink>;
+}
 
 /**
  * A refusal of the driver itself (not of the machine): `room.outbox-full` (MAX_OUTBOX own messages

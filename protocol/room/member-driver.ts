@@ -20,7 +20,9 @@ import { backoffDelay } from '../link/backoff.ts';
 import { FATAL_JOIN_CODES } from '../link/member.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import { RoomDriver, describeError } from './driver.ts';
-import { DriverError, type DriverEnv, type MemberLinkPort, type RoomStore } from './driver-ports.ts';
+import { DriverError, type DriverEnv, type MemberLinkPort, type MeshLinkPort, type RoomStore } from './driver-ports.ts';
+import { decodeToOwner } from './codec.ts';
+import { MeshDriver } from './mesh-driver.ts';
 import { DeliveryTracker, type OutboxDelivery } from './delivery.ts';
 import { saltyAuthToken } from './ids.ts';
 import { memberSafetyCode, memberStep } from './member.ts';
@@ -30,6 +32,8 @@ import type { MemberCtx, MemberState, PeerKeyHex, RoomEvent } from './types.ts';
 export interface MemberDriverOptions {
   readonly identity: RoomIdentity;
   readonly link: MemberLinkPort;
+  /** Mesh links while the owner is away (5.16); without it, messages wait for the owner. */
+  readonly mesh?: MeshLinkPort;
 }
 
 /** Phases after which nothing connects any more. */
@@ -58,6 +62,8 @@ export class MemberDriver extends RoomDriver<MemberState> {
   /** Code of the last failed connection attempt ('' for one without a code); null once a link opened. */
   private lastFailureCode: string | null = null;
   private readonly ctx: MemberCtx;
+  /** Owner away (5.16): null without a mesh port. */
+  private readonly meshDriver: MeshDriver | null;
 
   constructor(
     state: MemberState,
@@ -67,6 +73,15 @@ export class MemberDriver extends RoomDriver<MemberState> {
   ) {
     super(state, store, env);
     this.ctx = { random: env.random, identity: opts.identity.identity, peerKey: opts.identity.peer.publicKey };
+    this.meshDriver =
+      opts.mesh === undefined
+        ? null
+        : new MeshDriver(opts.mesh, env, {
+            state: () => this.state,
+            serial: (what, fn) => this.background(what, fn),
+            ownerOpen: () => isOpen(this.linkStateValue),
+            sendToOwner: (bytes) => this.sendTo(this.state.ownerPeer, bytes),
+          });
   }
 
   /** Reads the outbox, then connects (unless the member is no longer in the room). */
@@ -84,6 +99,8 @@ export class MemberDriver extends RoomDriver<MemberState> {
       return;
     }
     this.connect();
+    // Owner away (5.16): a start without the owner goes away-mode too.
+    this.meshDriver?.ownerLink(isOpen(this.linkStateValue));
   }
 
   // ---- connector ----
@@ -178,6 +195,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     this.linkStateValue = state;
     this.env.log.info(`link to the owner ${state}`);
     this.env.events({ kind: 'link', peer: this.state.ownerPeer, member: this.ownerId(), state });
+    this.meshDriver?.ownerLink(isOpen(state));
   }
 
   private ownerId(): MemberState['selfId'] | null {
@@ -213,6 +231,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
   }
 
   protected override async onEvent(event: RoomEvent): Promise<void> {
+    if (event.type === 'message') this.meshDriver?.settle([event]);
     if (event.type === 'message' && event.from === this.state.selfId) await this.dropOutbox(event.seq);
     if (event.type === 'send-refused' && event.seq !== null) {
       // room.replay: the owner has this seq from us already, so the message is in the room (a copy
@@ -246,6 +265,10 @@ export class MemberDriver extends RoomDriver<MemberState> {
     if (step.error !== undefined) throw step.error;
     const wire = step.effects.find((e) => e.kind === 'send');
     await this.commit(step, wire !== undefined && wire.kind === 'send' ? { seq: step.state.seq, text, at, wire: wire.bytes } : undefined);
+    if (this.meshDriver?.active === true && wire !== undefined && wire.kind === 'send') {
+      const msg = decodeToOwner(wire.bytes);
+      if (msg.type === 'send') this.meshDriver.ownSent(msg.env);
+    }
   }
 
   // ---- commands ----
@@ -284,6 +307,11 @@ export class MemberDriver extends RoomDriver<MemberState> {
     return this.linkStateValue;
   }
 
+  /** Owner away (5.16): whether members talk directly now, the mesh peers and the provisional messages. */
+  get away(): MeshDriver | null {
+    return this.meshDriver;
+  }
+
   /** The link to the owner right now (diagnostics read its path); null between links. */
   get currentLink(): PeerLink | null {
     return this.link;
@@ -311,6 +339,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
   // ---- lifecycle ----
 
   protected halt(): void {
+    this.meshDriver?.stop();
     if (this.retryTimer !== null) this.env.timers.clearTimeout(this.retryTimer);
     this.retryTimer = null;
   }

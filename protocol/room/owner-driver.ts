@@ -9,6 +9,7 @@ import type { OwnerHandle } from '../link/owner.ts';
 import type { PeerLink } from '../link/peer-link.ts';
 import { RoomDriver } from './driver.ts';
 import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
+import { isAwayMessage, ownerHandover } from './away.ts';
 import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import type { RoomIdentity } from './records.ts';
 import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
@@ -101,7 +102,10 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
     };
     link.on('message', (bytes) =>
-      this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
+      isAwayMessage(bytes)
+        ? // What a member holds from while we were away (5.16).
+          this.input('handover', (s, now) => ownerHandover(this.ctx, s, peer, bytes, now))
+        : this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
     );
     link.on('state', report);
     link.on('close', report);

@@ -184,6 +184,14 @@ export class Net {
     return out;
   }
 
+  /** A step of owner code outside ownerStep (away.ts ownerHandover), checked and routed like owner(). */
+  ownerApply(f: (s: OwnerState) => Step<OwnerState>): Step<OwnerState> {
+    const out = checkedStep((s: OwnerState) => f(s), this.ownerState, {});
+    this.ownerState = out.state;
+    this.collectOwner(out);
+    return out;
+  }
+
   member(node: MemberNode, event: MemberEvent): Step<MemberState> {
     const out = checkedStep((s: MemberState, e: MemberEvent) => memberStep(node.ctx, s, e), node.state!, event);
     node.state = out.state;

@@ -14,6 +14,15 @@ import { errorText, inviteExpiry, pageTitle, UiError } from '../../web/strings.t
 const base: MemberStatus = { phase: 'member', link: 'direct', refusal: null, lastFailure: null, ownerOnPath: null };
 
 describe('memberRoomState', () => {
+  it('says "owner away — talking directly" while members talk without the owner (PROTOCOL.md 5.16)', () => {
+    const away: MemberStatus = { ...base, link: 'offline', ownerOnPath: false, away: true };
+    expect(memberRoomState(away)).toBe('owner-away');
+    expect(canSend('owner-away')).toBe(true);
+    // The owner's link wins: back to normal as soon as it is open.
+    expect(memberRoomState({ ...away, link: 'direct' })).toBe('member');
+    // Refusal and removal still win over away.
+    expect(memberRoomState({ ...away, phase: 'removed' })).toBe('removed');
+  });
   it('maps machine phase and link to the seven states', () => {
     expect(memberRoomState(base)).toBe('member');
     expect(memberRoomState({ ...base, link: 'relayed' })).toBe('member');

@@ -5,10 +5,12 @@
 import { joinRoom } from '../../protocol/link/member.ts';
 import type { PeerLink } from '../../protocol/link/peer-link.ts';
 import { MemberDriver } from '../../protocol/room/member-driver.ts';
+import { meshLinkPort } from '../../protocol/room/mesh-port.ts';
+import type { AwayPeer } from '../../protocol/room/away.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
 import type { MemberState, RoomEvent } from '../../protocol/room/types.ts';
 import { RoomRuntime, type RuntimeDeps } from './runtime.ts';
-import type { RoomView } from './types.ts';
+import type { ConnectionState, MessageView, RoomView } from './types.ts';
 import { canSend, memberRoomState } from './view-model.ts';
 import { vaultStore, type Refused } from './vault-store.ts';
 
@@ -48,7 +50,39 @@ export class MemberRuntime extends RoomRuntime {
           })
         );
       },
+      // Owner away (5.16): members talk directly through the same signaling server.
+      mesh: {
+        host: (hooks) => meshLinkPort(this.endpoint()).host(hooks),
+        dial: (peer) => meshLinkPort(this.endpoint()).dial(peer),
+      },
     });
+  }
+
+  /** Our connection to another member while the owner is away (5.16); through the owner otherwise. */
+  private peerConnection(id: string): ConnectionState | 'via-owner' {
+    const away = this.driver.away;
+    if (away === null || !away.active) return 'via-owner';
+    const p: AwayPeer | undefined = away.peers.find((x) => x.member === id);
+    if (p === undefined) return 'offline';
+    return p.status === 'ready' ? 'direct' : p.status === 'hello' ? 'connecting' : 'out-of-step';
+  }
+
+  /** Others' messages said while the owner is away, until their ordered copy arrives. */
+  private provisionalViews(selfId: string): MessageView[] {
+    return (this.driver.away?.held ?? [])
+      .filter((e) => e.from !== selfId)
+      .map((e) => ({
+        key: `${e.from}/${e.seq}`,
+        senderId: e.from,
+        senderName: e.name,
+        text: e.text,
+        at: e.ts,
+        pending: true,
+        system: false,
+        own: false,
+        delivery: null,
+        idx: null,
+      }));
   }
 
   protected override onRoomEvent(ev: RoomEvent): void {
@@ -89,7 +123,7 @@ export class MemberRuntime extends RoomRuntime {
         ? this.memberView(m.info, s.selfId, 'self')
         : m.info.owner
           ? this.memberView(m.info, s.selfId, d.linkState, d.linkCounts)
-          : this.memberView(m.info, s.selfId, 'via-owner'),
+          : this.memberView(m.info, s.selfId, this.peerConnection(m.info.id)),
     );
     const refusal = this.joinRefusal ?? d.refusal;
     const state = memberRoomState({
@@ -98,6 +132,8 @@ export class MemberRuntime extends RoomRuntime {
       refusal,
       lastFailure: d.lastFailure,
       ownerOnPath: this.ownerOnPath,
+      // "Talking directly" only with someone to talk to; alone it is the owner-offline state.
+      away: d.away?.active === true && d.away.peers.some((p) => p.status === 'ready'),
     });
     return {
       id: this.id,
@@ -107,7 +143,13 @@ export class MemberRuntime extends RoomRuntime {
       epoch: Math.max(0, s.epoch),
       safetyCode: d.safetyCode() ?? '',
       members,
-      messages: this.messageViews(s.selfId, self?.info.name ?? s.name, d.outbox, (seq) => d.deliveryOf(seq)),
+      messages: this.messageViews(
+        s.selfId,
+        self?.info.name ?? s.name,
+        d.outbox,
+        (seq) => d.deliveryOf(seq),
+        this.provisionalViews(s.selfId),
+      ),
       invites: [],
       removed: s.phase === 'removed',
       status: s.phase === 'member' ? `owner ${d.linkState}` : s.phase,

@@ -152,6 +152,8 @@ export abstract class RoomRuntime {
     selfName: string,
     pending: readonly OutboxRecord[],
     delivery: (seq: number) => Delivery = () => 'queued',
+    /** Others' messages said while the owner is away (5.16), not in the room order yet. */
+    provisional: readonly MessageView[] = [],
   ): MessageView[] {
     const delivered: MessageView[] = this.history.map((m) => ({
       key: `${m.senderId}/${m.seq}`,
@@ -177,7 +179,7 @@ export abstract class RoomRuntime {
       delivery: delivery(o.seq),
       idx: null,
     }));
-    return orderMessages(delivered, waiting, this.notes);
+    return orderMessages(delivered, [...provisional, ...waiting], this.notes);
   }
 
   protected memberView(

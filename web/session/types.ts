@@ -7,7 +7,7 @@ import type { Delivery, RoomState } from '../strings.ts';
 
 /** 'restarting': ICE went down and an ICE restart is under way (protocol/link/peer-link.ts); not offline. */
 /** 'fallback': no ICE pair works; messages go end-to-end encrypted through the signaling server (PROTOCOL.md 4.8). */
-export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'fallback' | 'restarting' | 'offline' | 'closed';
+export type ConnectionState = 'connecting' | 'direct' | 'relayed' | 'fallback' | 'restarting' | 'offline' | 'closed' | 'out-of-step';
 
 /** Peer connections made and ICE restarts completed on the current link (protocol/link LinkCounts). */
 export interface LinkCountsView {

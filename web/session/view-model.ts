@@ -25,6 +25,8 @@ export interface MemberStatus {
   readonly lastFailure: string | null;
   /** From the last signaling handshake: is the owner on the path? null when unknown. */
   readonly ownerOnPath: boolean | null;
+  /** The owner is away and this member talks directly with at least one other (docs/PROTOCOL.md 5.16). */
+  readonly away?: boolean;
 }
 
 /** The member's room state (data-state of room-status). */
@@ -34,6 +36,7 @@ export function memberRoomState(s: MemberStatus): RoomState {
   if (s.phase === 'left') return 'left';
   if (s.phase === 'joining' || s.phase === 'accepted') return 'joining';
   if (s.link === 'direct' || s.link === 'relayed') return 'member';
+  if (s.away === true) return 'owner-away';
   if (s.link === 'restarting') return 'reconnecting';
   if (s.lastFailure !== null && SERVER_FAILURES.has(s.lastFailure)) return 'reconnecting';
   if (s.ownerOnPath === false) return 'owner-offline';
@@ -42,7 +45,7 @@ export function memberRoomState(s: MemberStatus): RoomState {
 
 /** Sending works (now or later, from the outbox) in these states. */
 export function canSend(state: RoomState): boolean {
-  return state === 'member' || state === 'owner-offline' || state === 'reconnecting';
+  return state === 'member' || state === 'owner-offline' || state === 'owner-away' || state === 'reconnecting';
 }
 
 /** The owner's room state: open, or reconnecting to the signaling server. */

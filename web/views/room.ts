@@ -65,8 +65,9 @@ function linkCountAttrs(m: MemberView): Record<string, string> {
 }
 
 function memberItem(ctx: Ctx, room: RoomView, m: MemberView): HTMLElement {
-  // Only what this device knows: our own link to a peer. Members have no link to each other (all
-  // traffic goes through the owner), so they show no guess about each other's connection.
+  // Only what this device knows: our own link to a peer. Members have no link to each other while
+  // the owner is there (all traffic goes through it): no guess about each other's connection then;
+  // while it is away (PROTOCOL.md 5.16) each member shows our direct link to it.
   const badge: Array<HTMLElement | null> =
     m.connection === 'self'
       ? [h('span', { className: 'badge self', text: S.you })]
