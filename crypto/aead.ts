@@ -15,7 +15,7 @@ export type AeadKey = Brand<Bytes, 'AeadKey'>;
 export const AEAD_KEY_LENGTH = 32;
 export const AEAD_NONCE_LENGTH = 12;
 export const AEAD_TAG_LENGTH = 16;
-/** Largest plaintext one call takes (a file chunk is 256 KiB; this leaves room). */
+/** Largest plaintext one call takes (a file chunk is 64 KiB; this leaves room). */
 export const AEAD_MAX_PLAINTEXT = 16 * 1024 * 1024;
 
 /** What a platform provides: raw AES-256-GCM with a 16-byte tag appended to the ciphertext. */
@@ -81,11 +81,25 @@ export async function aeadOpen(backend: AeadBackend, key: AeadKey, nonce: Uint8A
 /** An ArrayBuffer-backed view (WebCrypto refuses views of a SharedArrayBuffer); copies only when needed. */
 const plain = (b: Uint8Array): Bytes => (b.buffer instanceof ArrayBuffer ? (b as Bytes) : copyBytes(b));
 
-/** WebCrypto AES-GCM (browsers; Node >= 19 has it too). Keys are imported per call: non-extractable, short-lived. */
+/**
+ * Imported keys, by the key array they came from (an AeadKey is never changed after it is made):
+ * importing once per file instead of once per chunk. Non-extractable; collected with the array.
+ */
+const imported = new WeakMap<Uint8Array, Promise<CryptoKey>>();
+function importAes(key: Uint8Array): Promise<CryptoKey> {
+  let k = imported.get(key);
+  if (k === undefined) {
+    k = globalThis.crypto.subtle.importKey('raw', plain(key), { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
+    imported.set(key, k);
+  }
+  return k;
+}
+
+/** WebCrypto AES-GCM (browsers; Node >= 19 has it too). */
 export const webCryptoAead: AeadBackend = {
   name: 'webcrypto',
   async seal(key, nonce, ad, plaintext) {
-    const k = await globalThis.crypto.subtle.importKey('raw', plain(key), { name: 'AES-GCM' }, false, ['encrypt']);
+    const k = await importAes(key);
     return new Uint8Array(
       await globalThis.crypto.subtle.encrypt(
         { name: 'AES-GCM', iv: plain(nonce), additionalData: plain(ad), tagLength: 128 },
@@ -95,7 +109,7 @@ export const webCryptoAead: AeadBackend = {
     );
   },
   async open(key, nonce, ad, sealed) {
-    const k = await globalThis.crypto.subtle.importKey('raw', plain(key), { name: 'AES-GCM' }, false, ['decrypt']);
+    const k = await importAes(key);
     return new Uint8Array(
       await globalThis.crypto.subtle.decrypt(
         { name: 'AES-GCM', iv: plain(nonce), additionalData: plain(ad), tagLength: 128 },

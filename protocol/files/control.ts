@@ -7,8 +7,8 @@ import { encode, Fields } from '../msgpack.ts';
 import { FILE_ERROR_CODES, type FileErrorCode } from './errors.ts';
 import { asFileId, type FileId } from './offer.ts';
 
-/** Most chunks one grant may cover (64 x 256 KiB = 16 MiB). */
-export const MAX_GRANT = 64;
+/** Most chunks one grant may cover (256 x 64 KiB = 16 MiB). */
+export const MAX_GRANT = 256;
 const MAX_CONTROL = 256;
 const MAX_INDEX = 2 ** 32 - 1;
 

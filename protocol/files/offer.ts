@@ -10,8 +10,12 @@ import { FileError } from './errors.ts';
 
 export type FileId = Brand<Uint8Array, 'FileId'>;
 export const FILE_ID_LENGTH = 16;
-/** Plaintext bytes per chunk (the last one may be shorter). */
-export const FILE_CHUNK = 262_144;
+/**
+ * Plaintext bytes per chunk (the last one may be shorter). A sealed chunk (65,573 bytes) fits one
+ * data-channel message of every engine (Chromium and libdatachannel announce 256 KiB, and a
+ * 256 KiB chunk would not fit with its header and tag).
+ */
+export const FILE_CHUNK = 65_536;
 /** Largest size an offer may name (1 TiB); receivers apply their own, lower limit. */
 export const MAX_FILE_SIZE = 2 ** 40;
 export const MAX_NAME = 255;

@@ -28,9 +28,13 @@ export function onControl(s: SendState, m: FileControl): SendState {
   if (!equalBytes(m.file, s.file)) throw new FileError('file.unknown', 'control message for another file');
   if (s.status === 'declined' || s.status === 'cancelled') return s;
   switch (m.type) {
-    case 'file-want':
+    case 'file-want': {
       if (m.to > s.count) throw new FileError('file.frame', `grant up to ${m.to} beyond ${s.count} chunks`);
-      return { ...s, next: m.from, to: m.to, status: 'sending' };
+      // A want that starts after our next chunk and within our grant extends it (we still owe the
+      // chunks before `from`); any other want restarts at `from` (accept, resume, re-request).
+      const extends_ = s.status === 'sending' && m.from > s.next && m.from <= s.to;
+      return { ...s, next: extends_ ? s.next : m.from, to: m.to, status: 'sending' };
+    }
     case 'file-decline':
       return { ...s, status: 'declined' };
     case 'file-cancel':

@@ -58,7 +58,7 @@ describe('file offer (PROTOCOL 5.16.1)', () => {
       ['negative size', withField(o, 'size', -1)],
       ['size above 2^40', withField(o, 'size', MAX_FILE_SIZE + 1)],
       ['float size', withField(o, 'size', 1.5)],
-      ['other chunk size', withField(o, 'chunk', 65536)],
+      ['other chunk size', withField(o, 'chunk', 262144)],
       ['hash of 31 bytes', withField(o, 'hash', new Uint8Array(31))],
       ['key of 16 bytes', withField(o, 'fkey', new Uint8Array(16))],
       ['empty name', withField(o, 'name', '')],
@@ -80,7 +80,7 @@ describe('file offer (PROTOCOL 5.16.1)', () => {
     expect(chunkCount(FILE_CHUNK)).toBe(1);
     expect(chunkCount(FILE_CHUNK + 1)).toBe(2);
     expect(chunkPlainLength(FILE_CHUNK + 1, 1)).toBe(1);
-    expect(chunkCount(2 ** 30)).toBe(4096);
+    expect(chunkCount(2 ** 30)).toBe(16384);
     expect(() => chunkPlainLength(10, 1)).toThrow(RangeError);
   });
   it('a receiver limit refuses larger offers with file.too-large', () => {
@@ -114,7 +114,7 @@ describe('file control messages (PROTOCOL 5.16.3)', () => {
   const file = asFileId(new Uint8Array(16).fill(1));
   it('round-trip', () => {
     for (const m of [
-      { type: 'file-want', file, from: 0, to: 64 },
+      { type: 'file-want', file, from: 0, to: 256 },
       { type: 'file-decline', file },
       { type: 'file-cancel', file, code: 'file.removed' },
     ] as const)
@@ -122,7 +122,7 @@ describe('file control messages (PROTOCOL 5.16.3)', () => {
   });
   it('refuse malformed input', () => {
     const bad = [
-      { type: 'file-want', file, from: 0, to: 65 }, // grant above 64 chunks
+      { type: 'file-want', file, from: 0, to: 257 }, // grant above 256 chunks
       { type: 'file-want', file, from: 5, to: 5 }, // empty grant
       { type: 'file-want', file, from: -1, to: 3 },
       { type: 'file-want', file, from: 0 },
