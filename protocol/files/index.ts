@@ -6,3 +6,4 @@ export * from './control.ts';
 export * from './receiver.ts';
 export * from './sender.ts';
 export * from './history.ts';
+export * from './transfers.ts';
