@@ -2,36 +2,14 @@
  * bench:files (Node part) — a file through the file path of docs/PROTOCOL.md 5.16 (AES-256-GCM
  * chunks on their own data channel, want-grants on a control channel, the protocol/files machines)
  * against a raw data channel between the same two node-datachannel peers on 127.0.0.1 sending
- * messages of the same size; then the owner relaying one file to three members. Memory: the
+ * messages of the same size; then the owner relaying one file to three members. Both go through
+ * FileTransfers, the driver that CLI and web share. Memory: the
  * receivers hash and drop each chunk (a driver writes it to disk), so peak RSS shows the path itself
  * stays bounded. MIB=256 by default. The browser part (two Chromium pages) is not written yet.
  */
 import { createHash } from 'node:crypto';
 import { generateAeadKey } from '../crypto/index.ts';
-import {
-  asFileId,
-  chunkArrived,
-  chunkOpened,
-  chunkPlainLength,
-  chunkRefused,
-  chunkSent,
-  decodeFileControl,
-  encodeFileControl,
-  FILE_CHUNK,
-  FileError,
-  nextToSend,
-  onControl,
-  openChunk,
-  parseChunkFrame,
-  sealChunk,
-  startReceive,
-  startSend,
-  verified,
-  type FileOffer,
-  type ReceiveEffect,
-  type ReceiveState,
-  type SendState,
-} from '../protocol/files/index.ts';
+import { asFileId, chunkPlainLength, FILE_CHUNK, FileTransfers, type FileOffer } from '../protocol/files/index.ts';
 import { nodeAead } from '../signaling/aead-node.ts';
 import { nodeWrtc, releaseNodeWrtc } from '../signaling/node-wrtc.ts';
 
@@ -100,84 +78,48 @@ function makeOffer(size: number): FileOffer {
   return { ...probe, hash: new Uint8Array(h.digest()) };
 }
 
-/** Serve `offer` on `p` (a -> b) from `source(i)`, limited to `available()` chunks. */
-function serve(
+/** One transfer a -> b through FileTransfers (the shared driver); `onStored` sees each verified chunk. */
+function transfer(
   p: Pair,
   offer: FileOffer,
   source: (i: number) => Uint8Array,
-  available: () => number = () => Infinity,
-): { pump: () => void } {
-  let s: SendState = startSend(offer);
-  let busy = false;
-  const pump = (): void => {
-    if (busy) return;
-    busy = true;
-    void (async () => {
-      for (let i = nextToSend(s, available()); i !== null && p.data[0].bufferedAmount < HIGH; i = nextToSend(s, available())) {
-        const frame = await sealChunk(nodeAead, offer, i, source(i));
-        if (nextToSend(s, available()) !== i) continue; // a want restarted the transfer meanwhile
-        p.data[0].send(frame as Uint8Array<ArrayBuffer>);
-        s = chunkSent(s, i);
-      }
-      busy = false;
-    })();
-  };
-  p.ctl[0].onmessage = (e: MessageEvent<ArrayBuffer>) => {
-    s = onControl(s, decodeFileControl(new Uint8Array(e.data)));
-    pump();
-  };
-  p.data[0].onbufferedamountlow = pump;
-  return { pump };
-}
-
-/** Receive `offer` on `p` (b side); `onChunk` sees each verified chunk. Resolves when the hash matched. */
-function receive(p: Pair, offer: FileOffer, onChunk: (i: number, c: Uint8Array) => void = () => undefined): Promise<void> {
+  opts: { available?: () => number; onStored?: (i: number, c: Uint8Array) => void } = {},
+): { sender: FileTransfers; done: Promise<void> } {
   const h = createHash('sha256');
-  let st: ReceiveState;
-  let done!: () => void;
-  let fail!: (e: Error) => void;
-  const finished = new Promise<void>((res, rej) => ((done = res), (fail = rej)));
-  const apply = (effects: readonly ReceiveEffect[]): void => {
-    for (const e of effects) {
-      if (e.kind === 'send') p.ctl[1].send(encodeFileControl(e.msg) as Uint8Array<ArrayBuffer>);
-      if (e.kind === 'store') {
-        h.update(e.plaintext);
-        onChunk(e.index, e.plaintext);
-      }
-      if (e.kind === 'verify') {
-        const v = verified(st, Buffer.from(h.digest()).equals(Buffer.from(offer.hash)));
-        st = v.state;
-        apply(v.effects);
-      }
-      if (e.kind === 'finished') (e.ok ? done : () => fail(new Error(`transfer failed: ${e.code}`)))();
-    }
-  };
-  let queue = Promise.resolve();
-  p.data[1].onmessage = (ev: MessageEvent<ArrayBuffer>) => {
-    const frame = new Uint8Array(ev.data);
-    queue = queue.then(async () => {
-      const c = parseChunkFrame(frame);
-      const a = chunkArrived(st, c.index);
-      st = a.state;
-      apply(a.effects);
-      if (!a.open) return;
-      try {
-        const plain = await openChunk(nodeAead, offer, c);
-        const s = chunkOpened(st, c.index, plain);
-        st = s.state;
-        apply(s.effects);
-      } catch (e) {
-        if (!(e instanceof FileError)) throw e;
-        const s = chunkRefused(st, e);
-        st = s.state;
-        apply(s.effects);
-      }
-    });
-  };
-  const s0 = startReceive(offer);
-  st = s0.state;
-  apply(s0.effects);
-  return finished;
+  let finish!: () => void;
+  let fail!: (e: unknown) => void;
+  const done = new Promise<void>((res, rej) => ((finish = res), (fail = rej)));
+  const common = { aead: nodeAead, fail, verify: () => Promise.resolve(false), store: () => Promise.reject(new Error('not a receiver')) };
+  const sender = new FileTransfers({
+    ...common,
+    sendFrame: (f) => p.data[0].send(f as Uint8Array<ArrayBuffer>),
+    channelBuffered: () => p.data[0].bufferedAmount,
+    sendControl: (m) => p.ctl[0].send(m as Uint8Array<ArrayBuffer>),
+    read: (_o, i) => Promise.resolve(source(i)),
+    available: opts.available === undefined ? undefined : () => (opts.available as () => number)(),
+    event: () => undefined,
+  });
+  const receiver = new FileTransfers({
+    ...common,
+    sendFrame: () => fail(new Error('receiver sends no chunks')),
+    channelBuffered: () => 0,
+    sendControl: (m) => p.ctl[1].send(m as Uint8Array<ArrayBuffer>),
+    read: () => Promise.reject(new Error('not a sender')),
+    store: (_o, i, plain) => {
+      h.update(plain); // a real host writes it to disk or IndexedDB; here it is hashed and dropped
+      opts.onStored?.(i, plain);
+      return Promise.resolve();
+    },
+    verify: (o) => Promise.resolve(Buffer.from(h.digest()).equals(Buffer.from(o.hash))),
+    event: (e) => (e.kind === 'received' ? finish() : e.kind === 'failed' ? fail(new Error(e.code)) : undefined),
+  });
+  p.ctl[0].onmessage = (e: MessageEvent<ArrayBuffer>) => sender.control(new Uint8Array(e.data));
+  p.ctl[1].onmessage = (e: MessageEvent<ArrayBuffer>) => receiver.control(new Uint8Array(e.data));
+  p.data[1].onmessage = (e: MessageEvent<ArrayBuffer>) => void receiver.frame(new Uint8Array(e.data)).catch(fail);
+  p.data[0].onbufferedamountlow = () => sender.pump();
+  sender.serve(offer);
+  receiver.accept(offer);
+  return { sender, done };
 }
 
 async function raw(p: Pair, bytes: number): Promise<number> {
@@ -203,9 +145,7 @@ const rawMBs = await raw(p, TOTAL);
 const offer = makeOffer(TOTAL);
 const rssBefore = process.memoryUsage().rss;
 const t0 = performance.now();
-const got = receive(p, offer);
-serve(p, offer, (i) => chunkBytes(offer, i));
-await got;
+await transfer(p, offer, (i) => chunkBytes(offer, i)).done;
 const fileMBs = TOTAL / ((performance.now() - t0) / 1000) / 1e6;
 console.log(`bench:files (Node, node-datachannel on 127.0.0.1, one process for both ends), ${TOTAL / 1024 / 1024} MiB in 64 KiB chunks`);
 console.log(`raw data channel (65,573-byte messages): ${rawMBs.toFixed(1)} MB/s`);
@@ -217,24 +157,18 @@ console.log(`  peak RSS ${(peakRss / 1e6).toFixed(0)} MB (before the transfer ${
 const up = await connect();
 const downs = [await connect(), await connect(), await connect()];
 const relayOffer = makeOffer(TOTAL / 4);
-const kept: Uint8Array[] = []; // the owner's copy (history); a driver keeps it on disk
+const kept: Uint8Array[] = []; // the owner's copy (history); a host keeps it on disk
 let have = 0;
-const servers = downs.map((d) =>
-  serve(
-    d,
-    relayOffer,
-    (i) => kept[i] as Uint8Array,
-    () => have,
-  ),
-);
 const t1 = performance.now();
-const ownerGot = receive(up, relayOffer, (i, c) => {
-  kept[i] = c;
-  have = i + 1;
-  for (const s of servers) s.pump();
+const toMembers = downs.map((d) => transfer(d, relayOffer, (i) => kept[i] as Uint8Array, { available: () => have }));
+const toOwner = transfer(up, relayOffer, (i) => chunkBytes(relayOffer, i), {
+  onStored: (i, c) => {
+    kept[i] = c;
+    have = i + 1;
+    for (const m of toMembers) m.sender.pump();
+  },
 });
-serve(up, relayOffer, (i) => chunkBytes(relayOffer, i));
-await Promise.all([ownerGot, ...downs.map((d) => receive(d, relayOffer))]);
+await Promise.all([toOwner.done, ...toMembers.map((m) => m.done)]);
 const relayS = (performance.now() - t1) / 1000;
 console.log(
   `owner relay: ${(relayOffer.size / 1024 / 1024).toFixed(0)} MiB to 3 members in ${relayS.toFixed(1)} s (${((3 * relayOffer.size) / relayS / 1e6).toFixed(1)} MB/s delivered in total)`,
