@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { generateAeadKey, sha256 } from '../../crypto/index.ts';
 import { encode } from '../../protocol/msgpack.ts';
@@ -13,6 +14,7 @@ import {
   encodeFileOffer,
   evictForBudget,
   FILE_CHUNK,
+  FILE_ERROR_CODES,
   FileError,
   MAX_FILE_SIZE,
   safeFileName,
@@ -160,5 +162,12 @@ describe('owner history and removal (PROTOCOL 5.16.5)', () => {
     const stop = transfersToStop(t, 'eve');
     expect(stop.map((s) => `${s.transfer.file}:${s.transfer.peer}`)).toEqual(['f1:eve', 'f1:bob', 'f2:eve']);
     expect(stop.every((s) => s.code === 'file.removed')).toBe(true);
+  });
+});
+
+describe('error codes', () => {
+  it('every file error code is in the table of PROTOCOL.md section 7', () => {
+    const doc = readFileSync(new URL('../../docs/PROTOCOL.md', import.meta.url), 'utf8');
+    for (const code of FILE_ERROR_CODES) expect(doc, code).toContain(`| ${code} | files |`);
   });
 });
