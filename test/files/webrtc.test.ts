@@ -49,7 +49,7 @@ function ends(
   link: { p: RtcPair; live: boolean },
   src: FileHandle,
   dst: FileHandle,
-  events: FileEvent[],
+  events: Events,
   errors: unknown[],
 ): { sender: FileTransfers; receiver: FileTransfers } {
   const sender = new FileTransfers({
@@ -98,16 +98,39 @@ function wire(p: RtcPair, sender: FileTransfers, receiver: FileTransfers, errors
   p.files[0].onbufferedamountlow = () => sender.pump();
 }
 
-const received = (events: FileEvent[]): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const t = setInterval(() => {
-      const end = events.find((e) => e.kind === 'received' || e.kind === 'failed');
-      if (end === undefined) return;
-      clearInterval(t);
-      if (end.kind === 'received') resolve();
-      else reject(new Error(`transfer failed: ${end.kind === 'failed' ? end.code : ''}`));
-    }, 20);
+/** The transfer events of a test, and promises for the ones it waits for. */
+class Events {
+  readonly all: FileEvent[] = [];
+  private waiters: { pred: (e: FileEvent) => boolean; resolve: (e: FileEvent) => void }[] = [];
+  push(e: FileEvent): void {
+    this.all.push(e);
+    this.waiters = this.waiters.filter((w) => (w.pred(e) ? (w.resolve(e), false) : true));
+  }
+  until(pred: (e: FileEvent) => boolean): Promise<FileEvent> {
+    return new Promise((resolve) => this.waiters.push({ pred, resolve }));
+  }
+}
+
+/**
+ * The transfer ends (`received` or `failed`). A watchdog fails the test with the receiver's resume
+ * point if no chunk arrives for `stallMs`, so a stall shows where it stopped instead of a timeout.
+ */
+const received = async (events: Events, where: () => string = () => '', stallMs = 30_000): Promise<void> => {
+  let last = events.all.length;
+  let watchdog: ReturnType<typeof setInterval> | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    watchdog = setInterval(() => {
+      if (events.all.length === last) reject(new Error(`transfer stalled for ${stallMs} ms: ${where()}`));
+      last = events.all.length;
+    }, stallMs);
   });
+  try {
+    const end = await Promise.race([events.until((e) => e.kind === 'received' || e.kind === 'failed'), stalled]);
+    if (end.kind === 'failed') throw new Error(`transfer failed: ${end.code}`);
+  } finally {
+    clearInterval(watchdog);
+  }
+};
 
 describe('file path over real WebRTC', () => {
   it('resumes from the last verified chunk after the peer connection is cut mid-file; the hash matches', async () => {
@@ -118,22 +141,25 @@ describe('file path over real WebRTC', () => {
     for (let i = 0; i < size; i += 65536) crypto.getRandomValues(data.subarray(i, Math.min(size, i + 65536)));
     await src.write(data, 0, size, 0);
     const offer = await offerFor(src, size);
-    const events: FileEvent[] = [];
+    const events = new Events();
     const errors: unknown[] = [];
     const p1 = await connectPair();
     const link = { p: p1, live: true };
     const first = ends(link, src, dst, events, errors);
     first.sender.serve(offer);
     // Cut the connection once 10 chunks are stored.
-    const cut = new Promise<void>((r) => {
-      const t = setInterval(() => {
-        if ((first.receiver.nextOf(offer) ?? 0) < 10) return;
-        clearInterval(t);
+    const cut = events
+      .until((e) => e.kind === 'progress' && e.done >= 10)
+      .then(() => {
         link.live = false; // the host learns that the session ended
-        p1.close();
-        r();
-      }, 1);
-    });
+        // Close outside the data channel's message callback (libdatachannel may stall otherwise).
+        return new Promise<void>((r) =>
+          setImmediate(() => {
+            p1.close();
+            r();
+          }),
+        );
+      });
     first.receiver.accept(offer);
     await cut;
     const stoppedAt = first.receiver.nextOf(offer) ?? 0;
@@ -160,7 +186,7 @@ describe('file path over real WebRTC', () => {
     await src.truncate(size);
     const dst = await open(path.join(dir, 'sparse-out.bin'), 'w+');
     const offer = await offerFor(src, size);
-    const events: FileEvent[] = [];
+    const events = new Events();
     const errors: unknown[] = [];
     const p = await connectPair();
     const { sender, receiver } = ends({ p, live: true }, src, dst, events, errors);
@@ -170,7 +196,10 @@ describe('file path over real WebRTC', () => {
     const t0 = performance.now();
     sender.serve(offer);
     receiver.accept(offer);
-    await received(events);
+    await received(
+      events,
+      () => `receiver at chunk ${receiver.nextOf(offer) ?? '?'} of ${size / FILE_CHUNK}, channel buffered ${p.files[0].bufferedAmount}`,
+    );
     clearInterval(sampler);
     const s = (performance.now() - t0) / 1000;
     console.log(
