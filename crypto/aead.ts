@@ -85,8 +85,10 @@ const plain = (b: Uint8Array): Bytes => (b.buffer instanceof ArrayBuffer ? (b as
  * Imported keys, by the key array they came from (an AeadKey is never changed after it is made):
  * importing once per file instead of once per chunk. Non-extractable; collected with the array.
  */
-const imported = new WeakMap<Uint8Array, Promise<CryptoKey>>();
-function importAes(key: Uint8Array): Promise<CryptoKey> {
+/** WebCrypto's key type, named through the API (Node's types have no global CryptoKey). */
+type ImportedKey = Awaited<ReturnType<typeof globalThis.crypto.subtle.importKey>>;
+const imported = new WeakMap<Uint8Array, Promise<ImportedKey>>();
+function importAes(key: Uint8Array): Promise<ImportedKey> {
   let k = imported.get(key);
   if (k === undefined) {
     k = globalThis.crypto.subtle.importKey('raw', plain(key), { name: 'AES-GCM' }, false, ['encrypt', 'decrypt']);
