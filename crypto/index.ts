@@ -7,3 +7,4 @@ export { initCrypto } from './init.ts';
 export * from './themis.ts';
 export * from './nacl.ts';
 export * from './kdf.ts';
+export * from './aead.ts';

@@ -49,6 +49,16 @@ interface SubtleCrypto {
     baseKey: CryptoKey,
     length: number,
   ): Promise<ArrayBuffer>;
+  encrypt(
+    algorithm: { name: string; iv: Uint8Array; additionalData?: Uint8Array; tagLength?: number },
+    key: CryptoKey,
+    data: Uint8Array,
+  ): Promise<ArrayBuffer>;
+  decrypt(
+    algorithm: { name: string; iv: Uint8Array; additionalData?: Uint8Array; tagLength?: number },
+    key: CryptoKey,
+    data: Uint8Array,
+  ): Promise<ArrayBuffer>;
 }
 interface Crypto {
   readonly subtle: SubtleCrypto;

@@ -149,6 +149,22 @@ describe('tamper detection (opens throw AuthError, never return null)', () => {
       { numRuns: 200 },
     );
   });
+  it("secretbox and box.after give the bytes of tweetnacl's own high-level calls (they use its lowlevel primitives)", () => {
+    const shared = boxBefore(b.publicKey, a.secretKey);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 70_000 }), (m) => {
+        const nonce = randomNonce();
+        const c = secretbox(m, nonce, key);
+        expect(c).toEqual(new Uint8Array(nacl.secretbox(m, nonce, key)));
+        expect(c.byteOffset).toBe(0);
+        expect(c.buffer.byteLength).toBe(c.length); // its own ArrayBuffer (RTCDataChannel.send wants that)
+        expect(boxAfter(m, nonce, shared)).toEqual(new Uint8Array(nacl.box.after(m, nonce, shared)));
+        expect(boxOpenAfter(nacl.box.after(m, nonce, shared), nonce, shared)).toEqual(m);
+        expect(secretboxOpen(nacl.secretbox(m, nonce, key), nonce, key).buffer.byteLength).toBe(m.length);
+      }),
+      { numRuns: 60 },
+    );
+  });
   it('box and box.after agree; any single-byte change or truncation is rejected (property)', () => {
     const shared = boxBefore(b.publicKey, a.secretKey);
     fc.assert(

@@ -26,7 +26,7 @@ const MAY_IMPORT: Record<Part, readonly Part[]> = {
 
 /** Packages each part may import; null = any package except NODE_ONLY (and Node built-ins for web). */
 const PACKAGES: Record<Part, readonly string[] | null> = {
-  crypto: ['wasm-themis', 'tweetnacl', 'hash-wasm'],
+  crypto: ['wasm-themis', 'tweetnacl', 'hash-wasm', '@noble/ciphers'],
   protocol: ['simple-peer'],
   signaling: null,
   web: null,
