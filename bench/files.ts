@@ -1,5 +1,5 @@
 /**
- * bench:files (Node part) — a file through the file path of docs/PROTOCOL.md 5.16 (AES-256-GCM
+ * bench:files (Node part) — a file through the file path of docs/PROTOCOL.md 5.17 (AES-256-GCM
  * chunks on their own data channel, want-grants on a control channel, the protocol/files machines)
  * against a raw data channel between the same two node-datachannel peers on 127.0.0.1 sending
  * messages of the same size; then the owner relaying one file to three members. Both go through

@@ -1,5 +1,5 @@
 /**
- * AES-256-GCM for bulk data (files, docs/PROTOCOL.md 5.16.2), behind an injected backend: WebCrypto
+ * AES-256-GCM for bulk data (files, docs/PROTOCOL.md 5.17.2), behind an injected backend: WebCrypto
  * in browsers (`webCryptoAead`), node:crypto in Node (signaling/aead-node.ts, synchronous and
  * faster for many small calls). Both produce the same bytes. The wrapper checks every length before
  * the backend runs and fails closed: a ciphertext that does not authenticate raises AuthError and no

@@ -1,5 +1,5 @@
 /**
- * File chunks on the wire (docs/PROTOCOL.md 5.16.2):
+ * File chunks on the wire (docs/PROTOCOL.md 5.17.2):
  *
  *   FCHUNK = 0x46 | fileId (16) | index u32 | AES-256-GCM(fkey, nonce, ad, plaintext)
  *   nonce  = 0x00 x 8 || index u32

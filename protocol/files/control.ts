@@ -1,5 +1,5 @@
 /**
- * Control messages of a file transfer, carried as link messages (docs/PROTOCOL.md 5.16.3), with
+ * Control messages of a file transfer, carried as link messages (docs/PROTOCOL.md 5.17.3), with
  * one strict decoder.
  */
 import { DecodeError } from '../errors.ts';

@@ -1,4 +1,4 @@
-/** Typed errors of file transfers (docs/PROTOCOL.md 5.16, codes in section 7). */
+/** Typed errors of file transfers (docs/PROTOCOL.md 5.17, codes in section 7). */
 import { ZeroRoomError } from '../errors.ts';
 
 export type FileErrorCode =

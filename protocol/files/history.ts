@@ -1,5 +1,5 @@
 /**
- * The owner's file history budget and removals (docs/PROTOCOL.md 5.16.5), as pure decisions over
+ * The owner's file history budget and removals (docs/PROTOCOL.md 5.17.5), as pure decisions over
  * plain lists: which kept files to drop to stay within `fileHistoryBytes`, and which transfers stop
  * when a member is removed.
  */

@@ -1,4 +1,4 @@
-// File transfers (docs/PROTOCOL.md 5.16): offers, chunks, control messages, the two machines.
+// File transfers (docs/PROTOCOL.md 5.17): offers, chunks, control messages, the two machines.
 export * from './errors.ts';
 export * from './offer.ts';
 export * from './chunk.ts';

@@ -1,6 +1,6 @@
 /**
  * The file offer: the sealed body of a room message that announces a file (docs/PROTOCOL.md
- * 5.16.1), its strict decoder, chunk geometry, and the safe local name of a received file.
+ * 5.17.1), its strict decoder, chunk geometry, and the safe local name of a received file.
  */
 import { asAeadKey, type AeadKey } from '../../crypto/index.ts';
 import type { Brand } from '../../crypto/brand.ts';

@@ -1,5 +1,5 @@
 /**
- * Receiving one file (docs/PROTOCOL.md 5.16.2-5.16.4) as a pure state machine: the driver parses a
+ * Receiving one file (docs/PROTOCOL.md 5.17.2-5.17.4) as a pure state machine: the driver parses a
  * chunk frame, asks `chunkArrived` whether to open it, opens it (async AEAD), and reports
  * `chunkOpened` or `chunkRefused`. Effects say what to store, what to send and when to verify the
  * whole file. `next` (the first chunk not stored) is all a resume needs: it is persisted with the

@@ -1,5 +1,5 @@
 /**
- * Sending (or relaying) one file to one peer (docs/PROTOCOL.md 5.16.3) as a pure state machine: the
+ * Sending (or relaying) one file to one peer (docs/PROTOCOL.md 5.17.3) as a pure state machine: the
  * peer's `file-want` sets the grant; the driver sends `nextToSend` while the files channel has room
  * and reports `chunkSent`. A relaying owner also bounds the grant by what it has verified itself
  * (`available`). No per-receiver state survives beyond the grant: a resume is just a new want.

@@ -1,5 +1,5 @@
 /**
- * File transfers of one peer link, driven (docs/PROTOCOL.md 5.16.2-5.16.4): the sender and receiver
+ * File transfers of one peer link, driven (docs/PROTOCOL.md 5.17.2-5.17.4): the sender and receiver
  * machines wired to injected ports (the files data channel, the link for control messages, storage,
  * the AEAD backend). One instance per link end; it holds at most one sealed chunk per outgoing file
  * in memory and processes incoming chunks one at a time, so memory stays bounded whatever the size.

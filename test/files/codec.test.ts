@@ -48,7 +48,7 @@ const fields = (o: FileOffer): Record<string, unknown> => ({
 // Test-only: build a body with one field changed (values are msgpack-encodable).
 const withField = (o: FileOffer, k: string, v: unknown): Uint8Array => encode({ ...fields(o), [k]: v } as Parameters<typeof encode>[0]);
 
-describe('file offer (PROTOCOL 5.16.1)', () => {
+describe('file offer (PROTOCOL 5.17.1)', () => {
   it('round-trips', () => {
     const o = offer(5 * FILE_CHUNK + 3);
     expect(decodeFileOffer(encodeFileOffer(o))).toEqual(o);
@@ -112,7 +112,7 @@ describe('safeFileName', () => {
   });
 });
 
-describe('file control messages (PROTOCOL 5.16.3)', () => {
+describe('file control messages (PROTOCOL 5.17.3)', () => {
   const file = asFileId(new Uint8Array(16).fill(1));
   it('round-trip', () => {
     for (const m of [
@@ -139,7 +139,7 @@ describe('file control messages (PROTOCOL 5.16.3)', () => {
   });
 });
 
-describe('owner history and removal (PROTOCOL 5.16.5)', () => {
+describe('owner history and removal (PROTOCOL 5.17.5)', () => {
   it('drops the oldest files until the new one fits', () => {
     const kept = [
       { id: 'c', size: 400, idx: 9 },
