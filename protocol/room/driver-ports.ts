@@ -9,7 +9,7 @@ import type { JoinOptions } from '../link/member.ts';
 import type { OwnerHandle, OwnerOptions } from '../link/owner.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
-import type { HistoryRecord, OutboxRecord } from './records.ts';
+import type { HistoryRecord, OutboxRecord, RoomIdentity } from './records.ts';
 import type { MemberId, MemberState, OwnerState, PeerKeyHex, RoomEvent } from './types.ts';
 
 /**
@@ -30,6 +30,11 @@ export interface RoomStore<S extends OwnerState | MemberState> {
   removeOutbox(seq: number): Promise<void>;
   /** Every stored outbox record (read once, when a member driver starts). */
   listOutbox(): Promise<OutboxRecord[]>;
+  /**
+   * Member key updates (docs/PROTOCOL.md 5.8.1): the room's keys and the pending new ones, durable
+   * before the request leaves and again when the member switches. A store without it cannot update keys.
+   */
+  saveKeys?(keys: { readonly identity: RoomIdentity; readonly pending: RoomIdentity | null }): Promise<void>;
 }
 
 /** Diagnostics for people (browser console, the CLI's stderr, a test's list). Never peer plaintext. */
@@ -90,16 +95,22 @@ export type OwnerLinkHooks = Pick<
 /** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */
 export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
 
-/** Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. */
-export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'>) => Promise<PeerLink>;
+/**
+ * Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. `permanentKeys`: our
+ * peer key pair when it is not the endpoint's (after a key update, 5.8.1).
+ */
+export type MemberLinkPort = (
+  opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'> & Partial<Pick<JoinOptions, 'permanentKeys'>>,
+) => Promise<PeerLink>;
 
 /**
  * A refusal of the driver itself (not of the machine): `room.outbox-full` (MAX_OUTBOX own messages
- * wait for the owner already), `room.stopped` (a command after stop()).
+ * wait for the owner already), `room.stopped` (a command after stop()), `room.no-key-store` (a key
+ * update on a store without saveKeys).
  */
 export class DriverError extends ZeroRoomError {
-  declare readonly code: 'room.outbox-full' | 'room.stopped';
-  constructor(code: 'room.outbox-full' | 'room.stopped', message: string) {
+  declare readonly code: 'room.outbox-full' | 'room.stopped' | 'room.no-key-store';
+  constructor(code: 'room.outbox-full' | 'room.stopped' | 'room.no-key-store', message: string) {
     super(code, message);
   }
 }
