@@ -84,11 +84,11 @@ export class Session {
         refused.push(`${store}/${key}`);
     for (const { key } of await vault.list('rooms', '', onRefused('rooms'))) {
       try {
-        const { record, keys, history } = await loadRoom(vault, key, onRefused);
+        const { record, keys, history, pending } = await loadRoom(vault, key, onRefused);
         const runtime =
           record.state.role === 'owner'
             ? new OwnerRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'))
-            : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'));
+            : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'), undefined, pending);
         if (runtime instanceof OwnerRuntime)
           await runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
         await runtime.start();
