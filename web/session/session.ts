@@ -266,6 +266,13 @@ export class Session {
     return room.leave();
   }
 
+  /** A member replaces its keys in this room (PROTOCOL.md 5.8.1). */
+  updateKeys(roomId: string): Promise<void> {
+    const room = this.room(roomId);
+    if (!(room instanceof MemberRuntime)) throw new UiError('not-owner');
+    return room.updateKeys();
+  }
+
   async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView | undefined> {
     const room = this.owned(roomId);
     await room.createInvite(ttlMinutes);
