@@ -166,6 +166,9 @@ function onCommand(driver: MemberDriver, io: DriverIo, cmd: Exclude<JoinCommand,
       return void driver.inOrder(() => io.out({ event: 'members', members: driver.members() }));
     case 'safety-code':
       return void driver.inOrder(() => io.out({ event: 'safety-code', epoch: driver.state.epoch, code: driver.safetyCode() }));
+    case 'update-keys':
+      // Done when the owner committed it: the machine's `keys-updated` event with `self: true` (5.8.1).
+      return void driver.updateKeys().catch(report);
   }
 }
 
@@ -178,7 +181,7 @@ export const command: Command = {
       '       zeroroom join --state DIR [options]            (resume a room joined earlier with this DIR)',
       '',
       'Joins a room without a browser. Events are printed as JSON lines on stdout, commands are read as',
-      'JSON lines from stdin: {"cmd":"send","text":"..."} {"cmd":"members"} {"cmd":"safety-code"} {"cmd":"leave"} {"cmd":"quit"}.',
+      'JSON lines from stdin: {"cmd":"send","text":"..."} {"cmd":"members"} {"cmd":"safety-code"} {"cmd":"update-keys"} {"cmd":"leave"} {"cmd":"quit"}.',
       'It runs until leave, quit, SIGTERM or SIGINT (end of stdin does not stop it), or until the owner refuses it.',
       'The invite URL is a secret until used: prefer ZEROROOM_INVITE or --invite-file to an argument.',
       '',
@@ -229,6 +232,7 @@ export const command: Command = {
       cliDriverEnv(io, joinEvents(io, finish)),
       {
         identity: keys,
+        pending: (await store?.readPendingKeys()) ?? null,
         link: nodeMemberPort(endpoint),
         mesh: nodeMeshPort(endpoint),
       },

@@ -67,7 +67,8 @@ export type HostCommand =
   | { readonly cmd: 'revoke'; readonly invite: InviteId }
   | { readonly cmd: 'rotate' | 'members' | 'safety-code' | 'quit' };
 
-export type JoinCommand = { readonly cmd: 'send'; readonly text: string } | { readonly cmd: 'leave' | 'members' | 'safety-code' | 'quit' };
+export type JoinCommand =
+  { readonly cmd: 'send'; readonly text: string } | { readonly cmd: 'leave' | 'members' | 'safety-code' | 'update-keys' | 'quit' };
 
 type AnyCommand = HostCommand | JoinCommand;
 
@@ -82,9 +83,10 @@ const FIELDS: Record<string, readonly string[]> = {
   'safety-code': [],
   quit: [],
   leave: [],
+  'update-keys': [],
 };
 export const HOST_COMMANDS = ['invite', 'send', 'kick', 'revoke', 'rotate', 'members', 'safety-code', 'quit'] as const;
-export const JOIN_COMMANDS = ['send', 'leave', 'members', 'safety-code', 'quit'] as const;
+export const JOIN_COMMANDS = ['send', 'leave', 'members', 'safety-code', 'update-keys', 'quit'] as const;
 
 const bad = (message: string): CommandError => new CommandError('cli.command', message);
 
@@ -128,7 +130,7 @@ function parseAny(line: string, allowed: readonly string[]): AnyCommand {
     case 'revoke':
       return { cmd, invite: hexField(o, 'invite', 64) as InviteId };
     default:
-      return { cmd: cmd as 'rotate' | 'members' | 'safety-code' | 'quit' | 'leave' };
+      return { cmd: cmd as 'rotate' | 'members' | 'safety-code' | 'quit' | 'leave' | 'update-keys' };
   }
 }
 
@@ -194,6 +196,8 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
       return { event: 'history-skipped', count: ev.count, reason: ev.reason };
     case 'warning':
       return { event: 'warning', code: ev.code, count: ev.count, member: ev.member?.id ?? null, name: ev.member?.name ?? null };
+    case 'keys-updated':
+      return { event: 'keys-updated', old: ev.old, member: ev.member.id, name: ev.member.name, self: ev.self };
     default: {
       // An event type added to the machines later: passed on under its own name, fields as they are.
       const other: { readonly type: string } = ev;

@@ -80,6 +80,8 @@ export function ephemeralStore<S extends OwnerState | MemberState>(): RoomStore<
     putOutbox: async () => undefined,
     removeOutbox: async () => undefined,
     listOutbox: async (): Promise<OutboxRecord[]> => [],
+    // Keys live for this run only, like everything else here (a key update still works).
+    saveKeys: async () => undefined,
   };
 }
 

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AuthError, cellOpen, cellSeal, toHex, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
+import { AuthError, cellOpen, cellSeal, equalBytes, toHex, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import type { RoomStore } from '../protocol/room/driver-ports.ts';
 import {
@@ -47,6 +47,8 @@ export class StateDirError extends ZeroRoomError {}
 
 const FILES = {
   identity: 'identity.bin',
+  /** A member key update's new keys until the switch (PROTOCOL.md 5.8.1); one zero byte when none. */
+  pending: 'pending.bin',
   room: 'room.bin',
   generation: 'generation.bin',
   outbox: 'outbox.bin',
@@ -101,6 +103,25 @@ export class StateDir {
 
   private async writeSealed(name: string, plain: Uint8Array, opts: { create?: boolean } = {}): Promise<void> {
     await writeAtomic(this.file(name), cellSeal(this.key, plain, utf8Encode(`zeroroom-cli/${name}`)), opts);
+  }
+
+  /** The pending keys of a member key update (5.8.1), null when none (or the switch already stored them). */
+  async readPendingKeys(): Promise<RoomIdentity | null> {
+    const bytes = await this.readSealed(FILES.pending);
+    if (bytes === null || (bytes.length === 1 && bytes[0] === 0)) return null;
+    const pending = decodeRoomIdentity(bytes);
+    const keys = await this.readKeys();
+    return keys !== null && equalBytes(keys.identity.publicKey, pending.identity.publicKey) ? null : pending;
+  }
+
+  /** Pending keys first (before the request leaves); at the switch the identity, then no pending. */
+  private async saveKeys(keys: { readonly identity: RoomIdentity; readonly pending: RoomIdentity | null }): Promise<void> {
+    if (keys.pending !== null) {
+      await this.writeSealed(FILES.pending, encodeRoomIdentity(keys.pending));
+      return;
+    }
+    await this.writeSealed(FILES.identity, encodeRoomIdentity(keys.identity));
+    await this.writeSealed(FILES.pending, Uint8Array.of(0)); // none
   }
 
   async readKeys(): Promise<RoomIdentity | null> {
@@ -207,6 +228,7 @@ export class StateDir {
         outbox = next;
       },
       listOutbox: async () => [...(await entries())],
+      saveKeys: (keys) => this.saveKeys(keys),
     };
   }
 }

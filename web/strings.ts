@@ -97,6 +97,8 @@ export const S = {
   systemLeft: (name: string): string => `${name} left`,
   systemRemoved: (name: string): string => `${name} was removed`,
   systemNewKey: 'The room key changed',
+  systemYourKeysReplaced: 'Your keys for this room were replaced; a copy of the old ones gets nothing new',
+  systemKeysReplaced: (name: string): string => `${name} replaced their keys`,
   systemYouJoined: 'You joined the room',
   systemYouLeft: 'You left the room',
   systemYouRemoved: 'You were removed from the room',
@@ -208,6 +210,10 @@ export const S = {
   changePassword: 'Change password',
   reencrypting: 'Re-encrypting…',
   passwordChanged: 'Password changed; everything on this device is encrypted with the new one.',
+  passwordChangedReplaceKeys:
+    'A copy of this device taken before still opens with the old password. If that may have happened, replace your keys in the rooms you joined (below).',
+  replaceKeys: 'Replace my keys',
+  replaceKeysAsked: 'New keys requested; they take effect when the owner is online.',
   forgetTitle: 'Rooms on this device',
   buildHash: (hash: string | null): string => `App build: ${hash ?? 'development (no build hash)'}`,
   rollbackRefused: (n: number): string =>

@@ -26,6 +26,8 @@ const MAX_CODE = 64;
 export const MAX_SEALED_KEY = 4096;
 /** Entries per `resync` message (section 5.10). */
 export const MAX_RESYNC_ANNS = 256;
+/** One signed copy of a key-update body (section 5.8.1). */
+export const MAX_KEY_UPDATE = 1024;
 const IDX = { min: 0, max: Number.MAX_SAFE_INTEGER };
 
 export interface HistoryEntryWire {
@@ -50,7 +52,9 @@ export type ToOwner =
   /** `more`: the next history page of a catch-up, answered without `resync` when `chain` is the head (5.10). */
   | { readonly type: 'sync'; readonly last_idx: number; readonly epoch: number; readonly chain: number; readonly more?: true }
   /** A hole in `from`'s sender chain: the envelopes from `after` (exclusive) to `before` (inclusive), 5.6. */
-  | { readonly type: 'want'; readonly from: MemberId; readonly after: Uint8Array; readonly before: Uint8Array };
+  | { readonly type: 'want'; readonly from: MemberId; readonly after: Uint8Array; readonly before: Uint8Array }
+  /** Section 5.8.1: the same body signed by the member's current (`old`) and new (`new`) identity keys. */
+  | { readonly type: 'key-update'; readonly old: Uint8Array; readonly new: Uint8Array };
 
 export type ToMember =
   | { readonly type: 'owner-key'; readonly invite: Uint8Array; readonly opub: EcPublicKey }
@@ -162,6 +166,9 @@ export function decodeToOwner(bytes: Uint8Array): ToOwner {
     case 'want':
       f.only(['type', 'from', 'after', 'before']);
       return { type, from: memberIdField(f, 'from', type), after: f.bin('after', 32), before: f.bin('before', 32) };
+    case 'key-update':
+      f.only(['type', 'old', 'new']);
+      return { type, old: f.bin('old', { min: 1, max: MAX_KEY_UPDATE }), new: f.bin('new', { min: 1, max: MAX_KEY_UPDATE }) };
     default:
       throw new DecodeError(`${what}: unknown type "${type}"`);
   }
@@ -316,7 +323,9 @@ export function decodeAnnBody(bytes: Uint8Array): AnnBody {
 export type ChainBody =
   | (ChainCommon & { readonly op: 'create' })
   | (ChainCommon & { readonly op: 'add'; readonly cert: Uint8Array })
-  | (ChainCommon & { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[] });
+  | (ChainCommon & { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[] })
+  /** Section 5.8.1: one member's keys replaced (`removed`: its old id, `cert`: its new certificate) and a new epoch. */
+  | (ChainCommon & { readonly op: 'update'; readonly cert: Uint8Array; readonly removed: MemberId });
 
 /** The fields every chain entry has (section 5.7). */
 export interface ChainCommon {
@@ -344,6 +353,7 @@ export function encodeChainBody(c: ChainBody): Uint8Array {
     ts: c.ts,
     ...(c.op === 'add' ? { cert: c.cert } : {}),
     ...(c.op === 'rotate' ? { reason: c.reason, removed: [...c.removed] } : {}),
+    ...(c.op === 'update' ? { cert: c.cert, removed: [c.removed] } : {}),
   });
 }
 
@@ -382,6 +392,14 @@ export function decodeChainBody(bytes: Uint8Array): ChainBody {
       });
       if (new Set(removed).size !== removed.length) throw new DecodeError(`${what}: a member removed twice`);
       return { ...common, op, reason: reason as RotationReason, removed };
+    }
+    case 'update': {
+      f.only([...CHAIN_COMMON, 'cert', 'removed']);
+      const removed = f.arr('removed', 1);
+      const id = removed[0];
+      if (id === undefined) throw new DecodeError(`${what}: an update names the member it replaces`);
+      if (id.t !== 'str') throw new DecodeError(`${what}.removed[0]: must be str, got ${id.t}`);
+      return { ...common, op, cert: f.bin('cert', { min: 1, max: MAX_CERT }), removed: memberIdValue(id.v, `${what}.removed[0]`) };
     }
     default:
       throw new DecodeError(`${what}: unknown op "${op}"`);

@@ -3,14 +3,14 @@
  * comes in through these interfaces, so the browser, the headless client and the tests run the same
  * driver over IndexedDB, a state directory or memory, real peer links or a fake, real or manual time.
  */
-import type { BoxPublicKey, RandomBytes } from '../../crypto/index.ts';
+import type { BoxKeyPair, BoxPublicKey, RandomBytes } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
 import type { JoinOptions } from '../link/member.ts';
 import type { OwnerHandle, OwnerOptions } from '../link/owner.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import type { AwayEvent } from './away.ts';
-import type { HistoryRecord, OutboxRecord } from './records.ts';
+import type { HistoryRecord, OutboxRecord, RoomIdentity } from './records.ts';
 import type { MemberId, MemberState, OwnerState, PeerKeyHex, RoomEvent } from './types.ts';
 
 /**
@@ -31,6 +31,11 @@ export interface RoomStore<S extends OwnerState | MemberState> {
   removeOutbox(seq: number): Promise<void>;
   /** Every stored outbox record (read once, when a member driver starts). */
   listOutbox(): Promise<OutboxRecord[]>;
+  /**
+   * Member key updates (docs/PROTOCOL.md 5.8.1): the room's keys and the pending new ones, durable
+   * before the request leaves and again when the member switches. A store without it cannot update keys.
+   */
+  saveKeys?(keys: { readonly identity: RoomIdentity; readonly pending: RoomIdentity | null }): Promise<void>;
 }
 
 /** Diagnostics for people (browser console, the CLI's stderr, a test's list). Never peer plaintext. */
@@ -95,8 +100,13 @@ export type OwnerLinkHooks = Pick<
 /** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */
 export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
 
-/** Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. */
-export type MemberLinkPort = (opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'>) => Promise<PeerLink>;
+/**
+ * Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. `permanentKeys`: our
+ * peer key pair when it is not the endpoint's (after a key update, 5.8.1).
+ */
+export type MemberLinkPort = (
+  opts: Pick<JoinOptions, 'ownerKey' | 'token' | 'inviteExpiresAt'> & Partial<Pick<JoinOptions, 'permanentKeys'>>,
+) => Promise<PeerLink>;
 
 /** What a member's mesh host (5.16) is given: the link layer's owner side on the member's own path, without tokens. */
 export interface MeshHostHooks {
@@ -111,18 +121,20 @@ export interface MeshHostHooks {
  * acceptToken: () => false, ...hooks})` on the member's own path; `dial` is `joinRoom({...endpoint,
  * ownerKey: peer})` (a responder with its trusted key, never a token).
  */
+/** `keys`: the peer key pair the member presents now (a key update changes it, 5.8.1). */
 export interface MeshLinkPort {
-  host(hooks: MeshHostHooks): { close(): void };
-  dial(peer: BoxPublicKey): Promise<PeerLink>;
+  host(hooks: MeshHostHooks, keys: { permanentKeys: BoxKeyPair }): { close(): void };
+  dial(peer: BoxPublicKey, keys: { permanentKeys: BoxKeyPair }): Promise<PeerLink>;
 }
 
 /**
  * A refusal of the driver itself (not of the machine): `room.outbox-full` (MAX_OUTBOX own messages
- * wait for the owner already), `room.stopped` (a command after stop()).
+ * wait for the owner already), `room.stopped` (a command after stop()), `room.no-key-store` (a key
+ * update on a store without saveKeys).
  */
 export class DriverError extends ZeroRoomError {
-  declare readonly code: 'room.outbox-full' | 'room.stopped';
-  constructor(code: 'room.outbox-full' | 'room.stopped', message: string) {
+  declare readonly code: 'room.outbox-full' | 'room.stopped' | 'room.no-key-store';
+  constructor(code: 'room.outbox-full' | 'room.stopped' | 'room.no-key-store', message: string) {
     super(code, message);
   }
 }

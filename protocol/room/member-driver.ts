@@ -26,6 +26,7 @@ import { MeshDriver } from './mesh-driver.ts';
 import { DeliveryTracker, type OutboxDelivery } from './delivery.ts';
 import { saltyAuthToken } from './ids.ts';
 import { memberSafetyCode, memberStep } from './member.ts';
+import { KeyUpdateKeys } from './key-update-driver.ts';
 import { MAX_OUTBOX, committedOutbox, type OutboxRecord, type RoomIdentity } from './records.ts';
 import type { MemberCtx, MemberState, PeerKeyHex, RoomEvent } from './types.ts';
 
@@ -34,6 +35,8 @@ export interface MemberDriverOptions {
   readonly link: MemberLinkPort;
   /** Mesh links while the owner is away (5.16); without it, messages wait for the owner. */
   readonly mesh?: MeshLinkPort;
+  /** New keys stored by a key update the owner may not have committed yet (5.8.1). */
+  readonly pending?: RoomIdentity | null;
 }
 
 /** Phases after which nothing connects any more. */
@@ -61,9 +64,11 @@ export class MemberDriver extends RoomDriver<MemberState> {
   private readonly delivery = new DeliveryTracker();
   /** Code of the last failed connection attempt ('' for one without a code); null once a link opened. */
   private lastFailureCode: string | null = null;
-  private readonly ctx: MemberCtx;
+  private ctx: MemberCtx;
   /** Owner away (5.16): null without a mesh port. */
   private readonly meshDriver: MeshDriver | null;
+  /** Our keys and a key update's pending ones (5.8.1, key-update-driver.ts). */
+  private readonly keys: KeyUpdateKeys;
 
   constructor(
     state: MemberState,
@@ -72,7 +77,8 @@ export class MemberDriver extends RoomDriver<MemberState> {
     private readonly opts: MemberDriverOptions,
   ) {
     super(state, store, env);
-    this.ctx = { random: env.random, identity: opts.identity.identity, peerKey: opts.identity.peer.publicKey };
+    this.keys = new KeyUpdateKeys(opts.identity, opts.pending ?? null, state);
+    this.ctx = this.keys.ctx(env.random);
     this.meshDriver =
       opts.mesh === undefined
         ? null
@@ -81,6 +87,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
             serial: (what, fn) => this.background(what, fn),
             ownerOpen: () => isOpen(this.linkStateValue),
             sendToOwner: (bytes) => this.sendTo(this.state.ownerPeer, bytes),
+            linkKeys: () => this.keys.linkKeys(),
           });
   }
 
@@ -89,6 +96,8 @@ export class MemberDriver extends RoomDriver<MemberState> {
     if (this.started || this.stopped) return;
     this.started = true;
     await this.serial(async () => {
+      await this.keys.settle(this.store); // a switch the state has that the keys record missed (crash)
+      this.ctx = this.keys.ctx(this.env.random);
       const stored = await this.store.listOutbox();
       this.outboxList = committedOutbox(this.state, stored);
       // A send whose state never got saved: its seq will be given again.
@@ -117,6 +126,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     this.opts
       .link({
         ownerKey: asBoxPublicKey(fromHex(s.ownerPeer, 32)),
+        ...this.keys.linkKeys(),
         ...(token !== undefined ? { token } : {}),
         ...(token !== undefined && exp !== null ? { inviteExpiresAt: exp } : {}),
       })
@@ -139,6 +149,12 @@ export class MemberDriver extends RoomDriver<MemberState> {
   private fatal(e: unknown): boolean {
     const code = typeof e === 'object' && e !== null && 'code' in e && typeof e.code === 'string' ? e.code : null;
     if (code === null || !FATAL_JOIN_CODES.has(code)) return false;
+    // Our update may be committed and the entry lost with the old link: try the pending keys (5.8.1).
+    if (this.keys.tryPending()) {
+      this.env.log.warn(`the owner refused our key (${code}); trying the keys of our key update`);
+      this.scheduleReconnect();
+      return true;
+    }
     const message = e instanceof Error ? e.message : String(e);
     this.refusedBy = code;
     this.env.log.warn(`the owner did not let us in: ${code}: ${message}`);
@@ -232,6 +248,14 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   protected override async onEvent(event: RoomEvent): Promise<void> {
     if (event.type === 'message') this.meshDriver?.settle([event]);
+    if (event.type === 'keys-updated' && event.self) {
+      // Switched (5.8.1): our old messages in the outbox were signed by the old key and go nowhere now.
+      await this.keys.switched(this.store);
+      this.ctx = this.keys.ctx(this.env.random);
+      for (const o of this.outboxList) await this.dropOutbox(o.seq);
+      this.env.log.info('our keys were replaced; reconnecting with the new peer key');
+      this.link?.close();
+    }
     if (event.type === 'message' && event.from === this.state.selfId) await this.dropOutbox(event.seq);
     if (event.type === 'send-refused' && event.seq !== null) {
       // room.replay: the owner has this seq from us already, so the message is in the room (a copy
@@ -289,6 +313,32 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   leave(): Promise<void> {
     return this.command((s, now) => memberStep(this.ctx, s, { kind: 'leave', now }));
+  }
+
+  /**
+   * Replace our identity and peer keys (5.8.1): new keys, stored as pending BEFORE the request
+   * leaves; the switch happens when the owner's `update` entry arrives (event `keys-updated` with
+   * `self`), then the link reconnects with the new peer key. Asking again while one is pending
+   * sends the same pending keys again.
+   */
+  updateKeys(): Promise<void> {
+    try {
+      this.checkRunning();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(async () => {
+      await this.keys.prepare(this.store);
+      this.ctx = this.keys.ctx(this.env.random);
+      const step = memberStep(this.ctx, this.state, { kind: 'update-keys', now: this.now() });
+      if (step.error !== undefined) throw step.error;
+      await this.commit(step);
+    });
+  }
+
+  /** The keys this member uses now (they change with a key update). */
+  get identity(): RoomIdentity {
+    return this.keys.current;
   }
 
   // ---- queries ----

@@ -34,6 +34,7 @@ import { AuthenticityError, FreshnessError, MembershipError, RoomError } from '.
 import { LABEL, ZERO_HASH, contextOf, inviteIdBytes, keyHashOf, memberIdOf, ownerKeyCommit, peerKeyHex, safetyCode } from './ids.ts';
 import { checkInviteFresh, type Invite } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
+import { signKeyUpdate } from './key-update.ts';
 import {
   GRACE_MESSAGES,
   MAX_FORMER_MEMBERS,
@@ -172,7 +173,21 @@ export function memberStep(ctx: MemberCtx, state: MemberState, event: MemberEven
           effects: [sendTo(state.ownerPeer, encodeMessage({ type: 'leave' })), closeLink(state.ownerPeer, 'left'), emit({ type: 'left' })],
         };
       });
+    case 'update-keys':
+      return guarded(state, () => requestKeyUpdate(ctx, state));
   }
+}
+
+/**
+ * Section 5.8.1: ask the owner to replace our keys with `ctx.pending` (which the driver stored
+ * before this step). Nothing changes here: we switch when the owner's `update` entry arrives.
+ */
+function requestKeyUpdate(ctx: MemberCtx, s: MemberState): Out<MemberState> {
+  requirePhase(s, 'member');
+  if (ctx.pending === undefined) throw new MembershipError('room.state', 'no new keys to switch to');
+  const body = { room: s.room, id: s.selfId, n: s.chain, ipub: ctx.pending.identity.publicKey, npub: ctx.pending.peerKey };
+  const signed = signKeyUpdate(ctx.identity.privateKey, ctx.pending.identity, body);
+  return { state: s, effects: [sendTo(s.ownerPeer, encodeMessage({ type: 'key-update', old: signed.old, new: signed.new }))] };
 }
 
 /**
@@ -392,7 +407,15 @@ function currentRecord(s: MemberState): EpochRecord {
 function openKey(ctx: MemberCtx, s: MemberState, sealed: Uint8Array): KeyBody {
   let body: KeyBody;
   try {
-    body = decodeKeyBody(openFrom(ctx.identity.privateKey, ownerKey(s), sealed));
+    let plain: Uint8Array;
+    try {
+      plain = openFrom(ctx.identity.privateKey, ownerKey(s), sealed);
+    } catch (e) {
+      // Sealed to the new keys of an update of ours that the owner has committed (5.8.1).
+      if (!(e instanceof AuthError) || ctx.pending === undefined) throw e;
+      plain = openFrom(ctx.pending.identity.privateKey, ownerKey(s), sealed);
+    }
+    body = decodeKeyBody(plain);
   } catch (e) {
     if (e instanceof AuthError || e instanceof DecodeError)
       throw new AuthenticityError('room.bad-rekey', 'epoch key does not open from the owner', { cause: e });
@@ -417,7 +440,14 @@ function leftReason(reason: string): RemovalReason | 'removed' {
  * Applies chain entry `head + 1` (5.7) in one transition, after every check of the op rules and
  * the member list hash. `key`: the opened key of a rotate entry (required live).
  */
-function applyEntry(s: MemberState, entry: ChainBody, ann: Uint8Array, key: KeyBody | null, live: boolean): Out<MemberState> {
+function applyEntry(
+  ctx: MemberCtx,
+  s: MemberState,
+  entry: ChainBody,
+  ann: Uint8Array,
+  key: KeyBody | null,
+  live: boolean,
+): Out<MemberState> {
   const opub = ownerKey(s);
   const cur = currentRecord(s);
   if (entry.n !== s.chain + 1) throw new FreshnessError('room.chain-gap', `chain entry ${entry.n} does not follow ${s.chain}`);
@@ -487,8 +517,60 @@ function applyEntry(s: MemberState, entry: ChainBody, ann: Uint8Array, key: KeyB
       effects.push(emit({ type: 'rotated', epoch: entry.epoch, reason: entry.reason }));
       break;
     }
+    case 'update':
+      return applyUpdate(ctx, s, entry, ann, key, live);
   }
   return { state: next, effects };
+}
+
+/**
+ * Section 5.8.1: an `update` entry replaces one member's keys and starts the next epoch. The old
+ * id becomes a former member (its messages stay verifiable); when it is us, the certificate must
+ * be for the pending keys we asked for, and we switch to them in this step: new id, seq 0, tail 0.
+ */
+function applyUpdate(
+  ctx: MemberCtx,
+  s: MemberState,
+  entry: Extract<ChainBody, { op: 'update' }>,
+  ann: Uint8Array,
+  key: KeyBody | null,
+  live: boolean,
+): Out<MemberState> {
+  const cur = currentRecord(s);
+  if (entry.epoch !== s.epoch + 1 || entry.firstIdx < cur.firstIdx) {
+    throw new AuthenticityError('room.fork', `update ${entry.n} does not start the next epoch`);
+  }
+  const old = s.members.find((m) => m.info.id === entry.removed);
+  if (old === undefined || old.info.owner) throw new AuthenticityError('room.fork', `update ${entry.n} replaces a non-member`);
+  const info = openCert(ownerKey(s), s.room, entry.cert);
+  if (info.epoch !== entry.epoch || info.owner || info.name !== old.info.name || s.members.some((m) => m.info.id === info.id)) {
+    throw new AuthenticityError('room.fork', `update ${entry.n} certifies a member that cannot replace ${entry.removed}`);
+  }
+  const self = old.info.id === s.selfId;
+  // Ours: the keys we asked for (pending), or already in use when the driver reconnected with them.
+  const ours = (k: { identity: { publicKey: Uint8Array }; peerKey: Uint8Array } | undefined) =>
+    k !== undefined && equalBytes(k.identity.publicKey, info.ipub) && equalBytes(k.peerKey, info.npub);
+  if (self && !ours(ctx.pending) && !ours(ctx)) throw new AuthenticityError('room.bad-rekey', 'an update of our keys we did not ask for');
+  const members: KnownMember[] = [...s.members.filter((m) => m !== old), { info, lastSeq: 0, lastHash: ZERO_HASH }];
+  if (!equalBytes(entry.membersHash, membersHashOf(members.map((m) => m.info)))) {
+    throw new AuthenticityError('room.fork', `update ${entry.n}: member list does not match`);
+  }
+  if (key === null && live) throw new AuthenticityError('room.bad-rekey', `update ${entry.n} came without its key`);
+  if (key !== null) checkKey(s, entry, key);
+  const annHash = sha256(ann);
+  const rec: EpochRecord = {
+    epoch: entry.epoch,
+    key: key === null ? null : asSymmetricKey(key.key),
+    firstIdx: entry.firstIdx,
+    ann,
+    annHash,
+  };
+  const epochs = [...s.epochs.filter((e) => e.epoch !== entry.epoch).map((e) => (e === cur ? { ...e, ann: null, annHash: null } : e)), rec];
+  const former = keptFormer([...s.former, { ...old, untilEpoch: entry.epoch }]);
+  let next: MemberState = { ...s, members, former, epochs: epochs.sort((a, b) => a.epoch - b.epoch), epoch: entry.epoch, chain: entry.n };
+  // Our messages not yet delivered were signed by the old key: the owner no longer orders them.
+  if (self) next = { ...next, selfId: info.id, seq: 0, tail: ZERO_HASH, sent: [] };
+  return { state: next, effects: [emit({ type: 'keys-updated', old: old.info.id, member: summary(info), self })] };
 }
 
 /** An entry at or below our head: the same one again, or a different one (a fork). */
@@ -504,7 +586,7 @@ function onChain(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type: 
   if (entry.n <= s.chain) throw heldEntry(s, entry, msg.ann);
   if (entry.n > s.chain + 1) return requestGap(s); // entries were lost or withheld: ask (5.10)
   const key = msg.key === undefined ? null : openKey(ctx, s, msg.key);
-  const r = applyEntry(s, entry, msg.ann, key, true);
+  const r = applyEntry(ctx, s, entry, msg.ann, key, true);
   return { state: pruned(r.state), effects: r.effects };
 }
 
@@ -599,12 +681,12 @@ function applyEntries(
       // Already applied (this answer crossed a live entry): skip it, and its key with it.
       const held = heldEntry(next, entry, ann);
       if (held.code === 'room.fork') throw held;
-      if (entry.op === 'rotate') keys.delete(entry.epoch);
+      if (entry.op === 'rotate' || entry.op === 'update') keys.delete(entry.epoch);
       continue;
     }
-    const key = entry.op === 'rotate' ? (keys.get(entry.epoch) ?? null) : null;
+    const key = entry.op === 'rotate' || entry.op === 'update' ? (keys.get(entry.epoch) ?? null) : null;
     if (key !== null) keys.delete(entry.epoch);
-    const r = applyEntry(next, entry, ann, key, false);
+    const r = applyEntry(ctx, next, entry, ann, key, false);
     next = r.state;
     effects.push(...r.effects);
   }

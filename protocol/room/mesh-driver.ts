@@ -9,7 +9,7 @@
  * The away state is memory only (5.16): a restarted member gets the held envelopes back from its
  * peers; its own messages are in its outbox.
  */
-import { asBoxPublicKey, fromHex, toHex, type BoxPublicKey } from '../../crypto/index.ts';
+import { asBoxPublicKey, fromHex, toHex, type BoxKeyPair, type BoxPublicKey } from '../../crypto/index.ts';
 import { backoffDelay } from '../link/backoff.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import {
@@ -44,6 +44,8 @@ export interface MeshDriverHooks {
   readonly ownerOpen: () => boolean;
   /** Sends on the link to the owner (the handover). */
   readonly sendToOwner: (bytes: Uint8Array) => void;
+  /** The peer key pair our links present now (changes with a key update, 5.8.1). */
+  readonly linkKeys: () => { permanentKeys: BoxKeyPair };
 }
 
 export class MeshDriver {
@@ -87,11 +89,14 @@ export class MeshDriver {
     this.env.events({ kind: 'away', active: true });
     const roles = meshRoles(this.hooks.state());
     if (roles.trust.length > 0) {
-      this.host = this.port.host({
-        trustedKeys: () => meshRoles(this.hooks.state()).trust.map(keyOf),
-        onLink: (link) => this.attach(link),
-        onWarning: (m) => this.env.log.warn(`mesh: ${m}`),
-      });
+      this.host = this.port.host(
+        {
+          trustedKeys: () => meshRoles(this.hooks.state()).trust.map(keyOf),
+          onLink: (link) => this.attach(link),
+          onWarning: (m) => this.env.log.warn(`mesh: ${m}`),
+        },
+        this.hooks.linkKeys(),
+      );
     }
     for (const k of roles.dial) this.dial(k);
   }
@@ -110,7 +115,7 @@ export class MeshDriver {
   private dial(peer: PeerKeyHex): void {
     if (!this.activeValue || this.stopped) return;
     this.redial.delete(peer);
-    this.port.dial(keyOf(peer)).then(
+    this.port.dial(keyOf(peer), this.hooks.linkKeys()).then(
       (link) => {
         this.attempts.set(peer, 0);
         this.attach(link);

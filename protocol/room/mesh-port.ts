@@ -10,7 +10,7 @@ import type { MeshLinkPort } from './driver-ports.ts';
 
 export function meshLinkPort(endpoint: EndpointOptions): MeshLinkPort {
   return {
-    host: (hooks) => startOwner({ ...endpoint, pendingTokens: () => [], acceptToken: () => false, ...hooks }),
-    dial: (peer) => joinRoom({ ...endpoint, ownerKey: peer }),
+    host: (hooks, keys) => startOwner({ ...endpoint, ...keys, pendingTokens: () => [], acceptToken: () => false, ...hooks }),
+    dial: (peer, keys) => joinRoom({ ...endpoint, ...keys, ownerKey: peer }),
   };
 }

@@ -31,7 +31,8 @@ import {
   type EnvelopeBody,
   type ToOwner,
 } from './codec.ts';
-import { InviteError, JoinError, MembershipError, FreshnessError, RoomError } from './errors.ts';
+import { AuthenticityError, InviteError, JoinError, MembershipError, FreshnessError, RoomError } from './errors.ts';
+import { openKeyUpdate } from './key-update.ts';
 import { LABEL, ZERO_HASH, contextOf, inviteIdOf, keyHashOf, memberIdOf, peerKeyHex, roomIdOf, safetyCode, saltyAuthToken } from './ids.ts';
 import { inviteUrl, type InviteParams } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
@@ -283,6 +284,8 @@ function onReceived(
       return onSync(ctx, s, requireMember(s, peer), msg, now);
     case 'want':
       return onWant(s, requireMember(s, peer), msg);
+    case 'key-update':
+      return onKeyUpdate(ctx, s, requireMember(s, peer), msg, now);
   }
 }
 
@@ -581,7 +584,8 @@ function order(
 
 type EntrySpec =
   | { readonly op: 'add'; readonly cert: Uint8Array }
-  | { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[]; readonly key: Uint8Array };
+  | { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[]; readonly key: Uint8Array }
+  | { readonly op: 'update'; readonly cert: Uint8Array; readonly removed: MemberId; readonly key: Uint8Array };
 
 /**
  * Signs the next chain entry for `s` (whose members are already those after the entry), appends
@@ -590,10 +594,10 @@ type EntrySpec =
 function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number): { state: OwnerState; ann: Uint8Array } {
   const head = chainHead(s);
   const cur = currentEpoch(s);
-  const rotating = spec.op === 'rotate';
+  const rotating = spec.op === 'rotate' || spec.op === 'update';
   const epoch = rotating ? s.epoch + 1 : s.epoch;
   const firstIdx = rotating ? s.nextIdx : cur.firstIdx;
-  const key = rotating ? spec.key : cur.key!;
+  const key = spec.op === 'add' ? cur.key! : spec.key;
   const common = {
     room: s.room,
     n: head.n + 1,
@@ -605,7 +609,11 @@ function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number)
     ts: Math.max(0, Math.floor(now)),
   };
   const body: ChainBody =
-    spec.op === 'add' ? { ...common, op: 'add', cert: spec.cert } : { ...common, op: 'rotate', reason: spec.reason, removed: spec.removed };
+    spec.op === 'add'
+      ? { ...common, op: 'add', cert: spec.cert }
+      : spec.op === 'update'
+        ? { ...common, op: 'update', cert: spec.cert, removed: spec.removed }
+        : { ...common, op: 'rotate', reason: spec.reason, removed: spec.removed };
   const ann = signChainEntry(ctx.identity.privateKey, body);
   const hash = sha256(ann);
   const epochs: EpochRecord[] = rotating
@@ -680,6 +688,51 @@ function removeMember(ctx: OwnerCtx, s: OwnerState, id: MemberId, reason: Remova
   };
 }
 
+// ---- Key updates (5.8.1) ----
+
+/**
+ * A member replaces its identity and peer keys: both signatures, the room, its current id, a
+ * chain position we hold, and new keys that name no member and no removed peer (a replayed
+ * update names keys already in use: room.replay). One `update` entry and a new epoch; the old
+ * peer key is refused from now on like a removed member's; every member gets the new key sealed
+ * to its current identity key, the updated one over its old link, which is then closed.
+ */
+function onKeyUpdate(
+  ctx: OwnerCtx,
+  s: OwnerState,
+  m: OwnerMember,
+  msg: Extract<ToOwner, { type: 'key-update' }>,
+  now: number,
+): Out<OwnerState> {
+  const body = openKeyUpdate(m.info.ipub, { old: msg.old, new: msg.new });
+  if (!equalBytes(body.room, s.room)) throw new AuthenticityError('room.wrong-room', 'key update is for another room');
+  if (body.id !== m.info.id) throw new AuthenticityError('room.impersonation', 'key update for another member');
+  if (body.n > chainHead(s).n) throw new FreshnessError('room.chain-gap', `chain position ${body.n} is beyond ours`);
+  const id = memberIdOf(body.ipub);
+  const peer = peerKeyHex(body.npub);
+  if (s.members.some((x) => x.info.id === id || x.peer === peer) || s.removedPeers.includes(peer)) {
+    throw new FreshnessError('room.replay', 'the new keys are already in use');
+  }
+  const epoch = s.epoch + 1;
+  const info: MemberInfo = { id, ipub: body.ipub, npub: body.npub, name: m.info.name, owner: false, epoch };
+  const cert = signCert(ctx.identity.privateKey, s.room, info);
+  const updated: OwnerMember = { info, lastSeq: 0, lastHash: ZERO_HASH, cert, peer, viewFrom: m.viewFrom, catchUp: null };
+  const removedPeers = [...s.removedPeers.filter((p) => p !== m.peer), m.peer].slice(-MAX_REMOVED_PEERS);
+  const key = asSymmetricKey(ctx.random(32));
+  const replaced: OwnerState = { ...s, members: s.members.map((x) => (x === m ? updated : x)), removedPeers };
+  const { state, ann } = appendEntry(ctx, replaced, { op: 'update', cert, removed: m.info.id, key }, now);
+  const next: OwnerState = { ...state, epochStartedAt: now, epochMessages: 0 };
+  const rec = currentEpoch(next);
+  const effects: Effect[] = next.members
+    .filter((x) => !x.info.owner)
+    .map((x) => sendTo(x === updated ? m.peer : x.peer, encodeMessage({ type: 'chain', ann, key: sealedKey(ctx, next, x, rec) })));
+  effects.push(
+    closeLink(m.peer, 'keys-updated'),
+    emit({ type: 'keys-updated', old: m.info.id, member: { id, name: info.name, owner: false }, self: false }),
+  );
+  return { state: next, effects };
+}
+
 // ---- History and reconnection (5.9, 5.10) ----
 
 function replaceMember(s: OwnerState, old: OwnerMember, updated: OwnerMember): OwnerState {
@@ -739,7 +792,7 @@ function resyncEffects(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, fromN: numb
       }
       page.anns.push(l.ann);
       bytes += l.ann.length;
-      const rec = l.op === 'rotate' ? s.epochs.find((e) => e.epoch === l.epoch) : undefined;
+      const rec = l.op === 'rotate' || l.op === 'update' ? s.epochs.find((e) => e.epoch === l.epoch) : undefined;
       if (rec !== undefined) {
         const key = sealedKey(ctx, s, m, rec);
         page.keys.push(key);

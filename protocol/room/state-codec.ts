@@ -61,7 +61,7 @@ const TIME: IntRange = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTE
 const HEX_64 = /^[0-9a-f]{64}$/;
 const PHASES: readonly MemberPhase[] = ['joining', 'accepted', 'member', 'refused', 'removed', 'left'];
 const INVITE_STATUSES: readonly InviteStatus[] = ['pending', 'claimed', 'used', 'revoked'];
-const CHAIN_OPS: readonly ChainOp[] = ['create', 'add', 'rotate', 'legacy'];
+const CHAIN_OPS: readonly ChainOp[] = ['create', 'add', 'rotate', 'update', 'legacy'];
 
 // ---- Encoding (format 2): explicit field lists, so only what the decoder reads is written ----
 

@@ -113,7 +113,7 @@ export interface KnownMember {
 }
 
 /** The chain operations of section 5.7; 'legacy' is a format-1 epoch announcement (a migrated head). */
-export type ChainOp = 'create' | 'add' | 'rotate' | 'legacy';
+export type ChainOp = 'create' | 'add' | 'rotate' | 'update' | 'legacy';
 
 /** One retained entry of the owner's announcement chain (section 5.7). */
 export interface ChainLink {
@@ -285,6 +285,11 @@ export interface MemberCtx {
   readonly random: RandomBytes;
   readonly identity: IdentityKeyPair;
   readonly peerKey: BoxPublicKey;
+  /**
+   * New keys made for a key update (section 5.8.1), stored by the driver before the request
+   * leaves; the machine switches to them when it sees the owner's `update` entry for them.
+   */
+  readonly pending?: { readonly identity: IdentityKeyPair; readonly peerKey: BoxPublicKey };
 }
 
 // ---- Events in, effects out ----
@@ -303,7 +308,9 @@ export type MemberEvent =
   /** The link to the owner opened (again). */
   | { readonly kind: 'connected'; readonly now: number }
   | { readonly kind: 'send'; readonly text: string; readonly now: number }
-  | { readonly kind: 'leave'; readonly now: number };
+  | { readonly kind: 'leave'; readonly now: number }
+  /** Ask the owner to replace our keys with `ctx.pending` (section 5.8.1). */
+  | { readonly kind: 'update-keys'; readonly now: number };
 
 export interface MemberSummary {
   readonly id: MemberId;
@@ -341,7 +348,9 @@ export type RoomEvent =
   | { readonly type: 'invite'; readonly id: InviteId; readonly url: string; readonly expiresAt: number }
   | { readonly type: 'send-refused'; readonly code: string; readonly seq: number | null }
   | { readonly type: 'history-skipped'; readonly count: number; readonly reason: 'no-key' | 'unknown-sender' | 'trimmed' }
-  | { readonly type: 'warning'; readonly code: RoomWarning; readonly count: number; readonly member: MemberSummary | null };
+  | { readonly type: 'warning'; readonly code: RoomWarning; readonly count: number; readonly member: MemberSummary | null }
+  /** A member's keys were replaced (section 5.8.1): `old` is its former id; `self` when it is us. */
+  | { readonly type: 'keys-updated'; readonly old: MemberId; readonly member: MemberSummary; readonly self: boolean };
 
 export type Effect =
   | { readonly kind: 'send'; readonly to: PeerKeyHex; readonly bytes: Uint8Array }

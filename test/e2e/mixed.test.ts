@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildApp,
   createRoom,
+  enterRoom,
   joinByLink,
   launchChromium,
   newContext,
@@ -163,4 +164,41 @@ describe('browser and command-line clients in one room', () => {
     const code = await joiner.waitFor((e) => e.event === 'safety-code', 'safety code');
     expect(JSON.stringify(code)).toContain(String(await owner.getByTestId('safety-code').textContent()));
   }, 90_000);
+
+  it('a browser member replaces its keys from Settings (PROTOCOL.md 5.8.1) and keeps chatting', async () => {
+    const ws = server.url.replace(/^http/, 'ws');
+    const host = CliPeer.start([
+      'host',
+      '--server',
+      ws,
+      '--server-key',
+      server.publicKeyHex,
+      '--app-url',
+      server.url,
+      '--loopback',
+      '--name',
+      'cli-owner',
+      '--room-name',
+      'Rekey room',
+    ]);
+    clis.push(host);
+    host.send({ cmd: 'invite', ttl: 600 });
+    const invite = await host.waitFor((e) => e.event === 'invite', 'invite');
+    const member = await page();
+    await joinByLink(member, String(invite.url), 'browser-member');
+    await waitMembers(member, 2);
+    const joined = await host.waitFor((e) => e.event === 'member-joined', 'member-joined');
+
+    await member.getByTestId('nav-settings').click();
+    await member.getByTestId('replace-keys').click();
+    const updated = await host.waitFor((e) => e.event === 'keys-updated', 'keys-updated', 60_000);
+    expect(updated.old).toBe(joined.member);
+    expect(updated.member).not.toBe(joined.member);
+
+    await enterRoom(member, 'Rekey room');
+    await sendMessage(member, 'hello with new keys');
+    await host.waitFor((e) => isMessage('hello with new keys')(e) && e.from === updated.member, 'the message under the new id', 60_000);
+    host.send({ cmd: 'send', text: 'still reaching you' });
+    await waitMessage(member, 'still reaching you');
+  }, 120_000);
 });

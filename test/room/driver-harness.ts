@@ -250,10 +250,12 @@ export class FakeNet {
     return side.handle;
   };
 
-  memberPort(key: BoxPublicKey): MemberLinkPort {
-    const hex = toHex(key);
+  memberPort(endpointKey: BoxPublicKey): MemberLinkPort {
     return (opts) =>
       new Promise<PeerLink>((resolve, reject) => {
+        // The endpoint's key, or the one the driver presents (after a key update, 5.8.1).
+        const key = opts.permanentKeys?.publicKey ?? endpointKey;
+        const hex = toHex(key);
         this.later(() => {
           const owner = this.owner;
           if (owner === null || this.partitioned.has(hex)) {
@@ -413,6 +415,13 @@ export class MemoryStore<S extends OwnerState | MemberState> implements RoomStor
 
   async listOutbox(): Promise<OutboxRecord[]> {
     return [...this.outbox.values()];
+  }
+
+  /** A member's keys and a key update's pending ones (5.8.1), as a restart would read them. */
+  keys: { identity: RoomIdentity; pending: RoomIdentity | null } | null = null;
+
+  async saveKeys(keys: { identity: RoomIdentity; pending: RoomIdentity | null }): Promise<void> {
+    this.keys = keys;
   }
 }
 

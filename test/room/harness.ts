@@ -136,12 +136,15 @@ export class MemberNode {
   state: MemberState | null = null;
   events: RoomEvent[] = [];
   errors: ZeroRoomError[] = [];
+  /** New keys made for a key update (PROTOCOL.md 5.8.1), until the node switches to them. */
+  pending: Device | null = null;
   constructor(
     readonly name: string,
-    readonly dev: Device,
+    public dev: Device,
   ) {}
   get ctx(): MemberCtx {
-    return memberCtx(this.dev);
+    const ctx = memberCtx(this.dev);
+    return this.pending === null ? ctx : { ...ctx, pending: { identity: this.pending.identity, peerKey: this.pending.box.publicKey } };
   }
   get peer(): PeerKeyHex {
     return peerKeyHex(this.dev.box.publicKey);
@@ -238,6 +241,25 @@ export class Net {
     node.state = out.state;
     this.route(node.peer, out.effects, node);
     return node;
+  }
+
+  /**
+   * After a member's machine switched to its pending keys (5.8.1): the device now is the new one,
+   * and its link to the owner is a new one (under the new peer key), opened here.
+   */
+  adoptKeys(node: MemberNode): void {
+    if (node.pending === null) throw new Error(`${node.name} has no pending keys`);
+    this.members.delete(node.peer);
+    node.dev = node.pending;
+    node.pending = null;
+    this.members.set(node.peer, node);
+    this.reconnect(node);
+  }
+
+  /** Put a node (e.g. a copy of a device) on the network under its own peer key. */
+  attach(node: MemberNode): void {
+    this.members.set(node.peer, node);
+    this.closed.delete(node.peer);
   }
 
   /** A link drops: everything in flight on it is lost; then it reconnects. */

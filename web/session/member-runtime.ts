@@ -29,11 +29,14 @@ export class MemberRuntime extends RoomRuntime {
     refused: Refused,
     /** A link already being made for this join (web/session/prewarm.ts), used by the first connect. */
     private firstLink?: Promise<PeerLink>,
+    /** A key update's new keys not yet switched to (PROTOCOL.md 5.8.1). */
+    pending: RoomIdentity | null = null,
   ) {
     const { state, ...meta } = record;
     super(deps, meta, roomIdOf(state), keys, history);
     this.driver = new MemberDriver(state, vaultStore<MemberState>(deps.vault, this.id, meta, refused), this.env(), {
       identity: keys,
+      pending,
       link: (opts) => {
         const prepared = this.firstLink;
         this.firstLink = undefined;
@@ -52,8 +55,8 @@ export class MemberRuntime extends RoomRuntime {
       },
       // Owner away (5.16): members talk directly through the same signaling server.
       mesh: {
-        host: (hooks) => meshLinkPort(this.endpoint()).host(hooks),
-        dial: (peer) => meshLinkPort(this.endpoint()).dial(peer),
+        host: (hooks, keys) => meshLinkPort(this.endpoint()).host(hooks, keys),
+        dial: (peer, keys) => meshLinkPort(this.endpoint()).dial(peer, keys),
       },
     });
   }
@@ -88,6 +91,14 @@ export class MemberRuntime extends RoomRuntime {
   protected override onRoomEvent(ev: RoomEvent): void {
     if (ev.type === 'join-refused') this.joinRefusal = ev.code;
     super.onRoomEvent(ev);
+  }
+
+  /**
+   * Replace this member's keys (PROTOCOL.md 5.8.1): new keys stored first, switched to when the
+   * owner commits the update; the link then reconnects with the new peer key.
+   */
+  updateKeys(): Promise<void> {
+    return this.driver.updateKeys();
   }
 
   /** Leave the room (5.8): tell the owner (when the link is up); the driver stops reconnecting. */

@@ -112,6 +112,9 @@ export abstract class RoomRuntime {
       case 'warning':
         // What a member detected about the owner's conduct (PROTOCOL.md 5.13): drivers MUST show it.
         return this.note(S.systemWarning(ev.code, ev.member?.name ?? null));
+      case 'keys-updated':
+        // A member replaced its keys (PROTOCOL.md 5.8.1).
+        return this.note(ev.self ? S.systemYourKeysReplaced : S.systemKeysReplaced(ev.member.name));
       default:
         return; // invites are listed from the owner's state; newer event types have no view yet
     }

@@ -84,11 +84,11 @@ export class Session {
         refused.push(`${store}/${key}`);
     for (const { key } of await vault.list('rooms', '', onRefused('rooms'))) {
       try {
-        const { record, keys, history } = await loadRoom(vault, key, onRefused);
+        const { record, keys, history, pending } = await loadRoom(vault, key, onRefused);
         const runtime =
           record.state.role === 'owner'
             ? new OwnerRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'))
-            : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'));
+            : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'), undefined, pending);
         if (runtime instanceof OwnerRuntime)
           await runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
         await runtime.start();
@@ -264,6 +264,13 @@ export class Session {
     const room = this.room(roomId);
     if (!(room instanceof MemberRuntime)) throw new UiError('not-owner');
     return room.leave();
+  }
+
+  /** A member replaces its keys in this room (PROTOCOL.md 5.8.1). */
+  updateKeys(roomId: string): Promise<void> {
+    const room = this.room(roomId);
+    if (!(room instanceof MemberRuntime)) throw new UiError('not-owner');
+    return room.updateKeys();
   }
 
   async createInvite(roomId: string, ttlMinutes: number): Promise<InviteView | undefined> {

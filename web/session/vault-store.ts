@@ -10,7 +10,7 @@
  * room's generation mark (`keys/<roomId>/generation`) in one transaction; a load refuses a room
  * record older than its mark with `storage.rollback` and deletes nothing.
  */
-import type { AuthError } from '../../crypto/index.ts';
+import { equalBytes, type AuthError } from '../../crypto/index.ts';
 import type { RoomStore } from '../../protocol/room/driver-ports.ts';
 import {
   RecordError,
@@ -42,6 +42,8 @@ export type Refused = (key: string, error: AuthError) => void;
 export interface LoadedRoom {
   readonly record: RoomRecord;
   readonly keys: RoomIdentity;
+  /** A member key update's new keys not yet switched to (PROTOCOL.md 5.8.1); null when none. */
+  readonly pending: RoomIdentity | null;
   /** Committed history, in index order. */
   readonly history: HistoryRecord[];
 }
@@ -60,12 +62,21 @@ export async function loadRoom(vault: Vault, id: string, refused: (store: string
   const identity = await vault.get('identities', id);
   if (identity === undefined) throw new RecordError(`room ${id} has no identity record`);
   const keys = decodeRoomIdentity(identity);
+  const pendingBytes = await vault.get('keys', pendingKey(id));
+  const pendingKeys = pendingBytes === undefined ? null : decodeRoomIdentity(pendingBytes);
+  // Equal to the identity: the switch was stored, the pending record's removal was not (a crash).
+  const pending = pendingKeys !== null && !equalBytes(pendingKeys.identity.publicKey, keys.identity.publicKey) ? pendingKeys : null;
   const all = (await vault.list('history', `${id}/`, refused('history'))).map((r) => decodeHistoryRecord(r.value));
   const last = committedIndex(stored.state);
   for (const h of all) if (h.idx > last) await vault.delete('history', seqKey(id, h.idx));
   const history = all.filter((h) => h.idx <= last).sort((a, b) => a.idx - b.idx);
   const state = stored.state.role === 'owner' ? restoreOwnerLog(stored.state, history) : stored.state;
-  return { record: { ...stored, state }, keys, history };
+  return { record: { ...stored, state }, keys, history, pending };
+}
+
+/** Where room `id`'s pending key-update keys live (deleted with the room's `keys/<id>/` records). */
+export function pendingKey(id: string): string {
+  return `${id}/pending`;
 }
 
 /** Where room `id`'s generation mark lives (PROTOCOL.md 6.6). */
@@ -115,5 +126,12 @@ export function vaultStore<S extends OwnerState | MemberState>(
     putOutbox: (record) => vault.put('outbox', seqKey(id, record.seq), encodeOutboxRecord(record)),
     removeOutbox: (seq) => vault.delete('outbox', seqKey(id, seq)),
     listOutbox: async () => (await vault.list('outbox', `${id}/`, refused)).map((r) => decodeOutboxRecord(r.value)),
+    // Key updates (PROTOCOL.md 5.8.1): the pending keys before the request leaves; at the switch
+    // the identity record, then no pending record.
+    saveKeys: async ({ identity, pending }) => {
+      if (pending !== null) return vault.put('keys', pendingKey(id), encodeRoomIdentity(pending));
+      await vault.put('identities', id, encodeRoomIdentity(identity));
+      await vault.delete('keys', pendingKey(id));
+    },
   };
 }

@@ -129,11 +129,14 @@ export function settingsView(ctx: Ctx): View {
       }
       oldPw.value = '';
       newPw.value = '';
-      pwStatus.textContent = S.passwordChanged;
+      // A copy taken before the change still opens with the old password: offer new keys (5.8.1).
+      pwStatus.textContent = joinedAny ? `${S.passwordChanged} ${S.passwordChangedReplaceKeys}` : S.passwordChanged;
     }, 'change-password');
   });
 
   const roomList = h('ul', { className: 'rooms' });
+  /** Whether this device is a member (not the owner) of any room: then a password change offers new keys. */
+  let joinedAny = false;
   const el = h('section', { className: 'settings', attrs: { 'aria-labelledby': 'settings-title' } }, [
     h('h1', { text: S.settingsTitle, attrs: { id: 'settings-title', tabindex: '-1' } }),
     form,
@@ -148,10 +151,27 @@ export function settingsView(ctx: Ctx): View {
     update(state) {
       if (state.rooms === lastRooms) return;
       lastRooms = state.rooms;
+      joinedAny = [...state.rooms.values()].some((r) => r.role === 'member');
       roomList.replaceChildren(
         ...[...state.rooms.values()].map((room) =>
           h('li', { className: 'row' }, [
             h('span', { text: room.name }),
+            ...(room.role === 'member'
+              ? [
+                  h('button', {
+                    text: S.replaceKeys,
+                    testid: 'replace-keys',
+                    attrs: { type: 'button', 'data-room-id': room.id, 'aria-label': `${S.replaceKeys}: ${room.name}` },
+                    on: {
+                      click: () =>
+                        ctx.run(async () => {
+                          await ctx.session.updateKeys(room.id);
+                          saved.textContent = S.replaceKeysAsked;
+                        }),
+                    },
+                  }),
+                ]
+              : []),
             h('button', {
               text: S.forget,
               testid: 'forget-room-settings',
