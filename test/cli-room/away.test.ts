@@ -1,35 +1,12 @@
 // Issue 15 with the headless client over real WebRTC on 127.0.0.1 (docs/PROTOCOL.md 5.16): the
 // owner quits, its three members talk directly (mesh links through the same signaling server), one
 // of them restarts meanwhile, the owner comes back: every history is the same, each message once.
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
-import { Client, isEvent, type Ev } from './clients.ts';
+import { describe, expect, it } from 'vitest';
+import { cliRoom, type Client, isEvent, type Ev } from './clients.ts';
 
-const PASSWORD = { ZEROROOM_PASSWORD: 'away test password' };
-
-let tmp: string;
-let serve: ServeRun;
-const clients: Client[] = [];
-
-function client(label: string, args: string[]): Client {
-  const c = new Client(label, args, PASSWORD);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-away-'));
-  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.kill()));
-  await killAll([serve]);
-  await rm(tmp, { recursive: true, force: true });
-});
+const room = cliRoom('away', 'away test password');
+const client = room.client;
 
 const says = (text: string) => (e: Ev) => e.event === 'away-message' && e.text === text;
 const ordered = (text: string) => (e: Ev) => e.event === 'message' && e.text === text;
@@ -56,14 +33,14 @@ const history = (...processes: Client[]): string[] =>
 
 describe('zeroroom join: the room keeps talking while the owner is away', () => {
   it('owner quits, members chat directly, one restarts, the owner returns: four identical histories, each message once', async () => {
-    const hostDir = path.join(tmp, 'host');
-    const host = client('host', ['host', '--server', serve.wsUrl, '--name', 'owner', '--state', hostDir]);
+    const hostDir = path.join(room.tmp, 'host');
+    const host = client('host', ['host', '--server', room.serve.wsUrl, '--name', 'owner', '--state', hostDir]);
     await host.waitFor(isEvent('ready'), 'host ready');
     const members: Client[] = [];
     const dirs: string[] = [];
     for (const name of ['m0', 'm1', 'm2']) {
       const invite = await host.request({ cmd: 'invite', ttl: 600 }, isEvent('invite'), 'invite');
-      dirs.push(path.join(tmp, name));
+      dirs.push(path.join(room.tmp, name));
       const m = client(name, ['join', String(invite.url), '--name', name, '--state', dirs.at(-1)!]);
       await m.waitFor(isEvent('joined'), `${name} joined`, 60_000);
       members.push(m);

@@ -1,42 +1,19 @@
 // Issue 14's first finding, with the headless client over real WebRTC on 127.0.0.1: a member away
 // while the room rotated three times (`--rotate-every 3`) got 4 of the 10 messages it missed. Now
 // it reads all 10, exactly once, with no message reported as unreadable (docs/PROTOCOL.md 5.10).
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
-import { Client, isEvent, type Ev } from './clients.ts';
+import { describe, expect, it } from 'vitest';
+import { cliRoom, isEvent, type Ev } from './clients.ts';
 
-const PASSWORD = { ZEROROOM_PASSWORD: 'catch-up test password' };
-
-let tmp: string;
-let serve: ServeRun;
-const clients: Client[] = [];
-
-function client(label: string, args: string[]): Client {
-  const c = new Client(label, args, PASSWORD);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-catch-up-'));
-  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.kill()));
-  await killAll([serve]);
-  await rm(tmp, { recursive: true, force: true });
-});
+const room = cliRoom('catch-up', 'catch-up test password');
+const client = room.client;
 
 describe('zeroroom join --state, away across rotations', () => {
   it('a member away while the room rotated three times reads all ten messages it missed, once each', async () => {
-    const host = client('host', ['host', '--server', serve.wsUrl, '--name', 'owner', '--rotate-every', '3']);
+    const host = client('host', ['host', '--server', room.serve.wsUrl, '--name', 'owner', '--rotate-every', '3']);
     await host.waitFor(isEvent('ready'), 'host ready');
     const invite = await host.request({ cmd: 'invite', ttl: 600 }, isEvent('invite'), 'invite');
-    const memberDir = path.join(tmp, 'member');
+    const memberDir = path.join(room.tmp, 'member');
     const member = client('member', ['join', String(invite.url), '--name', 'away', '--state', memberDir]);
     await member.waitFor(isEvent('joined'), 'joined');
     host.send({ cmd: 'send', text: 'before' });

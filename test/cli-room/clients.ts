@@ -1,7 +1,11 @@
 // `zeroroom host` / `zeroroom join` as child processes: JSON commands in, JSON events out, and a
 // helper that awaits an event matching a predicate (with a deadline) instead of sleeping.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { BIN, REPO_ROOT, cleanEnv } from '../cli/spawn-cli.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { BIN, REPO_ROOT, cleanEnv, killAll, startServe, type ServeRun } from '../cli/spawn-cli.ts';
 
 export type Ev = { event: string } & Record<string, unknown>;
 
@@ -112,3 +116,42 @@ export const isEvent =
   (name: string, fields: Record<string, unknown> = {}) =>
   (e: Ev): boolean =>
     e.event === name && Object.entries(fields).every(([k, v]) => e[k] === v);
+
+/**
+ * A test file's `zeroroom serve` in a fresh temp directory and the clients it starts; after the
+ * file every client and the server are stopped and the directory removed.
+ */
+export function cliRoom(
+  name: string,
+  password: string,
+): { readonly tmp: string; readonly serve: ServeRun; client(label: string, args: string[]): Client } {
+  let tmp: string | null = null;
+  let serve: ServeRun | null = null;
+  const clients: Client[] = [];
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), `zeroroom-cli-${name}-`));
+    serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.kill()));
+    if (serve !== null) await killAll([serve]);
+    if (tmp !== null) await rm(tmp, { recursive: true, force: true });
+  });
+  const set = <T>(v: T | null, what: string): T => {
+    if (v === null) throw new Error(`${what} is set up in beforeAll`);
+    return v;
+  };
+  return {
+    get tmp() {
+      return set(tmp, 'tmp');
+    },
+    get serve() {
+      return set(serve, 'serve');
+    },
+    client(label, args) {
+      const c = new Client(label, args, { ZEROROOM_PASSWORD: password });
+      clients.push(c);
+      return c;
+    },
+  };
+}

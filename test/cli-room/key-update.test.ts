@@ -2,42 +2,20 @@
 // on 127.0.0.1: a copy of a member's --state directory (a stolen device) is taken, the member
 // replaces its keys with {"cmd":"update-keys"}, and then the copy is refused and receives nothing
 // new while the member keeps chatting.
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { cp } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
-import { Client, isEvent } from './clients.ts';
+import { describe, expect, it } from 'vitest';
+import { cliRoom, isEvent } from './clients.ts';
 
-const PASSWORD = { ZEROROOM_PASSWORD: 'key update test password' };
-
-let tmp: string;
-let serve: ServeRun;
-const clients: Client[] = [];
-
-function client(label: string, args: string[]): Client {
-  const c = new Client(label, args, PASSWORD);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-key-update-'));
-  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.kill()));
-  await killAll([serve]);
-  await rm(tmp, { recursive: true, force: true });
-});
+const room = cliRoom('key-update', 'key update test password');
+const client = room.client;
 
 describe('member key update over real links', () => {
   it('after update-keys a copy of the old state is refused and gets nothing new; the member keeps chatting', async () => {
-    const host = client('host', ['host', '--server', serve.wsUrl, '--name', 'owner']);
+    const host = client('host', ['host', '--server', room.serve.wsUrl, '--name', 'owner']);
     await host.waitFor(isEvent('ready'), 'host ready');
     const invite = await host.request({ cmd: 'invite', ttl: 600 }, isEvent('invite'), 'invite');
-    const memberDir = path.join(tmp, 'member');
+    const memberDir = path.join(room.tmp, 'member');
     const first = client('member', ['join', String(invite.url), '--name', 'alice', '--state', memberDir]);
     await first.waitFor(isEvent('joined'), 'joined', 60_000);
     const oldId = String((await first.waitFor(isEvent('ready'), 'ready')).member);
@@ -45,7 +23,7 @@ describe('member key update over real links', () => {
     expect(await first.quit()).toBe(0);
 
     // The stolen copy, taken before the update.
-    const copyDir = path.join(tmp, 'stolen');
+    const copyDir = path.join(room.tmp, 'stolen');
     await cp(memberDir, copyDir, { recursive: true });
 
     const member = client('member-back', ['join', '--state', memberDir, '--name', 'ignored']);

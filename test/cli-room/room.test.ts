@@ -2,37 +2,15 @@
 // `zeroroom join` processes with real WebRTC on 127.0.0.1. They exchange messages; the host rotates
 // by count and by timer and kicks one member, who receives nothing afterwards; a host restarted from
 // --state brings its members back without new invites (and a member restarted from its --state too).
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
+import { describe, expect, it } from 'vitest';
 import { MAX_LINE } from '../../signaling/json-lines.ts';
-import { Client, isEvent, type Ev } from './clients.ts';
+import { cliRoom, type Client, isEvent, type Ev } from './clients.ts';
 
-const PASSWORD = { ZEROROOM_PASSWORD: 'integration test password' };
 const JOINERS = 5;
-
-let tmp: string;
-let serve: ServeRun;
-const clients: Client[] = [];
-
-function client(label: string, args: string[]): Client {
-  const c = new Client(label, args, PASSWORD);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-room-'));
-  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.kill()));
-  await killAll([serve]);
-  await rm(tmp, { recursive: true, force: true });
-});
+const room = cliRoom('room', 'integration test password');
+const client = room.client;
 
 const isMessage = (text: string) => (e: Ev) => e.event === 'message' && e.text === text;
 
@@ -51,7 +29,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
     return client('host', [
       'host',
       '--server',
-      serve.wsUrl,
+      room.serve.wsUrl,
       '--name',
       'owner',
       '--state',
@@ -64,7 +42,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
   }
 
   it('five joiners join through invites and everyone reads everyone', async () => {
-    hostDir = path.join(tmp, 'host');
+    hostDir = path.join(room.tmp, 'host');
     host = startHost();
     const ready = await host.waitFor(isEvent('ready'), 'host ready');
     expect(ready.restored).toBe(false);
@@ -82,7 +60,7 @@ describe('zeroroom host + join through zeroroom serve', () => {
       urls.push(String(inv.url));
     }
     for (let i = 0; i < JOINERS; i++) {
-      memberDirs.push(path.join(tmp, `m${i}`));
+      memberDirs.push(path.join(room.tmp, `m${i}`));
       members.push(client(`m${i}`, ['join', urls[i]!, '--name', `m${i}`, '--state', memberDirs[i]!]));
     }
     // Five processes start at once, each deriving its --state key (Argon2id, 64 MiB): generous on a shared machine.

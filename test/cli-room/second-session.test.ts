@@ -2,42 +2,20 @@
 // copy of a member's --state directory (a stolen device) connects while the member's own link is
 // open. The owner reports a `second-session` event naming that member (docs/PROTOCOL.md 5.14), and
 // a single reconnect of the member alone reports nothing.
-import { cp, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { cp } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ServeRun, killAll, startServe } from '../cli/spawn-cli.ts';
-import { Client, isEvent } from './clients.ts';
+import { describe, expect, it } from 'vitest';
+import { cliRoom, isEvent } from './clients.ts';
 
-const PASSWORD = { ZEROROOM_PASSWORD: 'second session test password' };
-
-let tmp: string;
-let serve: ServeRun;
-const clients: Client[] = [];
-
-function client(label: string, args: string[]): Client {
-  const c = new Client(label, args, PASSWORD);
-  clients.push(c);
-  return c;
-}
-
-beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'zeroroom-cli-second-session-'));
-  serve = await startServe(['--port', '0', '--quiet', '--connections-per-second-per-ip', '1000'], { cwd: tmp });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.kill()));
-  await killAll([serve]);
-  await rm(tmp, { recursive: true, force: true });
-});
+const room = cliRoom('second-session', 'second session test password');
+const client = room.client;
 
 describe('two live sessions presenting one member key', () => {
   it('a copy of a member state connecting while the member is online is reported to the owner', async () => {
-    const host = client('host', ['host', '--server', serve.wsUrl, '--name', 'owner']);
+    const host = client('host', ['host', '--server', room.serve.wsUrl, '--name', 'owner']);
     await host.waitFor(isEvent('ready'), 'host ready');
     const invite = await host.request({ cmd: 'invite', ttl: 600 }, isEvent('invite'), 'invite');
-    const memberDir = path.join(tmp, 'member');
+    const memberDir = path.join(room.tmp, 'member');
     const member = client('member', ['join', String(invite.url), '--name', 'alice', '--state', memberDir]);
     await member.waitFor(isEvent('joined'), 'joined', 60_000);
     const id = String((await member.waitFor(isEvent('ready'), 'ready')).member);
@@ -48,7 +26,7 @@ describe('two live sessions presenting one member key', () => {
     // The member alone, away and back: its link closed first, so no report.
     expect(await member.quit()).toBe(0);
     await host.waitFor((e) => isEvent('link', { peer })(e) && e.state !== 'direct', 'the member link dropped');
-    const copyDir = path.join(tmp, 'stolen');
+    const copyDir = path.join(room.tmp, 'stolen');
     await cp(memberDir, copyDir, { recursive: true });
     const back = client('member-back', ['join', '--state', memberDir, '--name', 'ignored']);
     const from = host.events.length;
