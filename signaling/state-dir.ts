@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AuthError, cellOpen, cellSeal, equalBytes, toHex, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
+import { AuthError, cellOpen, cellSeal, toHex, utf8Encode, type SymmetricKey } from '../crypto/index.ts';
 import { ZeroRoomError } from '../protocol/errors.ts';
 import type { RoomStore } from '../protocol/room/driver-ports.ts';
 import {
@@ -27,6 +27,7 @@ import {
   decodeRoomIdentity,
   decodeStoredRoom,
   encodeGenerationMark,
+  pendingKeysOf,
   encodeOutboxList,
   encodeRoomIdentity,
   encodeRoomRecord,
@@ -111,7 +112,7 @@ export class StateDir {
     if (bytes === null || (bytes.length === 1 && bytes[0] === 0)) return null;
     const pending = decodeRoomIdentity(bytes);
     const keys = await this.readKeys();
-    return keys !== null && equalBytes(keys.identity.publicKey, pending.identity.publicKey) ? null : pending;
+    return keys === null ? pending : pendingKeysOf(keys, pending);
   }
 
   /** Pending keys first (before the request leaves); at the switch the identity, then no pending. */
@@ -143,8 +144,9 @@ export class StateDir {
     if (bytes === null) return null;
     const { record, gen } = decodeStoredRoom(bytes);
     const mark = await this.readMark();
+    let markBehind: boolean;
     try {
-      checkGeneration(gen, mark, toHexId(record));
+      markBehind = checkGeneration(gen, mark, toHex(record.state.room));
     } catch (e) {
       if (!(e instanceof RollbackError)) throw e;
       throw new StateDirError(
@@ -153,8 +155,7 @@ export class StateDir {
         { cause: e },
       );
     }
-    // A crash between room.bin and its mark (or a directory from before marks): the mark catches up.
-    if (gen > (mark ?? 0)) await this.writeSealed(FILES.generation, encodeGenerationMark(gen));
+    if (markBehind) await this.writeSealed(FILES.generation, encodeGenerationMark(gen));
     this.gen = gen;
     return record;
   }
@@ -231,10 +232,6 @@ export class StateDir {
       saveKeys: (keys) => this.saveKeys(keys),
     };
   }
-}
-
-function toHexId(r: RoomRecord): string {
-  return toHex(r.state.room);
 }
 
 type Kind = 'file' | 'directory' | 'special file';

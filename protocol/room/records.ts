@@ -12,6 +12,7 @@
  */
 import {
   CryptoError,
+  equalBytes,
   asBoxPublicKey,
   asBoxSecretKey,
   asEcPrivateKey,
@@ -198,17 +199,27 @@ export function decodeGenerationMark(bytes: Uint8Array): number {
  * store writes the record first and the mark after it, so a record one generation ahead of its mark
  * (a crash between the two writes) is accepted; a missing mark is accepted only next to a record
  * that never saved past its first generation (a record written before marks existed, or a new room
- * whose mark was not written yet). Throws RollbackError otherwise.
+ * whose mark was not written yet). Throws RollbackError otherwise; true when the mark must be raised
+ * to `gen`.
  */
-export function checkGeneration(gen: number, mark: number | null, room: string): void {
+export function checkGeneration(gen: number, mark: number | null, room: string): boolean {
   if (mark === null) {
     if (gen > 1) throw new RollbackError(`room ${room}: its generation mark is missing next to a record of generation ${gen}`);
-    return;
-  }
-  if (gen < mark)
+  } else if (gen < mark) {
     throw new RollbackError(
       `room ${room}: the stored room record is generation ${gen} but generation ${mark} was saved: an older copy was written back`,
     );
+  }
+  // A crash between the record and its mark, or a store from before marks: the mark catches up.
+  return gen > (mark ?? 0);
+}
+
+/**
+ * A key update's pending keys as stored next to the current ones (5.8.1): null when they equal the
+ * current keys (the switch was stored, the pending record's removal was not: a crash).
+ */
+export function pendingKeysOf(current: RoomIdentity, pending: RoomIdentity | null): RoomIdentity | null {
+  return pending !== null && !equalBytes(pending.identity.publicKey, current.identity.publicKey) ? pending : null;
 }
 
 // ---- outbox --------------------------------------------------------------------------------

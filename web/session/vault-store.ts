@@ -10,7 +10,7 @@
  * room's generation mark (`keys/<roomId>/generation`) in one transaction; a load refuses a room
  * record older than its mark with `storage.rollback` and deletes nothing.
  */
-import { equalBytes, type AuthError } from '../../crypto/index.ts';
+import type { AuthError } from '../../crypto/index.ts';
 import type { RoomStore } from '../../protocol/room/driver-ports.ts';
 import {
   RecordError,
@@ -22,6 +22,7 @@ import {
   decodeOutboxRecord,
   decodeRoomIdentity,
   encodeGenerationMark,
+  pendingKeysOf,
   encodeHistoryRecord,
   encodeOutboxRecord,
   encodeRoomIdentity,
@@ -56,16 +57,12 @@ export async function loadRoom(vault: Vault, id: string, refused: (store: string
   if (roomIdOf(stored.state) !== id) throw new RecordError(`room record ${id} holds room ${roomIdOf(stored.state)}`);
   const markBytes = await vault.get('keys', markKey(id));
   const mark = markBytes === undefined ? null : decodeGenerationMark(markBytes);
-  checkGeneration(gen, mark, id);
-  // A crash between the record and its mark (older stores: no mark yet): the mark catches up.
-  if (gen > (mark ?? 0)) await vault.put('keys', markKey(id), encodeGenerationMark(gen));
+  if (checkGeneration(gen, mark, id)) await vault.put('keys', markKey(id), encodeGenerationMark(gen));
   const identity = await vault.get('identities', id);
   if (identity === undefined) throw new RecordError(`room ${id} has no identity record`);
   const keys = decodeRoomIdentity(identity);
   const pendingBytes = await vault.get('keys', pendingKey(id));
-  const pendingKeys = pendingBytes === undefined ? null : decodeRoomIdentity(pendingBytes);
-  // Equal to the identity: the switch was stored, the pending record's removal was not (a crash).
-  const pending = pendingKeys !== null && !equalBytes(pendingKeys.identity.publicKey, keys.identity.publicKey) ? pendingKeys : null;
+  const pending = pendingKeysOf(keys, pendingBytes === undefined ? null : decodeRoomIdentity(pendingBytes));
   const all = (await vault.list('history', `${id}/`, refused('history'))).map((r) => decodeHistoryRecord(r.value));
   const last = committedIndex(stored.state);
   for (const h of all) if (h.idx > last) await vault.delete('history', seqKey(id, h.idx));
