@@ -11,48 +11,11 @@ import { createHash } from 'node:crypto';
 import { generateAeadKey } from '../crypto/index.ts';
 import { asFileId, chunkPlainLength, FILE_CHUNK, FileTransfers, type FileOffer } from '../protocol/files/index.ts';
 import { nodeAead } from '../signaling/aead-node.ts';
-import { nodeWrtc, releaseNodeWrtc } from '../signaling/node-wrtc.ts';
+import { releaseNodeWrtc } from '../signaling/node-wrtc.ts';
+import { connectPair as connect, type RtcPair as Pair } from '../test/files/rtc-pair.ts';
 
 const TOTAL = Number(process.env.MIB ?? 256) * 1024 * 1024;
 const HIGH = 4 * 1024 * 1024;
-const wrtc = nodeWrtc({ loopback: true }) as unknown as { RTCPeerConnection: typeof RTCPeerConnection };
-
-interface Pair {
-  a: RTCPeerConnection;
-  b: RTCPeerConnection;
-  /** Channels a -> b: data (files) and control (stands in for the link). */
-  data: [RTCDataChannel, RTCDataChannel];
-  ctl: [RTCDataChannel, RTCDataChannel];
-}
-
-async function connect(): Promise<Pair> {
-  const a = new wrtc.RTCPeerConnection({ iceServers: [] });
-  const b = new wrtc.RTCPeerConnection({ iceServers: [] });
-  a.onicecandidate = (e) => void (e.candidate && b.addIceCandidate(e.candidate).catch(() => undefined));
-  b.onicecandidate = (e) => void (e.candidate && a.addIceCandidate(e.candidate).catch(() => undefined));
-  const incoming = new Map<string, RTCDataChannel>();
-  const got = new Promise<void>((r) => {
-    b.ondatachannel = (e) => {
-      e.channel.binaryType = 'arraybuffer';
-      incoming.set(e.channel.label, e.channel);
-      if (incoming.size === 2) r();
-    };
-  });
-  const data = a.createDataChannel('zeroroom-files/1');
-  const ctl = a.createDataChannel('control');
-  const offer = await a.createOffer();
-  await a.setLocalDescription(offer);
-  await b.setRemoteDescription(offer);
-  const answer = await b.createAnswer();
-  await b.setLocalDescription(answer);
-  await a.setRemoteDescription(answer);
-  await Promise.all([data, ctl].map((c) => new Promise((r) => (c.readyState === 'open' ? r(null) : (c.onopen = r)))));
-  await got;
-  for (const c of [data, ctl]) c.binaryType = 'arraybuffer';
-  data.bufferedAmountLowThreshold = 1024 * 1024;
-  return { a, b, data: [data, incoming.get('zeroroom-files/1')!], ctl: [ctl, incoming.get('control')!] };
-}
-
 /** Deterministic file content: chunk i is a repeated pattern of its index (no 256 MiB in memory). */
 function chunkBytes(offer: FileOffer, i: number): Uint8Array {
   const out = new Uint8Array(chunkPlainLength(offer.size, i));
@@ -92,8 +55,8 @@ function transfer(
   const common = { aead: nodeAead, fail, verify: () => Promise.resolve(false), store: () => Promise.reject(new Error('not a receiver')) };
   const sender = new FileTransfers({
     ...common,
-    sendFrame: (f) => p.data[0].send(f as Uint8Array<ArrayBuffer>),
-    channelBuffered: () => p.data[0].bufferedAmount,
+    sendFrame: (f) => p.files[0].send(f as Uint8Array<ArrayBuffer>),
+    channelBuffered: () => p.files[0].bufferedAmount,
     sendControl: (m) => p.ctl[0].send(m as Uint8Array<ArrayBuffer>),
     read: (_o, i) => Promise.resolve(source(i)),
     available: opts.available === undefined ? undefined : () => (opts.available as () => number)(),
@@ -115,8 +78,8 @@ function transfer(
   });
   p.ctl[0].onmessage = (e: MessageEvent<ArrayBuffer>) => sender.control(new Uint8Array(e.data));
   p.ctl[1].onmessage = (e: MessageEvent<ArrayBuffer>) => receiver.control(new Uint8Array(e.data));
-  p.data[1].onmessage = (e: MessageEvent<ArrayBuffer>) => void receiver.frame(new Uint8Array(e.data)).catch(fail);
-  p.data[0].onbufferedamountlow = () => sender.pump();
+  p.files[1].onmessage = (e: MessageEvent<ArrayBuffer>) => void receiver.frame(new Uint8Array(e.data)).catch(fail);
+  p.files[0].onbufferedamountlow = () => sender.pump();
   sender.serve(offer);
   receiver.accept(offer);
   return { sender, done };
@@ -126,14 +89,14 @@ async function raw(p: Pair, bytes: number): Promise<number> {
   const msg = new Uint8Array(FILE_CHUNK + 37);
   const count = Math.ceil(bytes / FILE_CHUNK);
   let got = 0;
-  const all = new Promise<void>((r) => (p.data[1].onmessage = () => ++got === count && r()));
+  const all = new Promise<void>((r) => (p.files[1].onmessage = () => ++got === count && r()));
   const t0 = performance.now();
   for (let i = 0; i < count; i++) {
-    p.data[0].send(msg);
-    if (p.data[0].bufferedAmount > HIGH) await new Promise<void>((r) => (p.data[0].onbufferedamountlow = () => r()));
+    p.files[0].send(msg);
+    if (p.files[0].bufferedAmount > HIGH) await new Promise<void>((r) => (p.files[0].onbufferedamountlow = () => r()));
   }
   await all;
-  p.data[0].onbufferedamountlow = null;
+  p.files[0].onbufferedamountlow = null;
   return (count * FILE_CHUNK) / ((performance.now() - t0) / 1000) / 1e6;
 }
 
@@ -175,8 +138,5 @@ console.log(
 );
 
 clearInterval(rssTimer);
-for (const x of [p, up, ...downs]) {
-  x.a.close();
-  x.b.close();
-}
+for (const x of [p, up, ...downs]) x.close();
 await releaseNodeWrtc();
