@@ -332,6 +332,21 @@ describe('home Wi-Fi: the server runs on the laptop with --lan', () => {
     await waitMessage(phone, 'hello from the new member');
     await server.stop();
   }, 180_000);
+
+  it('the owner closes its page: a member on the laptop and the phone talk directly across the LAN (owner away)', async () => {
+    server = await serve(NS.owner, keyDir(), ['--lan', '--port', '8443', '--ice-server', 'none']);
+    await expect.poll(() => owner.getByTestId('room-status').getAttribute('data-state'), { timeout: 60_000 }).toBe('member');
+    const laptop = await device(ownerBrowser, 'laptop-member');
+    await joinByLink(laptop, await newInvite(owner), 'Lea');
+    for (const p of [owner, phone, laptop]) await waitMembers(p, 4);
+    await owner.close();
+    // The mesh link between the two namespaces goes through the same signaling server and ICE as
+    // the owner's links (PROTOCOL.md 5.16), with no browser permission granted.
+    for (const p of [phone, laptop])
+      await expect.poll(() => p.getByTestId('room-status').getAttribute('data-state'), { timeout: 60_000 }).toBe('owner-away');
+    await chat(phone, laptop, 'owner away');
+    await server.stop();
+  }, 180_000);
 });
 
 describe('on mobile: the phone behind NAT B, the servers and coturn on the internet', () => {
