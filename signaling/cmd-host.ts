@@ -53,6 +53,7 @@ export const HOST_FLAGS: readonly FlagSpec[] = [
   },
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
+  { name: 'verbose', kind: 'bool', help: 'also write informational driver lines (link retries, refused input) to stderr' },
 ];
 
 function serverKeyFlag(hex: string | undefined): string {
@@ -206,21 +207,26 @@ export const command: Command = {
       () => driver,
       (d) => ({ room: toHex(d.state.room), server: record.server, member: d.state.selfId, epoch: d.state.epoch, restored }),
     );
-    const driver: OwnerDriver = new OwnerDriver(state, store?.roomStore<OwnerState>(meta) ?? ephemeralStore(), cliDriverEnv(io, events), {
-      identity: keys,
-      invites: {
-        appUrl: record.appUrl,
-        server: record.server,
-        ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+    const driver: OwnerDriver = new OwnerDriver(
+      state,
+      store?.roomStore<OwnerState>(meta) ?? ephemeralStore(),
+      cliDriverEnv(io, events, flagBool(flags, 'verbose')),
+      {
+        identity: keys,
+        invites: {
+          appUrl: record.appUrl,
+          server: record.server,
+          ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+        },
+        link: nodeOwnerPort({
+          server: record.server,
+          serverKey: record.serverKey,
+          loopback: flagBool(flags, 'loopback'),
+          iceServers: flagList(flags, 'ice-server') ?? [],
+          keys: keys.peer,
+        }),
       },
-      link: nodeOwnerPort({
-        server: record.server,
-        serverKey: record.serverKey,
-        loopback: flagBool(flags, 'loopback'),
-        iceServers: flagList(flags, 'ice-server') ?? [],
-        keys: keys.peer,
-      }),
-    });
+    );
     const life = startLifecycle(
       io,
       commandLineHandler(parseHostCommand, io.out, (cmd) => (cmd.cmd === 'quit' ? life.stop('quit') : onCommand(driver, io, cmd))),

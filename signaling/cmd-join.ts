@@ -41,6 +41,7 @@ export const JOIN_FLAGS: readonly FlagSpec[] = [
   { name: 'state', kind: 'string', valueName: 'DIR', help: 'keep keys and the room (encrypted with ZEROROOM_PASSWORD) and resume from it' },
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
+  { name: 'verbose', kind: 'bool', help: 'also write informational driver lines (link retries, refused input) to stderr' },
 ];
 
 type MemberRecord = RoomRecord & { readonly state: MemberState };
@@ -229,7 +230,7 @@ export const command: Command = {
     const driver = new MemberDriver(
       state,
       store?.roomStore<MemberState>(meta) ?? ephemeralStore(),
-      cliDriverEnv(io, joinEvents(io, finish)),
+      cliDriverEnv(io, joinEvents(io, finish), flagBool(flags, 'verbose')),
       {
         identity: keys,
         pending: (await store?.readPendingKeys()) ?? null,

@@ -38,6 +38,8 @@ interface PeerInternals {
   _channel: DataChannelLike | null;
   /** Its data channel's bufferedAmount (a public getter missing from @types/simple-peer). */
   bufferSize: number;
+  /** Set by destroy() and by simple-peer itself on ICE or connection 'failed' (it then emits close). */
+  destroyed: boolean;
   /** What _createOffer passes to createOffer. */
   offerOptions: { iceRestart?: boolean };
   negotiate(): void;
@@ -94,6 +96,10 @@ export class SimplePeerTransport {
   }
 
   signal(s: Signal): void {
+    // The peer may have destroyed itself ('failed') while its 'close' is still on the way to the
+    // session; a candidate or answer the other side sent meanwhile is moot, and simple-peer would
+    // throw ERR_DESTROYED out of the signaling client's message handler (it took a host down).
+    if (this.internals.destroyed) return;
     if (s.type === 'candidate') {
       const c = s.candidate;
       this.peer.signal({
