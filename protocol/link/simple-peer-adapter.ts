@@ -111,7 +111,12 @@ export class SimplePeerTransport {
     }
   }
 
+  /**
+   * A frame for a destroyed peer is dropped (same reason as in signal()): the link's reliable
+   * layer re-sends every unacknowledged message on the next session (4.5).
+   */
   send(frame: Uint8Array): void {
+    if (this.internals.destroyed) return;
     this.peer.send(frame);
   }
 
@@ -121,6 +126,7 @@ export class SimplePeerTransport {
 
   /** Offerer: make a new offer with fresh ICE credentials on the existing connection. */
   offerIceRestart(): void {
+    if (this.internals.destroyed) return; // its 'close' ends the restart with the session
     this.internals.offerOptions = { iceRestart: true };
     this.internals.negotiate();
   }

@@ -11,7 +11,7 @@ afterAll(async () => {
 });
 
 describe('SimplePeerTransport after its peer is destroyed', () => {
-  it('ignores late candidates and descriptions instead of throwing', async () => {
+  it('ignores late candidates, descriptions, frames and restart offers instead of throwing', async () => {
     const closed = { value: false };
     let onClose: () => void = () => undefined;
     const closedEvent = new Promise<void>((r) => (onClose = r));
@@ -36,6 +36,8 @@ describe('SimplePeerTransport after its peer is destroyed', () => {
     await closedEvent;
     expect(closed.value).toBe(true);
     expect(() => t.signal({ type: 'answer', sdp: 'v=0\r\n' })).not.toThrow();
+    expect(() => t.send(new Uint8Array(8))).not.toThrow();
+    expect(() => t.offerIceRestart()).not.toThrow();
     expect(() =>
       t.signal({ type: 'candidate', candidate: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0', sdpMLineIndex: 0 } }),
     ).not.toThrow();
