@@ -33,7 +33,7 @@ export class OwnerRuntime extends RoomRuntime {
     this.driver = new OwnerDriver(state, vaultStore<OwnerState>(deps.vault, this.id, this.record, refused), this.env(), {
       identity: keys,
       invites: { appUrl: deps.appUrl, server: record.server, ...(this.serverKey !== undefined ? { serverKey: this.serverKey } : {}) },
-      link: (hooks) => startOwner({ ...this.endpoint(), ...hooks }),
+      link: (hooks, keys) => startOwner({ ...this.endpoint(), ...keys, ...hooks }),
     });
   }
 
