@@ -86,6 +86,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
 
   /** The link layer on our current path (hex of our peer key). */
   private listen(): void {
+    const path = this.keys.current.peer;
     this.handle = this.opts.link(
       {
         pendingTokens: () => pendingAuthTokens(this.state, this.now()),
@@ -97,8 +98,10 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
         refusedKeys: () => removedPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
         onLink: (link) => {
           this.attach(link);
-          // A member on our current path has applied any owner update of ours (5.8.1 step 5).
-          if (this.state.previousPaths !== undefined) this.pathStep('moved', (s) => memberMoved(s, toHex(link.peerKey) as PeerKeyHex));
+          // A member on our current path has applied any owner update of ours (5.8.1 step 5). This
+          // handle may be a previous path already (kept across the update): then it proves nothing.
+          if (this.state.previousPaths !== undefined && this.keys.current.peer === path)
+            this.pathStep('moved', (s) => memberMoved(s, toHex(link.peerKey) as PeerKeyHex));
         },
         onSignalingState: (ready) => {
           if (!this.stopped) this.env.events({ kind: 'signaling', ready });
