@@ -87,6 +87,33 @@ describe('owner key update through the driver (5.8.1 step 5)', () => {
     await everyoneReads([owner, a, b], 'together');
   });
 
+  it('a member stopped during the update restarts on the old path, applies the update there and moves', async () => {
+    const { owner, members } = await room(2);
+    const [a, b] = members as [Member, Member];
+    const oldPath = owner.driver.peerKey;
+    await b.driver.stop();
+    await owner.driver.updateKeys();
+    await world.advance(30_000);
+    await world.until(() => a.driver.linkState === 'direct' && a.driver.state.ownerPeer === owner.driver.peerKey, 'a moved');
+    await world.until(() => owner.driver.previousPaths.length === 1, 'the old path waits for b');
+    await owner.driver.send('while b was stopped');
+    // b's new process links to the old path afresh: that link alone must not count as moved.
+    const rec = new Recorder();
+    const driver = world.memberDriver(b.store.saved, b.store, b.identity, rec);
+    expect(driver.state.ownerPeer).toBe(oldPath);
+    await driver.start();
+    await world.until(() => driver.state.ownerPeer === owner.driver.peerKey, 'b applied the owner update on the old path');
+    await world.advance(30_000);
+    await world.until(
+      () => driver.linkState === 'direct' && toHex(driver.currentLink!.peerKey) === owner.driver.peerKey,
+      'b on the new path',
+    );
+    await world.until(() => rec.texts().includes('while b was stopped'), 'b reads what it missed');
+    await world.until(() => owner.driver.previousPaths.length === 0, 'the old path is closed once b moved');
+    await driver.send('b is back');
+    await world.until(() => owner.rec.texts().includes('b is back') && a.rec.texts().includes('b is back'), 'everyone reads b');
+  });
+
   it('a restart after the step was saved but before the keys record was: the pending keys become ours', async () => {
     const { owner, members } = await room(1);
     const [a] = members as [Member];
