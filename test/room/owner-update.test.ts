@@ -25,6 +25,7 @@ import {
   type RoomEvent,
   type Step,
 } from '../../protocol/room/index.ts';
+import { EMPTY_AWAY, awayOpened, awayReceived, encodeAwayMessage } from '../../protocol/room/away.ts';
 import { inviteStatus } from '../../protocol/room/owner.ts';
 import { expirePreviousPaths, memberMoved, ownerUpdateStep, previousPathsOf } from '../../protocol/room/owner-update.ts';
 import { decodeMemberState, decodeOwnerState, encodeMemberState, encodeOwnerState } from '../../protocol/room/state-codec.ts';
@@ -407,6 +408,37 @@ describe('the owner replaces its keys (5.8.1 step 5)', () => {
     expect(m).toEqual(nodes[0]!.state!);
     const bad = { ...net.ownerState, previousPaths: [{ ...net.ownerState.previousPaths![0]!, secret: new Uint8Array(31) }] };
     expect(() => decodeOwnerState(encodeOwnerState(bad))).toThrow();
+  });
+
+  it('owner away (5.16): a member that applied the owner update and one that did not exchange no away message', () => {
+    const { net, nodes } = setup('ou-mesh');
+    const [a, b] = nodes as [MemberNode, MemberNode];
+    net.disconnect(b);
+    update(net, 'ou-mesh-next');
+    expect(a.state!.ownerIpub).not.toEqual(b.state!.ownerIpub);
+    const aOpen = awayOpened(a.state!, EMPTY_AWAY, b.peer);
+    const bOpen = awayOpened(b.state!, EMPTY_AWAY, a.peer);
+    const hello = (st: typeof aOpen): Uint8Array => {
+      const e = st.effects.find((x) => x.kind === 'send');
+      if (e?.kind !== 'send') throw new Error('expected a hello');
+      return e.bytes;
+    };
+    // Each head is signed by an owner key the other does not hold: refused, neither peer becomes ready.
+    const atA = awayReceived(a.state!, aOpen.state, b.peer, hello(bOpen));
+    expect(atA.error?.code).toBe('room.not-owner');
+    expect(atA.state).toBe(aOpen.state);
+    const atB = awayReceived(b.state!, bOpen.state, a.peer, hello(aOpen));
+    expect(atB.error?.code).toBe('room.not-owner');
+    expect(atB.state).toBe(bOpen.state);
+    // An away message from a is not taken by b (a never became ready for b).
+    const env = net.member(a, { kind: 'send', text: 'mesh across the update', now: net.now });
+    const wire = env.effects.find((e) => e.kind === 'send');
+    if (wire?.kind !== 'send') throw new Error('expected a send');
+    const sent = decodeToOwner(wire.bytes);
+    if (sent.type !== 'send') throw new Error('expected send');
+    const msg = awayReceived(b.state!, bOpen.state, a.peer, encodeAwayMessage({ type: 'away-msg', from: a.state!.selfId, env: sent.env }));
+    expect(msg.error?.code).toBe('room.state');
+    expect(msg.state.held).toEqual([]);
   });
 
   it("a copy of the owner's old keys gets nothing new", () => {
