@@ -174,6 +174,9 @@ function onCommand(driver: OwnerDriver, io: DriverIo, cmd: Exclude<HostCommand, 
       return void driver.inOrder(() => io.out({ event: 'members', members: driver.members() }));
     case 'safety-code':
       return void driver.inOrder(() => io.out({ event: 'safety-code', epoch: driver.state.epoch, code: driver.safetyCode() }));
+    case 'update-keys':
+      // Done when it is saved: the machine's `keys-updated` event with `self: true` (5.8.1 step 5).
+      return void driver.updateKeys().catch(report);
   }
 }
 
@@ -184,7 +187,8 @@ export const command: Command = {
       '',
       'Runs a room owner without a browser. Events are printed as JSON lines on stdout, commands are read',
       'as JSON lines from stdin: {"cmd":"invite","ttl":SECONDS} {"cmd":"send","text":"..."} {"cmd":"members"}',
-      '{"cmd":"kick","member":ID} {"cmd":"revoke","invite":ID} {"cmd":"rotate"} {"cmd":"safety-code"} {"cmd":"quit"}.',
+      '{"cmd":"kick","member":ID} {"cmd":"revoke","invite":ID} {"cmd":"rotate"} {"cmd":"safety-code"} {"cmd":"update-keys"}',
+      '{"cmd":"quit"}.',
       'It runs until {"cmd":"quit"}, SIGTERM or SIGINT (end of stdin does not stop it).',
       '',
       formatFlagHelp(HOST_FLAGS),
@@ -213,6 +217,7 @@ export const command: Command = {
       cliDriverEnv(io, events, flagBool(flags, 'verbose')),
       {
         identity: keys,
+        pending: (await store?.readPendingKeys()) ?? null,
         invites: {
           appUrl: record.appUrl,
           server: record.server,

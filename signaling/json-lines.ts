@@ -65,7 +65,7 @@ export type HostCommand =
   | { readonly cmd: 'send'; readonly text: string }
   | { readonly cmd: 'kick'; readonly member: MemberId }
   | { readonly cmd: 'revoke'; readonly invite: InviteId }
-  | { readonly cmd: 'rotate' | 'members' | 'safety-code' | 'quit' };
+  | { readonly cmd: 'rotate' | 'members' | 'safety-code' | 'update-keys' | 'quit' };
 
 export type JoinCommand =
   { readonly cmd: 'send'; readonly text: string } | { readonly cmd: 'leave' | 'members' | 'safety-code' | 'update-keys' | 'quit' };
@@ -85,7 +85,7 @@ const FIELDS: Record<string, readonly string[]> = {
   leave: [],
   'update-keys': [],
 };
-export const HOST_COMMANDS = ['invite', 'send', 'kick', 'revoke', 'rotate', 'members', 'safety-code', 'quit'] as const;
+export const HOST_COMMANDS = ['invite', 'send', 'kick', 'revoke', 'rotate', 'members', 'safety-code', 'update-keys', 'quit'] as const;
 export const JOIN_COMMANDS = ['send', 'leave', 'members', 'safety-code', 'update-keys', 'quit'] as const;
 
 const bad = (message: string): CommandError => new CommandError('cli.command', message);
@@ -197,7 +197,15 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
     case 'warning':
       return { event: 'warning', code: ev.code, count: ev.count, member: ev.member?.id ?? null, name: ev.member?.name ?? null };
     case 'keys-updated':
-      return { event: 'keys-updated', old: ev.old, member: ev.member.id, name: ev.member.name, self: ev.self };
+      return {
+        event: 'keys-updated',
+        old: ev.old,
+        member: ev.member.id,
+        name: ev.member.name,
+        self: ev.self,
+        ...(ev.member.owner ? { owner: true } : {}),
+        ...(ev.revoked !== undefined ? { revoked: ev.revoked } : {}),
+      };
     default: {
       // An event type added to the machines later: passed on under its own name, fields as they are.
       const other: { readonly type: string } = ev;

@@ -48,7 +48,7 @@ function endpointOptions(e: NodeEndpoint): EndpointOptions {
 /** The owner's link port over real WebRTC (node-datachannel) and `ws`. */
 export function nodeOwnerPort(e: NodeEndpoint): OwnerLinkPort {
   const opts = endpointOptions(e);
-  return (hooks) => startOwner({ ...opts, ...hooks });
+  return (hooks, keys) => startOwner({ ...opts, ...keys, ...hooks });
 }
 
 /** The member's link port over real WebRTC (node-datachannel) and `ws`. */

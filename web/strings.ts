@@ -99,6 +99,8 @@ export const S = {
   systemNewKey: 'The room key changed',
   systemYourKeysReplaced: 'Your keys for this room were replaced; a copy of the old ones gets nothing new',
   systemKeysReplaced: (name: string): string => `${name} replaced their keys`,
+  systemOwnerKeysReplaced: (revoked: number): string =>
+    `Your keys for this room were replaced; a copy of the old ones gets nothing new${revoked > 0 ? ` (${revoked} open invite link${revoked === 1 ? '' : 's'} revoked)` : ''}`,
   systemYouJoined: 'You joined the room',
   systemYouLeft: 'You left the room',
   systemYouRemoved: 'You were removed from the room',
@@ -214,6 +216,7 @@ export const S = {
     'A copy of this device taken before still opens with the old password. If that may have happened, replace your keys in the rooms you joined (below).',
   replaceKeys: 'Replace my keys',
   replaceKeysAsked: 'New keys requested; they take effect when the owner is online.',
+  replaceKeysOwnerDone: 'Your keys for this room were replaced. Invite links made before no longer work; make new ones.',
   forgetTitle: 'Rooms on this device',
   buildHash: (hash: string | null): string => `App build: ${hash ?? 'development (no build hash)'}`,
   rollbackRefused: (n: number): string =>

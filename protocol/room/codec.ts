@@ -325,7 +325,9 @@ export type ChainBody =
   | (ChainCommon & { readonly op: 'add'; readonly cert: Uint8Array })
   | (ChainCommon & { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[] })
   /** Section 5.8.1: one member's keys replaced (`removed`: its old id, `cert`: its new certificate) and a new epoch. */
-  | (ChainCommon & { readonly op: 'update'; readonly cert: Uint8Array; readonly removed: MemberId });
+  | (ChainCommon & { readonly op: 'update'; readonly cert: Uint8Array; readonly removed: MemberId })
+  /** Section 5.8.1 step 5: the owner's keys replaced (`opub`: its new identity key, `cert` signed by it) and a new epoch. */
+  | (ChainCommon & { readonly op: 'owner-update'; readonly cert: Uint8Array; readonly removed: MemberId; readonly opub: EcPublicKey });
 
 /** The fields every chain entry has (section 5.7). */
 export interface ChainCommon {
@@ -354,6 +356,7 @@ export function encodeChainBody(c: ChainBody): Uint8Array {
     ...(c.op === 'add' ? { cert: c.cert } : {}),
     ...(c.op === 'rotate' ? { reason: c.reason, removed: [...c.removed] } : {}),
     ...(c.op === 'update' ? { cert: c.cert, removed: [c.removed] } : {}),
+    ...(c.op === 'owner-update' ? { cert: c.cert, removed: [c.removed], opub: c.opub } : {}),
   });
 }
 
@@ -395,15 +398,30 @@ export function decodeChainBody(bytes: Uint8Array): ChainBody {
     }
     case 'update': {
       f.only([...CHAIN_COMMON, 'cert', 'removed']);
-      const removed = f.arr('removed', 1);
-      const id = removed[0];
-      if (id === undefined) throw new DecodeError(`${what}: an update names the member it replaces`);
-      if (id.t !== 'str') throw new DecodeError(`${what}.removed[0]: must be str, got ${id.t}`);
-      return { ...common, op, cert: f.bin('cert', { min: 1, max: MAX_CERT }), removed: memberIdValue(id.v, `${what}.removed[0]`) };
+      return { ...common, op, cert: f.bin('cert', { min: 1, max: MAX_CERT }), removed: replacedId(f, what) };
+    }
+    case 'owner-update': {
+      f.only([...CHAIN_COMMON, 'cert', 'removed', 'opub']);
+      return {
+        ...common,
+        op,
+        cert: f.bin('cert', { min: 1, max: MAX_CERT }),
+        removed: replacedId(f, what),
+        opub: ecPublicField(f, 'opub', what),
+      };
     }
     default:
       throw new DecodeError(`${what}: unknown op "${op}"`);
   }
+}
+
+/** The one id an `update` or `owner-update` entry replaces (`removed`, exactly one). */
+function replacedId(f: Fields, what: string): MemberId {
+  const removed = f.arr('removed', 1);
+  const id = removed[0];
+  if (id === undefined) throw new DecodeError(`${what}: an update names the member it replaces`);
+  if (id.t !== 'str') throw new DecodeError(`${what}.removed[0]: must be str, got ${id.t}`);
+  return memberIdValue(id.v, `${what}.removed[0]`);
 }
 
 /** Plaintext of a sealed epoch key (`chain.key`, `resync.keys`): sealed from the owner to one member. */

@@ -97,8 +97,12 @@ export type OwnerLinkHooks = Pick<
   | 'onSecondSession'
 >;
 
-/** Starts the owner's side of the peer links: `(hooks) => startOwner({...endpoint, ...hooks})`. */
-export type OwnerLinkPort = (hooks: OwnerLinkHooks) => OwnerHandle;
+/**
+ * Starts the owner's side of the peer links: `(hooks, keys) => startOwner({...endpoint, ...keys, ...hooks})`.
+ * `keys`: the peer key pair whose path to listen on (after an owner key update, 5.8.1 step 5, the new
+ * one, and the old ones for members that have not moved); absent: the endpoint's.
+ */
+export type OwnerLinkPort = (hooks: OwnerLinkHooks, keys?: { readonly permanentKeys: BoxKeyPair }) => OwnerHandle;
 
 /**
  * Opens a link to the owner: `(opts) => joinRoom({...endpoint, ...opts})`. `permanentKeys`: our

@@ -256,6 +256,11 @@ export class MemberDriver extends RoomDriver<MemberState> {
       this.env.log.info('our keys were replaced; reconnecting with the new peer key');
       this.link?.close();
     }
+    if (event.type === 'keys-updated' && event.member.owner && !event.self) {
+      // The owner moved to the path of its new peer key (5.8.1 step 5); the state names it already.
+      this.env.log.info('the owner replaced its keys; reconnecting on its new path');
+      this.link?.close();
+    }
     if (event.type === 'message' && event.from === this.state.selfId) await this.dropOutbox(event.seq);
     if (event.type === 'send-refused' && event.seq !== null) {
       // room.replay: the owner has this seq from us already, so the message is in the room (a copy

@@ -35,6 +35,7 @@ import { LABEL, ZERO_HASH, contextOf, inviteIdBytes, keyHashOf, memberIdOf, owne
 import { checkInviteFresh, type Invite } from './invite.ts';
 import { closeLink, emit, guarded, sendTo, type Out } from './step.ts';
 import { signKeyUpdate } from './key-update.ts';
+import { applyOwnerUpdate, openOwnerEntry, ownerKeyAfter } from './owner-update.ts';
 import {
   GRACE_MESSAGES,
   MAX_FORMER_MEMBERS,
@@ -54,17 +55,7 @@ import {
   type SenderGap,
   type Step,
 } from './types.ts';
-import {
-  epochFor,
-  membersHashOf,
-  openAnchor,
-  openBody,
-  openCert,
-  openChainEntry,
-  openEnvelope,
-  sealEnvelope,
-  senderFor,
-} from './verify.ts';
+import { epochFor, membersHashOf, openAnchor, openBody, openCert, openEnvelope, sealEnvelope, senderFor } from './verify.ts';
 
 export interface StartJoinOptions {
   readonly now: number;
@@ -196,6 +187,8 @@ function requestKeyUpdate(ctx: MemberCtx, s: MemberState): Out<MemberState> {
  */
 function refusalEffects(s: MemberState, type: ToMember['type'] | null, e: ZeroRoomError): Effect[] {
   if (type === 'deliver' && e.code === 'room.not-member' && s.phase === 'member' && s.syncAt !== s.lastIdx) return [syncRequest(s)];
+  // An entry we cannot verify may be signed by an owner key an update we have not seen yet names (5.8.1 step 5).
+  if (type === 'chain' && e.code === 'room.not-owner' && s.phase === 'member' && s.syncAt !== s.lastIdx) return [syncRequest(s)];
   return [];
 }
 
@@ -404,16 +397,17 @@ function currentRecord(s: MemberState): EpochRecord {
   return cur;
 }
 
-function openKey(ctx: MemberCtx, s: MemberState, sealed: Uint8Array): KeyBody {
+/** `sealer`: the owner key in force after the entries the key came with (5.8.1 step 5), by default the one we hold. */
+function openKey(ctx: MemberCtx, s: MemberState, sealed: Uint8Array, sealer: EcPublicKey = ownerKey(s)): KeyBody {
   let body: KeyBody;
   try {
     let plain: Uint8Array;
     try {
-      plain = openFrom(ctx.identity.privateKey, ownerKey(s), sealed);
+      plain = openFrom(ctx.identity.privateKey, sealer, sealed);
     } catch (e) {
       // Sealed to the new keys of an update of ours that the owner has committed (5.8.1).
       if (!(e instanceof AuthError) || ctx.pending === undefined) throw e;
-      plain = openFrom(ctx.pending.identity.privateKey, ownerKey(s), sealed);
+      plain = openFrom(ctx.pending.identity.privateKey, sealer, sealed);
     }
     body = decodeKeyBody(plain);
   } catch (e) {
@@ -519,6 +513,8 @@ function applyEntry(
     }
     case 'update':
       return applyUpdate(ctx, s, entry, ann, key, live);
+    case 'owner-update':
+      return applyOwnerUpdate(s, entry, ann, key);
   }
   return { state: next, effects };
 }
@@ -582,7 +578,7 @@ function heldEntry(s: MemberState, entry: ChainBody, ann: Uint8Array): RoomError
 }
 
 function onChain(ctx: MemberCtx, s: MemberState, msg: Extract<ToMember, { type: 'chain' }>): Out<MemberState> {
-  const entry = openChainEntry(ownerKey(s), s.room, msg.ann);
+  const entry = openOwnerEntry(s, msg.ann);
   if (entry.n <= s.chain) throw heldEntry(s, entry, msg.ann);
   if (entry.n > s.chain + 1) return requestGap(s); // entries were lost or withheld: ask (5.10)
   const key = msg.key === undefined ? null : openKey(ctx, s, msg.key);
@@ -668,15 +664,17 @@ function applyEntries(
   last: boolean,
 ): Out<MemberState> {
   const keys = new Map<number, KeyBody>();
+  // Sealed with the owner key in force after these entries (5.8.1 step 5).
+  const sealer = ownerKeyAfter(s, anns) ?? ownerKey(s);
   for (const k of sealedKeys) {
-    const body = openKey(ctx, s, k);
+    const body = openKey(ctx, s, k, sealer);
     if (keys.has(body.epoch)) throw new AuthenticityError('room.bad-rekey', `two keys for epoch ${body.epoch}`);
     keys.set(body.epoch, body);
   }
   let next = s;
   const effects: Effect[] = [];
   for (const ann of anns) {
-    const entry = openChainEntry(ownerKey(s), s.room, ann);
+    const entry = openOwnerEntry(next, ann);
     if (entry.n <= next.chain) {
       // Already applied (this answer crossed a live entry): skip it, and its key with it.
       const held = heldEntry(next, entry, ann);

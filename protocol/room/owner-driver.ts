@@ -12,6 +12,8 @@ import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
 import { isAwayMessage, ownerHandover } from './away.ts';
 import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import type { RoomIdentity } from './records.ts';
+import { OwnerKeys, PreviousPathHandles } from './owner-update-driver.ts';
+import { expirePreviousPaths, memberMoved, ownerUpdateStep } from './owner-update.ts';
 import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
 
 /** The longest time between ticks, and the shortest (a short rotation timer ticks more often). */
@@ -30,12 +32,17 @@ export interface OwnerDriverOptions {
   readonly link: OwnerLinkPort;
   /** Admission decision after the token proof checked out (OwnerCtx.admit; default yes). */
   readonly admit?: OwnerCtx['admit'];
+  /** New keys stored by an owner key update whose step may not have been saved (5.8.1 step 5). */
+  readonly pending?: RoomIdentity | null;
 }
 
 export class OwnerDriver extends RoomDriver<OwnerState> {
   private handle: OwnerHandle | null = null;
   private tickTimer: unknown = null;
-  private readonly ctx: OwnerCtx;
+  private ctx: OwnerCtx;
+  /** Our keys and an owner update's pending ones; the paths we left (5.8.1 step 5, owner-update-driver.ts). */
+  private readonly keys: OwnerKeys;
+  private readonly previous: PreviousPathHandles;
 
   constructor(
     state: OwnerState,
@@ -44,39 +51,78 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
     private readonly opts: OwnerDriverOptions,
   ) {
     super(state, store, env);
-    this.ctx = {
-      random: env.random,
-      identity: opts.identity.identity,
-      peerKey: opts.identity.peer.publicKey,
-      invites: opts.invites,
-      ...(opts.admit !== undefined ? { admit: opts.admit } : {}),
+    this.keys = new OwnerKeys(opts.identity, opts.pending ?? null);
+    this.ctx = this.ctxFor(opts.identity);
+    this.previous = new PreviousPathHandles(
+      opts.link,
+      env,
+      () => this.state,
+      (link) => this.attach(link),
+    );
+  }
+
+  private ctxFor(keys: RoomIdentity): OwnerCtx {
+    return {
+      random: this.env.random,
+      identity: keys.identity,
+      peerKey: keys.peer.publicKey,
+      invites: this.opts.invites,
+      ...(this.opts.admit !== undefined ? { admit: this.opts.admit } : {}),
     };
   }
 
   async start(): Promise<void> {
     if (this.handle !== null || this.stopped) return;
-    this.handle = this.opts.link({
-      pendingTokens: () => pendingAuthTokens(this.state, this.now()),
-      // The link layer only checks that the auth token is one of ours; the room machine admits (5.3).
-      acceptToken: (token) => pendingAuthTokens(this.state, this.now()).some((t) => equalBytes(t, token)),
-      trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
-      // A retired invite or a removed member gets the owner's authenticated refusal, final for it (4.1).
-      refusedTokens: () => retiredAuthTokens(this.state, this.now()),
-      refusedKeys: () => removedPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
-      onLink: (link) => this.attach(link),
-      onSignalingState: (ready) => {
-        if (!this.stopped) this.env.events({ kind: 'signaling', ready });
-      },
-      onWarning: (m) => this.env.log.warn(m),
-      onSecondSession: (key) => {
-        if (this.stopped) return;
-        const peer = toHex(key) as PeerKeyHex;
-        const member = this.memberOf(peer);
-        this.env.log.warn(`link ${peer.slice(0, 8)}: a second session presented this member's key while its link was open`);
-        this.env.events({ kind: 'second-session', peer, member });
-      },
+    // A switch the saved state has that the keys record missed (a crash after the commit, 5.8.1 step 5).
+    await this.serial(async () => {
+      await this.keys.settle(this.store, this.state);
+      this.ctx = this.ctxFor(this.keys.current);
     });
+    if (this.handle !== null || this.stopped) return;
+    this.listen();
+    this.previous.sync();
     this.scheduleTick();
+  }
+
+  /** The link layer on our current path (hex of our peer key). */
+  private listen(): void {
+    const path = this.keys.current.peer;
+    this.handle = this.opts.link(
+      {
+        pendingTokens: () => pendingAuthTokens(this.state, this.now()),
+        // The link layer only checks that the auth token is one of ours; the room machine admits (5.3).
+        acceptToken: (token) => pendingAuthTokens(this.state, this.now()).some((t) => equalBytes(t, token)),
+        trustedKeys: () => memberPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
+        // A retired invite or a removed member gets the owner's authenticated refusal, final for it (4.1).
+        refusedTokens: () => retiredAuthTokens(this.state, this.now()),
+        refusedKeys: () => removedPeerKeys(this.state).map((hex) => asBoxPublicKey(fromHex(hex, 32))),
+        onLink: (link) => {
+          this.attach(link);
+          // A member on our current path has applied any owner update of ours (5.8.1 step 5). This
+          // handle may be a previous path already (kept across the update): then it proves nothing.
+          if (this.state.previousPaths !== undefined && this.keys.current.peer === path)
+            this.pathStep('moved', (s) => memberMoved(s, toHex(link.peerKey) as PeerKeyHex));
+        },
+        onSignalingState: (ready) => {
+          if (!this.stopped) this.env.events({ kind: 'signaling', ready });
+        },
+        onWarning: (m) => this.env.log.warn(m),
+        onSecondSession: (key) => {
+          if (this.stopped) return;
+          const peer = toHex(key) as PeerKeyHex;
+          const member = this.memberOf(peer);
+          this.env.log.warn(`link ${peer.slice(0, 8)}: a second session presented this member's key while its link was open`);
+          this.env.events({ kind: 'second-session', peer, member });
+        },
+      },
+      { permanentKeys: this.keys.current.peer },
+    );
+  }
+
+  /** A change of the previous paths (5.8.1 step 5): saved like a step, then the handles follow. */
+  private pathStep(what: string, f: (s: OwnerState, now: number) => OwnerState): void {
+    this.input(what, (s, now) => ({ state: f(s, now), effects: [] }));
+    this.background('previous paths', async () => this.previous.sync());
   }
 
   /** Each tick re-reads the interval, so a changed rotation timer takes effect at the next one. */
@@ -85,6 +131,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       this.tickTimer = null;
       if (this.stopped) return;
       this.input('tick', (s, now) => ownerStep(this.ctx, s, { kind: 'tick', now }));
+      if (this.state.previousPaths !== undefined) this.pathStep('previous paths', (s, now) => expirePreviousPaths(s, now));
       this.scheduleTick();
     }, tickInterval(this.state.config.rotateAfterMs));
   }
@@ -113,14 +160,21 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
     report();
   }
 
-  protected sendTo(to: PeerKeyHex, bytes: Uint8Array): void {
+  /** The member's link on our current path, else on a path we left (a member that has not moved, 5.8.1 step 5). */
+  private linkTo(to: PeerKeyHex): PeerLink | undefined {
     const link = this.handle?.links.get(to);
+    if (link !== undefined && link.state !== 'closed') return link;
+    return this.previous.link(to) ?? link;
+  }
+
+  protected sendTo(to: PeerKeyHex, bytes: Uint8Array): void {
+    const link = this.linkTo(to);
     // A member without a live link catches up with sync/history when it reconnects (5.10).
     if (link !== undefined && link.state !== 'closed') link.send(bytes);
   }
 
   protected closeLink(to: PeerKeyHex): void {
-    const link = this.handle?.links.get(to);
+    const link = this.linkTo(to);
     if (link !== undefined) this.linger(link);
   }
 
@@ -145,6 +199,46 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
 
   rotate(): Promise<void> {
     return this.command((s, now) => ownerStep(this.ctx, s, { kind: 'rotate', now }));
+  }
+
+  /**
+   * Replace the owner's identity and peer keys (5.8.1 step 5): new keys, stored as pending BEFORE
+   * the step runs; the step (owner-update entry, rekey, invites revoked) is saved before anything
+   * leaves; then the new keys are stored as the room's, and we listen on the new path while the old
+   * one stays open for members that have not moved. Event `keys-updated` with `self`.
+   */
+  updateKeys(): Promise<void> {
+    try {
+      this.checkRunning();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(async () => {
+      const current = this.keys.current;
+      const next = await this.keys.prepare(this.store);
+      const step = ownerUpdateStep(this.ctx, this.state, { current, next }, this.now());
+      if (step.error !== undefined) throw step.error;
+      await this.commit(step);
+      await this.keys.switched(this.store);
+      this.ctx = this.ctxFor(this.keys.current);
+      // The old handle keeps the links members are on now; it becomes a previous path.
+      const old = this.handle;
+      this.handle = null;
+      if (old !== null) {
+        if (this.state.previousPaths?.some((p) => p.peer === toHex(current.peer.publicKey)))
+          this.previous.adopt(toHex(current.peer.publicKey) as PeerKeyHex, old);
+        else old.close();
+      }
+      if (!this.stopped) {
+        this.listen();
+        this.previous.sync();
+      }
+    });
+  }
+
+  /** The keys the room runs on now (they change with an owner key update). */
+  get identity(): RoomIdentity {
+    return this.keys.current;
   }
 
   /** The rotation policy a user changed (section 5.2): saved at once, used from the next step and tick. */
@@ -178,7 +272,12 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
 
   /** The peer key of this owner (hex): its signaling path. */
   get peerKey(): string {
-    return toHex(this.opts.identity.peer.publicKey);
+    return toHex(this.keys.current.peer.publicKey);
+  }
+
+  /** Paths left by an owner key update that are still listened on (hex of the old peer keys). */
+  get previousPaths(): string[] {
+    return this.previous.paths;
   }
 
   // ---- lifecycle ----
@@ -191,5 +290,6 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
   protected closeAll(): void {
     this.handle?.close();
     this.handle = null;
+    this.previous.close();
   }
 }

@@ -14,6 +14,7 @@ import {
   sha256,
   toHex,
   type BoxPublicKey,
+  type EcPublicKey,
 } from '../../crypto/index.ts';
 import { DecodeError } from '../errors.ts';
 import {
@@ -582,8 +583,14 @@ function order(
 
 // ---- The announcement chain and rotation (5.7) ----
 
-type EntrySpec =
+export type EntrySpec =
   | { readonly op: 'add'; readonly cert: Uint8Array }
+  | {
+      readonly op: 'owner-update';
+      readonly cert: Uint8Array;
+      readonly removed: MemberId;
+      readonly opub: EcPublicKey;
+    }
   | { readonly op: 'rotate'; readonly reason: RotationReason; readonly removed: readonly MemberId[]; readonly key: Uint8Array }
   | { readonly op: 'update'; readonly cert: Uint8Array; readonly removed: MemberId; readonly key: Uint8Array };
 
@@ -591,13 +598,13 @@ type EntrySpec =
  * Signs the next chain entry for `s` (whose members are already those after the entry), appends
  * it and applies retention (5.15). A rotation also makes its key current.
  */
-function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number): { state: OwnerState; ann: Uint8Array } {
+export function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number): { state: OwnerState; ann: Uint8Array } {
   const head = chainHead(s);
   const cur = currentEpoch(s);
   const rotating = spec.op === 'rotate' || spec.op === 'update';
   const epoch = rotating ? s.epoch + 1 : s.epoch;
   const firstIdx = rotating ? s.nextIdx : cur.firstIdx;
-  const key = spec.op === 'add' ? cur.key! : spec.key;
+  const key = spec.op === 'add' || spec.op === 'owner-update' ? cur.key! : spec.key;
   const common = {
     room: s.room,
     n: head.n + 1,
@@ -613,7 +620,9 @@ function appendEntry(ctx: OwnerCtx, s: OwnerState, spec: EntrySpec, now: number)
       ? { ...common, op: 'add', cert: spec.cert }
       : spec.op === 'update'
         ? { ...common, op: 'update', cert: spec.cert, removed: spec.removed }
-        : { ...common, op: 'rotate', reason: spec.reason, removed: spec.removed };
+        : spec.op === 'owner-update'
+          ? { ...common, op: 'owner-update', cert: spec.cert, removed: spec.removed, opub: spec.opub }
+          : { ...common, op: 'rotate', reason: spec.reason, removed: spec.removed };
   const ann = signChainEntry(ctx.identity.privateKey, body);
   const hash = sha256(ann);
   const epochs: EpochRecord[] = rotating
@@ -641,7 +650,7 @@ function retain(s: OwnerState): OwnerState {
   return epochs.length === s.epochs.length && chain === s.chain ? s : { ...s, epochs, chain };
 }
 
-function sealedKey(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, e: EpochRecord): Uint8Array {
+export function sealedKey(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, e: EpochRecord): Uint8Array {
   return sealTo(ctx.identity.privateKey, m.info.ipub, encodeKeyBody({ room: s.room, epoch: e.epoch, firstIdx: e.firstIdx, key: e.key! }));
 }
 
@@ -781,6 +790,10 @@ function resyncEffects(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, fromN: numb
   const at = s.chain.find((l) => l.n === fromN);
   if (fromN === head.n || (at !== undefined && at.op !== 'legacy')) {
     const links = s.chain.filter((l) => l.n > fromN);
+    // Keys are sealed with our current key: a page ending before an owner update the member still
+    // lacks carries none, the member could not open them (5.8.1 step 5).
+    const lastOwnerUpdate = links.reduce((n, l) => (l.op === 'owner-update' ? l.n : n), -1);
+    let updatePage = 0;
     const pages: { anns: Uint8Array[]; keys: Uint8Array[] }[] = [{ anns: [], keys: [] }];
     let bytes = 0;
     for (const l of links) {
@@ -792,6 +805,7 @@ function resyncEffects(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, fromN: numb
       }
       page.anns.push(l.ann);
       bytes += l.ann.length;
+      if (l.n === lastOwnerUpdate) updatePage = pages.length - 1;
       const rec = l.op === 'rotate' || l.op === 'update' ? s.epochs.find((e) => e.epoch === l.epoch) : undefined;
       if (rec !== undefined) {
         const key = sealedKey(ctx, s, m, rec);
@@ -799,6 +813,7 @@ function resyncEffects(ctx: OwnerCtx, s: OwnerState, m: OwnerMember, fromN: numb
         bytes += key.length;
       }
     }
+    for (let i = 0; i < updatePage; i++) pages[i]!.keys = [];
     return pages.map((p, i) =>
       sendTo(
         m.peer,

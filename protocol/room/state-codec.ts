@@ -25,7 +25,7 @@ import {
 import { StateError, StateVersionError } from './errors.ts';
 import { ZERO_HASH, inviteIdOf, memberIdOf, ownerKeyCommit, peerKeyHex } from './ids.ts';
 import { ecPublicField } from './wire-keys.ts';
-import { MAX_PENDING_SENDS, MAX_REMOVED_PEERS, MAX_SENDER_GAPS } from './types.ts';
+import { MAX_PENDING_SENDS, MAX_PREVIOUS_PATHS, MAX_REMOVED_PEERS, MAX_SENDER_GAPS, type PreviousPath } from './types.ts';
 import type {
   ChainLink,
   ChainOp,
@@ -61,7 +61,7 @@ const TIME: IntRange = { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTE
 const HEX_64 = /^[0-9a-f]{64}$/;
 const PHASES: readonly MemberPhase[] = ['joining', 'accepted', 'member', 'refused', 'removed', 'left'];
 const INVITE_STATUSES: readonly InviteStatus[] = ['pending', 'claimed', 'used', 'revoked'];
-const CHAIN_OPS: readonly ChainOp[] = ['create', 'add', 'rotate', 'update', 'legacy'];
+const CHAIN_OPS: readonly ChainOp[] = ['create', 'add', 'rotate', 'update', 'owner-update', 'legacy'];
 
 // ---- Encoding (format 2): explicit field lists, so only what the decoder reads is written ----
 
@@ -131,6 +131,16 @@ export function encodeOwnerState(s: OwnerState): Uint8Array {
       log: s.log.map((e) => ({ idx: e.idx, from: e.from, epoch: e.epoch, env: e.env })),
       chain: s.chain.map((l) => ({ n: l.n, epoch: l.epoch, op: l.op, hash: l.hash, ann: l.ann })),
       removedPeers: s.removedPeers,
+      ...(s.previousPaths !== undefined && s.previousPaths.length > 0
+        ? {
+            previousPaths: s.previousPaths.map((p) => ({
+              peer: p.peer,
+              secret: p.secret,
+              until: time(p.until, 'previousPaths.until'),
+              waiting: [...p.waiting],
+            })),
+          }
+        : {}),
     }),
     'owner state',
   );
@@ -234,7 +244,7 @@ const OWNER_FIELDS_V1 = [
   'nextIdx',
   'log',
 ];
-const OWNER_FIELDS_V2 = [...OWNER_FIELDS_V1, 'chain', 'removedPeers'];
+const OWNER_FIELDS_V2 = [...OWNER_FIELDS_V1, 'chain', 'removedPeers', 'previousPaths'];
 
 function ownerFrom(f: Fields, what: string, v: Version): OwnerState {
   f.only(v === 1 ? OWNER_FIELDS_V1 : OWNER_FIELDS_V2);
@@ -301,6 +311,17 @@ function ownerFrom(f: Fields, what: string, v: Version): OwnerState {
       }),
     ) ?? [];
   distinct(removedPeers, `${what}.removedPeers`);
+  // Paths left by an owner update (5.8.1 step 5); absent when there are none.
+  const previousPaths = f.optional('previousPaths', (k) =>
+    f
+      .arr(k, MAX_PREVIOUS_PATHS)
+      .map((v, i) => previousPathFrom(Fields.of(v, `${what}.previousPaths[${i}]`), `${what}.previousPaths[${i}]`)),
+  );
+  if (previousPaths !== undefined)
+    distinct(
+      previousPaths.map((p) => p.peer),
+      `${what}.previousPaths peers`,
+    );
   // Appended at nextIdx, trimmed from the front: contiguous, ending just before nextIdx.
   if (log.some((e, i) => e.idx !== nextIdx - log.length + i || e.epoch > epoch))
     throw new DecodeError(`${what}: log is not contiguous up to nextIdx`);
@@ -321,7 +342,18 @@ function ownerFrom(f: Fields, what: string, v: Version): OwnerState {
     log,
     chain,
     removedPeers,
+    ...(previousPaths !== undefined && previousPaths.length > 0 ? { previousPaths } : {}),
   };
+}
+
+function previousPathFrom(p: Fields, what: string): PreviousPath {
+  p.only(['peer', 'secret', 'until', 'waiting']);
+  const waiting = p.arr('waiting', MAX_MEMBERS).map((v, i) => {
+    if (v.t !== 'str') throw new DecodeError(`${what}.waiting[${i}]: must be str, got ${v.t}`);
+    return memberIdValue(v.v, `${what}.waiting[${i}]`);
+  });
+  distinct(waiting, `${what}.waiting`);
+  return { peer: peerHex(p, 'peer', what), secret: p.bin('secret', 32), until: p.int('until', TIME), waiting };
 }
 
 const MEMBER_FIELDS_V1 = [

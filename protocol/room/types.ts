@@ -44,6 +44,9 @@ export const MAX_PENDING_INVITES = 1000;
 /** Invite records (pending and retired); the oldest retired ones go first. */
 export const MAX_INVITE_RECORDS = 2000;
 export const MAX_FORMER_MEMBERS = 10_000;
+/** An owner update (5.8.1 step 5): how long the owner listens on the path it left, and how many such paths it keeps. */
+export const PREVIOUS_PATH_MS = 14 * 24 * 60 * 60 * 1000;
+export const MAX_PREVIOUS_PATHS = 4;
 /** Removed members' peer keys the owner keeps, to refuse them with an authenticated refusal (5.8). */
 export const MAX_REMOVED_PEERS = 1000;
 
@@ -113,7 +116,7 @@ export interface KnownMember {
 }
 
 /** The chain operations of section 5.7; 'legacy' is a format-1 epoch announcement (a migrated head). */
-export type ChainOp = 'create' | 'add' | 'rotate' | 'update' | 'legacy';
+export type ChainOp = 'create' | 'add' | 'rotate' | 'update' | 'owner-update' | 'legacy';
 
 /** One retained entry of the owner's announcement chain (section 5.7). */
 export interface ChainLink {
@@ -197,6 +200,20 @@ export interface OwnerState {
   readonly chain: readonly ChainLink[];
   /** Peer keys of removed members, newest last, at most MAX_REMOVED_PEERS (refused, 4.1, 5.8). */
   readonly removedPeers: readonly PeerKeyHex[];
+  /** Signaling paths the owner left by an owner update, listened on for members that have not moved (5.8.1 step 5). */
+  readonly previousPaths?: readonly PreviousPath[];
+}
+
+/** One signaling path the owner left by an owner update (5.8.1 step 5). */
+export interface PreviousPath {
+  /** The old peer key (the path is its hex). */
+  readonly peer: PeerKeyHex;
+  /** Its secret key: the owner still authenticates as it there. */
+  readonly secret: Uint8Array;
+  /** When the path is dropped at the latest (ms). */
+  readonly until: number;
+  /** Members at the update whose link to the new path has not opened yet. */
+  readonly waiting: readonly MemberId[];
 }
 
 export interface InviteSettings {
@@ -350,7 +367,14 @@ export type RoomEvent =
   | { readonly type: 'history-skipped'; readonly count: number; readonly reason: 'no-key' | 'unknown-sender' | 'trimmed' }
   | { readonly type: 'warning'; readonly code: RoomWarning; readonly count: number; readonly member: MemberSummary | null }
   /** A member's keys were replaced (section 5.8.1): `old` is its former id; `self` when it is us. */
-  | { readonly type: 'keys-updated'; readonly old: MemberId; readonly member: MemberSummary; readonly self: boolean };
+  | {
+      readonly type: 'keys-updated';
+      readonly old: MemberId;
+      readonly member: MemberSummary;
+      readonly self: boolean;
+      /** Owner update (5.8.1 step 5), on the owner: pending invites revoked by it (they commit to the old key). */
+      readonly revoked?: number;
+    };
 
 export type Effect =
   | { readonly kind: 'send'; readonly to: PeerKeyHex; readonly bytes: Uint8Array }

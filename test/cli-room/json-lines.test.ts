@@ -68,11 +68,12 @@ describe('command decoders', () => {
     expect(parseHostCommand('{"cmd":"send","text":"hi"}')).toEqual({ cmd: 'send', text: 'hi' });
     expect(parseHostCommand(`{"cmd":"kick","member":"${'a'.repeat(32)}"}`)).toEqual({ cmd: 'kick', member: 'a'.repeat(32) });
     expect(parseHostCommand(`{"cmd":"revoke","invite":"${'b'.repeat(64)}"}`)).toEqual({ cmd: 'revoke', invite: 'b'.repeat(64) });
-    for (const cmd of ['rotate', 'members', 'safety-code', 'quit']) expect(parseHostCommand(JSON.stringify({ cmd }))).toEqual({ cmd });
+    for (const cmd of ['rotate', 'members', 'safety-code', 'update-keys', 'quit'])
+      expect(parseHostCommand(JSON.stringify({ cmd }))).toEqual({ cmd });
     for (const cmd of ['leave', 'members', 'safety-code', 'update-keys', 'quit'])
       expect(parseJoinCommand(JSON.stringify({ cmd }))).toEqual({ cmd });
     expect(codeOf(() => parseJoinCommand('{"cmd":"update-keys","now":true}'))).toBe('cli.command');
-    expect(codeOf(() => parseHostCommand('{"cmd":"update-keys"}'))).toBe('cli.command');
+    expect(codeOf(() => parseHostCommand('{"cmd":"update-keys","now":true}'))).toBe('cli.command');
     expect(parseJoinCommand('{"cmd":"send","text":""}')).toEqual({ cmd: 'send', text: '' });
   });
 

@@ -201,4 +201,26 @@ describe('browser and command-line clients in one room', () => {
     host.send({ cmd: 'send', text: 'still reaching you' });
     await waitMessage(member, 'still reaching you');
   }, 120_000);
+
+  it('a browser owner replaces its keys from Settings (PROTOCOL.md 5.8.1 step 5); the CLI member follows and keeps chatting', async () => {
+    const owner = await page();
+    await openApp(owner, server.url);
+    await createRoom(owner, 'Owner rekey room', 'browser-owner');
+    const invite = await newInvite(owner);
+    const joiner = CliPeer.start(['join', invite, '--loopback', '--name', 'cli-member']);
+    clis.push(joiner);
+    await waitMembers(owner, 2);
+    await joiner.waitFor((e) => e.event === 'ready', 'ready');
+
+    await owner.getByTestId('nav-settings').click();
+    await owner.getByTestId('replace-keys').click();
+    const moved = await joiner.waitFor((e) => e.event === 'keys-updated' && e.owner === true, 'the member follows the owner', 60_000);
+    expect(moved.self).toBe(false);
+
+    await enterRoom(owner, 'Owner rekey room');
+    await sendMessage(owner, 'from the new owner keys');
+    await joiner.waitFor(isMessage('from the new owner keys'), 'the member reads the owner', 60_000);
+    joiner.send({ cmd: 'send', text: 'to the new owner path' });
+    await waitMessage(owner, 'to the new owner path');
+  }, 120_000);
 });

@@ -198,6 +198,8 @@ export class FakeLink implements PeerLink {
 }
 
 interface OwnerSide {
+  /** Hex of the peer key whose path this side listens on; null: the endpoint's (not given). */
+  readonly path: string | null;
   readonly hooks: OwnerLinkHooks;
   readonly links: Map<string, FakeLink>;
   readonly handle: OwnerHandle;
@@ -205,7 +207,17 @@ interface OwnerSide {
 
 /** The signaling server, the network and the link layer of every party, in one object. */
 export class FakeNet {
-  owner: OwnerSide | null = null;
+  /** Every owner side listening now: its current path and the paths it left (5.8.1 step 5). */
+  sides: OwnerSide[] = [];
+  /** The owner's side on its current path (the one that reports its signaling state). */
+  get owner(): OwnerSide | null {
+    return [...this.sides].reverse().find((s) => s.hooks.onSignalingState !== undefined) ?? this.sides.at(-1) ?? null;
+  }
+  /** The side a member reaches on the path of `ownerKey`. */
+  sideFor(ownerKey: BoxPublicKey): OwnerSide | null {
+    const hex = toHex(ownerKey);
+    return this.sides.find((s) => s.path === hex) ?? this.sides.find((s) => s.path === null) ?? null;
+  }
   /** Member-side links by member key hex (the newest one per member). */
   readonly members = new Map<string, FakeLink>();
   readonly partitioned = new Set<string>();
@@ -229,9 +241,10 @@ export class FakeNet {
     this.later(() => to.receive(bytes));
   }
 
-  readonly ownerPort: OwnerLinkPort = (hooks) => {
+  readonly ownerPort: OwnerLinkPort = (hooks, keys) => {
     const links = new Map<string, FakeLink>();
     const side: OwnerSide = {
+      path: keys === undefined ? null : toHex(keys.permanentKeys.publicKey),
       hooks,
       links,
       handle: {
@@ -239,11 +252,11 @@ export class FakeNet {
         signalingReady: true,
         close: () => {
           for (const l of [...links.values()]) l.close();
-          if (this.owner === side) this.owner = null;
+          this.sides = this.sides.filter((s) => s !== side);
         },
       },
     };
-    this.owner = side;
+    this.sides.push(side);
     this.later(() => hooks.onSignalingState?.(true));
     // Members whose link lost its session come back on the trusted-key path (the link layer does that).
     this.later(() => {
@@ -259,7 +272,7 @@ export class FakeNet {
         const key = opts.permanentKeys?.publicKey ?? endpointKey;
         const hex = toHex(key);
         this.later(() => {
-          const owner = this.owner;
+          const owner = this.sideFor(opts.ownerKey);
           if (owner === null || this.partitioned.has(hex)) {
             this.attempts.push([hex, 'no owner']);
             reject(new SaltyClientError('saltyrtc.timeout', 'the owner is not on the server'));
@@ -312,7 +325,7 @@ export class FakeNet {
 
   /** The member's link layer reconnects an offline link on the trusted-key path. */
   private resume(hex: string, member: FakeLink): void {
-    const owner = this.owner;
+    const owner = this.sideFor(member.peerKey);
     if (owner === null || this.partitioned.has(hex)) return;
     const key = member.selfKey!;
     if (!this.admits(owner, key, undefined)) {
@@ -324,12 +337,13 @@ export class FakeNet {
 
   /** The owner's process dies: its links vanish without a CLOSE; members' links go offline. */
   crashOwner(): void {
-    const owner = this.owner;
-    if (owner === null) return;
-    this.owner = null;
-    for (const l of owner.links.values()) {
-      l.dead = true;
-      l.peer?.drop();
+    const sides = this.sides;
+    this.sides = [];
+    for (const owner of sides) {
+      for (const l of owner.links.values()) {
+        l.dead = true;
+        l.peer?.drop();
+      }
     }
   }
 

@@ -159,7 +159,8 @@ export class Net {
   ownerState: OwnerState;
   ownerEvents: RoomEvent[] = [];
   ownerErrors: ZeroRoomError[] = [];
-  readonly ctx: OwnerCtx;
+  /** Replaced by an owner key update (PROTOCOL.md 5.8.1 step 5, ownerAdoptKeys). */
+  ctx: OwnerCtx;
   readonly members = new Map<PeerKeyHex, MemberNode>();
   private readonly queues = new Map<string, Packet[]>();
   private readonly closed = new Set<PeerKeyHex>();
@@ -254,6 +255,11 @@ export class Net {
     node.pending = null;
     this.members.set(node.peer, node);
     this.reconnect(node);
+  }
+
+  /** After an owner key update (5.8.1 step 5): the owner runs on its new device from now on. */
+  ownerAdoptKeys(dev: Device): void {
+    this.ctx = ownerCtx(dev);
   }
 
   /** Put a node (e.g. a copy of a device) on the network under its own peer key. */

@@ -25,6 +25,8 @@ export class OwnerRuntime extends RoomRuntime {
     keys: RoomIdentity,
     history: HistoryRecord[],
     refused: Refused,
+    /** An owner key update's new keys, stored before its step (PROTOCOL.md 5.8.1 step 5). */
+    pending: RoomIdentity | null = null,
   ) {
     const { state, ...meta } = record;
     // Invites point at this app wherever it is served now (the stored appUrl is the CLI's).
@@ -32,8 +34,9 @@ export class OwnerRuntime extends RoomRuntime {
     this.serverKey = record.serverKey !== '' ? fromHex(record.serverKey, 32) : undefined;
     this.driver = new OwnerDriver(state, vaultStore<OwnerState>(deps.vault, this.id, this.record, refused), this.env(), {
       identity: keys,
+      pending,
       invites: { appUrl: deps.appUrl, server: record.server, ...(this.serverKey !== undefined ? { serverKey: this.serverKey } : {}) },
-      link: (hooks) => startOwner({ ...this.endpoint(), ...hooks }),
+      link: (hooks, keys) => startOwner({ ...this.endpoint(), ...keys, ...hooks }),
     });
   }
 
@@ -75,6 +78,14 @@ export class OwnerRuntime extends RoomRuntime {
     return this.driver.rotate();
   }
 
+  /**
+   * Replace the owner's keys (PROTOCOL.md 5.8.1 step 5): new keys stored first; the owner signs the
+   * change with its old key, rotates, revokes its open invites and moves to its new path.
+   */
+  updateKeys(): Promise<void> {
+    return this.driver.updateKeys();
+  }
+
   /** Settings' rotation policy applies to rooms this device owns (RoomConfig, section 5.2). */
   setRotation(everyMessages: number, everyMinutes: number): Promise<void> {
     return this.driver.configure({ rotateEveryMessages: rotationCount(everyMessages), rotateAfterMs: everyMinutes * 60_000 });
@@ -94,8 +105,9 @@ export class OwnerRuntime extends RoomRuntime {
         url: inviteUrl(this.deps.appUrl, {
           room: s.room,
           token: i.token!,
-          opub: this.keys.identity.publicKey,
-          npub: this.keys.peer.publicKey,
+          // The keys the room runs on now (an owner key update changes them, 5.8.1 step 5).
+          opub: this.driver.identity.identity.publicKey,
+          npub: this.driver.identity.peer.publicKey,
           server: this.record.server,
           exp: i.expiresAt,
           ...(this.serverKey !== undefined ? { spub: this.serverKey } : {}),

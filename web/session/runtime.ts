@@ -114,6 +114,7 @@ export abstract class RoomRuntime {
         return this.note(S.systemWarning(ev.code, ev.member?.name ?? null));
       case 'keys-updated':
         // A member replaced its keys (PROTOCOL.md 5.8.1).
+        if (ev.self && ev.member.owner) return this.note(S.systemOwnerKeysReplaced(ev.revoked ?? 0));
         return this.note(ev.self ? S.systemYourKeysReplaced : S.systemKeysReplaced(ev.member.name));
       default:
         return; // invites are listed from the owner's state; newer event types have no view yet

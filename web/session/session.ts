@@ -87,7 +87,7 @@ export class Session {
         const { record, keys, history, pending } = await loadRoom(vault, key, onRefused);
         const runtime =
           record.state.role === 'owner'
-            ? new OwnerRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'))
+            ? new OwnerRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'), pending)
             : new MemberRuntime(session.deps, { ...record, state: record.state }, keys, history, onRefused('outbox'), undefined, pending);
         if (runtime instanceof OwnerRuntime)
           await runtime.setRotation(session.settings.rotation.everyMessages, session.settings.rotation.everyMinutes);
@@ -266,10 +266,10 @@ export class Session {
     return room.leave();
   }
 
-  /** A member replaces its keys in this room (PROTOCOL.md 5.8.1). */
+  /** A member (5.8.1) or the owner (5.8.1 step 5) replaces its keys in this room. */
   updateKeys(roomId: string): Promise<void> {
     const room = this.room(roomId);
-    if (!(room instanceof MemberRuntime)) throw new UiError('not-owner');
+    if (!(room instanceof MemberRuntime) && !(room instanceof OwnerRuntime)) throw new UiError('not-owner');
     return room.updateKeys();
   }
 

@@ -156,22 +156,19 @@ export function settingsView(ctx: Ctx): View {
         ...[...state.rooms.values()].map((room) =>
           h('li', { className: 'row' }, [
             h('span', { text: room.name }),
-            ...(room.role === 'member'
-              ? [
-                  h('button', {
-                    text: S.replaceKeys,
-                    testid: 'replace-keys',
-                    attrs: { type: 'button', 'data-room-id': room.id, 'aria-label': `${S.replaceKeys}: ${room.name}` },
-                    on: {
-                      click: () =>
-                        ctx.run(async () => {
-                          await ctx.session.updateKeys(room.id);
-                          saved.textContent = S.replaceKeysAsked;
-                        }),
-                    },
+            h('button', {
+              text: S.replaceKeys,
+              testid: 'replace-keys',
+              attrs: { type: 'button', 'data-room-id': room.id, 'aria-label': `${S.replaceKeys}: ${room.name}` },
+              on: {
+                click: () =>
+                  ctx.run(async () => {
+                    await ctx.session.updateKeys(room.id);
+                    // The owner's update is done when it returns (5.8.1 step 5); a member's waits for the owner.
+                    saved.textContent = room.role === 'owner' ? S.replaceKeysOwnerDone : S.replaceKeysAsked;
                   }),
-                ]
-              : []),
+              },
+            }),
             h('button', {
               text: S.forget,
               testid: 'forget-room-settings',
