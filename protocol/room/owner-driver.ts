@@ -14,7 +14,8 @@ import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedP
 import type { RoomIdentity } from './records.ts';
 import { OwnerKeys, PreviousPathHandles } from './owner-update-driver.ts';
 import { expirePreviousPaths, memberMoved, ownerUpdateStep } from './owner-update.ts';
-import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
+import { RoomFiles, isFileControl, type RoomFilesOptions } from './file-driver.ts';
+import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig, RoomEvent } from './types.ts';
 
 /** The longest time between ticks, and the shortest (a short rotation timer ticks more often). */
 export const MAX_TICK_MS = 15_000;
@@ -34,6 +35,8 @@ export interface OwnerDriverOptions {
   readonly admit?: OwnerCtx['admit'];
   /** New keys stored by an owner key update whose step may not have been saved (5.8.1 step 5). */
   readonly pending?: RoomIdentity | null;
+  /** Files (5.17): storage, AEAD backend, relay history budget; without it no files are offered or relayed. */
+  readonly files?: RoomFilesOptions;
 }
 
 export class OwnerDriver extends RoomDriver<OwnerState> {
@@ -43,6 +46,8 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
   /** Our keys and an owner update's pending ones; the paths we left (5.8.1 step 5, owner-update-driver.ts). */
   private readonly keys: OwnerKeys;
   private readonly previous: PreviousPathHandles;
+  /** Files in the room and the relay (file-driver.ts); null without OwnerDriverOptions.files. */
+  readonly files: RoomFiles | null;
 
   constructor(
     state: OwnerState,
@@ -59,6 +64,26 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       () => this.state,
       (link) => this.attach(link),
     );
+    this.files =
+      opts.files === undefined
+        ? null
+        : new RoomFiles(
+            {
+              role: 'owner',
+              random: env.random,
+              log: env.log,
+              now: () => this.now(),
+              event: (e) => env.events(e),
+              selfId: () => this.state.selfId,
+              memberOf: (peer) => this.memberOf(peer),
+              upstream: (from) => this.state.members.find((m) => m.info.id === from && !m.info.owner)?.peer ?? null,
+              displayName: (id) => this.state.members.find((m) => m.info.id === id)?.info.name ?? '',
+              announce: (offer) => this.command((s, now) => ownerStep(this.ctx, s, { kind: 'send', text: '', file: offer, now })),
+              sendControl: (peer, bytes) => this.sendTo(peer, bytes),
+              linkOf: (peer) => this.linkTo(peer) ?? null,
+            },
+            opts.files,
+          );
   }
 
   private ctxFor(keys: RoomIdentity): OwnerCtx {
@@ -77,6 +102,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
     await this.serial(async () => {
       await this.keys.settle(this.store, this.state);
       this.ctx = this.ctxFor(this.keys.current);
+      await this.files?.restore();
     });
     if (this.handle !== null || this.stopped) return;
     this.listen();
@@ -148,16 +174,24 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       this.env.log.info(`link ${peer.slice(0, 8)} ${link.state}`);
       this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
     };
+    this.files?.attachLink(peer, link);
     link.on('message', (bytes) =>
-      isAwayMessage(bytes)
-        ? // What a member holds from while we were away (5.16).
-          this.input('handover', (s, now) => ownerHandover(this.ctx, s, peer, bytes, now))
-        : this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
+      this.files !== null && isFileControl(bytes)
+        ? this.files.control(peer, bytes)
+        : isAwayMessage(bytes)
+          ? // What a member holds from while we were away (5.16).
+            this.input('handover', (s, now) => ownerHandover(this.ctx, s, peer, bytes, now))
+          : this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
     );
     link.on('state', report);
     link.on('close', report);
     link.on('error', (e) => this.env.log.warn(`link ${peer.slice(0, 8)}: ${e.message}`));
     report();
+  }
+
+  protected override async onEvent(event: RoomEvent): Promise<void> {
+    await super.onEvent(event);
+    this.files?.roomEvent(event);
   }
 
   /** The member's link on our current path, else on a path we left (a member that has not moved, 5.8.1 step 5). */
