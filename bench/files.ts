@@ -5,7 +5,8 @@
  * messages of the same size; then the owner relaying one file to three members. Both go through
  * FileTransfers, the driver that CLI and web share. Memory: the
  * receivers hash and drop each chunk (a driver writes it to disk), so peak RSS shows the path itself
- * stays bounded. MIB=256 by default. The browser part (two Chromium pages) is not written yet.
+ * stays bounded. MIB=256 by default. The browser part (Chromium pages, the link's files channel) is
+ * bench/files-browser.ts; `npm run bench:files` runs both.
  */
 import { createHash } from 'node:crypto';
 import { generateAeadKey } from '../crypto/index.ts';
