@@ -300,6 +300,7 @@ export class Session {
     await this.vault.deletePrefix('history', `${roomId}/`);
     await this.vault.deletePrefix('outbox', `${roomId}/`);
     await this.vault.deletePrefix('keys', `${roomId}/`);
+    await this.vault.deleteFiles(roomId);
     this.rooms.delete(roomId);
     this.schedulePublish();
   }
