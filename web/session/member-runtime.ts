@@ -113,6 +113,10 @@ export class MemberRuntime extends RoomRuntime {
     return [{ name: owner?.info.name ?? 'owner', link: this.driver.currentLink ?? undefined }];
   }
 
+  protected selfId(): string {
+    return this.driver.state.selfId;
+  }
+
   start(): Promise<void> {
     return this.driver.start();
   }

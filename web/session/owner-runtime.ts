@@ -37,6 +37,10 @@ export class OwnerRuntime extends RoomRuntime {
     });
   }
 
+  protected selfId(): string {
+    return this.driver.state.selfId;
+  }
+
   start(): Promise<void> {
     return this.driver.start();
   }

@@ -18,6 +18,8 @@ import { S, type Delivery } from '../strings.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
 import { orderMessages } from './view-model.ts';
+import { RoomFiles } from './files.ts';
+import type { IdbFileStore } from '../storage/file-store.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -28,6 +30,8 @@ export interface RuntimeDeps {
   readonly changed: () => void;
   /** A problem the user should see (not tied to a button press). */
   readonly report: (text: string) => void;
+  /** The per-file limit in bytes (settings, default 100 MiB). */
+  readonly fileLimit: () => number;
 }
 
 let systemCounter = 0;
@@ -43,6 +47,9 @@ function consoleLogger(prefix: string): Logger {
 
 export abstract class RoomRuntime {
   private readonly notes: MessageView[] = [];
+  /** This room's files (web/session/files.ts); its `api` is the driver's once the driver exists. */
+  readonly files: RoomFiles;
+  private fileStore: Promise<IdbFileStore> | undefined;
 
   protected constructor(
     protected readonly deps: RuntimeDeps,
@@ -51,7 +58,24 @@ export abstract class RoomRuntime {
     protected readonly keys: RoomIdentity,
     /** Delivered messages in index order (committed history records). */
     protected history: HistoryRecord[],
-  ) {}
+  ) {
+    this.files = new RoomFiles({
+      store: () => this.filesStore(),
+      limit: deps.fileLimit,
+      changed: deps.changed,
+      report: deps.report,
+      selfId: () => this.selfId(),
+    });
+  }
+
+  /** The sealed chunk store of this room (web/storage/file-store.ts), opened once. */
+  protected filesStore(): Promise<IdbFileStore> {
+    this.fileStore ??= this.deps.vault.fileStore(this.id);
+    return this.fileStore;
+  }
+
+  /** Our member id in this room. */
+  protected abstract selfId(): string;
 
   /** Clock, randomness, console logger and the event sink for this room's driver. */
   protected env(): DriverEnv {
@@ -77,6 +101,7 @@ export abstract class RoomRuntime {
   }
 
   private onDriverEvent(e: DriverEvent): void {
+    if (this.files.onEvent(e)) return;
     // A link-level refusal ('refused') shows as the room's state (view-model.ts), not as a line.
     if (e.kind === 'room') this.onRoomEvent(e.event);
     // Owner: another device may hold a member's keys (PROTOCOL.md 5.14): said in the room.
@@ -182,7 +207,13 @@ export abstract class RoomRuntime {
       delivery: delivery(o.seq),
       idx: null,
     }));
-    return orderMessages(delivered, [...provisional, ...waiting], this.notes);
+    // File offers (5.17) show as file cards: at their room index once ordered, else with our pending lines.
+    const files = this.files.messages(selfName);
+    const fileIdx = new Set(files.flatMap((f) => (f.idx === null ? [] : [f.idx])));
+    const ordered = [...delivered.filter((m) => m.idx === null || !fileIdx.has(m.idx)), ...files.filter((f) => f.idx !== null)].sort(
+      (a, b) => (a.idx ?? 0) - (b.idx ?? 0),
+    );
+    return orderMessages(ordered, [...provisional, ...waiting, ...files.filter((f) => f.idx === null)], this.notes);
   }
 
   protected memberView(
