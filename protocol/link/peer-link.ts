@@ -22,12 +22,18 @@
  * works: docs/PROTOCOL.md 4.8; a probe session may bring the link back to 'direct'), 'offline'
  * (dropped; the member is reconnecting, the owner waits for it), 'closed' (final: close() on either
  * side, or refused).
+ *
+ * Files (docs/PROTOCOL.md 5.17.3): each direct (or relayed) session also opens the files channel,
+ * a second data channel on the same peer connection, exposed as `files` between 'files-open' and
+ * 'files-closed'. Its frames bypass the message store: no ids, acks, resume or MAX_MESSAGE. A
+ * session in fallback has none; a new session (reconnect, probe) brings a new one.
  */
 import type { BoxPublicKey, RandomBytes, SharedKey } from '../../crypto/index.ts';
-import { ZeroRoomError } from '../errors.ts';
 import type { Timers } from '../saltyrtc/client-driver.ts';
 import { pathKindOf, type LinkPathInfo } from './diagnostics.ts';
 import { Emitter } from './emitter.ts';
+import type { FilesChannel } from './files-channel.ts';
+import { LinkClosedError } from './link-errors.ts';
 import { Inbox, LinkTooLargeError, MAX_MESSAGE, Outbox, type Inner } from './reliable.ts';
 import { LinkSession, type TaskPort, type WebRtcConfig } from './session.ts';
 import { selectedPath } from './stats.ts';
@@ -56,6 +62,18 @@ export interface PeerLinkEvents {
   error: (error: Error) => void;
   /** The peer acknowledged every message up to the one `send` returned this ticket for. */
   acked: (ticket: number) => void;
+  /**
+   * A (new) session's files channel opened: resume transfers (FileTransfers.resume). A listener
+   * registered while `files` is not null is also called once for that channel (in a microtask), so
+   * whoever gets the link after its open does not miss it.
+   */
+  'files-open': () => void;
+  /** One frame from the files channel of the current session. */
+  'files-frame': (frame: Uint8Array) => void;
+  /** The files channel's bufferedAmount fell to its low-water mark (FILES_LOW_WATERMARK): FileTransfers.pump(). */
+  'files-drain': () => void;
+  /** The channel of the last 'files-open' is gone (drop, fallback, close): wait for the next 'files-open'. */
+  'files-closed': () => void;
 }
 
 export interface PeerLink {
@@ -64,6 +82,8 @@ export interface PeerLink {
   /** Bytes accepted by send() and not yet handed to the data channel, plus the channel's own buffer. */
   readonly bufferedAmount: number;
   readonly counts: LinkCounts;
+  /** The open direct session's files channel; null before open, in fallback, after close. */
+  readonly files: FilesChannel | null;
   /**
    * Queue one message (any size up to MAX_MESSAGE = 1 MiB; larger: LinkTooLargeError). Throws
    * LinkClosedError after close. Returns the message's ticket (1, 2, 3, ... per link object):
@@ -78,11 +98,14 @@ export interface PeerLink {
   pathInfo(): Promise<LinkPathInfo | null>;
 }
 
-export class LinkClosedError extends ZeroRoomError {
-  constructor() {
-    super('link.closed', 'the peer link is closed');
-  }
-}
+export { LinkClosedError } from './link-errors.ts';
+export {
+  FilesChannelError,
+  FilesFrameTooLargeError,
+  FILES_CHANNEL_LABEL,
+  FILES_LOW_WATERMARK,
+  type FilesChannel,
+} from './files-channel.ts';
 
 export interface LinkDeps {
   readonly random: RandomBytes;
@@ -93,6 +116,8 @@ export interface LinkDeps {
 /** Shared by the owner and member sides; they attach sessions and react to drops. */
 export class PeerLinkImpl implements PeerLink {
   private current: LinkSession | null = null;
+  /** The session whose files channel was announced by 'files-open' (and not yet by 'files-closed'). */
+  private filesSession: LinkSession | null = null;
   /** Sessions in a row that ended before their channel opened (an early failure then falls back at once). */
   private failedBeforeOpen = 0;
   /** A probe for a direct path while `current` runs in fallback (docs/PROTOCOL.md 4.8). */
@@ -141,8 +166,23 @@ export class PeerLinkImpl implements PeerLink {
     return this.current?.bufferedAmount ?? this.outbox.pendingBytes;
   }
 
+  get files(): FilesChannel | null {
+    return this.filesSession?.files ?? null;
+  }
+
   on<K extends keyof PeerLinkEvents>(ev: K, f: PeerLinkEvents[K]): () => void {
     const off = this.events.on(ev, f);
+    const announced = this.filesSession;
+    if (ev === 'files-open' && announced !== null) {
+      let subscribed = true;
+      queueMicrotask(() => {
+        if (subscribed && this.filesSession === announced) (f as PeerLinkEvents['files-open'])();
+      });
+      return () => {
+        subscribed = false;
+        off();
+      };
+    }
     if (ev === 'message' && this.early !== null && !this.flushScheduled) {
       // After the caller has registered its other handlers too, in arrival order.
       this.flushScheduled = true;
@@ -171,6 +211,8 @@ export class PeerLinkImpl implements PeerLink {
     this.endProbe();
     const s = this.current;
     this.setState('closed');
+    // The session flushes its queued messages for a while; file frames stop now.
+    this.forgetFiles();
     if (s !== null) s.finish({ kind: 'close', reason: CLOSE_NORMAL }, CLOSE_FLUSH_MS);
     this.finalClose(null);
   }
@@ -233,6 +275,22 @@ export class PeerLinkImpl implements PeerLink {
         onBufferLow: (s) => {
           if (s === this.current) this.checkDrain();
         },
+        onFilesOpen: (s) => {
+          if (s !== this.current || this.stateValue === 'closed') return;
+          this.filesSession = s;
+          this.events.emit('files-open');
+        },
+        onFilesFrame: (s, frame) => {
+          if (s === this.filesSession) this.events.emit('files-frame', frame);
+        },
+        onFilesDrain: (s) => {
+          if (s === this.filesSession) this.events.emit('files-drain');
+        },
+        onFilesClosed: (s) => {
+          if (s !== this.filesSession) return;
+          this.filesSession = null;
+          this.events.emit('files-closed');
+        },
       },
       key,
       initiator,
@@ -247,6 +305,12 @@ export class PeerLinkImpl implements PeerLink {
     else this.current = session;
     this.countsValue = { ...this.countsValue, peerConnections: this.countsValue.peerConnections + 1 };
     return session;
+  }
+
+  private forgetFiles(): void {
+    if (this.filesSession === null) return;
+    this.filesSession = null;
+    this.events.emit('files-closed');
   }
 
   private endProbe(): void {

@@ -54,3 +54,22 @@ export interface CandidateInit {
   readonly sdpMid: string | null;
   readonly sdpMLineIndex: number | null;
 }
+
+/** RTCDataChannelState. */
+export type DataChannelState = 'connecting' | 'open' | 'closing' | 'closed';
+
+/**
+ * The part of an RTCDataChannel the files channel (docs/PROTOCOL.md 5.17.3) uses: it sends and
+ * receives binary messages itself (the link's own channel is read through simple-peer).
+ */
+export interface MessageChannelLike {
+  readonly label: string;
+  readonly readyState: DataChannelState;
+  readonly bufferedAmount: number;
+  bufferedAmountLowThreshold: number;
+  binaryType: string;
+  send(data: Uint8Array): void;
+  close(): void;
+  /** 'open', 'close', 'bufferedamountlow' (no payload) and 'message' (`ev.data`: ArrayBuffer or a view). */
+  addEventListener(type: string, listener: (ev: { readonly data?: unknown }) => void): void;
+}

@@ -9,6 +9,10 @@
  * restart (docs/PROTOCOL.md 4.6) when its RTCPeerConnection supports one: the restart's signaling
  * comes through a new SaltyRTC session (the ICE-restart task, `RestartPort`), and the data channel,
  * frame key, cookies and CSNs of this session carry on.
+ *
+ * A direct session also carries the files channel (docs/PROTOCOL.md 5.17.3; files-channel.ts) on the
+ * same peer connection: it is reported open once both it and the session are open, survives an ICE
+ * restart with the peer connection, and does not exist in fallback.
  */
 import type { RandomBytes, SharedKey } from '../../crypto/index.ts';
 import * as pm from '../saltyrtc/peer-messages.ts';
@@ -25,6 +29,7 @@ import {
   FALLBACK_POLL_MS,
   FallbackError,
 } from './fallback.ts';
+import { FILES_CHANNEL_LABEL, SessionFilesChannel } from './files-channel.ts';
 import { CHANNEL_HIGH_WATERMARK, CHANNEL_LOW_WATERMARK, FramePump } from './frame-pump.ts';
 import type { IceServer, IceTransportPolicy, PeerConnectionLike } from './rtc.ts';
 import { SessionRestart, type RestartPort } from './session-restart.ts';
@@ -90,13 +95,24 @@ export interface SessionHost {
   onInner(s: LinkSession, f: Inner): void;
   onEnded(s: LinkSession, error: Error | null): void;
   onBufferLow(s: LinkSession): void;
+  /** The files channel is open on this open, direct session (5.17.3). */
+  onFilesOpen(s: LinkSession): void;
+  onFilesFrame(s: LinkSession, frame: Uint8Array): void;
+  onFilesDrain(s: LinkSession): void;
+  /** The files channel reported by onFilesOpen is gone (it closed, the session ended). */
+  onFilesClosed(s: LinkSession): void;
 }
 
 export class LinkSession {
   private readonly transport: SimplePeerTransport;
   private readonly frames: FramePump;
   private readonly restart: SessionRestart;
+  private filesChannel: SessionFilesChannel | null = null;
+  /** onFilesOpen was reported (onFilesClosed follows it exactly once). */
+  private filesReported = false;
   private connected = false;
+  /** onOpen was reported for the direct path (after the path check). */
+  private opened = false;
   private ended = false;
   private handoverSent = false;
   private descriptionSent = false;
@@ -157,6 +173,7 @@ export class LinkSession {
       {
         initiator,
         channelName: 'zeroroom-link',
+        extraChannel: FILES_CHANNEL_LABEL,
         iceServers: rtc.iceServers,
         ...(rtc.iceTransportPolicy !== undefined ? { iceTransportPolicy: rtc.iceTransportPolicy } : {}),
         ...(rtc.wrtc !== undefined ? { wrtc: rtc.wrtc } : {}),
@@ -175,6 +192,20 @@ export class LinkSession {
         error: (e) => this.onTransportGone(e),
       },
     );
+    this.transport.onExtraChannel((dc) => {
+      if (this.ended || this.viaServer) return dc.close();
+      this.filesChannel = new SessionFilesChannel(dc, () => this.transport.peerConnection?.sctp?.maxMessageSize, {
+        opened: () => this.maybeFilesOpen(),
+        frame: (bytes) => {
+          if (this.filesReported) this.host.onFilesFrame(this, bytes);
+        },
+        drained: () => {
+          if (this.filesReported) this.host.onFilesDrain(this);
+        },
+        closed: () => this.dropFiles(),
+        fail: (e) => this.end(e),
+      });
+    });
     // The other side gave up before the channel opened (its peer connection failed or was
     // destroyed): end now rather than at the connect timeout, so the link retries at once.
     const pc = this.transport.peerConnection;
@@ -230,6 +261,29 @@ export class LinkSession {
     return this.viaServer ? null : this.transport.peerConnection;
   }
 
+  /** The open direct session's files channel (5.17.3), once reported open; null otherwise. */
+  get files(): SessionFilesChannel | null {
+    return this.filesReported ? this.filesChannel : null;
+  }
+
+  /** Report the files channel open when it and the session both are (and the session is direct). */
+  private maybeFilesOpen(): void {
+    const fc = this.filesChannel;
+    if (this.filesReported || fc === null || !fc.isOpen || !this.opened || this.ended || this.viaServer) return;
+    this.filesReported = true;
+    this.host.onFilesOpen(this);
+  }
+
+  /** The files channel is gone (it closed, the session ended or moved onto the server). */
+  private dropFiles(): void {
+    const fc = this.filesChannel;
+    this.filesChannel = null;
+    fc?.detach();
+    if (!this.filesReported) return;
+    this.filesReported = false;
+    this.host.onFilesClosed(this);
+  }
+
   /** The channel opened at some point (directly or through the server). */
   get everOpened(): boolean {
     return this.connected;
@@ -268,6 +322,7 @@ export class LinkSession {
     if (this.fallbackTimer !== null) this.host.timers.clearTimeout(this.fallbackTimer);
     this.fallbackTimer = null;
     // Nothing more goes over ICE; the callbacks above ignore what the dying transport still reports.
+    this.dropFiles();
     this.transport.destroy();
     this.chunkSize = chunkPayloadFor(MAX_FRAME);
     this.port?.fallbackStarted?.();
@@ -447,7 +502,11 @@ export class LinkSession {
     }
     this.frames.start();
     const relayed = await isRelayed(this.transport.peerConnection);
-    if (!this.ended) this.host.onOpen(this, relayed ? 'relayed' : 'direct');
+    if (this.ended) return;
+    this.host.onOpen(this, relayed ? 'relayed' : 'direct');
+    // After the link announced its state (the owner hands the link out then): 'files-open' follows.
+    this.opened = true;
+    this.maybeFilesOpen();
   }
 
   // --- frames (frame-pump.ts) -------------------------------------------------------------------
@@ -478,6 +537,7 @@ export class LinkSession {
     if (this.fallbackTimer !== null) this.host.timers.clearTimeout(this.fallbackTimer);
     if (this.pollTimer !== null) this.host.timers.clearTimeout(this.pollTimer);
     this.restart.stop();
+    this.dropFiles();
     this.transport.destroy();
     // Still attached to its SaltyRTC peer (before handover, or in fallback): leave it, so the other
     // side's session ends too instead of waiting on a path nobody serves.

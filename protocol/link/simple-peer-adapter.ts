@@ -3,11 +3,14 @@
  * simple-peer keeps private — its RTCPeerConnection (`_pc`) and data channel (`_channel`) for ICE
  * states, SCTP size and buffering; `offerOptions` + `negotiate()` for an ICE-restart offer; its
  * state handlers, to hold a 'failed' back during an ICE restart — and every such access is here,
- * so a simple-peer upgrade is checked in one file.
+ * so a simple-peer upgrade is checked in one file. The second data channel of a session (the files
+ * channel, docs/PROTOCOL.md 5.17.3) is made on that RTCPeerConnection here too: the offerer creates
+ * it, and the answerer takes it out of the `datachannel` events before simple-peer sees them
+ * (simple-peer would adopt any incoming channel as its own).
  */
 import Peer from 'simple-peer';
 import type { Instance as PeerInstance, SignalData } from 'simple-peer';
-import type { CandidateInit, DataChannelLike, IceServer, IceTransportPolicy, PeerConnectionLike } from './rtc.ts';
+import type { CandidateInit, DataChannelLike, IceServer, IceTransportPolicy, MessageChannelLike, PeerConnectionLike } from './rtc.ts';
 
 export interface TransportOptions {
   /** The offerer (the owner); the member answers. */
@@ -18,6 +21,11 @@ export interface TransportOptions {
   readonly wrtc?: object;
   /** Data channel label. */
   readonly channelName: string;
+  /**
+   * Label of a second data channel on the same peer connection (ordered, reliable), or undefined
+   * for none. The offerer creates it; the answerer accepts exactly one incoming channel of that label.
+   */
+  readonly extraChannel?: string;
 }
 
 /** A local description or candidate to send to the other side, or one of theirs to apply. */
@@ -34,7 +42,7 @@ export interface TransportEvents {
 
 /** simple-peer's private surface, as used below (simple-peer 9.11). */
 interface PeerInternals {
-  _pc: (PeerConnectionLike & PcHandlers) | null;
+  _pc: (PeerConnectionLike & PcHandlers & ChannelFactory) | null;
   _channel: DataChannelLike | null;
   /** Its data channel's bufferedAmount (a public getter missing from @types/simple-peer). */
   bufferSize: number;
@@ -44,6 +52,12 @@ interface PeerInternals {
 }
 
 type StateHandler = ((ev: unknown) => unknown) | null;
+type DataChannelHandler = ((ev: { readonly channel: MessageChannelLike }) => unknown) | null | undefined;
+/** RTCPeerConnection's channel creation and the `ondatachannel` handler simple-peer sets on the answerer. */
+interface ChannelFactory {
+  createDataChannel(label: string, init: { ordered: boolean }): MessageChannelLike;
+  ondatachannel: DataChannelHandler;
+}
 /** The RTCPeerConnection handlers simple-peer installs (it destroys the peer on 'failed' in each). */
 interface PcHandlers {
   oniceconnectionstatechange: StateHandler;
@@ -53,6 +67,8 @@ interface PcHandlers {
 
 export class SimplePeerTransport {
   private readonly peer: PeerInstance;
+  private extra: MessageChannelLike | null = null;
+  private extraListener: ((c: MessageChannelLike) => void) | null = null;
 
   constructor(opts: TransportOptions, events: TransportEvents) {
     const config: { iceServers: IceServer[]; iceTransportPolicy?: IceTransportPolicy } = { iceServers: [...opts.iceServers] };
@@ -74,6 +90,33 @@ export class SimplePeerTransport {
     this.peer.on('data', (d: Uint8Array) => events.data(d));
     this.peer.on('close', () => events.close());
     this.peer.on('error', (e: Error) => events.error(e));
+    if (opts.extraChannel !== undefined) this.setUpExtraChannel(opts.initiator, opts.extraChannel);
+  }
+
+  private setUpExtraChannel(initiator: boolean, label: string): void {
+    const pc = this.internals._pc;
+    if (pc === null || pc === undefined) return;
+    if (initiator) {
+      this.extra = pc.createDataChannel(label, { ordered: true });
+      return;
+    }
+    const simplePeers = pc.ondatachannel;
+    pc.ondatachannel = (ev) => {
+      if (ev.channel.label !== label) return simplePeers?.call(pc, ev);
+      // One such channel per session: a second one is not ours to serve.
+      if (this.extra !== null) return ev.channel.close();
+      this.extra = ev.channel;
+      this.extraListener?.(ev.channel);
+    };
+  }
+
+  /**
+   * `f` gets the second data channel (TransportOptions.extraChannel) once it exists: at once on the
+   * offerer, when the offerer's channel announcement arrives on the answerer. It may not be open yet.
+   */
+  onExtraChannel(f: (c: MessageChannelLike) => void): void {
+    this.extraListener = f;
+    if (this.extra !== null) f(this.extra);
   }
 
   private get internals(): PeerInternals {
@@ -110,6 +153,8 @@ export class SimplePeerTransport {
   }
 
   destroy(): void {
+    this.extraListener = null;
+    this.extra?.close();
     this.peer.destroy();
   }
 

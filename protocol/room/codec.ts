@@ -5,6 +5,7 @@
  */
 import type { BoxPublicKey, EcPublicKey } from '../../crypto/index.ts';
 import { DecodeError } from '../errors.ts';
+import { decodeFileOffer, encodeFileOffer, type FileOffer } from '../files/offer.ts';
 import { Fields, decode, encode, type Encodable, type MsgValue } from '../msgpack.ts';
 import type { MemberId, MemberInfo, RemovalReason, RotationReason } from './types.ts';
 import { boxPublicField, ecPublicField } from './wire-keys.ts';
@@ -505,16 +506,36 @@ export function decodeEnvelopeBody(bytes: Uint8Array): EnvelopeBody {
   };
 }
 
-/** The encrypted message body. */
-export interface MessageBody {
+/**
+ * The encrypted message body: a text, or a file offer (section 5.17.1; its strict decoder is
+ * protocol/files/offer.ts). A file body has an empty `text` and the offer's own `ts`.
+ */
+export type MessageBody = TextBody | FileBody;
+export interface TextBody {
   readonly text: string;
   readonly ts: number;
+  readonly file?: undefined;
+}
+export interface FileBody {
+  readonly text: '';
+  readonly ts: number;
+  readonly file: FileOffer;
+}
+export function fileBody(offer: FileOffer): FileBody {
+  return { text: '', ts: offer.ts, file: offer };
 }
 export function encodeBody(b: MessageBody): Uint8Array {
+  if (b.file !== undefined) {
+    if (b.ts !== b.file.ts) throw new RangeError("a file body carries the offer's ts");
+    return encodeFileOffer(b.file);
+  }
   return encode({ type: 'text', text: b.text, ts: b.ts });
 }
 export function decodeBody(bytes: Uint8Array): MessageBody {
-  const f = limited(bytes, MAX_ENVELOPE, 'message body').only(['type', 'text', 'ts']);
+  const f = limited(bytes, MAX_ENVELOPE, 'message body');
+  const type = f.str('type', 16);
+  if (type === 'file') return fileBody(decodeFileOffer(bytes));
+  f.only(['type', 'text', 'ts']);
   f.type('text');
   return { text: f.str('text', MAX_TEXT), ts: f.int('ts', { min: 0, max: Number.MAX_SAFE_INTEGER }) };
 }

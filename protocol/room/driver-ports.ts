@@ -5,6 +5,8 @@
  */
 import type { BoxKeyPair, BoxPublicKey, RandomBytes } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../errors.ts';
+import type { FileErrorCode } from '../files/errors.ts';
+import type { FileId, FileOffer } from '../files/offer.ts';
 import type { JoinOptions } from '../link/member.ts';
 import type { OwnerHandle, OwnerOptions } from '../link/owner.ts';
 import type { LinkState, PeerLink } from '../link/peer-link.ts';
@@ -69,6 +71,20 @@ export type DriverEvent =
   | { readonly kind: 'away'; readonly active: boolean }
   /** Member: mesh activity while the owner is away (5.16): a provisional message, a peer's state, a settled message. */
   | { readonly kind: 'mesh'; readonly event: AwayEvent }
+  /** Files (5.17, file-driver.ts): an offer from another member is in the room; accept, decline or leave it. */
+  | { readonly kind: 'file-offered'; readonly offer: FileOffer; readonly from: MemberId; readonly name: string; readonly index: number }
+  /** Chunks of a file moved (`in`: stored and verified; `out`: our own file sent). */
+  | {
+      readonly kind: 'file-progress';
+      readonly file: FileId;
+      readonly direction: 'in' | 'out';
+      readonly done: number;
+      readonly count: number;
+    }
+  /** A file we accepted is stored and hash-verified. */
+  | { readonly kind: 'file-received'; readonly offer: FileOffer }
+  /** A transfer ended without the file (`file.cancelled`, `file.removed`, `file.gone`, `file.hash`, ...). */
+  | { readonly kind: 'file-ended'; readonly file: FileId; readonly code: FileErrorCode }
   /** A step that no caller awaits (peer input, tick, reconnect) failed: a store error, or a bug. */
   | { readonly kind: 'error'; readonly error: unknown };
 

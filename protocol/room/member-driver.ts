@@ -22,6 +22,8 @@ import type { LinkState, PeerLink } from '../link/peer-link.ts';
 import { RoomDriver, describeError } from './driver.ts';
 import { DriverError, type DriverEnv, type MemberLinkPort, type MeshLinkPort, type RoomStore } from './driver-ports.ts';
 import { decodeToOwner } from './codec.ts';
+import { RoomFiles, isFileControl, type RoomFilesOptions } from './file-driver.ts';
+import type { FileOffer } from '../files/offer.ts';
 import { MeshDriver } from './mesh-driver.ts';
 import { DeliveryTracker, type OutboxDelivery } from './delivery.ts';
 import { saltyAuthToken } from './ids.ts';
@@ -37,6 +39,8 @@ export interface MemberDriverOptions {
   readonly mesh?: MeshLinkPort;
   /** New keys stored by a key update the owner may not have committed yet (5.8.1). */
   readonly pending?: RoomIdentity | null;
+  /** Files (5.17): storage and AEAD backend; without it the driver offers and receives no files. */
+  readonly files?: RoomFilesOptions;
 }
 
 /** Phases after which nothing connects any more. */
@@ -69,6 +73,10 @@ export class MemberDriver extends RoomDriver<MemberState> {
   private readonly meshDriver: MeshDriver | null;
   /** Our keys and a key update's pending ones (5.8.1, key-update-driver.ts). */
   private readonly keys: KeyUpdateKeys;
+  /** Files in the room (file-driver.ts); null without MemberDriverOptions.files. */
+  readonly files: RoomFiles | null;
+  /** Offers among the outbox messages (sealed again as offers when refused for a rotated key). */
+  private readonly outboxFiles = new Map<number, FileOffer>();
 
   constructor(
     state: MemberState,
@@ -89,6 +97,29 @@ export class MemberDriver extends RoomDriver<MemberState> {
             sendToOwner: (bytes) => this.sendTo(this.state.ownerPeer, bytes),
             linkKeys: () => this.keys.linkKeys(),
           });
+    this.files =
+      opts.files === undefined
+        ? null
+        : new RoomFiles(
+            {
+              role: 'member',
+              random: env.random,
+              log: env.log,
+              now: () => this.now(),
+              event: (e) => env.events(e),
+              selfId: () => this.state.selfId,
+              memberOf: (peer) => (peer === this.state.ownerPeer ? this.ownerId() : null),
+              upstream: () => this.state.ownerPeer,
+              displayName: (id) => this.state.members.find((m) => m.info.id === id)?.info.name ?? '',
+              announce: (offer) => this.sendFile(offer),
+              sendControl: (_peer, bytes) => {
+                const link = this.link;
+                if (link !== null && link.state !== 'closed') link.send(bytes);
+              },
+              linkOf: () => this.link,
+            },
+            opts.files,
+          );
   }
 
   /** Reads the outbox, then connects (unless the member is no longer in the room). */
@@ -102,6 +133,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
       this.outboxList = committedOutbox(this.state, stored);
       // A send whose state never got saved: its seq will be given again.
       for (const r of stored) if (!this.outboxList.includes(r)) await this.store.removeOutbox(r.seq);
+      await this.files?.restore();
     });
     if (memberFinished(this.state)) {
       this.setLinkState('closed');
@@ -179,7 +211,12 @@ export class MemberDriver extends RoomDriver<MemberState> {
     link.on('acked', (ticket) => {
       if (this.delivery.acked(link, ticket)) this.env.events({ kind: 'delivery' });
     });
-    link.on('message', (bytes) => this.input('peer input', (s, now) => memberStep(this.ctx, s, { kind: 'received', bytes, now })));
+    this.files?.attachLink(this.state.ownerPeer, link);
+    link.on('message', (bytes) =>
+      this.files !== null && isFileControl(bytes)
+        ? this.files.control(this.state.ownerPeer, bytes)
+        : this.input('peer input', (s, now) => memberStep(this.ctx, s, { kind: 'received', bytes, now })),
+    );
     link.on('state', (state) => {
       const reopened = isOpen(state) && !isOpen(this.linkStateValue);
       this.setLinkState(state);
@@ -242,6 +279,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     if (entry === undefined) return undefined;
     await this.store.removeOutbox(seq);
     this.outboxList = this.outboxList.filter((o) => o !== entry);
+    this.outboxFiles.delete(seq);
     this.delivery.done(seq);
     return entry;
   }
@@ -268,11 +306,14 @@ export class MemberDriver extends RoomDriver<MemberState> {
       // that message, which may still be accepted when it arrives (it was lost in transit, not
       // refused); both go out again on the next link. Sealing it again now could deliver it twice.
       if (event.code === 'room.sender-chain' && this.outboxList.some((o) => o.seq < event.seq!)) return;
+      const file = this.outboxFiles.get(event.seq);
       const entry = await this.dropOutbox(event.seq);
-      if (entry !== undefined && RESEAL_CODES.has(event.code) && this.state.phase === 'member') {
+      // An offer whose record this run does not hold (a restart) is not sealed again as an empty text.
+      const resealable = entry !== undefined && (file !== undefined || entry.text !== '');
+      if (entry !== undefined && resealable && RESEAL_CODES.has(event.code) && this.state.phase === 'member') {
         this.env.log.warn(`message #${entry.seq} was refused (${event.code}); sealing it again`);
         try {
-          await this.sealAndSend(entry.text, entry.at);
+          await this.sealAndSend(entry.text, entry.at, file);
           return;
         } catch (e) {
           // The machine refused the new send (it left meanwhile) or a store failed: report the refusal.
@@ -281,13 +322,15 @@ export class MemberDriver extends RoomDriver<MemberState> {
       }
     }
     await super.onEvent(event);
+    this.files?.roomEvent(event);
   }
 
   /** One send through the machine: its outbox record is written before the state, both before it leaves. */
-  private async sealAndSend(text: string, at: number): Promise<void> {
-    const step = memberStep(this.ctx, this.state, { kind: 'send', text, now: this.now() });
+  private async sealAndSend(text: string, at: number, file?: FileOffer): Promise<void> {
+    const step = memberStep(this.ctx, this.state, { kind: 'send', text, now: this.now(), ...(file !== undefined ? { file } : {}) });
     if (step.error !== undefined) throw step.error;
     const wire = step.effects.find((e) => e.kind === 'send');
+    if (file !== undefined) this.outboxFiles.set(step.state.seq, file);
     await this.commit(step, wire !== undefined && wire.kind === 'send' ? { seq: step.state.seq, text, at, wire: wire.bytes } : undefined);
     if (this.meshDriver?.active === true && wire !== undefined && wire.kind === 'send') {
       const msg = decodeToOwner(wire.bytes);
@@ -308,6 +351,20 @@ export class MemberDriver extends RoomDriver<MemberState> {
       if (this.outboxList.length >= MAX_OUTBOX)
         throw new DriverError('room.outbox-full', `${MAX_OUTBOX} messages wait for the owner already; not sent`);
       await this.sealAndSend(text, this.now());
+    });
+  }
+
+  /** A file offer as a room message (RoomFiles.send): through the outbox like a text. */
+  private sendFile(offer: FileOffer): Promise<void> {
+    try {
+      this.checkRunning();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.serial(async () => {
+      if (this.outboxList.length >= MAX_OUTBOX)
+        throw new DriverError('room.outbox-full', `${MAX_OUTBOX} messages wait for the owner already; not sent`);
+      await this.sealAndSend('', this.now(), offer);
     });
   }
 

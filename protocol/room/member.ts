@@ -25,7 +25,9 @@ import {
   decodeToMember,
   encodeJoinSecret,
   encodeMessage,
+  fileBody,
   type ChainBody,
+  type MessageBody,
   type HistoryEntryWire,
   type KeyBody,
   type ToMember,
@@ -164,7 +166,13 @@ export function memberStep(ctx: MemberCtx, state: MemberState, event: MemberEven
     case 'connected':
       return guarded(state, () => onConnected(ctx, state));
     case 'send':
-      return guarded(state, () => sendText(ctx, state, event.text, event.now));
+      return guarded(state, () =>
+        sendText(
+          ctx,
+          state,
+          event.file !== undefined ? fileBody(event.file) : { text: event.text, ts: Math.max(0, Math.floor(event.now)) },
+        ),
+      );
     case 'leave':
       return guarded(state, () => {
         requirePhase(state, 'member');
@@ -222,9 +230,9 @@ function wantRequest(s: MemberState, g: SenderGap): Effect {
   return sendTo(s.ownerPeer, encodeMessage({ type: 'want', from: g.from, after: g.after, before: g.before }));
 }
 
-function sendText(ctx: MemberCtx, s: MemberState, text: string, now: number): Out<MemberState> {
+function sendText(ctx: MemberCtx, s: MemberState, body: MessageBody): Out<MemberState> {
   requirePhase(s, 'member');
-  if (text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
+  if (body.text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
   const cur = s.epochs.find((e) => e.epoch === s.epoch);
   if (cur?.key == null) throw new MembershipError('room.state', 'no key for the current epoch yet (a catch-up is under way)');
   const seq = s.seq + 1;
@@ -236,7 +244,7 @@ function sendText(ctx: MemberCtx, s: MemberState, text: string, now: number): Ou
     seq,
     chain: s.chain,
     prev: s.tail,
-    body: { text, ts: Math.max(0, Math.floor(now)) },
+    body,
   });
   const hash = sha256(env);
   const sent = [...s.sent, { seq, hash, prev: s.tail }].slice(-MAX_PENDING_SENDS);
@@ -846,6 +854,7 @@ function processEntry(s: MemberState, e: HistoryEntryWire, history: boolean): En
       epoch: inner.epoch,
       seq: inner.seq,
       history,
+      ...(body.file !== undefined ? { file: body.file } : {}),
     },
   };
 }
@@ -982,6 +991,7 @@ function onSupply(s: MemberState, msg: Extract<ToMember, { type: 'supply' }>): O
       seq: inner.seq,
       history: true,
       late: true,
+      ...(body.file !== undefined ? { file: body.file } : {}),
     });
     chainEnd = sha256(e.env);
   }

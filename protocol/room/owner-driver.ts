@@ -12,7 +12,8 @@ import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
 import { isAwayMessage, ownerHandover } from './away.ts';
 import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import type { RoomIdentity } from './records.ts';
-import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig } from './types.ts';
+import { RoomFiles, isFileControl, type RoomFilesOptions } from './file-driver.ts';
+import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig, RoomEvent } from './types.ts';
 
 /** The longest time between ticks, and the shortest (a short rotation timer ticks more often). */
 export const MAX_TICK_MS = 15_000;
@@ -30,12 +31,16 @@ export interface OwnerDriverOptions {
   readonly link: OwnerLinkPort;
   /** Admission decision after the token proof checked out (OwnerCtx.admit; default yes). */
   readonly admit?: OwnerCtx['admit'];
+  /** Files (5.17): storage, AEAD backend, relay history budget; without it no files are offered or relayed. */
+  readonly files?: RoomFilesOptions;
 }
 
 export class OwnerDriver extends RoomDriver<OwnerState> {
   private handle: OwnerHandle | null = null;
   private tickTimer: unknown = null;
   private readonly ctx: OwnerCtx;
+  /** Files in the room and the relay (file-driver.ts); null without OwnerDriverOptions.files. */
+  readonly files: RoomFiles | null;
 
   constructor(
     state: OwnerState,
@@ -51,9 +56,31 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       invites: opts.invites,
       ...(opts.admit !== undefined ? { admit: opts.admit } : {}),
     };
+    this.files =
+      opts.files === undefined
+        ? null
+        : new RoomFiles(
+            {
+              role: 'owner',
+              random: env.random,
+              log: env.log,
+              now: () => this.now(),
+              event: (e) => env.events(e),
+              selfId: () => this.state.selfId,
+              memberOf: (peer) => this.memberOf(peer),
+              upstream: (from) => this.state.members.find((m) => m.info.id === from && !m.info.owner)?.peer ?? null,
+              displayName: (id) => this.state.members.find((m) => m.info.id === id)?.info.name ?? '',
+              announce: (offer) => this.command((s, now) => ownerStep(this.ctx, s, { kind: 'send', text: '', file: offer, now })),
+              sendControl: (peer, bytes) => this.sendTo(peer, bytes),
+              linkOf: (peer) => this.handle?.links.get(peer) ?? null,
+            },
+            opts.files,
+          );
   }
 
   async start(): Promise<void> {
+    if (this.handle !== null || this.stopped) return;
+    await this.serial(async () => this.files?.restore());
     if (this.handle !== null || this.stopped) return;
     this.handle = this.opts.link({
       pendingTokens: () => pendingAuthTokens(this.state, this.now()),
@@ -101,16 +128,24 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
       this.env.log.info(`link ${peer.slice(0, 8)} ${link.state}`);
       this.env.events({ kind: 'link', peer, member: this.memberOf(peer), state: link.state });
     };
+    this.files?.attachLink(peer, link);
     link.on('message', (bytes) =>
-      isAwayMessage(bytes)
-        ? // What a member holds from while we were away (5.16).
-          this.input('handover', (s, now) => ownerHandover(this.ctx, s, peer, bytes, now))
-        : this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
+      this.files !== null && isFileControl(bytes)
+        ? this.files.control(peer, bytes)
+        : isAwayMessage(bytes)
+          ? // What a member holds from while we were away (5.16).
+            this.input('handover', (s, now) => ownerHandover(this.ctx, s, peer, bytes, now))
+          : this.input('peer input', (s, now) => ownerStep(this.ctx, s, { kind: 'received', from: peer, bytes, now })),
     );
     link.on('state', report);
     link.on('close', report);
     link.on('error', (e) => this.env.log.warn(`link ${peer.slice(0, 8)}: ${e.message}`));
     report();
+  }
+
+  protected override async onEvent(event: RoomEvent): Promise<void> {
+    await super.onEvent(event);
+    this.files?.roomEvent(event);
   }
 
   protected sendTo(to: PeerKeyHex, bytes: Uint8Array): void {

@@ -27,7 +27,9 @@ import {
   encodeAcceptBundle,
   encodeKeyBody,
   encodeMessage,
+  fileBody,
   type ChainBody,
+  type MessageBody,
   type EnvelopeBody,
   type ToOwner,
 } from './codec.ts';
@@ -233,7 +235,14 @@ export function ownerStep(ctx: OwnerCtx, state: OwnerState, event: OwnerEvent): 
     case 'revoke':
       return guarded(state, () => revokeInvite(state, event.invite));
     case 'send':
-      return guarded(state, () => sendOwn(ctx, state, event.text, event.now));
+      return guarded(state, () =>
+        sendOwn(
+          ctx,
+          state,
+          event.file !== undefined ? fileBody(event.file) : { text: event.text, ts: Math.max(0, Math.floor(event.now)) },
+          event.now,
+        ),
+      );
     case 'kick':
       return guarded(state, () => kick(ctx, state, event.member, event.now));
     case 'rotate':
@@ -527,15 +536,14 @@ function onSend(
   const body = openBody(key, inner);
   const lastHash = inner.prev === null ? null : sha256(env);
   const withSeq: OwnerState = { ...s, members: s.members.map((x) => (x === m ? { ...x, lastSeq: inner.seq, lastHash } : x)) };
-  return order(ctx, withSeq, m.info, inner, env, body.text, body.ts, now);
+  return order(ctx, withSeq, m.info, inner, env, body, now);
 }
 
-function sendOwn(ctx: OwnerCtx, s: OwnerState, text: string, now: number): Out<OwnerState> {
-  if (text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
+function sendOwn(ctx: OwnerCtx, s: OwnerState, body: MessageBody, now: number): Out<OwnerState> {
+  if (body.text.length > MAX_TEXT) throw new RangeError(`message text longer than ${MAX_TEXT} characters`);
   const self = s.members.find((m) => m.info.owner)!;
   const cur = currentEpoch(s);
   const seq = s.seq + 1;
-  const ts = Math.max(0, Math.floor(now));
   const chain = chainHead(s).n;
   const prev = self.lastHash ?? ZERO_HASH;
   const env = sealEnvelope(ctx.identity.privateKey, {
@@ -546,11 +554,11 @@ function sendOwn(ctx: OwnerCtx, s: OwnerState, text: string, now: number): Out<O
     seq,
     chain,
     prev,
-    body: { text, ts },
+    body,
   });
   const inner: EnvelopeBody = { room: s.room, epoch: s.epoch, from: s.selfId, seq, chain, prev, ct: new Uint8Array(0) };
   const next: OwnerState = { ...s, seq, members: s.members.map((x) => (x === self ? { ...x, lastSeq: seq, lastHash: sha256(env) } : x)) };
-  return order(ctx, next, self.info, inner, env, text, ts, now);
+  return order(ctx, next, self.info, inner, env, body, now);
 }
 
 /** Give the message its room index, log it, forward the same envelope to everyone (5.6). */
@@ -560,8 +568,7 @@ function order(
   sender: MemberInfo,
   inner: EnvelopeBody,
   env: Uint8Array,
-  text: string,
-  ts: number,
+  body: MessageBody,
   now: number,
 ): Out<OwnerState> {
   const idx = s.nextIdx;
@@ -570,7 +577,18 @@ function order(
   const deliver = encodeMessage({ type: 'deliver', idx, from: sender.id, env });
   const effects: Effect[] = s.members.filter((m) => !m.info.owner).map((m) => sendTo(m.peer, deliver));
   effects.push(
-    emit({ type: 'message', idx, from: sender.id, name: sender.name, text, ts, epoch: inner.epoch, seq: inner.seq, history: false }),
+    emit({
+      type: 'message',
+      idx,
+      from: sender.id,
+      name: sender.name,
+      text: body.text,
+      ts: body.ts,
+      epoch: inner.epoch,
+      seq: inner.seq,
+      history: false,
+      ...(body.file !== undefined ? { file: body.file } : {}),
+    }),
   );
   const next: OwnerState = { ...s, log: trimmed, nextIdx: idx + 1, epochMessages: s.epochMessages + 1 };
   if (next.epochMessages >= s.config.rotateEveryMessages) {

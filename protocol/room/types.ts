@@ -5,6 +5,7 @@
  */
 import type { BoxPublicKey, EcPublicKey, IdentityKeyPair, RandomBytes } from '../../crypto/index.ts';
 import type { Brand } from '../../crypto/brand.ts';
+import type { FileOffer } from '../files/offer.ts';
 import type { RoomError } from './errors.ts';
 import type { ZeroRoomError } from '../errors.ts';
 
@@ -298,7 +299,8 @@ export type OwnerEvent =
   | { readonly kind: 'received'; readonly from: PeerKeyHex | BoxPublicKey; readonly bytes: Uint8Array; readonly now: number }
   | { readonly kind: 'invite'; readonly now: number; readonly ttlMs?: number }
   | { readonly kind: 'revoke'; readonly invite: InviteId; readonly now: number }
-  | { readonly kind: 'send'; readonly text: string; readonly now: number }
+  /** `file`: a file offer instead of a text (section 5.17.1; `text` is then ''). */
+  | { readonly kind: 'send'; readonly text: string; readonly file?: FileOffer; readonly now: number }
   | { readonly kind: 'kick'; readonly member: MemberId; readonly now: number }
   | { readonly kind: 'rotate'; readonly now: number }
   | { readonly kind: 'tick'; readonly now: number };
@@ -307,7 +309,8 @@ export type MemberEvent =
   | { readonly kind: 'received'; readonly bytes: Uint8Array; readonly now: number }
   /** The link to the owner opened (again). */
   | { readonly kind: 'connected'; readonly now: number }
-  | { readonly kind: 'send'; readonly text: string; readonly now: number }
+  /** `file`: a file offer instead of a text (section 5.17.1; `text` is then ''). */
+  | { readonly kind: 'send'; readonly text: string; readonly file?: FileOffer; readonly now: number }
   | { readonly kind: 'leave'; readonly now: number }
   /** Ask the owner to replace our keys with `ctx.pending` (section 5.8.1). */
   | { readonly kind: 'update-keys'; readonly now: number };
@@ -337,6 +340,8 @@ export type RoomEvent =
        * belongs before messages already shown, at `idx` of the owner's log.
        */
       readonly late?: true;
+      /** A file offer (section 5.17.1): `text` is '' and the bytes travel outside the log. */
+      readonly file?: FileOffer;
     }
   | { readonly type: 'member-joined'; readonly member: MemberSummary }
   | { readonly type: 'member-left'; readonly member: MemberSummary; readonly reason: RemovalReason | 'removed' }

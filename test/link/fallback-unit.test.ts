@@ -29,7 +29,14 @@ class NeverConnects {
   ondatachannel: unknown = null;
   ontrack: unknown = null;
   createDataChannel(): object {
-    return { readyState: 'connecting', binaryType: 'arraybuffer', bufferedAmount: 0, close: () => undefined };
+    return {
+      readyState: 'connecting',
+      binaryType: 'arraybuffer',
+      bufferedAmount: 0,
+      close: () => undefined,
+      // The files channel (5.17.3) listens for its events; this one never opens.
+      addEventListener: () => undefined,
+    };
   }
   createOffer(): Promise<never> {
     return new Promise(() => undefined);

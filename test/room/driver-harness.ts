@@ -110,6 +110,8 @@ export class FakeLink implements PeerLink {
   private early: Uint8Array[] | null = [];
   readonly counts = { peerConnections: 1, iceRestarts: 0 };
   readonly bufferedAmount = 0;
+  /** No files channel (5.17.3) in the fake network. */
+  readonly files = null;
 
   constructor(
     readonly peerKey: BoxPublicKey,
