@@ -12,7 +12,7 @@ import { asAeadKey, fromHex, generateAeadKey, hkdfSha256, sha256, toHex } from '
 import { FILE_CHUNK, safeFileName, type FileId, type FileOffer } from '../../protocol/files/index.ts';
 import * as dbm from '../../web/storage/db.ts';
 import { sniffImage } from '../../web/files/sniff.ts';
-import { chunkRecordKey, deriveFilesKey, DEFAULT_FILE_LIMIT, IdbFileStore } from '../../web/storage/file-store.ts';
+import { chunkRecordKey, deriveFilesKey, DEFAULT_FILE_LIMIT, IdbFileStore, knownKey } from '../../web/storage/file-store.ts';
 
 beforeEach(async () => {
   await dbm.closeDb();
@@ -177,6 +177,29 @@ describe('IdbFileStore: sealed chunk records', () => {
     await s.store(b, 0, bytesOf(100));
     await s.remove(a.file);
     expect(await db.getAllKeys('files')).toEqual([chunkRecordKey(ROOM, b.file, 0)]);
+  });
+});
+
+describe('IdbFileStore: the known-files list (it holds file keys)', () => {
+  it('is sealed, survives a reopen, and a tampered copy is refused, never read as empty', async () => {
+    const { s, db } = await store();
+    const o = offerOf(bytesOf(10));
+    expect(await s.loadKnown()).toEqual([]);
+    const list = [{ offer: o, from: 'a'.repeat(32) as never, idx: 4, mine: false, accepted: true, complete: false }];
+    await s.saveKnown(list);
+    const raw = (await db.get('files', knownKey(ROOM)))!;
+    expect(toHex(raw)).not.toContain(toHex(o.fkey));
+    const again = new IdbFileStore(db, (s as unknown as { key: ReturnType<typeof generateAeadKey> }).key, ROOM);
+    const back = await again.loadKnown();
+    expect(back).toHaveLength(1);
+    expect(toHex(back[0]!.offer.fkey)).toBe(toHex(o.fkey));
+    expect(back[0]).toMatchObject({ idx: 4, accepted: true, complete: false });
+    // Not part of any file's chunks; deleted with the room's range.
+    expect(await s.next(o)).toBe(0);
+    const bad = raw.slice();
+    bad[20] = bad[20]! ^ 1;
+    await db.put('files', bad, knownKey(ROOM));
+    expect(await code(s.loadKnown())).toBe('crypto.auth');
   });
 });
 

@@ -13,7 +13,7 @@ import { generateAeadKey, sha256, toHex } from '../../crypto/index.ts';
 import { FILE_CHUNK, type FileId, type FileOffer } from '../../protocol/files/index.ts';
 import * as dbm from '../../web/storage/db.ts';
 import { IdbFileStore } from '../../web/storage/file-store.ts';
-import { RoomFiles, type FilesApi } from '../../web/session/files.ts';
+import { FilesModel, type FilesApi } from '../../web/session/files.ts';
 
 const ROOM = 'ab'.repeat(16);
 const SELF = 'self';
@@ -46,20 +46,22 @@ interface Calls {
 
 async function setup(
   limit = 1000,
-): Promise<{ files: RoomFiles; calls: Calls; store: IdbFileStore; clock: { t: number }; changed: () => number }> {
+): Promise<{ files: FilesModel; calls: Calls; store: IdbFileStore; clock: { t: number }; changed: () => number }> {
   const store = new IdbFileStore(await dbm.openDb(), generateAeadKey(), ROOM);
   const calls: Calls = { accept: [], decline: [], cancel: [], sent: [] };
   const clock = { t: 0 };
   let n = 0;
-  const files = new RoomFiles({
+  let api: FilesApi | null = null;
+  const files = new FilesModel({
     store: async () => store,
     limit: () => limit,
     changed: () => void n++,
     report: () => undefined,
     selfId: () => SELF,
+    api: () => api,
     now: () => clock.t,
   });
-  const api: FilesApi = {
+  api = {
     accept: (f) => void calls.accept.push(toHex(f)),
     decline: (f) => void calls.decline.push(toHex(f)),
     cancel: (f) => void calls.cancel.push(toHex(f)),
@@ -68,7 +70,6 @@ async function setup(
       return { ...offer({ size: f.size }), file: f.id!, name: f.name, hash: f.hash };
     },
   };
-  files.api = api;
   return { files, calls, store, clock, changed: () => n };
 }
 
@@ -175,6 +176,6 @@ describe('RoomFiles: progress and endings', () => {
     await files.offered(a, 'ann', 'Ann', 1);
     files.onEvent({ kind: 'file-ended', file: a.file, code: 'file.removed' } as never);
     expect(files.view(toHex(a.file))).toMatchObject({ state: 'failed', code: 'file.removed' });
-    expect(files.onEvent({ kind: 'room' })).toBe(false);
+    expect(files.onEvent({ kind: 'delivery' })).toBe(false);
   });
 });

@@ -12,6 +12,8 @@
  */
 import { equalBytes, fromHex, systemRandom, toHex } from '../../crypto/index.ts';
 import { chunkCount, FILE_CHUNK, FILE_ID_LENGTH, safeFileName, type FileId, type FileOffer } from '../../protocol/files/index.ts';
+import type { DriverEvent } from '../../protocol/room/driver-ports.ts';
+import type { KnownFile } from '../../protocol/room/file-records.ts';
 import { sniffImage, SNIFF_BYTES, type ImageKind } from '../files/sniff.ts';
 import { checkSendSize, type IdbFileStore } from '../storage/file-store.ts';
 import type { FileState, FileView, MessageView } from './types.ts';
@@ -24,18 +26,8 @@ export interface FilesApi {
   cancel(file: FileId): void;
 }
 
-/** The driver's file events (protocol/room/driver-ports.ts DriverEvent). */
-export type FileDriverEvent =
-  | { readonly kind: 'file-offered'; readonly offer: FileOffer; readonly from: string; readonly name: string; readonly index: number }
-  | {
-      readonly kind: 'file-progress';
-      readonly file: FileId;
-      readonly direction: 'in' | 'out';
-      readonly done: number;
-      readonly count: number;
-    }
-  | { readonly kind: 'file-received'; readonly offer: FileOffer }
-  | { readonly kind: 'file-ended'; readonly file: FileId; readonly code: string };
+/** The driver's file events. */
+export type FileDriverEvent = Extract<DriverEvent, { kind: 'file-offered' | 'file-progress' | 'file-received' | 'file-ended' }>;
 
 /** Offers accepted without a click: pictures (the advisory mime only triggers the download; sniffing decides the display). */
 const AUTO_ACCEPT_MIME: ReadonlySet<string> = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
@@ -65,7 +57,7 @@ interface Entry {
   shown: boolean;
 }
 
-export interface RoomFilesDeps {
+export interface FilesModelDeps {
   readonly store: () => Promise<IdbFileStore>;
   /** The per-file limit in bytes (settings). */
   readonly limit: () => number;
@@ -73,6 +65,8 @@ export interface RoomFilesDeps {
   /** A problem the user should see (not tied to a button press). */
   readonly report: (text: string) => void;
   readonly selfId: () => string;
+  /** The room driver's `files` (read at each use: the driver is made after this model). */
+  readonly api: () => FilesApi | null;
   readonly now?: () => number;
 }
 
@@ -98,14 +92,16 @@ export async function makeThumbnail(blob: Blob): Promise<string> {
   }
 }
 
-export class RoomFiles {
+export class FilesModel {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
   private lastShown = -Infinity;
-  /** Set by the runtime once its driver is made. */
-  api: FilesApi | null = null;
+  /** The driver's file API (null: this room's driver runs without files). */
+  private get api(): FilesApi | null {
+    return this.deps.api();
+  }
 
-  constructor(private readonly deps: RoomFilesDeps) {
+  constructor(private readonly deps: FilesModelDeps) {
     this.now = deps.now ?? (() => performance.now());
   }
 
@@ -210,9 +206,53 @@ export class RoomFiles {
     }
   }
 
+  /**
+   * After a reload: the files the driver remembers (protocol/room/file-records.ts), as they stand.
+   * The driver resumes accepted transfers itself; offers not accepted yet wait for a click (pictures
+   * under the limit are fetched, as when they arrived).
+   */
+  restore(list: readonly KnownFile[], nameOf: (member: string) => string): void {
+    for (const k of list) {
+      if (this.entries.has(toHex(k.offer.file))) continue;
+      const e = this.add({
+        file: k.offer.file,
+        name: k.offer.name,
+        size: k.offer.size,
+        own: k.mine,
+        from: k.from,
+        senderName: nameOf(k.from),
+        idx: k.idx >= 0 ? k.idx : null,
+      });
+      e.offer = k.offer;
+      if (k.mine) {
+        e.state = 'sent';
+        void this.show(e);
+      } else if (k.complete && k.accepted) {
+        e.state = 'done';
+        e.done = e.size;
+        void this.show(e);
+      } else if (k.accepted) {
+        e.state = 'receiving';
+      } else if (k.offer.size > this.deps.limit()) {
+        e.state = 'too-large';
+        e.code = 'file.too-large';
+      } else if (AUTO_ACCEPT_MIME.has(k.offer.mime)) {
+        this.accept(e.id);
+      }
+    }
+    this.deps.changed();
+  }
+
+  /** Our own offer got its place in the room (its message event). */
+  ordered(file: Uint8Array, idx: number): void {
+    const e = this.entries.get(toHex(file));
+    if (e === undefined || e.idx === idx) return;
+    e.idx = idx;
+    this.deps.changed();
+  }
+
   /** Driver events about files; false for anything else. */
-  onEvent(ev: { readonly kind: string }): boolean {
-    const e = ev as FileDriverEvent;
+  onEvent(e: DriverEvent): boolean {
     switch (e.kind) {
       case 'file-offered':
         void this.offered(e.offer, e.from, e.name, e.index).catch((err: unknown) => this.fail(err));
@@ -240,9 +280,11 @@ export class RoomFiles {
       case 'file-ended': {
         const x = this.entries.get(toHex(e.file));
         if (x === undefined) return true;
-        if (x.state === 'done' || x.state === 'sent') return true;
+        // Finished, or ended here already (declined, too large, cancelled by us): keep what it says.
+        if (x.state === 'done' || x.state === 'sent' || x.state === 'declined' || x.state === 'too-large' || x.state === 'cancelled')
+          return true;
         x.code = e.code;
-        x.state = e.code === 'file.cancelled' ? 'cancelled' : e.code === 'file.declined' ? 'declined' : 'failed';
+        x.state = e.code === 'file.cancelled' ? 'cancelled' : 'failed';
         x.samples = [];
         this.deps.changed();
         return true;

@@ -40,6 +40,8 @@ import {
   type FileId,
   type FileOffer,
 } from '../../protocol/files/index.ts';
+import { decodeKnownFiles, encodeKnownFiles, type KnownFile } from '../../protocol/room/file-records.ts';
+import type { FileStore } from '../../protocol/room/file-driver.ts';
 import { RecordError } from '../../protocol/room/records.ts';
 import type { Db } from './db.ts';
 
@@ -50,14 +52,7 @@ export const FILES_KEY_INFO = 'zeroroom/v1/storage/files';
 const RECORD_VERSION = 0x01;
 const NONCE = 12;
 
-/** The storage port the room drivers use for files (files-api.md B, protocol/room/file-driver.ts). */
-export interface FileStore {
-  read(offer: FileOffer, index: number): Promise<Uint8Array>;
-  store(offer: FileOffer, index: number, plaintext: Uint8Array): Promise<void>;
-  next(offer: FileOffer): Promise<number>;
-  verify(offer: FileOffer): Promise<boolean>;
-  remove(file: FileId): Promise<void>;
-}
+export type { FileStore };
 
 /** F = HKDF-SHA256(D, info): the one key file chunks are sealed with. */
 export async function deriveFilesKey(dataKey: Uint8Array): Promise<AeadKey> {
@@ -66,6 +61,11 @@ export async function deriveFilesKey(dataKey: Uint8Array): Promise<AeadKey> {
 
 export function chunkRecordKey(roomId: string, file: Uint8Array, index: number): string {
   return `${roomId}/${toHex(file)}/${index.toString().padStart(10, '0')}`;
+}
+
+/** The record of the files this device takes part in (outside every file's own key range). */
+export function knownKey(roomId: string): string {
+  return `${roomId}/known`;
 }
 
 function filePrefix(roomId: string, file: Uint8Array): string {
@@ -209,6 +209,23 @@ export class IdbFileStore implements FileStore {
     return new Blob(parts, { type: 'application/octet-stream' });
   }
 
+  /**
+   * The files this device takes part in (protocol/room/file-records.ts; they hold file keys): one
+   * record `<roomId>/known`, sealed like a chunk. A record that does not open is reported by throwing
+   * (the driver then starts without the list), never read as empty.
+   */
+  async loadKnown(): Promise<KnownFile[]> {
+    const k = knownKey(this.roomId);
+    const value = await this.db.get('files', k);
+    if (value === undefined) return [];
+    return decodeKnownFiles(await this.open(k, value));
+  }
+
+  async saveKnown(list: readonly KnownFile[]): Promise<void> {
+    const k = knownKey(this.roomId);
+    await this.db.put('files', await this.seal(k, encodeKnownFiles(list)), k);
+  }
+
   /** The first bytes of a stored file (image sniffing), empty if chunk 0 is not stored. */
   async head(offer: FileOffer, n = 16): Promise<Uint8Array> {
     try {
@@ -218,4 +235,17 @@ export class IdbFileStore implements FileStore {
       throw e;
     }
   }
+}
+
+/** A FileStore for a driver made before the store is open (the files key is derived asynchronously). */
+export function lazyFileStore(store: () => Promise<IdbFileStore>): FileStore {
+  return {
+    read: async (offer, index) => (await store()).read(offer, index),
+    store: async (offer, index, plaintext) => (await store()).store(offer, index, plaintext),
+    next: async (offer) => (await store()).next(offer),
+    verify: async (offer) => (await store()).verify(offer),
+    remove: async (file) => (await store()).remove(file),
+    loadKnown: async () => (await store()).loadKnown(),
+    saveKnown: async (list) => (await store()).saveKnown(list),
+  };
 }
