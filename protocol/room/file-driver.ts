@@ -23,12 +23,7 @@ import type { MemberId, PeerKeyHex, RoomEvent } from './types.ts';
 
 export type { KnownFile } from './file-records.ts';
 
-/** Frames of the files path (5.17.3) on the open direct session; not part of the link's message store. */
-export interface FilesChannel {
-  /** Throws LinkClosedError when the channel is not open. */
-  send(frame: Uint8Array): void;
-  readonly bufferedAmount: number;
-}
+export type { FilesChannel } from '../link/files-channel.ts';
 
 /**
  * Where files live, one implementation per platform (CLI: disk, signaling/file-store.ts; web:
@@ -79,23 +74,6 @@ export interface RoomFilesHost {
   sendControl(peer: PeerKeyHex, bytes: Uint8Array): void;
   /** The current link to a peer (its files channel, if any, carries the chunks). */
   linkOf(peer: PeerKeyHex): PeerLink | null;
-}
-
-/** A link of the files-link branch (PROTOCOL 5.17.3): its files channel and events. */
-interface FilesEvents {
-  'files-open': () => void;
-  'files-frame': (frame: Uint8Array) => void;
-  'files-drain': () => void;
-  'files-closed': () => void;
-}
-interface FilesLink {
-  readonly files: FilesChannel | null;
-  on<K extends keyof FilesEvents>(ev: K, f: FilesEvents[K]): () => void;
-}
-
-/** The files side of a link, when its link layer has one (a link without it carries no files). */
-export function filesOf(link: PeerLink | null): FilesLink | null {
-  return link !== null && 'files' in link ? (link as unknown as FilesLink) : null;
 }
 
 /** Whether a link message is a file control message (dispatch before the room decoders). */
@@ -276,13 +254,11 @@ export class RoomFiles {
 
   /** Wire a peer link's files channel events to this peer's transfers. */
   attachLink(peer: PeerKeyHex, link: PeerLink): void {
-    const fl = filesOf(link);
-    if (fl === null) return;
-    fl.on('files-open', () => this.opened(peer));
-    fl.on('files-frame', (f) => this.frame(peer, f));
-    fl.on('files-drain', () => this.drained(peer));
-    fl.on('files-closed', () => undefined); // chunks wait for the next 'files-open'
-    if (fl.files !== null) this.opened(peer); // attached after its channel opened
+    // A listener added while the channel is open is called once for it (peer-link.ts).
+    link.on('files-open', () => this.opened(peer));
+    link.on('files-frame', (f) => this.frame(peer, f));
+    link.on('files-drain', () => this.drained(peer));
+    link.on('files-closed', () => undefined); // chunks wait for the next 'files-open'
   }
 
   // ---- queries ----
@@ -396,7 +372,7 @@ export class RoomFiles {
       {
         aead: this.opts.aead,
         sendFrame: (frame) => this.sendFrame(peer, frame),
-        channelBuffered: () => filesOf(this.host.linkOf(peer))?.files?.bufferedAmount ?? Number.POSITIVE_INFINITY,
+        channelBuffered: () => this.host.linkOf(peer)?.files?.bufferedAmount ?? Number.POSITIVE_INFINITY,
         sendControl: (bytes) => this.host.sendControl(peer, bytes),
         read: (offer, index) => this.opts.store.read(offer, index),
         available: (offer) => this.known.get(idOf(offer.file))?.have ?? 0,
@@ -415,7 +391,7 @@ export class RoomFiles {
   }
 
   private sendFrame(peer: PeerKeyHex, frame: Uint8Array): void {
-    const ch = filesOf(this.host.linkOf(peer))?.files ?? null;
+    const ch = this.host.linkOf(peer)?.files ?? null;
     if (ch === null) return; // the channel went away after the check: the receiver asks again on the next one
     try {
       ch.send(frame);

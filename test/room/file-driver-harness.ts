@@ -75,21 +75,28 @@ export function installFakeFilesChannel(): void {
   };
   const on = proto.on;
   proto.on = function (this: FakeLink, ev: string, f: (...a: unknown[]) => void) {
-    if (ev.startsWith('files-')) return emitterOf(this).on(ev as keyof FilesEvents, f as never);
-    return on.call(this, ev, f);
+    withFiles(this);
+    if (!ev.startsWith('files-')) return on.call(this, ev, f);
+    // Like peer-link.ts: a 'files-open' listener added while the channel is open is called once for it.
+    if (ev === 'files-open' && channelOf(this) !== null) netOf(this).later(() => channelOf(this) !== null && f());
+    return emitterOf(this).on(ev as keyof FilesEvents, f as never);
   };
   const setState = proto.setState;
   proto.setState = function (this: FakeLink, s: LinkState) {
+    withFiles(this);
     const was = isOpen(this.state);
     setState.call(this, s);
     const now = isOpen(this.state);
     if (was !== now) netOf(this).later(() => emitterOf(this).emit(now ? 'files-open' : 'files-closed'));
   };
-  Object.defineProperty(FakeLink.prototype, 'files', {
-    get(this: FakeLink) {
-      return channelOf(this);
-    },
-  });
+}
+
+/** FakeLink's own `files` (always null) replaced by this link's fake channel. */
+const withFilesDone = new WeakSet<FakeLink>();
+function withFiles(l: FakeLink): void {
+  if (withFilesDone.has(l)) return;
+  withFilesDone.add(l);
+  Object.defineProperty(l, 'files', { get: () => channelOf(l), configurable: true });
 }
 
 /** Files in memory: sources for own files, stored chunks for received ones, the known-files record as bytes. */

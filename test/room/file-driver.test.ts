@@ -9,7 +9,7 @@ import { DecodeError } from '../../protocol/errors.ts';
 import { decodeKnownFiles, encodeKnownFiles } from '../../protocol/room/file-records.ts';
 import { encode } from '../../protocol/msgpack.ts';
 import type { DriverEvent } from '../../protocol/room/driver-ports.ts';
-import { filesOf, isFileControl } from '../../protocol/room/file-driver.ts';
+import { isFileControl, type FilesChannel } from '../../protocol/room/file-driver.ts';
 import type { MemberDriver } from '../../protocol/room/member-driver.ts';
 import type { OwnerDriver } from '../../protocol/room/owner-driver.ts';
 import { Recorder, type Party } from './driver-harness.ts';
@@ -348,7 +348,7 @@ describe('hostile chunks and controls', () => {
       }
       if (n === 2) {
         const late = held!;
-        queueMicrotask(() => filesOf(from)!.files!.send(late));
+        queueMicrotask(() => (from.files as FilesChannel | null)!.send(late));
       }
       return f;
     });
