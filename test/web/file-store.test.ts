@@ -219,7 +219,9 @@ describe('IdbFileStore.prepare: a picked file, hashed streaming and copied', () 
     const again = new IdbFileStore(await dbm.openDb(), (s as unknown as { key: ReturnType<typeof generateAeadKey> }).key, ROOM);
     expect(await again.read(offer, 3)).toEqual(chunkOf(data, 3));
     expect(await again.verify(offer)).toBe(true);
-    expect(new Uint8Array(await (await again.blob(offer, DEFAULT_FILE_LIMIT)).arrayBuffer())).toEqual(data);
+    const whole = await again.blob(offer, DEFAULT_FILE_LIMIT);
+    expect(whole.type).toBe('application/octet-stream'); // a download, whatever the offer's mime said
+    expect(new Uint8Array(await whole.arrayBuffer())).toEqual(data);
   });
 
   it('never reads the whole Blob at once: every slice is at most one chunk', async () => {

@@ -320,24 +320,28 @@ export class FilesModel {
       this.deps.changed();
       return;
     }
-    this.apiOrThrow().accept(e.file);
+    const api = this.apiOrThrow();
     e.state = 'receiving';
     e.samples = [];
+    // Before the call: an owner's relay copy may be complete already and reported at once (file-received).
+    api.accept(e.file);
     this.deps.changed();
   }
 
   decline(id: string): void {
     const e = this.entry(id);
-    this.apiOrThrow().decline(e.file);
+    const api = this.apiOrThrow();
     e.state = 'declined';
+    api.decline(e.file);
     this.deps.changed();
   }
 
   cancel(id: string): void {
     const e = this.entry(id);
-    this.apiOrThrow().cancel(e.file);
+    const api = this.apiOrThrow();
     e.state = 'cancelled';
     e.code = 'file.cancelled';
+    api.cancel(e.file);
     e.samples = [];
     this.deps.changed();
   }
