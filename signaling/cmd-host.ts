@@ -22,6 +22,7 @@ import {
   startLifecycle,
   type DriverIo,
 } from './room-cli.ts';
+import { FileCli } from './file-cli.ts';
 import { StateDir } from './state-dir.ts';
 
 export const HOST_FLAGS: readonly FlagSpec[] = [
@@ -53,6 +54,20 @@ export const HOST_FLAGS: readonly FlagSpec[] = [
   },
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
+  {
+    name: 'download-dir',
+    kind: 'string',
+    valueName: 'DIR',
+    help: 'accept every offered file and write it to DIR under its safe name (never overwriting)',
+  },
+  {
+    name: 'file-history',
+    kind: 'int',
+    valueName: 'MIB',
+    min: 0,
+    help: "members' files kept to relay to members (oldest out)",
+    defaultText: '1024',
+  },
 ];
 
 function serverKeyFlag(hex: string | undefined): string {
@@ -131,7 +146,12 @@ async function openRoom(
 }
 
 /** Driver events as JSON lines; `ready` once the signaling path is open the first time. */
-function hostEvents(io: DriverIo, driver: () => OwnerDriver, ready: (d: OwnerDriver) => object): (e: DriverEvent) => void {
+function hostEvents(
+  io: DriverIo,
+  driver: () => OwnerDriver,
+  ready: (d: OwnerDriver) => object,
+  files: () => FileCli,
+): (e: DriverEvent) => void {
   let announced = false;
   return (e) => {
     switch (e.kind) {
@@ -150,15 +170,21 @@ function hostEvents(io: DriverIo, driver: () => OwnerDriver, ready: (d: OwnerDri
       case 'error':
         return io.out(errorJson(e.error));
       default:
+        files().event(e);
         return;
     }
   };
 }
 
 /** One stdin command; the answer (or the refusal) is an event. */
-function onCommand(driver: OwnerDriver, io: DriverIo, cmd: Exclude<HostCommand, { cmd: 'quit' }>): void {
+function onCommand(driver: OwnerDriver, io: DriverIo, files: FileCli, cmd: Exclude<HostCommand, { cmd: 'quit' }>): void {
   const report = (e: unknown): void => io.out(errorJson(e));
   switch (cmd.cmd) {
+    case 'send-file':
+    case 'accept-file':
+    case 'decline-file':
+    case 'cancel-file':
+      return files.command(cmd);
     case 'invite':
       return void driver.invite(cmd.ttlSeconds !== undefined ? cmd.ttlSeconds * 1000 : undefined).catch(report);
     case 'send':
@@ -184,6 +210,8 @@ export const command: Command = {
       'Runs a room owner without a browser. Events are printed as JSON lines on stdout, commands are read',
       'as JSON lines from stdin: {"cmd":"invite","ttl":SECONDS} {"cmd":"send","text":"..."} {"cmd":"members"}',
       '{"cmd":"kick","member":ID} {"cmd":"revoke","invite":ID} {"cmd":"rotate"} {"cmd":"safety-code"} {"cmd":"quit"}.',
+      'Files: {"cmd":"send-file","path":"..."} {"cmd":"accept-file","file":ID} {"cmd":"decline-file","file":ID} {"cmd":"cancel-file","file":ID};',
+      "events file-offered, file-progress, file-received (with the path written), file-ended. The owner relays members' files.",
       'It runs until {"cmd":"quit"}, SIGTERM or SIGINT (end of stdin does not stop it).',
       '',
       formatFlagHelp(HOST_FLAGS),
@@ -201,10 +229,13 @@ export const command: Command = {
     // Flags may have changed where the room is served and its rotation policy: saved before it starts.
     if (store !== null && restored) await store.writeRoom(record);
     const { state, ...meta } = record;
+    const fileCli = await FileCli.open(io, store, flagString(flags, 'download-dir'), 'owner');
+    const historyMiB = flagInt(flags, 'file-history');
     const events = hostEvents(
       io,
       () => driver,
       (d) => ({ room: toHex(d.state.room), server: record.server, member: d.state.selfId, epoch: d.state.epoch, restored }),
+      () => fileCli,
     );
     const driver: OwnerDriver = new OwnerDriver(state, store?.roomStore<OwnerState>(meta) ?? ephemeralStore(), cliDriverEnv(io, events), {
       identity: keys,
@@ -220,15 +251,19 @@ export const command: Command = {
         iceServers: flagList(flags, 'ice-server') ?? [],
         keys: keys.peer,
       }),
+      files: fileCli.driverOptions(historyMiB !== undefined ? historyMiB * 1024 * 1024 : undefined),
     });
+    fileCli.attach(driver.files);
     const life = startLifecycle(
       io,
-      commandLineHandler(parseHostCommand, io.out, (cmd) => (cmd.cmd === 'quit' ? life.stop('quit') : onCommand(driver, io, cmd))),
+      commandLineHandler(parseHostCommand, io.out, (cmd) => (cmd.cmd === 'quit' ? life.stop('quit') : onCommand(driver, io, fileCli, cmd))),
     );
     await driver.start();
     const reason = await life.stopped;
     life.dispose();
     await driver.stop();
+    await driver.files?.flushed();
+    await fileCli.close();
     io.out({ event: 'stopped', reason });
     await closeWebRtc();
     return EXIT_OK;

@@ -27,6 +27,7 @@ import {
   startLifecycle,
   type DriverIo,
 } from './room-cli.ts';
+import { FileCli } from './file-cli.ts';
 import { StateDir } from './state-dir.ts';
 
 export const JOIN_FLAGS: readonly FlagSpec[] = [
@@ -41,6 +42,12 @@ export const JOIN_FLAGS: readonly FlagSpec[] = [
   { name: 'state', kind: 'string', valueName: 'DIR', help: 'keep keys and the room (encrypted with ZEROROOM_PASSWORD) and resume from it' },
   { name: 'ice-server', kind: 'list', valueName: 'URL', help: 'STUN/TURN server URL', defaultText: 'none (host candidates only)' },
   { name: 'loopback', kind: 'bool', help: 'bind WebRTC to 127.0.0.1 (host and members on one machine, tests)' },
+  {
+    name: 'download-dir',
+    kind: 'string',
+    valueName: 'DIR',
+    help: 'accept every offered file and write it to DIR under its safe name (never overwriting)',
+  },
 ];
 
 type MemberRecord = RoomRecord & { readonly state: MemberState };
@@ -130,7 +137,7 @@ async function openMembership(
 }
 
 /** Driver events as JSON lines; `finish` ends the client with an exit status. */
-function joinEvents(io: DriverIo, finish: (reason: string, status: number) => void): (e: DriverEvent) => void {
+function joinEvents(io: DriverIo, finish: (reason: string, status: number) => void, files: () => FileCli): (e: DriverEvent) => void {
   return (e) => {
     switch (e.kind) {
       case 'room':
@@ -150,14 +157,20 @@ function joinEvents(io: DriverIo, finish: (reason: string, status: number) => vo
       case 'mesh':
         return io.out(awayEventJson(e.event));
       default:
+        files().event(e);
         return;
     }
   };
 }
 
-function onCommand(driver: MemberDriver, io: DriverIo, cmd: Exclude<JoinCommand, { cmd: 'quit' }>): void {
+function onCommand(driver: MemberDriver, io: DriverIo, files: FileCli, cmd: Exclude<JoinCommand, { cmd: 'quit' }>): void {
   const report = (e: unknown): void => io.out(errorJson(e));
   switch (cmd.cmd) {
+    case 'send-file':
+    case 'accept-file':
+    case 'decline-file':
+    case 'cancel-file':
+      return files.command(cmd);
     case 'send':
       return void driver.send(cmd.text).catch(report);
     case 'leave':
@@ -182,6 +195,8 @@ export const command: Command = {
       '',
       'Joins a room without a browser. Events are printed as JSON lines on stdout, commands are read as',
       'JSON lines from stdin: {"cmd":"send","text":"..."} {"cmd":"members"} {"cmd":"safety-code"} {"cmd":"update-keys"} {"cmd":"leave"} {"cmd":"quit"}.',
+      'Files: {"cmd":"send-file","path":"..."} {"cmd":"accept-file","file":ID} {"cmd":"decline-file","file":ID} {"cmd":"cancel-file","file":ID};',
+      'events file-offered, file-progress, file-received (with the path written), file-ended.',
       'It runs until leave, quit, SIGTERM or SIGINT (end of stdin does not stop it), or until the owner refuses it.',
       'The invite URL is a secret until used: prefer ZEROROOM_INVITE or --invite-file to an argument.',
       '',
@@ -226,20 +241,28 @@ export const command: Command = {
       iceServers: flagList(flags, 'ice-server') ?? [],
       keys: keys.peer,
     };
+    const fileCli = await FileCli.open(io, store, flagString(flags, 'download-dir'), 'member');
     const driver = new MemberDriver(
       state,
       store?.roomStore<MemberState>(meta) ?? ephemeralStore(),
-      cliDriverEnv(io, joinEvents(io, finish)),
+      cliDriverEnv(
+        io,
+        joinEvents(io, finish, () => fileCli),
+      ),
       {
         identity: keys,
         pending: (await store?.readPendingKeys()) ?? null,
         link: nodeMemberPort(endpoint),
         mesh: nodeMeshPort(endpoint),
+        files: fileCli.driverOptions(),
       },
     );
+    fileCli.attach(driver.files);
     life = startLifecycle(
       io,
-      commandLineHandler(parseJoinCommand, io.out, (cmd) => (cmd.cmd === 'quit' ? life?.stop('quit') : onCommand(driver, io, cmd))),
+      commandLineHandler(parseJoinCommand, io.out, (cmd) =>
+        cmd.cmd === 'quit' ? life?.stop('quit') : onCommand(driver, io, fileCli, cmd),
+      ),
       invite.rest,
     );
     io.out({ event: 'ready', room: toHex(state.room), member: state.selfId, phase: state.phase, epoch: state.epoch });
@@ -252,6 +275,8 @@ export const command: Command = {
     const reason = await life.stopped;
     life.dispose();
     await driver.stop();
+    await driver.files?.flushed();
+    await fileCli.close();
     io.out({ event: 'stopped', reason });
     await closeWebRtc();
     return status;

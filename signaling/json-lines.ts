@@ -65,10 +65,21 @@ export type HostCommand =
   | { readonly cmd: 'send'; readonly text: string }
   | { readonly cmd: 'kick'; readonly member: MemberId }
   | { readonly cmd: 'revoke'; readonly invite: InviteId }
-  | { readonly cmd: 'rotate' | 'members' | 'safety-code' | 'quit' };
+  | { readonly cmd: 'rotate' | 'members' | 'safety-code' | 'quit' }
+  | FileCommand;
 
 export type JoinCommand =
-  { readonly cmd: 'send'; readonly text: string } | { readonly cmd: 'leave' | 'members' | 'safety-code' | 'update-keys' | 'quit' };
+  | { readonly cmd: 'send'; readonly text: string }
+  | { readonly cmd: 'leave' | 'members' | 'safety-code' | 'update-keys' | 'quit' }
+  | FileCommand;
+
+/** Files (docs/PROTOCOL.md 5.17): offer a file from disk; accept, decline or cancel one by its id (32 hex digits). */
+export type FileCommand =
+  | { readonly cmd: 'send-file'; readonly path: string }
+  | { readonly cmd: 'accept-file' | 'decline-file' | 'cancel-file'; readonly file: string };
+
+/** Longest path a send-file command may name. */
+export const MAX_PATH = 4096;
 
 type AnyCommand = HostCommand | JoinCommand;
 
@@ -84,9 +95,14 @@ const FIELDS: Record<string, readonly string[]> = {
   quit: [],
   leave: [],
   'update-keys': [],
+  'send-file': ['path'],
+  'accept-file': ['file'],
+  'decline-file': ['file'],
+  'cancel-file': ['file'],
 };
-export const HOST_COMMANDS = ['invite', 'send', 'kick', 'revoke', 'rotate', 'members', 'safety-code', 'quit'] as const;
-export const JOIN_COMMANDS = ['send', 'leave', 'members', 'safety-code', 'update-keys', 'quit'] as const;
+const FILE_COMMANDS = ['send-file', 'accept-file', 'decline-file', 'cancel-file'] as const;
+export const HOST_COMMANDS = ['invite', 'send', 'kick', 'revoke', 'rotate', 'members', 'safety-code', 'quit', ...FILE_COMMANDS] as const;
+export const JOIN_COMMANDS = ['send', 'leave', 'members', 'safety-code', 'update-keys', 'quit', ...FILE_COMMANDS] as const;
 
 const bad = (message: string): CommandError => new CommandError('cli.command', message);
 
@@ -129,6 +145,16 @@ function parseAny(line: string, allowed: readonly string[]): AnyCommand {
       return { cmd, member: hexField(o, 'member', 32) as MemberId };
     case 'revoke':
       return { cmd, invite: hexField(o, 'invite', 64) as InviteId };
+    case 'send-file': {
+      const p = o.path;
+      if (typeof p !== 'string' || p === '' || p.length > MAX_PATH || p.includes('\0'))
+        throw bad(`"path" must be a file path of 1..${MAX_PATH} characters`);
+      return { cmd, path: p };
+    }
+    case 'accept-file':
+    case 'decline-file':
+    case 'cancel-file':
+      return { cmd, file: hexField(o, 'file', 32) };
     default:
       return { cmd: cmd as 'rotate' | 'members' | 'safety-code' | 'quit' | 'leave' | 'update-keys' };
   }
@@ -173,6 +199,8 @@ export function roomEventJson(ev: RoomEvent): OutEvent {
         seq: ev.seq,
         history: ev.history,
         ...(ev.late === true ? { late: true } : {}),
+        // A file offer (5.17.1): what it is, never its key; `file-offered` follows for others' files.
+        ...(ev.file !== undefined ? { file: { id: toHex(ev.file.file), name: ev.file.name, size: ev.file.size, mime: ev.file.mime } } : {}),
       };
     case 'member-joined':
       return { event: 'member-joined', member: ev.member.id, name: ev.member.name };

@@ -53,6 +53,8 @@ const FILES = {
   room: 'room.bin',
   generation: 'generation.bin',
   outbox: 'outbox.bin',
+  /** Files this client takes part in and its own files' paths (signaling/file-store.ts, PROTOCOL.md 5.17.4). */
+  files: 'files.bin',
   kdf: 'kdf.json',
 } as const;
 
@@ -104,6 +106,20 @@ export class StateDir {
 
   private async writeSealed(name: string, plain: Uint8Array, opts: { create?: boolean } = {}): Promise<void> {
     await writeAtomic(this.file(name), cellSeal(this.key, plain, utf8Encode(`zeroroom-cli/${name}`)), opts);
+  }
+
+  /** files.bin (signaling/file-store.ts): null before the first file. */
+  readFiles(): Promise<Uint8Array | null> {
+    return this.readSealed(FILES.files);
+  }
+
+  writeFiles(plain: Uint8Array): Promise<void> {
+    return this.writeSealed(FILES.files, plain);
+  }
+
+  /** Where partial and relayed files live (plaintext chunks, like --download-dir; mode 0700). */
+  get filesDir(): string {
+    return path.join(this.dir, 'files');
   }
 
   /** The pending keys of a member key update (5.8.1), null when none (or the switch already stored them). */
