@@ -14,9 +14,12 @@ export default defineConfig({
     hookTimeout: 30_000,
     reporters: ['default', './test/summary-reporter.ts'],
     projects: [
-      { extends: true, test: { name: 'unit', include: tiers.unit } },
-      { extends: true, test: { name: 'integration', include: tiers.integration } },
-      { extends: true, test: { name: 'e2e', include: tiers.e2e } },
+      // vitest's default on CI's 2 cores is ONE worker (cpus - 1): every file ran in a row. Pure
+      // unit files are CPU-bound and independent: two at a time. The other tiers wait on sockets,
+      // timers and browsers whose timing assumptions hold for one file at a time; they run after.
+      { extends: true, test: { name: 'unit', include: tiers.unit, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: 'integration', include: tiers.integration, maxWorkers: 1, sequence: { groupOrder: 1 } } },
+      { extends: true, test: { name: 'e2e', include: tiers.e2e, maxWorkers: 1, sequence: { groupOrder: 2 } } },
     ],
   },
 });

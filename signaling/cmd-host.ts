@@ -68,6 +68,7 @@ export const HOST_FLAGS: readonly FlagSpec[] = [
     help: "members' files kept to relay to members (oldest out)",
     defaultText: '1024',
   },
+  { name: 'verbose', kind: 'bool', help: 'also write informational driver lines (link retries, refused input) to stderr' },
 ];
 
 function serverKeyFlag(hex: string | undefined): string {
@@ -237,22 +238,27 @@ export const command: Command = {
       (d) => ({ room: toHex(d.state.room), server: record.server, member: d.state.selfId, epoch: d.state.epoch, restored }),
       () => fileCli,
     );
-    const driver: OwnerDriver = new OwnerDriver(state, store?.roomStore<OwnerState>(meta) ?? ephemeralStore(), cliDriverEnv(io, events), {
-      identity: keys,
-      invites: {
-        appUrl: record.appUrl,
-        server: record.server,
-        ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+    const driver: OwnerDriver = new OwnerDriver(
+      state,
+      store?.roomStore<OwnerState>(meta) ?? ephemeralStore(),
+      cliDriverEnv(io, events, flagBool(flags, 'verbose')),
+      {
+        identity: keys,
+        invites: {
+          appUrl: record.appUrl,
+          server: record.server,
+          ...(record.serverKey !== '' ? { serverKey: fromHex(record.serverKey, 32) } : {}),
+        },
+        link: nodeOwnerPort({
+          server: record.server,
+          serverKey: record.serverKey,
+          loopback: flagBool(flags, 'loopback'),
+          iceServers: flagList(flags, 'ice-server') ?? [],
+          keys: keys.peer,
+        }),
+        files: fileCli.driverOptions(historyMiB !== undefined ? historyMiB * 1024 * 1024 : undefined),
       },
-      link: nodeOwnerPort({
-        server: record.server,
-        serverKey: record.serverKey,
-        loopback: flagBool(flags, 'loopback'),
-        iceServers: flagList(flags, 'ice-server') ?? [],
-        keys: keys.peer,
-      }),
-      files: fileCli.driverOptions(historyMiB !== undefined ? historyMiB * 1024 * 1024 : undefined),
-    });
+    );
     fileCli.attach(driver.files);
     const life = startLifecycle(
       io,

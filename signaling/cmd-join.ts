@@ -48,6 +48,7 @@ export const JOIN_FLAGS: readonly FlagSpec[] = [
     valueName: 'DIR',
     help: 'accept every offered file and write it to DIR under its safe name (never overwriting)',
   },
+  { name: 'verbose', kind: 'bool', help: 'also write informational driver lines (link retries, refused input) to stderr' },
 ];
 
 type MemberRecord = RoomRecord & { readonly state: MemberState };
@@ -248,6 +249,7 @@ export const command: Command = {
       cliDriverEnv(
         io,
         joinEvents(io, finish, () => fileCli),
+        flagBool(flags, 'verbose'),
       ),
       {
         identity: keys,

@@ -62,12 +62,15 @@ export function nodeMeshPort(e: NodeEndpoint): MeshLinkPort {
   return meshLinkPort(endpointOptions(e));
 }
 
-/** Clock, randomness and a stderr logger for a CLI driver (info is dropped: stdout events say it). */
-export function cliDriverEnv(io: DriverIo, events: DriverEvents): DriverEnv {
+/**
+ * Clock, randomness and a stderr logger for a CLI driver. Info lines (why a link was retried, what
+ * a step refused) go to stderr only with --verbose: stdout events already say what happened.
+ */
+export function cliDriverEnv(io: DriverIo, events: DriverEvents, verbose = false): DriverEnv {
   return {
     timers: systemTimers,
     random: systemRandom,
-    log: { info: () => undefined, warn: (m) => io.warn(m), error: (m) => io.warn(m) },
+    log: { info: verbose ? (m) => io.warn(m) : () => undefined, warn: (m) => io.warn(m), error: (m) => io.warn(m) },
     events,
   };
 }

@@ -46,6 +46,8 @@ interface PeerInternals {
   _channel: DataChannelLike | null;
   /** Its data channel's bufferedAmount (a public getter missing from @types/simple-peer). */
   bufferSize: number;
+  /** Set by destroy() and by simple-peer itself on ICE or connection 'failed' (it then emits close). */
+  destroyed: boolean;
   /** What _createOffer passes to createOffer. */
   offerOptions: { iceRestart?: boolean };
   negotiate(): void;
@@ -137,6 +139,10 @@ export class SimplePeerTransport {
   }
 
   signal(s: Signal): void {
+    // The peer may have destroyed itself ('failed') while its 'close' is still on the way to the
+    // session; a candidate or answer the other side sent meanwhile is moot, and simple-peer would
+    // throw ERR_DESTROYED out of the signaling client's message handler (it took a host down).
+    if (this.internals.destroyed) return;
     if (s.type === 'candidate') {
       const c = s.candidate;
       this.peer.signal({
@@ -148,7 +154,12 @@ export class SimplePeerTransport {
     }
   }
 
+  /**
+   * A frame for a destroyed peer is dropped (same reason as in signal()): the link's reliable
+   * layer re-sends every unacknowledged message on the next session (4.5).
+   */
   send(frame: Uint8Array): void {
+    if (this.internals.destroyed) return;
     this.peer.send(frame);
   }
 
@@ -160,6 +171,7 @@ export class SimplePeerTransport {
 
   /** Offerer: make a new offer with fresh ICE credentials on the existing connection. */
   offerIceRestart(): void {
+    if (this.internals.destroyed) return; // its 'close' ends the restart with the session
     this.internals.offerOptions = { iceRestart: true };
     this.internals.negotiate();
   }

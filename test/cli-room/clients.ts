@@ -16,10 +16,15 @@ export class Client {
   private waiters: { pred: (e: Ev) => boolean; resolve: (e: Ev) => void; from: number }[] = [];
   readonly exited: Promise<number | string>;
 
+  /**
+   * `others`: the other clients of the same test, whose stderr a timeout report also shows (a mesh
+   * link that never came up is explained by the peer that should have answered).
+   */
   constructor(
     readonly label: string,
     args: readonly string[],
     env: Record<string, string> = {},
+    private readonly others: readonly Client[] = [],
   ) {
     this.child = spawn(process.execPath, [BIN, ...args], {
       cwd: REPO_ROOT,
@@ -73,7 +78,11 @@ export class Client {
         this.waiters = this.waiters.filter((w) => w !== waiter);
         reject(
           new Error(
-            `${this.label}: timed out waiting for ${what}\nevents: ${this.events.map((e) => JSON.stringify(e)).join('\n')}\nstderr: ${this.stderrText.slice(-3000)}`,
+            `${this.label}: timed out waiting for ${what}\nevents: ${this.events.map((e) => JSON.stringify(e)).join('\n')}\nstderr: ${this.stderrText.slice(-3000)}` +
+              this.others
+                .filter((c) => c !== this)
+                .map((c) => `\n--- ${c.label} stderr: ${c.stderr.slice(-1500)}`)
+                .join(''),
           ),
         );
       }, ms);
@@ -149,7 +158,8 @@ export function cliRoom(
       return set(serve, 'serve');
     },
     client(label, args) {
-      const c = new Client(label, args, { ZEROROOM_PASSWORD: password });
+      // Verbose: the drivers' info lines land in a timeout report (see Client.others).
+      const c = new Client(label, args, { ZEROROOM_PASSWORD: password, ZEROROOM_VERBOSE: '1' }, clients);
       clients.push(c);
       return c;
     },

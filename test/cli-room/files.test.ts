@@ -69,7 +69,7 @@ describe('files through the CLI', () => {
     expect(JSON.stringify(msg)).not.toMatch(/fkey/);
     // The sender saw its chunks leave; progress lines are throttled but the last one prints.
     expect(b.events.filter(fileEvent('file-progress', id)).at(-1)).toMatchObject({ done: 4, count: 4, direction: 'in' });
-  });
+  }, 180_000);
 
   it('the owner sends to both members; a second file of the same name does not overwrite the first', async () => {
     const src = path.join(room.tmp, 'report.bin');
@@ -80,7 +80,7 @@ describe('files through the CLI', () => {
     expect(gb!.path).toBe(path.join(dl.b!, 'report (1).bin'));
     expect(await sha256File(String(gb!.path))).toBe(await sha256File(src));
     expect((await readdir(dl.b!)).sort()).toEqual(['report (1).bin', 'report.bin']);
-  });
+  }, 180_000);
 
   it('a member killed mid-file and restarted from --state resumes; the hash matches', async () => {
     const src = path.join(room.tmp, 'big.bin');
@@ -98,7 +98,7 @@ describe('files through the CLI', () => {
     const firstAfter = b.events.find(fileEvent('file-progress', id))!;
     expect(Number(firstAfter.done)).toBeGreaterThan(1);
     await a.waitFor(fileEvent('file-received', id), 'a received', 120_000);
-  });
+  }, 180_000);
 
   it("a removed member's offer reaches nobody", async () => {
     const c = startMember('c', urls[2]);
@@ -117,10 +117,10 @@ describe('files through the CLI', () => {
     await host.request({ cmd: 'send', text: 'after c' }, isEvent('message', { text: 'after c' }), 'after c');
     await b.waitFor(isEvent('message', { text: 'after c' }), 'b after c', 60_000);
     for (const m of [host, a, b]) expect(m.events.some((e) => e.event === 'file-offered' && e.name === 'late.bin')).toBe(false);
-  });
+  }, 180_000);
 
   it('quits cleanly', async () => {
     for (const m of [a, b]) expect(await m.quit()).toBe(0);
     expect(await host.quit()).toBe(0);
-  });
+  }, 60_000);
 });
