@@ -8,3 +8,5 @@ export * from './themis.ts';
 export * from './nacl.ts';
 export * from './kdf.ts';
 export * from './aead.ts';
+export * from './subkey.ts';
+export * from './hash-stream.ts';

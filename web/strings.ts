@@ -256,7 +256,73 @@ export const S = {
     } as Record<string, string>,
     rtt: (ms: number): string => `, ${Math.round(ms)} ms`,
   },
+
+  // Files and pictures in a room (web/views/files.ts, PROTOCOL.md 5.17).
+  files: {
+    attach: 'Send a file',
+    attachLabel: 'Send a file or picture',
+    dropHere: 'Drop files here to send them to the room',
+    from: (name: string): string => `from ${name}`,
+    state: {
+      preparing: 'Getting ready…',
+      offered: 'Offered',
+      waiting: 'Waiting for the others',
+      sending: 'Sending',
+      receiving: 'Receiving',
+      done: 'Received',
+      sent: 'Sent',
+      declined: 'Declined',
+      cancelled: 'Cancelled',
+      failed: 'Failed',
+      'too-large': 'Too large',
+    } as Record<string, string>,
+    accept: 'Download',
+    decline: 'Decline',
+    cancel: 'Cancel',
+    save: 'Save',
+    saveAs: (name: string): string => `Save ${name}`,
+    picture: (name: string): string => `Picture ${name}`,
+    notShown: 'Not shown here: only PNG, JPEG, GIF and WebP pictures are shown. Save it to open it with another program.',
+    progress: (done: string, total: string): string => `${done} of ${total}`,
+    rate: (perSecond: string, left: string | null): string => (left === null ? `${perSecond}/s` : `${perSecond}/s, ${left} left`),
+    tooLarge: (limitMiB: number): string =>
+      `This file is larger than ${limitMiB} MiB, the largest this device sends or receives. You can change the limit in Settings.`,
+    failed: (code: string): string => FILE_FAILURE[code] ?? 'The transfer stopped.',
+    limitLabel: 'Largest file to send or receive (MiB)',
+    filesTitle: 'Files',
+  },
 } as const;
+
+/** Why a transfer ended, by its code (PROTOCOL.md 5.17.6). */
+const FILE_FAILURE: Record<string, string> = {
+  'file.cancelled': 'The transfer was cancelled.',
+  'file.declined': 'Declined.',
+  'file.hash': 'The file that arrived is not the one that was offered; it was deleted.',
+  'file.corrupt': 'Parts of the file kept arriving damaged; the transfer was stopped.',
+  'file.gone': 'The file is no longer available.',
+  'file.removed': 'The sender or receiver was removed from the room.',
+  'file.too-large': 'The file is larger than the limit set on this device.',
+  'file.no-path': 'Waiting for a direct connection: files do not go through the server.',
+};
+
+/** "1.5 MB"-style sizes (powers of 1024, the way the limit is set). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? String(v) : v.toFixed(v < 10 ? 1 : 0)} ${units[u] ?? 'B'}`;
+}
+
+/** "2 min" / "40 s": a time left, rounded up. */
+export function formatSeconds(s: number): string {
+  if (s < 60) return `${Math.max(1, Math.ceil(s))} s`;
+  if (s < 3600) return `${Math.ceil(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h ${Math.ceil((s % 3600) / 60)} min`;
+}
 
 /** In which situation an error happened: the same code can mean different things (storage.password). */
 export type ErrorContext = 'unlock' | 'first-run' | 'change-password' | 'join' | 'general';
@@ -289,6 +355,7 @@ const INVITE_SUPERSEDED = 'Ask the owner for a new invite.';
 
 /** One sentence per error code a person can meet; codes not listed fall back to a generic sentence. */
 const CODE_TEXT: Readonly<Record<string, string>> = {
+  'file.too-large': 'This file is larger than the largest this device sends or receives. You can change the limit in Settings.',
   'storage.password': 'That password is not right. Try again.',
   'storage.meta': 'The saved data on this device is damaged: the password check is missing.',
   'storage.exists': 'This device already has a password. Reload the page and unlock.',

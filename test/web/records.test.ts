@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { encode } from '../../protocol/msgpack.ts';
 import { RecordError } from '../../protocol/room/records.ts';
-import { decodeSettings, encodeSettings, seqKey } from '../../web/session/records.ts';
+import { decodeSettings, DEFAULT_FILE_LIMIT_MIB, encodeSettings, seqKey } from '../../web/session/records.ts';
 import { parseServerConfig } from '../../web/session/server-config.ts';
 import type { Settings } from '../../web/session/types.ts';
 import { looksLikeInvite } from '../../web/views/scanner.ts';
@@ -20,6 +20,7 @@ const settings: Settings = {
   relayOnly: true,
   customIce: true,
   rotation: { everyMessages: 100, everyMinutes: 60 },
+  fileLimitMiB: 250,
 };
 
 // History, outbox, room and identity records are the shared codecs: test/room/records.test.ts.
@@ -55,11 +56,31 @@ describe('settings record codec', () => {
       [{ ...fields, iceServers: [{ urls: [1] }] }, /urls/],
       [{ ...fields, iceServers: Array.from({ length: 33 }, () => ({ urls: ['stun:a'] })) }, /iceServers/],
       [{ ...fields, displayName: 'x'.repeat(257) }, /displayName/],
+      [{ ...fields, fileLimitMiB: 0 }, /fileLimitMiB/],
+      [{ ...fields, fileLimitMiB: 1024 * 1024 + 1 }, /fileLimitMiB/],
+      [{ ...fields, fileLimitMiB: '100' }, /fileLimitMiB/],
     ] as const) {
       expect(() => decodeSettings(encode(bad))).toThrow(RecordError);
       expect(() => decodeSettings(encode(bad))).toThrow(why);
     }
     expect(() => decodeSettings(new Uint8Array([...good(), 0]))).toThrow(RecordError);
+  });
+
+  it('a record written before files (no fileLimitMiB) decodes with the 100 MiB default', () => {
+    const { fileLimitMiB, ...old } = settings;
+    expect(fileLimitMiB).toBe(250);
+    const bytes = encode({
+      v: 1,
+      displayName: old.displayName,
+      signalingUrl: old.signalingUrl,
+      serverKey: old.serverKey,
+      iceServers: old.iceServers.map((i) => ({ ...i, urls: [...i.urls] })),
+      relayOnly: old.relayOnly,
+      customIce: old.customIce,
+      everyMessages: old.rotation.everyMessages,
+      everyMinutes: old.rotation.everyMinutes,
+    });
+    expect(decodeSettings(bytes)).toEqual({ ...old, fileLimitMiB: DEFAULT_FILE_LIMIT_MIB });
   });
 
   it('sequence keys sort numerically as strings', () => {

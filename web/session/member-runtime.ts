@@ -9,6 +9,7 @@ import { meshLinkPort } from '../../protocol/room/mesh-port.ts';
 import type { AwayPeer } from '../../protocol/room/away.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
 import type { MemberState, RoomEvent } from '../../protocol/room/types.ts';
+import type { RoomFiles } from '../../protocol/room/file-driver.ts';
 import { RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { ConnectionState, MessageView, RoomView } from './types.ts';
 import { canSend, memberRoomState } from './view-model.ts';
@@ -37,6 +38,7 @@ export class MemberRuntime extends RoomRuntime {
     this.driver = new MemberDriver(state, vaultStore<MemberState>(deps.vault, this.id, meta, refused), this.env(), {
       identity: keys,
       pending,
+      files: this.filesOptions(),
       link: (opts) => {
         const prepared = this.firstLink;
         this.firstLink = undefined;
@@ -113,8 +115,17 @@ export class MemberRuntime extends RoomRuntime {
     return [{ name: owner?.info.name ?? 'owner', link: this.driver.currentLink ?? undefined }];
   }
 
-  start(): Promise<void> {
-    return this.driver.start();
+  protected filesApi(): RoomFiles | null {
+    return this.driver.files;
+  }
+
+  protected selfId(): string {
+    return this.driver.state.selfId;
+  }
+
+  async start(): Promise<void> {
+    await this.driver.start();
+    this.filesStarted((id) => this.driver.state.members.find((m) => m.info.id === id)?.info.name ?? '');
   }
 
   stop(): Promise<void> {

@@ -10,6 +10,7 @@ import { inviteUrl } from '../../protocol/room/invite.ts';
 import { roomIdOf, type HistoryRecord, type RoomIdentity, type RoomRecord } from '../../protocol/room/records.ts';
 import type { InviteId, MemberId, OwnerState } from '../../protocol/room/types.ts';
 import { rotationCount } from './machines.ts';
+import type { RoomFiles } from '../../protocol/room/file-driver.ts';
 import { linkBadge, RoomRuntime, type RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView } from './types.ts';
 import { ownerRoomState } from './view-model.ts';
@@ -37,11 +38,21 @@ export class OwnerRuntime extends RoomRuntime {
       pending,
       invites: { appUrl: deps.appUrl, server: record.server, ...(this.serverKey !== undefined ? { serverKey: this.serverKey } : {}) },
       link: (hooks, keys) => startOwner({ ...this.endpoint(), ...keys, ...hooks }),
+      files: this.filesOptions(),
     });
   }
 
-  start(): Promise<void> {
-    return this.driver.start();
+  protected filesApi(): RoomFiles | null {
+    return this.driver.files;
+  }
+
+  protected selfId(): string {
+    return this.driver.state.selfId;
+  }
+
+  async start(): Promise<void> {
+    await this.driver.start();
+    this.filesStarted((id) => this.nameOf(id) ?? '');
   }
 
   protected override nameOf(member: string | null): string | null {

@@ -27,7 +27,12 @@ const SETTINGS_FIELDS = [
   'customIce',
   'everyMessages',
   'everyMinutes',
+  'fileLimitMiB',
 ] as const;
+/** The per-file limit when the record has none (written before files): 100 MiB. */
+export const DEFAULT_FILE_LIMIT_MIB = 100;
+/** Largest per-file limit a setting may name (1 TiB, the largest offer, 5.17.1). */
+export const MAX_FILE_LIMIT_MIB = 1024 * 1024;
 
 export function encodeSettings(s: Settings): Uint8Array {
   return encode({
@@ -40,6 +45,7 @@ export function encodeSettings(s: Settings): Uint8Array {
     customIce: s.customIce,
     everyMessages: s.rotation.everyMessages,
     everyMinutes: s.rotation.everyMinutes,
+    fileLimitMiB: s.fileLimitMiB,
   });
 }
 
@@ -67,6 +73,8 @@ export function decodeSettings(bytes: Uint8Array): Settings {
       relayOnly: f.bool('relayOnly'),
       customIce: f.bool('customIce'),
       rotation: { everyMessages: f.int('everyMessages', INT), everyMinutes: f.int('everyMinutes', INT) },
+      // Optional: records written before files have none (version 1 either way).
+      fileLimitMiB: f.optional('fileLimitMiB', (k) => f.int(k, { min: 1, max: MAX_FILE_LIMIT_MIB })) ?? DEFAULT_FILE_LIMIT_MIB,
     };
   } catch (e) {
     if (e instanceof DecodeError) throw new RecordError(`${what}: ${e.message}`, { cause: e });

@@ -18,6 +18,10 @@ import { S, type Delivery } from '../strings.ts';
 import { browserWebSocket } from './browser-websocket.ts';
 import type { ConnectionState, LinkCountsView, MemberView, MessageView, RoomView } from './types.ts';
 import { orderMessages } from './view-model.ts';
+import { FilesModel } from './files.ts';
+import { lazyFileStore, type IdbFileStore } from '../storage/file-store.ts';
+import type { RoomFiles, RoomFilesOptions } from '../../protocol/room/file-driver.ts';
+import { webCryptoAead } from '../../crypto/index.ts';
 
 export interface RuntimeDeps {
   readonly vault: Vault;
@@ -28,6 +32,8 @@ export interface RuntimeDeps {
   readonly changed: () => void;
   /** A problem the user should see (not tied to a button press). */
   readonly report: (text: string) => void;
+  /** The per-file limit in bytes (settings, default 100 MiB). */
+  readonly fileLimit: () => number;
 }
 
 let systemCounter = 0;
@@ -43,6 +49,9 @@ function consoleLogger(prefix: string): Logger {
 
 export abstract class RoomRuntime {
   private readonly notes: MessageView[] = [];
+  /** This room's files (web/session/files.ts); its `api` is the driver's once the driver exists. */
+  readonly files: FilesModel;
+  private fileStore: Promise<IdbFileStore> | undefined;
 
   protected constructor(
     protected readonly deps: RuntimeDeps,
@@ -51,7 +60,39 @@ export abstract class RoomRuntime {
     protected readonly keys: RoomIdentity,
     /** Delivered messages in index order (committed history records). */
     protected history: HistoryRecord[],
-  ) {}
+  ) {
+    this.files = new FilesModel({
+      store: () => this.filesStore(),
+      limit: deps.fileLimit,
+      changed: deps.changed,
+      report: deps.report,
+      selfId: () => this.selfId(),
+      api: () => this.filesApi(),
+    });
+  }
+
+  /** The sealed chunk store of this room (web/storage/file-store.ts), opened once. */
+  protected filesStore(): Promise<IdbFileStore> {
+    this.fileStore ??= this.deps.vault.fileStore(this.id);
+    return this.fileStore;
+  }
+
+  /** Our member id in this room. */
+  protected abstract selfId(): string;
+
+  /** What the room driver is given for files (PROTOCOL.md 5.17): WebCrypto AES-GCM and the sealed IndexedDB chunks. */
+  protected filesOptions(): RoomFilesOptions {
+    return { store: lazyFileStore(() => this.filesStore()), aead: webCryptoAead };
+  }
+
+  /** The driver's file API. */
+  protected abstract filesApi(): RoomFiles | null;
+
+  /** Once the driver has started (its known files restored): the views of those files. */
+  protected filesStarted(nameOf: (id: string) => string): void {
+    const api = this.filesApi();
+    if (api !== null) this.files.restore(api.list(), nameOf);
+  }
 
   /** Clock, randomness, console logger and the event sink for this room's driver. */
   protected env(): DriverEnv {
@@ -77,6 +118,7 @@ export abstract class RoomRuntime {
   }
 
   private onDriverEvent(e: DriverEvent): void {
+    if (this.files.onEvent(e)) return;
     // A link-level refusal ('refused') shows as the room's state (view-model.ts), not as a line.
     if (e.kind === 'room') this.onRoomEvent(e.event);
     // Owner: another device may hold a member's keys (PROTOCOL.md 5.14): said in the room.
@@ -87,6 +129,7 @@ export abstract class RoomRuntime {
   protected onRoomEvent(ev: RoomEvent): void {
     switch (ev.type) {
       case 'message':
+        if (ev.file !== undefined) this.files.ordered(ev.file.file, ev.idx);
         return this.addMessage(ev);
       case 'member-joined':
         return this.note(S.systemJoined(ev.member.name));
@@ -183,7 +226,15 @@ export abstract class RoomRuntime {
       delivery: delivery(o.seq),
       idx: null,
     }));
-    return orderMessages(delivered, [...provisional, ...waiting], this.notes);
+    // File offers (5.17) show as file cards: at their room index once ordered, else with our pending lines.
+    const files = this.files.messages(selfName);
+    const fileIdx = new Set(files.flatMap((f) => (f.idx === null ? [] : [f.idx])));
+    // An offer's history line has no text; one whose file this device no longer knows shows nothing.
+    const ordered = [
+      ...delivered.filter((m) => m.text !== '' && (m.idx === null || !fileIdx.has(m.idx))),
+      ...files.filter((f) => f.idx !== null),
+    ].sort((a, b) => (a.idx ?? 0) - (b.idx ?? 0));
+    return orderMessages(ordered, [...provisional, ...waiting, ...files.filter((f) => f.idx === null)], this.notes);
   }
 
   protected memberView(

@@ -22,7 +22,7 @@ import { S, UiError } from '../strings.ts';
 import { createRoom as createOwnerState, rotationCount, startJoin } from './machines.ts';
 import { MemberRuntime } from './member-runtime.ts';
 import { OwnerRuntime } from './owner-runtime.ts';
-import { decodeSettings, encodeSettings } from './records.ts';
+import { decodeSettings, DEFAULT_FILE_LIMIT_MIB, encodeSettings } from './records.ts';
 import type { RuntimeDeps } from './runtime.ts';
 import type { InviteView, RoomView, ServerConfig, Settings } from './types.ts';
 import { loadRoom, saveNewRoom, type Refused } from './vault-store.ts';
@@ -47,6 +47,7 @@ export function defaultSettings(config: ServerConfig | null): Settings {
     customIce: false,
     relayOnly: false,
     rotation: { everyMessages: DEFAULT_CONFIG.rotateEveryMessages, everyMinutes: DEFAULT_CONFIG.rotateAfterMs / 60_000 },
+    fileLimitMiB: DEFAULT_FILE_LIMIT_MIB,
   };
 }
 
@@ -69,6 +70,7 @@ export class Session {
       appUrl: config?.appUrl ?? location.origin,
       changed: () => this.schedulePublish(),
       report,
+      fileLimit: () => this.settings.fileLimitMiB * 1024 * 1024,
     };
   }
 
@@ -291,6 +293,28 @@ export class Session {
     return this.owned(roomId).rotateNow();
   }
 
+  /** Files (PROTOCOL.md 5.17, web/session/files.ts): send a picked, dropped or pasted file. */
+  sendFile(roomId: string, file: File): Promise<void> {
+    return this.room(roomId).files.send(file, file.name === '' ? 'file' : file.name, file.type);
+  }
+
+  async acceptFile(roomId: string, id: string): Promise<void> {
+    this.room(roomId).files.accept(id);
+  }
+
+  async declineFile(roomId: string, id: string): Promise<void> {
+    this.room(roomId).files.decline(id);
+  }
+
+  async cancelFile(roomId: string, id: string): Promise<void> {
+    this.room(roomId).files.cancel(id);
+  }
+
+  /** A complete file as a blob: URL (application/octet-stream) and its safe name, for a download link. */
+  downloadFile(roomId: string, id: string): Promise<{ url: string; name: string }> {
+    return this.room(roomId).files.download(id);
+  }
+
   async forget(roomId: string): Promise<void> {
     const room = this.room(roomId);
     // Queued steps finish (and write) first; only then are the room's records deleted.
@@ -300,6 +324,8 @@ export class Session {
     await this.vault.deletePrefix('history', `${roomId}/`);
     await this.vault.deletePrefix('outbox', `${roomId}/`);
     await this.vault.deletePrefix('keys', `${roomId}/`);
+    await this.vault.deleteFiles(roomId);
+    room.files.dispose();
     this.rooms.delete(roomId);
     this.schedulePublish();
   }

@@ -45,6 +45,34 @@ export interface MessageView {
   readonly delivery: Delivery | null;
   /** Room index of a delivered message (unread counts); null for pending and system lines. */
   readonly idx: number | null;
+  /** A file offer (PROTOCOL.md 5.17): shown as a file card instead of a text. */
+  readonly file?: FileView;
+}
+
+/** Where a file is for this device (web/session/files.ts). */
+export type FileState =
+  'preparing' | 'offered' | 'waiting' | 'sending' | 'receiving' | 'done' | 'sent' | 'declined' | 'cancelled' | 'failed' | 'too-large';
+
+export interface FileView {
+  /** File id, lowercase hex. */
+  readonly id: string;
+  /** The sender's label reduced by safeFileName: the only name ever shown or used for a download. */
+  readonly name: string;
+  readonly size: number;
+  readonly own: boolean;
+  readonly state: FileState;
+  /** Bytes moved so far (stored, or granted and sent). */
+  readonly done: number;
+  /** Bytes per second over the last seconds; null before two samples. */
+  readonly rate: number | null;
+  /** Seconds left at that rate; null when unknown. */
+  readonly secondsLeft: number | null;
+  /** Why it ended (a file error code) for failed/cancelled. */
+  readonly code: string | null;
+  /** A thumbnail made on this device (blob: URL of a PNG we drew), only for a sniffed PNG/JPEG/GIF/WebP. */
+  readonly thumb: string | null;
+  /** Complete here, sniffed, and not a picture we show: offered as a download. */
+  readonly download: boolean;
 }
 
 export interface InviteView {
@@ -99,6 +127,8 @@ export interface Settings {
   /** Relay-only ICE (iceTransportPolicy 'relay'). */
   readonly relayOnly: boolean;
   readonly rotation: RotationPolicy;
+  /** Largest file sent or received, in MiB (PROTOCOL.md 5.17.6 `file.too-large`; default 100). */
+  readonly fileLimitMiB: number;
 }
 
 /** The server's /config.json (defaults for Settings). */

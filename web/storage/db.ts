@@ -6,7 +6,8 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 
 export const DB_NAME = 'zeroroom';
-export const DB_VERSION = 1;
+/** 2: adds `files` (sealed file chunks, docs/PROTOCOL.md 6.7). */
+export const DB_VERSION = 2;
 
 /** Encrypted stores; the record key is part of each record's Secure Cell context. */
 export const SEALED_STORES = ['identities', 'rooms', 'keys', 'history', 'outbox', 'settings'] as const;
@@ -27,6 +28,8 @@ interface ZeroRoomDb extends DBSchema {
   history: { key: string; value: Uint8Array };
   outbox: { key: string; value: Uint8Array };
   settings: { key: string; value: Uint8Array };
+  /** File chunks, each sealed with AES-256-GCM under the storage file key (web/storage/file-store.ts). */
+  files: { key: string; value: Uint8Array };
 }
 
 export type Db = IDBPDatabase<ZeroRoomDb>;
@@ -35,9 +38,12 @@ let opened: Promise<Db> | undefined;
 
 export function openDb(): Promise<Db> {
   opened ??= openDB<ZeroRoomDb>(DB_NAME, DB_VERSION, {
-    upgrade(db) {
-      db.createObjectStore('meta');
-      for (const name of SEALED_STORES) db.createObjectStore(name);
+    upgrade(db, oldVersion) {
+      if (oldVersion < 1) {
+        db.createObjectStore('meta');
+        for (const name of SEALED_STORES) db.createObjectStore(name);
+      }
+      if (oldVersion < 2) db.createObjectStore('files');
     },
   });
   return opened;

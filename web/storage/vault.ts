@@ -26,6 +26,7 @@ import {
 } from '../../crypto/index.ts';
 import { ZeroRoomError } from '../../protocol/errors.ts';
 import { openDb, SEALED_STORES, type Db, type SealedStore, type StoredKdfParams } from './db.ts';
+import { deriveFilesKey, IdbFileStore } from './file-store.ts';
 
 /** The check record of stores written before Argon2id (PROTOCOL.md 6.2, legacy). */
 const LEGACY_CHECK_TEXT = 'zeroroom storage check v1';
@@ -86,10 +87,24 @@ function openOrWrongPassword<T>(f: () => T, what: string): T {
 }
 
 export class Vault {
+  /** The file-chunk key F (PROTOCOL.md 6.7), derived from D on first use after the unlock. */
+  private filesKey: ReturnType<typeof deriveFilesKey> | undefined;
+
   private constructor(
     private readonly db: Db,
     private readonly key: SymmetricKey,
   ) {}
+
+  /** Room `roomId`'s file chunks (web/storage/file-store.ts), sealed under F = HKDF(D). */
+  async fileStore(roomId: string): Promise<IdbFileStore> {
+    this.filesKey ??= deriveFilesKey(this.key);
+    return new IdbFileStore(this.db, await this.filesKey, roomId);
+  }
+
+  /** Forget a room: its file chunks too. */
+  async deleteFiles(roomId: string): Promise<void> {
+    await this.db.delete('files', IDBKeyRange.bound(`${roomId}/`, `${roomId}/\uffff`));
+  }
 
   /** First run: a random data key, wrapped by the password key of new Argon2id params. */
   static async create(password: string): Promise<Vault> {

@@ -11,6 +11,7 @@ import type { MemberView, MessageView, RoomView } from '../session/types.ts';
 import { sortMembers } from '../session/view-model.ts';
 import { codeText, S, type RoomState } from '../strings.ts';
 import { confirmDialog } from './dialog.ts';
+import { fileCard, fileInputs, type FileCard } from './files.ts';
 import { invitePanel } from './invite.ts';
 import type { Ctx, View } from './shell.ts';
 
@@ -20,6 +21,8 @@ interface Row {
   readonly li: HTMLElement;
   readonly delivery: HTMLElement | null;
   shown: string;
+  /** A file offer's card (updated on every view: progress). */
+  readonly card?: FileCard;
 }
 
 function deliveryInto(el: HTMLElement, m: MessageView): void {
@@ -32,16 +35,17 @@ function deliveryInto(el: HTMLElement, m: MessageView): void {
   el.title = S.delivery[d];
 }
 
-function messageRow(m: MessageView): Row {
+function messageRow(m: MessageView, fileRow?: (m: MessageView) => FileCard | undefined): Row {
   const time = new Date(m.at);
+  const card = fileRow?.(m);
   const delivery =
     m.own && m.delivery !== null ? h('span', { className: 'delivery', testid: 'delivery-state', attrs: { 'aria-live': 'off' } }) : null;
   if (delivery !== null) deliveryInto(delivery, m);
   const li = h(
     'li',
     {
-      className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}${m.own ? ' own' : ''}`,
-      testid: m.system ? 'system-message' : 'message',
+      className: `message${m.system ? ' system' : ''}${m.pending ? ' pending' : ''}${m.own ? ' own' : ''}${card !== undefined ? ' file-message' : ''}`,
+      testid: m.system ? 'system-message' : card !== undefined ? 'file-message' : 'message',
       attrs: { 'data-sender': m.senderId, 'data-key': m.key },
     },
     [
@@ -51,11 +55,11 @@ function messageRow(m: MessageView): Row {
         text: time.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }),
         attrs: { datetime: time.toISOString() },
       }),
-      h('span', { className: 'text', testid: m.system ? 'system-text' : 'message-text', text: m.text }),
+      card !== undefined ? card.el : h('span', { className: 'text', testid: m.system ? 'system-text' : 'message-text', text: m.text }),
       delivery,
     ],
   );
-  return { li, delivery, shown: m.delivery ?? '' };
+  return { li, delivery, shown: m.delivery ?? '', ...(card !== undefined ? { card } : {}) };
 }
 
 /** How the link was kept up, for diagnostics and tests: peer connections made vs ICE restarts. */
@@ -134,8 +138,15 @@ export function roomView(ctx: Ctx, roomId: string): View {
     attrs: { rows: '2', maxlength: '4000', placeholder: S.messageLabel, 'aria-label': S.messageLabel },
   });
   const sendButton = h('button', { text: S.send, testid: 'send-button', className: 'primary', attrs: { type: 'submit' } });
-  const composer = h('form', { className: 'composer', attrs: { 'aria-label': S.messageLabel } }, [input, sendButton]);
   let sendable = true;
+  const chatArea = h('div', { className: 'chat' });
+  const composer = h('form', { className: 'composer', attrs: { 'aria-label': S.messageLabel } }, [
+    fileInputs(ctx, roomId, chatArea, () => sendable),
+    input,
+    sendButton,
+  ]);
+  chatArea.append(log, composer);
+  const fileRow = (m: MessageView): FileCard | undefined => (m.file === undefined ? undefined : fileCard(ctx, roomId, m.file));
   const send = (): void => {
     const text = input.value;
     if (text.trim() === '' || !sendable) return;
@@ -213,7 +224,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
       deadActions,
     ]),
     h('div', { className: 'room-body' }, [
-      h('div', { className: 'chat' }, [log, composer]),
+      chatArea,
       h('div', { className: 'side' }, [
         (safetyCard = h('div', { className: 'card safety' }, [
           h('h2', { text: S.safetyCode }),
@@ -245,7 +256,7 @@ export function roomView(ctx: Ctx, roomId: string): View {
         // Same message, new delivery state: change the mark in place (no new announcement).
         if (row.delivery !== null) deliveryInto(row.delivery, m);
         else {
-          const fresh = messageRow(m);
+          const fresh = messageRow(m, fileRow);
           row.li.replaceWith(fresh.li);
           row = fresh;
           rows.set(m.key, row);
@@ -253,8 +264,9 @@ export function roomView(ctx: Ctx, roomId: string): View {
         row.li.classList.toggle('pending', m.pending);
         row.shown = m.delivery ?? '';
       }
+      if (row !== undefined && row.card !== undefined && m.file !== undefined) row.card.update(m.file);
       if (row === undefined) {
-        row = messageRow(m);
+        row = messageRow(m, fileRow);
         rows.set(m.key, row);
         if (i === messages.children.length) appended = true;
       }

@@ -4,6 +4,7 @@
  */
 import { buildHash } from '../build-info.ts';
 import { h } from '../dom.ts';
+import { DEFAULT_FILE_LIMIT_MIB, MAX_FILE_LIMIT_MIB } from '../session/records.ts';
 import { defaultSettings } from '../session/session.ts';
 import type { IceServerSetting, Settings } from '../session/types.ts';
 import { S, UiError } from '../strings.ts';
@@ -53,6 +54,9 @@ export function settingsView(ctx: Ctx): View {
   relayOnly.checked = s.relayOnly;
   const everyMessages = numberInput('rotate-messages-input', s.rotation.everyMessages);
   const everyMinutes = numberInput('rotate-minutes-input', s.rotation.everyMinutes);
+  const fileLimit = numberInput('file-limit-input', s.fileLimitMiB);
+  fileLimit.min = '1';
+  fileLimit.max = String(MAX_FILE_LIMIT_MIB);
   const saved = h('span', { className: 'muted', attrs: { role: 'status' } });
 
   const form = h('form', { className: 'card', attrs: { 'aria-labelledby': 'settings-connection' } }, [
@@ -64,6 +68,8 @@ export function settingsView(ctx: Ctx): View {
     h('h2', { text: S.rotationTitle }),
     h('label', { className: 'field' }, [h('span', { text: S.rotateMessages }), everyMessages]),
     h('label', { className: 'field' }, [h('span', { text: S.rotateMinutes }), everyMinutes]),
+    h('h2', { text: S.files.filesTitle }),
+    h('label', { className: 'field' }, [h('span', { text: S.files.limitLabel }), fileLimit]),
     h('div', { className: 'row' }, [
       h('button', { text: S.save, testid: 'save-settings', className: 'primary', attrs: { type: 'submit' } }),
       h('button', {
@@ -96,6 +102,7 @@ export function settingsView(ctx: Ctx): View {
           everyMessages: Math.max(0, Math.floor(Number(everyMessages.value))),
           everyMinutes: Math.max(0, Math.floor(Number(everyMinutes.value))),
         },
+        fileLimitMiB: Math.min(MAX_FILE_LIMIT_MIB, Math.max(1, Math.floor(Number(fileLimit.value)) || DEFAULT_FILE_LIMIT_MIB)),
       };
       await ctx.session.saveSettings(next);
       saved.textContent = S.saved;
