@@ -347,20 +347,15 @@ export class MemberDriver extends RoomDriver<MemberState> {
 
   /** Send a message; rejects with the machine's refusal or `room.outbox-full`. */
   send(text: string): Promise<void> {
-    try {
-      this.checkRunning();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return this.serial(async () => {
-      if (this.outboxList.length >= MAX_OUTBOX)
-        throw new DriverError('room.outbox-full', `${MAX_OUTBOX} messages wait for the owner already; not sent`);
-      await this.sealAndSend(text, this.now());
-    });
+    return this.queueSend(text);
   }
 
   /** A file offer as a room message (RoomFiles.send): through the outbox like a text. */
   private sendFile(offer: FileOffer): Promise<void> {
+    return this.queueSend('', offer);
+  }
+
+  private queueSend(text: string, offer?: FileOffer): Promise<void> {
     try {
       this.checkRunning();
     } catch (e) {
@@ -369,7 +364,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     return this.serial(async () => {
       if (this.outboxList.length >= MAX_OUTBOX)
         throw new DriverError('room.outbox-full', `${MAX_OUTBOX} messages wait for the owner already; not sent`);
-      await this.sealAndSend('', this.now(), offer);
+      await this.sealAndSend(text, this.now(), offer);
     });
   }
 

@@ -1,8 +1,9 @@
 /**
  * The file path over real WebRTC (node-datachannel, 127.0.0.1): FileTransfers at both ends, chunks
  * on their own data channel, grants on a control channel (the link's role), files streamed from and
- * to disk. A transfer resumes after the peer connection is cut mid-file; a 1 GiB sparse file goes
- * through with bounded memory (peak RSS printed).
+ * to disk. A transfer resumes after the peer connection is cut mid-file; a 256 MiB sparse file goes
+ * through with memory bounded well below its size (peak RSS printed). The 1 GiB case runs end to
+ * end through the CLI, two processes, in test/cli-room/files-1gib.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
@@ -180,8 +181,8 @@ describe('file path over real WebRTC', () => {
     await dst.close();
   }, 60_000);
 
-  it('a 1 GiB sparse file goes through with bounded memory (peak RSS printed)', async () => {
-    const size = 1024 * 1024 * 1024;
+  it('a 256 MiB sparse file goes through with memory bounded below half its size (peak RSS printed)', async () => {
+    const size = 256 * 1024 * 1024;
     const src = await open(path.join(dir, 'sparse.bin'), 'w+');
     await src.truncate(size);
     const dst = await open(path.join(dir, 'sparse-out.bin'), 'w+');
@@ -203,10 +204,11 @@ describe('file path over real WebRTC', () => {
     clearInterval(sampler);
     const s = (performance.now() - t0) / 1000;
     console.log(
-      `1 GiB through the file path: ${s.toFixed(1)} s (${(size / s / 1e6).toFixed(1)} MB/s incl. hashing the received file), RSS before ${(rss0 / 1e6).toFixed(0)} MB, peak ${(peak / 1e6).toFixed(0)} MB`,
+      `256 MiB through the file path: ${s.toFixed(1)} s (${(size / s / 1e6).toFixed(1)} MB/s incl. hashing the received file), RSS before ${(rss0 / 1e6).toFixed(0)} MB, peak ${(peak / 1e6).toFixed(0)} MB`,
     );
     expect(errors).toEqual([]);
-    expect(peak - rss0).toBeLessThan(256 * 1024 * 1024);
+    // Both ends are in this process; a buffered file would cost its size at least once.
+    expect(peak - rss0).toBeLessThan(size / 2);
     p.close();
     await src.close();
     await dst.close();
