@@ -7,17 +7,49 @@ import { generateBoxKeyPair, generateIdentity, type BoxKeyPair, type RandomBytes
 import { DriverError, type RoomStore } from './driver-ports.ts';
 import { memberIdOf } from './ids.ts';
 import type { RoomIdentity } from './records.ts';
-import type { MemberCtx, MemberState } from './types.ts';
+import type { MemberCtx, MemberId, MemberState, OwnerState } from './types.ts';
 
-export class KeyUpdateKeys {
-  /** Set when the owner refused our current peer key while an update was pending: links use the pending one. */
-  private usePending = false;
-
+/**
+ * Keys in use and pending new ones across a key update, for members and the owner alike (5.8.1):
+ * new keys are stored before anything leaves, and stored again as the keys in use once the state
+ * that runs on them is saved.
+ */
+export class PendingKeys<S extends OwnerState | MemberState> {
   constructor(
     public current: RoomIdentity,
     public pending: RoomIdentity | null,
-    private readonly state: { readonly selfId: MemberState['selfId'] },
   ) {}
+
+  /** At start: a state saved after the switch whose keys record still names the pending keys as pending. */
+  async settle(store: RoomStore<S>, selfId: MemberId): Promise<void> {
+    if (this.pending !== null && memberIdOf(this.pending.identity.publicKey) === selfId) await this.switched(store);
+  }
+
+  /** New keys (unless some are pending from an attempt that never got saved), stored before anything leaves. */
+  async prepare(store: RoomStore<S>): Promise<RoomIdentity> {
+    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
+    if (this.pending !== null) return this.pending;
+    const pending: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
+    await store.saveKeys({ identity: this.current, pending });
+    this.pending = pending;
+    return pending;
+  }
+
+  /** The saved state runs on the pending keys: they become the keys in use, durably. */
+  async switched(store: RoomStore<S>): Promise<void> {
+    const next = this.pending;
+    if (next === null) return;
+    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
+    await store.saveKeys({ identity: next, pending: null });
+    this.current = next;
+    this.pending = null;
+  }
+}
+
+/** A member's keys: also which peer key a new link presents. */
+export class KeyUpdateKeys extends PendingKeys<MemberState> {
+  /** Set when the owner refused our current peer key while an update was pending: links use the pending one. */
+  private usePending = false;
 
   ctx(random: RandomBytes): MemberCtx {
     const base = { random, identity: this.current.identity, peerKey: this.current.peer.publicKey };
@@ -36,28 +68,8 @@ export class KeyUpdateKeys {
     return true;
   }
 
-  /** At start: a state saved after the switch whose keys record still names the pending keys as pending. */
-  async settle(store: RoomStore<MemberState>): Promise<void> {
-    if (this.pending !== null && memberIdOf(this.pending.identity.publicKey) === this.state.selfId) await this.switched(store);
-  }
-
-  /** Makes new keys (unless some are pending) and stores them before anything leaves. */
-  async prepare(store: RoomStore<MemberState>): Promise<void> {
-    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
-    if (this.pending !== null) return;
-    const pending: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-    await store.saveKeys({ identity: this.current, pending });
-    this.pending = pending;
-  }
-
-  /** The machine switched to the pending keys: they become ours, durably. */
-  async switched(store: RoomStore<MemberState>): Promise<void> {
-    const next = this.pending;
-    if (next === null) return;
-    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
-    await store.saveKeys({ identity: next, pending: null });
-    this.current = next;
-    this.pending = null;
+  override async switched(store: RoomStore<MemberState>): Promise<void> {
+    await super.switched(store);
     this.usePending = false;
   }
 }

@@ -85,7 +85,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     private readonly opts: MemberDriverOptions,
   ) {
     super(state, store, env);
-    this.keys = new KeyUpdateKeys(opts.identity, opts.pending ?? null, state);
+    this.keys = new KeyUpdateKeys(opts.identity, opts.pending ?? null);
     this.ctx = this.keys.ctx(env.random);
     this.meshDriver =
       opts.mesh === undefined
@@ -127,7 +127,7 @@ export class MemberDriver extends RoomDriver<MemberState> {
     if (this.started || this.stopped) return;
     this.started = true;
     await this.serial(async () => {
-      await this.keys.settle(this.store); // a switch the state has that the keys record missed (crash)
+      await this.keys.settle(this.store, this.state.selfId); // a switch the state has that the keys record missed (crash)
       this.ctx = this.keys.ctx(this.env.random);
       const stored = await this.store.listOutbox();
       this.outboxList = committedOutbox(this.state, stored);

@@ -12,7 +12,8 @@ import type { DriverEnv, OwnerLinkPort, RoomStore } from './driver-ports.ts';
 import { isAwayMessage, ownerHandover } from './away.ts';
 import { memberPeerKeys, ownerSafetyCode, ownerStep, pendingAuthTokens, removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import type { RoomIdentity } from './records.ts';
-import { OwnerKeys, PreviousPathHandles } from './owner-update-driver.ts';
+import { PendingKeys } from './key-update-driver.ts';
+import { PreviousPathHandles } from './owner-update-driver.ts';
 import { expirePreviousPaths, memberMoved, ownerUpdateStep } from './owner-update.ts';
 import { RoomFiles, isFileControl, type RoomFilesOptions } from './file-driver.ts';
 import type { InviteId, InviteSettings, MemberId, OwnerCtx, OwnerState, PeerKeyHex, RoomConfig, RoomEvent } from './types.ts';
@@ -44,7 +45,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
   private tickTimer: unknown = null;
   private ctx: OwnerCtx;
   /** Our keys and an owner update's pending ones; the paths we left (5.8.1 step 5, owner-update-driver.ts). */
-  private readonly keys: OwnerKeys;
+  private readonly keys: PendingKeys<OwnerState>;
   private readonly previous: PreviousPathHandles;
   /** Files in the room and the relay (file-driver.ts); null without OwnerDriverOptions.files. */
   readonly files: RoomFiles | null;
@@ -56,7 +57,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
     private readonly opts: OwnerDriverOptions,
   ) {
     super(state, store, env);
-    this.keys = new OwnerKeys(opts.identity, opts.pending ?? null);
+    this.keys = new PendingKeys<OwnerState>(opts.identity, opts.pending ?? null);
     this.ctx = this.ctxFor(opts.identity);
     this.previous = new PreviousPathHandles(
       opts.link,
@@ -100,7 +101,7 @@ export class OwnerDriver extends RoomDriver<OwnerState> {
     if (this.handle !== null || this.stopped) return;
     // A switch the saved state has that the keys record missed (a crash after the commit, 5.8.1 step 5).
     await this.serial(async () => {
-      await this.keys.settle(this.store, this.state);
+      await this.keys.settle(this.store, this.state.selfId);
       this.ctx = this.ctxFor(this.keys.current);
       await this.files?.restore();
     });

@@ -1,50 +1,15 @@
 /**
- * The owner driver's side of its own key update (docs/PROTOCOL.md 5.8.1 step 5): the keys the room
- * runs on and the pending new ones (stored before the step runs, stored again as the room's keys
- * once the step is saved), and the link handles of the paths the owner left, listened on for members
- * that have not moved (`previousPaths` of the state).
+ * The owner driver's side of its own key update (docs/PROTOCOL.md 5.8.1 step 5): the link handles
+ * of the paths the owner left, listened on for members that have not moved (`previousPaths` of the
+ * state). Its keys and pending keys are PendingKeys (key-update-driver.ts), as a member's are.
  */
-import { asBoxSecretKey, asBoxPublicKey, boxKeyPairFromSecret, fromHex, generateBoxKeyPair, generateIdentity } from '../../crypto/index.ts';
+import { asBoxSecretKey, asBoxPublicKey, boxKeyPairFromSecret, fromHex } from '../../crypto/index.ts';
 import type { OwnerHandle } from '../link/owner.ts';
 import type { PeerLink } from '../link/peer-link.ts';
-import { DriverError, type DriverEnv, type OwnerLinkPort, type RoomStore } from './driver-ports.ts';
-import { memberIdOf } from './ids.ts';
+import type { DriverEnv, OwnerLinkPort } from './driver-ports.ts';
 import { removedPeerKeys, retiredAuthTokens } from './owner.ts';
 import { previousPathsOf } from './owner-update.ts';
-import type { RoomIdentity } from './records.ts';
 import type { OwnerState, PeerKeyHex } from './types.ts';
-
-export class OwnerKeys {
-  constructor(
-    public current: RoomIdentity,
-    public pending: RoomIdentity | null,
-  ) {}
-
-  /** At start: a saved state already on the pending keys (a crash after the commit) finishes the switch. */
-  async settle(store: RoomStore<OwnerState>, state: OwnerState): Promise<void> {
-    if (this.pending !== null && memberIdOf(this.pending.identity.publicKey) === state.selfId) await this.switched(store);
-  }
-
-  /** New keys (unless some are pending from an attempt whose step never got saved), stored before anything leaves. */
-  async prepare(store: RoomStore<OwnerState>): Promise<RoomIdentity> {
-    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
-    if (this.pending !== null) return this.pending;
-    const pending: RoomIdentity = { identity: generateIdentity(), peer: generateBoxKeyPair() };
-    await store.saveKeys({ identity: this.current, pending });
-    this.pending = pending;
-    return pending;
-  }
-
-  /** The saved state runs on the pending keys: they become the room's keys, durably. */
-  async switched(store: RoomStore<OwnerState>): Promise<void> {
-    const next = this.pending;
-    if (next === null) return;
-    if (store.saveKeys === undefined) throw new DriverError('room.no-key-store', 'this store cannot keep new keys');
-    await store.saveKeys({ identity: next, pending: null });
-    this.current = next;
-    this.pending = null;
-  }
-}
 
 /**
  * One link handle per path in `previousPaths`: no invites there, only the waiting members' peer
